@@ -1,0 +1,68 @@
+// The "amqp" error category and the mapping of local errors to AMQP conditions.
+#include <string>
+
+#include "amqp/error.hpp"
+
+namespace amqp {
+
+namespace {
+class category_impl final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "amqp"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+    case errc::decode_error:
+      return "malformed AMQP encoding";
+    case errc::depth_exceeded:
+      return "AMQP value nested too deeply";
+    case errc::resource_limit:
+      return "resource limit exceeded";
+    case errc::type_mismatch:
+      return "AMQP value of the wrong type";
+    case errc::missing_field:
+      return "mandatory field missing";
+    case errc::unexpected_descriptor:
+      return "unexpected descriptor";
+    case errc::invalid_message:
+      return "message sections out of order or repeated";
+    case errc::invalid_argument:
+      return "invalid argument";
+    case errc::buffer_too_small:
+      return "buffer too small";
+    case errc::out_of_memory:
+      return "out of memory";
+    }
+    return "unknown amqp error";
+  }
+};
+} // namespace
+
+const std::error_category& amqp_category() noexcept {
+  static const category_impl instance;
+  return instance;
+}
+
+std::string_view to_condition_symbol(std::error_code ec) noexcept {
+  if (ec.category() != amqp_category()) {
+    return symbol::internal_error;
+  }
+  switch (static_cast<errc>(ec.value())) {
+  case errc::decode_error:
+  case errc::depth_exceeded:
+  case errc::type_mismatch:
+  case errc::unexpected_descriptor:
+  case errc::invalid_message:
+    return symbol::decode_error;
+  case errc::resource_limit:
+    return symbol::resource_limit_exceeded;
+  case errc::missing_field:
+    return symbol::invalid_field;
+  case errc::invalid_argument:
+  case errc::buffer_too_small:
+  case errc::out_of_memory:
+    return symbol::internal_error;
+  }
+  return symbol::internal_error;
+}
+
+} // namespace amqp
