@@ -252,6 +252,7 @@ public:
 private:
   friend class value;
   friend class value_range;
+  friend struct value_access;
   const value* built_ = nullptr;          // built container: next element
   const std::byte* pos_ = nullptr;        // decoded container: next element's bytes
   const std::byte* end_ = nullptr;        // decoded container: end of elements
@@ -273,6 +274,7 @@ public:
 
 private:
   friend class value;
+  friend struct value_access;
   value_iterator begin_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "amqp/codec.hpp"
 #include "codec/constructors.hpp"
+#include "codec/encode_internal.hpp"
 #include "codec/value_access.hpp"
 #include "codec/writer.hpp"
 
@@ -23,7 +24,6 @@ struct array_plan {
   std::size_t payload = 0;   // bytes of all element bodies
 };
 
-result<std::size_t> full_size(const value& v) noexcept;
 result<std::size_t> body_size(const value& v, std::uint8_t c) noexcept;
 
 bool fits_ubyte(std::uint64_t u) noexcept { return u <= 0xFF; }
@@ -342,6 +342,8 @@ result<std::size_t> body_size(const value& v, std::uint8_t c) noexcept {
   return errc::invalid_argument;
 }
 
+} // namespace
+
 result<std::size_t> full_size(const value& v) noexcept {
   if (v.kind() == type::described) {
     if (va::decoded(v)) {
@@ -372,7 +374,7 @@ result<std::size_t> full_size(const value& v) noexcept {
   return 1 + *b;
 }
 
-void write_full(const value& v, writer& w) noexcept;
+namespace {
 
 // Writes the body of `v` with format code `c`. Sizes were checked by the caller.
 void write_body(const value& v, std::uint8_t c, writer& w) noexcept {
@@ -463,6 +465,8 @@ void write_body(const value& v, std::uint8_t c, writer& w) noexcept {
   AMQP_ASSERT(false);
 }
 
+} // namespace
+
 void write_full(const value& v, writer& w) noexcept {
   if (v.kind() == type::described) {
     w.u8(code::described);
@@ -480,8 +484,6 @@ void write_full(const value& v, writer& w) noexcept {
   w.u8(c);
   write_body(v, c, w);
 }
-
-} // namespace
 
 } // namespace detail
 

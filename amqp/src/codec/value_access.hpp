@@ -64,6 +64,18 @@ struct value_access {
   }
   static void set_aux(value& v, std::uint8_t c) noexcept { v.elem_code_ = c; }
   static void set_elem(value& v, type t) noexcept { v.elem_ = t; }
+
+  // A range over `count` already validated values encoded one after another in `bytes`.
+  static value_range sequence(std::span<const std::byte> bytes, std::uint32_t count) noexcept {
+    value_range r;
+    r.begin_.pos_ = bytes.data();
+    r.begin_.end_ = bytes.data() + bytes.size();
+    r.begin_.remaining_ = count;
+    if (count != 0) {
+      r.begin_.load();
+    }
+    return r;
+  }
 };
 
 namespace detail {

@@ -1,0 +1,160 @@
+// AMQP 1.0 messages (AMQP 1.0 §3.2): sections, the bare message and its annotations.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "amqp/codec.hpp"
+#include "amqp/result.hpp"
+#include "amqp/value.hpp"
+
+namespace amqp {
+
+// The descriptor codes of the message sections (messaging.xml).
+enum class section : std::uint8_t {
+  header = 0x70,
+  delivery_annotations = 0x71,
+  message_annotations = 0x72,
+  properties = 0x73,
+  application_properties = 0x74,
+  data = 0x75,
+  amqp_sequence = 0x76,
+  amqp_value = 0x77,
+  footer = 0x78,
+};
+
+// The AMQP name of a section ("header", "delivery-annotations", ..., "footer").
+[[nodiscard]] std::string_view section_name(section s) noexcept;
+
+// A set of sections, for choosing which sections of a decoded message to replace.
+// `body` stands for all body sections (data, amqp-sequence, amqp-value) together.
+enum class section_set : std::uint16_t {
+  none = 0,
+  header = 1U << 0,
+  delivery_annotations = 1U << 1,
+  message_annotations = 1U << 2,
+  properties = 1U << 3,
+  application_properties = 1U << 4,
+  body = 1U << 5,
+  footer = 1U << 6,
+};
+[[nodiscard]] constexpr section_set operator|(section_set a, section_set b) noexcept {
+  return static_cast<section_set>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
+[[nodiscard]] constexpr bool contains(section_set s, section_set x) noexcept {
+  return (static_cast<unsigned>(s) & static_cast<unsigned>(x)) != 0;
+}
+
+// AMQP 1.0 §3.2.1 header. Defaults are the spec's.
+struct header {
+  bool durable = false;
+  std::uint8_t priority = 4;
+  std::optional<std::uint32_t> ttl; // milliseconds
+  bool first_acquirer = false;
+  std::uint32_t delivery_count = 0;
+  friend bool operator==(const header&, const header&) = default;
+};
+
+// AMQP 1.0 §3.2.4 properties. Views: the strings and binaries are not owned.
+struct properties {
+  value message_id; // ulong, uuid, binary or string; null if absent
+  std::optional<binary_view> user_id;
+  std::optional<std::string_view> to; // address
+  std::optional<std::string_view> subject;
+  std::optional<std::string_view> reply_to;
+  value correlation_id; // as message_id
+  std::optional<symbol_view> content_type;
+  std::optional<symbol_view> content_encoding;
+  std::optional<timestamp> absolute_expiry_time;
+  std::optional<timestamp> creation_time;
+  std::optional<std::string_view> group_id;
+  std::optional<std::uint32_t> group_sequence;
+  std::optional<std::string_view> reply_to_group_id;
+};
+
+// The kind of body a message carries (AMQP 1.0 §3.2: data*, amqp-sequence*, or amqp-value).
+enum class body_kind : std::uint8_t { none, data, amqp_sequence, amqp_value };
+
+// A message to encode. Nothing is owned: values, strings and the body array must outlive
+// the encoding call. Sections left null/empty are not written.
+struct message {
+  std::optional<amqp::header> header;
+  value delivery_annotations; // map with symbol keys, or null
+  value message_annotations;  // map with symbol keys, or null
+  std::optional<amqp::properties> properties;
+  value application_properties; // map with string keys, or null
+  body_kind body = body_kind::none;
+  // data: one binary per data section; amqp_sequence: one list per section; amqp_value:
+  // exactly one value.
+  std::span<const value> body_sections;
+  value footer; // map, or null
+};
+
+// The encoded size of `m`. Errors: errc::invalid_argument (a section value of the wrong type,
+// e.g. a data section that is not a binary, or an unencodable value).
+[[nodiscard]] result<std::size_t> encoded_size(const message& m) noexcept;
+// Encodes `m` into the front of `out`; returns the bytes written. Errors: those of
+// encoded_size, errc::buffer_too_small.
+[[nodiscard]] result<std::size_t> encode(const message& m, std::span<std::byte> out) noexcept;
+// Appends the encoding of `m` to `out`. Errors: those of encoded_size.
+[[nodiscard]] result<void> encode_append(const message& m, std::vector<std::byte>& out);
+
+// A decoded message. Every section was validated when decoded, so reading it cannot fail.
+// All views point into the decoded bytes and are valid as long as they are.
+class message_view {
+public:
+  std::optional<amqp::header> header;
+  value delivery_annotations; // map, or null if absent
+  value message_annotations;  // map, or null if absent
+  std::optional<amqp::properties> properties;
+  value application_properties; // map, or null if absent
+  body_kind body = body_kind::none;
+  value footer; // map, or null if absent
+
+  // The whole encoded message.
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
+  // The encoded bytes of one kind of section; for a body kind, all body sections together.
+  // Empty if the message has no such section.
+  [[nodiscard]] std::span<const std::byte> raw(section s) const noexcept;
+  // The body sections, in order, each a described value (descriptor 0x75, 0x76 or 0x77).
+  [[nodiscard]] value_range body_sections() const noexcept;
+  [[nodiscard]] std::uint32_t body_section_count() const noexcept { return body_count_; }
+  // The payload of the first data section (empty if the body is not data).
+  [[nodiscard]] binary_view data() const noexcept { return first_data_; }
+  // The value of an amqp-value body (null otherwise).
+  [[nodiscard]] value body_value() const noexcept;
+
+private:
+  friend result<message_view> decode_message(std::span<const std::byte>,
+                                             const decode_limits&) noexcept;
+  std::span<const std::byte> bytes_;
+  // Offsets of each section kind in bytes_: [begin, end) per section index 0..8; body
+  // sections share one range.
+  std::uint32_t begin_[9] = {};
+  std::uint32_t end_[9] = {};
+  std::uint32_t body_count_ = 0;
+  binary_view first_data_;
+};
+
+// Decodes a message: sections in the order of AMQP 1.0 §3.2 (header, delivery-annotations,
+// message-annotations, properties, application-properties, body, footer), each at most once
+// (body: one or more data, or one or more amqp-sequence, or one amqp-value). Every value is
+// validated. Errors: errc::decode_error, errc::depth_exceeded, errc::resource_limit (from the
+// value decoder), errc::invalid_message (a section out of order, repeated, or with an unknown
+// descriptor), errc::type_mismatch / errc::missing_field (a header or properties field of the
+// wrong type).
+[[nodiscard]] result<message_view> decode_message(std::span<const std::byte> in,
+                                                  const decode_limits& limits = {}) noexcept;
+
+// Re-encodes a decoded message: every section is written back from its original bytes
+// (byte-identical), except the sections named in `replaced`, which are taken from `with`
+// (a replaced section that is absent/null in `with` is dropped). This is how a broker adds
+// or changes annotations and forwards the rest untouched.
+[[nodiscard]] result<void> encode_append(const message_view& original, const message& with,
+                                         section_set replaced, std::vector<std::byte>& out);
+
+} // namespace amqp

@@ -1,0 +1,402 @@
+// Table-driven encoding and decoding of AMQP composite types (AMQP 1.0 §1.4, the
+// <type class="composite"> entries of the spec XML).
+//
+// Each composite type T describes itself once, in a specialisation of composite_traits<T>:
+//
+//   template <> struct composite_traits<begin> {
+//     static constexpr std::uint64_t code = 0x11;               // amqp:begin:list
+//     static constexpr std::string_view name = "amqp:begin:list";
+//     static constexpr auto fields = std::tuple{
+//         field{&begin::remote_channel, "remote-channel"},
+//         field{&begin::next_outgoing_id, "next-outgoing-id", mandatory}, ...};
+//   };
+//
+// and generic code below decodes and encodes it. Member types map to AMQP field types:
+// bool, unsigned integers (any unsigned AMQP integer that fits is accepted), std::string_view
+// (string), symbol_view, binary_view, timestamp, value (any type, maps, `*` fields), symbols
+// (multiple symbols), std::optional<X> of those, and other composites (nested).
+//
+// Encoding: fields equal to their default (or empty optionals, null values) are written as
+// null, and trailing nulls are dropped (§1.4: "a list with fewer elements than fields is
+// padded with nulls"). Mandatory fields are always written.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <variant>
+
+#include "amqp/result.hpp"
+#include "amqp/symbols.hpp"
+#include "amqp/value.hpp"
+#include "codec/constructors.hpp"
+#include "codec/encode_internal.hpp"
+#include "codec/value_access.hpp"
+#include "codec/writer.hpp"
+
+namespace amqp::detail {
+
+inline constexpr unsigned mandatory = 1;
+
+template <class T, class M> struct field {
+  M T::*member;
+  std::string_view name;
+  unsigned flags = 0;
+};
+template <class T, class M> field(M T::*, std::string_view) -> field<T, M>;
+template <class T, class M> field(M T::*, std::string_view, unsigned) -> field<T, M>;
+
+template <class T> struct composite_traits;
+
+template <class T>
+concept composite = requires {
+  { composite_traits<T>::code } -> std::convertible_to<std::uint64_t>;
+  composite_traits<T>::fields;
+};
+
+template <class T> struct is_optional : std::false_type {};
+template <class T> struct is_optional<std::optional<T>> : std::true_type {};
+template <class T> struct is_variant : std::false_type {};
+template <class... Ts> struct is_variant<std::variant<Ts...>> : std::true_type {};
+
+// ---- decoding ---------------------------------------------------------------------------
+
+template <composite T> result<void> decode_composite(const value& v, T& out) noexcept;
+
+inline result<void> decode_member(const value& v, bool& out) noexcept {
+  if (!v.is(type::boolean)) {
+    return errc::type_mismatch;
+  }
+  out = v.as_bool();
+  return {};
+}
+template <std::unsigned_integral M>
+  requires(!std::same_as<M, bool>)
+result<void> decode_member(const value& v, M& out) noexcept {
+  auto u = v.get_unsigned();
+  if (!u || *u > std::numeric_limits<M>::max()) {
+    return errc::type_mismatch;
+  }
+  out = static_cast<M>(*u);
+  return {};
+}
+inline result<void> decode_member(const value& v, std::string_view& out) noexcept {
+  if (!v.is(type::string)) {
+    return errc::type_mismatch;
+  }
+  out = v.as_string();
+  return {};
+}
+inline result<void> decode_member(const value& v, symbol_view& out) noexcept {
+  if (!v.is(type::symbol)) {
+    return errc::type_mismatch;
+  }
+  out = {v.as_symbol()};
+  return {};
+}
+inline result<void> decode_member(const value& v, binary_view& out) noexcept {
+  if (!v.is(type::binary)) {
+    return errc::type_mismatch;
+  }
+  out = v.as_binary();
+  return {};
+}
+inline result<void> decode_member(const value& v, timestamp& out) noexcept {
+  if (!v.is(type::timestamp)) {
+    return errc::type_mismatch;
+  }
+  out = v.as_timestamp();
+  return {};
+}
+inline result<void> decode_member(const value& v, value& out) noexcept {
+  out = v;
+  return {};
+}
+inline result<void> decode_member(const value& v, symbols& out) noexcept {
+  if (v.is(type::symbol) || (v.is(type::array) && v.element_type() == type::symbol)) {
+    out = symbols{v};
+    return {};
+  }
+  return errc::type_mismatch;
+}
+template <composite M> result<void> decode_member(const value& v, M& out) noexcept {
+  return decode_composite(v, out);
+}
+template <class M> result<void> decode_member(const value& v, std::optional<M>& out) noexcept {
+  M m{};
+  auto r = decode_member(v, m);
+  if (!r) {
+    return r;
+  }
+  out = std::move(m);
+  return {};
+}
+
+// True if `v` (a described value) has the descriptor of T: its code or its symbolic name.
+template <composite T> bool has_descriptor(const value& v) noexcept {
+  if (!v.is(type::described)) {
+    return false;
+  }
+  value d = v.descriptor();
+  if (d.is(type::ulong)) {
+    return d.as_ulong() == composite_traits<T>::code;
+  }
+  return d.is(type::symbol) && d.as_symbol() == composite_traits<T>::name;
+}
+
+// Decodes the fields of T from the list `l`. Fields beyond those T knows are ignored
+// (AMQP 1.0 §1.4 allows later versions to append fields).
+template <composite T> result<void> decode_fields(const value& l, T& out) noexcept {
+  if (!l.is(type::list)) {
+    return errc::type_mismatch;
+  }
+  auto range = l.items();
+  auto it = range.begin();
+  std::uint32_t left = range.size();
+  result<void> status;
+  std::apply(
+      [&](const auto&... f) {
+        auto one = [&](const auto& fd) {
+          if (!status) {
+            return;
+          }
+          value fv;
+          if (left != 0) {
+            fv = *it;
+            --left;
+            if (left != 0) {
+              ++it;
+            }
+          }
+          if (fv.is_null()) {
+            if ((fd.flags & mandatory) != 0) {
+              status = errc::missing_field;
+            }
+            return;
+          }
+          status = decode_member(fv, out.*(fd.member));
+        };
+        (one(f), ...);
+      },
+      composite_traits<T>::fields);
+  return status;
+}
+
+// Decodes a described value whose descriptor must be T's.
+template <composite T> result<void> decode_composite(const value& v, T& out) noexcept {
+  if (!has_descriptor<T>(v)) {
+    return v.is(type::described) ? errc::unexpected_descriptor : errc::type_mismatch;
+  }
+  out = T{};
+  return decode_fields(v.described_value(), out);
+}
+
+// ---- encoding ---------------------------------------------------------------------------
+
+template <composite T> result<std::size_t> composite_size(const T& c) noexcept;
+template <composite T> void write_composite(const T& c, writer& w) noexcept;
+
+// Simple members become a value and use the value encoder.
+inline value member_value(bool b) noexcept { return value{b}; }
+template <std::unsigned_integral M>
+  requires(!std::same_as<M, bool>)
+value member_value(M m) noexcept {
+  return value{m};
+}
+inline value member_value(std::string_view s) noexcept { return value{s}; }
+inline value member_value(symbol_view s) noexcept { return value{s}; }
+inline value member_value(binary_view b) noexcept { return value{b}; }
+inline value member_value(timestamp t) noexcept { return value{t}; }
+inline value member_value(const value& v) noexcept { return v; }
+inline value member_value(const symbols& s) noexcept { return s.as_value(); }
+
+template <class M> bool member_is_null(const M& m) noexcept {
+  if constexpr (is_optional<M>::value) {
+    return !m.has_value();
+  } else if constexpr (std::same_as<M, value>) {
+    return m.is_null();
+  } else if constexpr (std::same_as<M, symbols>) {
+    return m.as_value().is_null();
+  } else {
+    return false;
+  }
+}
+
+template <class M> result<std::size_t> member_size(const M& m) noexcept {
+  if constexpr (is_optional<M>::value) {
+    return m ? member_size(*m) : result<std::size_t>{std::size_t{1}};
+  } else if constexpr (composite<M>) {
+    return composite_size(m);
+  } else {
+    return full_size(member_value(m));
+  }
+}
+
+template <class M> void write_member(const M& m, writer& w) noexcept {
+  if constexpr (is_optional<M>::value) {
+    if (m) {
+      write_member(*m, w);
+    } else {
+      w.u8(code::null);
+    }
+  } else if constexpr (composite<M>) {
+    write_composite(m, w);
+  } else {
+    write_full(member_value(m), w);
+  }
+}
+
+// The number of fields written: up to the last one that is not null or default.
+template <composite T> std::size_t written_fields(const T& c) noexcept {
+  static const T defaults{};
+  std::size_t n = 0;
+  std::size_t k = 0;
+  std::apply(
+      [&](const auto&... f) {
+        auto one = [&](const auto& fd) {
+          ++k;
+          const auto& m = c.*(fd.member);
+          bool null = false;
+          if ((fd.flags & mandatory) == 0) {
+            using M = std::remove_cvref_t<decltype(m)>;
+            if constexpr (is_optional<M>::value || std::same_as<M, value> ||
+                          std::same_as<M, symbols>) {
+              null = member_is_null(m);
+            } else if constexpr (std::equality_comparable<M>) {
+              null = m == defaults.*(fd.member);
+            }
+          }
+          if (!null) {
+            n = k;
+          }
+        };
+        (one(f), ...);
+      },
+      composite_traits<T>::fields);
+  return n;
+}
+
+inline std::size_t descriptor_size(std::uint64_t code) noexcept { return code <= 0xFF ? 3 : 10; }
+
+// Size of the list body (the fields), with `n` fields written; nulls for default fields.
+template <composite T> result<std::size_t> fields_payload(const T& c, std::size_t n) noexcept {
+  static const T defaults{};
+  std::size_t total = 0;
+  std::size_t k = 0;
+  result<void> status;
+  std::apply(
+      [&](const auto&... f) {
+        auto one = [&](const auto& fd) {
+          if (k++ >= n || !status) {
+            return;
+          }
+          const auto& m = c.*(fd.member);
+          using M = std::remove_cvref_t<decltype(m)>;
+          bool null = false;
+          if ((fd.flags & mandatory) == 0) {
+            if constexpr (!is_optional<M>::value && !std::same_as<M, value> &&
+                          !std::same_as<M, symbols> && std::equality_comparable<M>) {
+              null = m == defaults.*(fd.member);
+            }
+          }
+          if (null) {
+            total += 1;
+            return;
+          }
+          auto s = member_size(m);
+          if (!s) {
+            status = s.error();
+            return;
+          }
+          total += *s;
+        };
+        (one(f), ...);
+      },
+      composite_traits<T>::fields);
+  if (!status) {
+    return status.error();
+  }
+  return total;
+}
+
+template <composite T> result<std::size_t> composite_size(const T& c) noexcept {
+  std::size_t n = written_fields(c);
+  auto payload = fields_payload(c, n);
+  if (!payload) {
+    return payload;
+  }
+  std::size_t list = n == 0 ? 1 : (*payload + 1 <= 0xFF) ? 3 + *payload : 9 + *payload;
+  return descriptor_size(composite_traits<T>::code) + list;
+}
+
+template <composite T> void write_composite(const T& c, writer& w) noexcept {
+  static const T defaults{};
+  constexpr std::uint64_t dcode = composite_traits<T>::code;
+  w.u8(code::described);
+  if (dcode <= 0xFF) {
+    w.u8(code::smallulong);
+    w.u8(static_cast<std::uint8_t>(dcode));
+  } else {
+    w.u8(code::ulong);
+    w.u64(dcode);
+  }
+  std::size_t n = written_fields(c);
+  if (n == 0) {
+    w.u8(code::list0);
+    return;
+  }
+  std::size_t payload = *fields_payload(c, n);
+  if (payload + 1 <= 0xFF) {
+    w.u8(code::list8);
+    w.u8(static_cast<std::uint8_t>(payload + 1));
+    w.u8(static_cast<std::uint8_t>(n));
+  } else {
+    w.u8(code::list32);
+    w.u32(static_cast<std::uint32_t>(payload + 4));
+    w.u32(static_cast<std::uint32_t>(n));
+  }
+  std::size_t k = 0;
+  std::apply(
+      [&](const auto&... f) {
+        auto one = [&](const auto& fd) {
+          if (k++ >= n) {
+            return;
+          }
+          const auto& m = c.*(fd.member);
+          using M = std::remove_cvref_t<decltype(m)>;
+          if ((fd.flags & mandatory) == 0) {
+            if constexpr (!is_optional<M>::value && !std::same_as<M, value> &&
+                          !std::same_as<M, symbols> && std::equality_comparable<M>) {
+              if (m == defaults.*(fd.member)) {
+                w.u8(code::null);
+                return;
+              }
+            }
+          }
+          write_member(m, w);
+        };
+        (one(f), ...);
+      },
+      composite_traits<T>::fields);
+}
+
+// Public-API helpers: size, then write into a span.
+template <composite T> result<std::size_t> encode_composite(const T& c, std::span<std::byte> out) {
+  auto n = composite_size(c);
+  if (!n) {
+    return n;
+  }
+  if (*n > out.size()) {
+    return errc::buffer_too_small;
+  }
+  writer w(out.first(*n));
+  write_composite(c, w);
+  return *n;
+}
+
+} // namespace amqp::detail
