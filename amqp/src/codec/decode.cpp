@@ -1,4 +1,9 @@
 // Decoding of AMQP 1.0 values (AMQP 1.0 §1.2 type encodings, types.xml).
+//
+// Two passes with different jobs: `validate` checks untrusted bytes completely (bounds,
+// counts, nesting, UTF-8, ASCII) without building anything; the `trusted_*` functions then
+// read bytes that passed validation, with no checks beyond debug assertions. Iterating a
+// decoded value uses the trusted functions, so accessing it can never fail.
 #include <bit>
 #include <cstring>
 
@@ -14,21 +19,26 @@ namespace {
 
 using va = value_access;
 
-bool is_ascii(std::span<const std::byte> s) noexcept {
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
+bool is_ascii(const std::byte* p, std::size_t n) noexcept {
+  constexpr std::uint64_t high8 = 0x8080808080808080ULL;
+  auto word = [](const std::byte* q) {
     std::uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    if ((w & 0x8080808080808080ULL) != 0) {
-      return false;
+    std::memcpy(&w, q, 8);
+    return w;
+  };
+  if (n >= 8) {
+    // Whole words, then one last word overlapping the previous one.
+    std::uint64_t acc = word(p + n - 8);
+    for (std::size_t i = 0; i + 8 <= n; i += 8) {
+      acc |= word(p + i);
     }
+    return (acc & high8) == 0;
   }
-  for (; i < s.size(); ++i) {
-    if ((std::to_integer<unsigned>(s[i]) & 0x80U) != 0) {
-      return false;
-    }
+  unsigned acc = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    acc |= std::to_integer<unsigned>(p[i]);
   }
-  return true;
+  return (acc & 0x80U) == 0;
 }
 
 // AMQP 1.0 §1.6.17: char is a UTF-32 code point; surrogates and values above U+10FFFF are not
@@ -37,302 +47,346 @@ bool is_scalar_value(std::uint32_t c) noexcept {
   return c <= 0x10FFFF && (c < 0xD800 || c > 0xDFFF);
 }
 
-template <bool Validate>
-result<value> decode_body(std::uint8_t c, reader& r, std::uint32_t depth,
-                          const decode_limits& lim) noexcept;
-
-template <bool Validate>
-result<value> decode_any(reader& r, std::uint32_t depth, const decode_limits& lim) noexcept {
-  auto c = r.u8();
-  if (!c) {
-    return c.error();
-  }
-  return decode_body<Validate>(*c, r, depth, lim);
+// Reads a size or count field of `width` (1 or 4) bytes at p; the caller checked the bounds.
+std::uint32_t load_sized(const std::byte* p, unsigned width) noexcept {
+  return width == 1 ? std::to_integer<std::uint32_t>(p[0]) : load_be32(p);
 }
 
-template <bool Validate>
-result<value> decode_fixed(std::uint8_t c, const ctor_info& ci, reader& r) noexcept {
-  auto b = r.bytes(ci.width);
-  if (!b) {
-    return b.error();
-  }
-  const std::byte* p = b->data();
-  value v = va::make(ci.t, c);
-  switch (c) {
-  case code::null:
-    break;
-  case code::true_:
-    va::set_b(v, true);
-    break;
-  case code::false_:
-    va::set_b(v, false);
-    break;
-  case code::boolean: {
-    auto x = std::to_integer<unsigned>(p[0]);
-    // AMQP 1.0 types.xml: boolean 0x56 is 0x00 (false) or 0x01 (true).
-    if (Validate && x > 1) {
+// ---- validation of untrusted bytes ------------------------------------------------------
+
+class validator {
+public:
+  explicit validator(const decode_limits& lim) noexcept : lim_(lim) {}
+
+  // Validates one value (constructor and body) at p; advances p past it. Scalars, strings,
+  // symbols and binaries are checked here; everything else out of line.
+  errc value(const std::byte*& p, const std::byte* end, std::uint32_t depth) noexcept {
+    if (p == end) {
       return errc::decode_error;
     }
-    va::set_b(v, x != 0);
-    break;
-  }
-  case code::uint0:
-  case code::ulong0:
-    va::set_u(v, 0);
-    break;
-  case code::list0:
-    va::set_count(v, 0);
-    va::set_bytes(v, {});
-    break;
-  case code::ubyte:
-  case code::smalluint:
-  case code::smallulong:
-    va::set_u(v, std::to_integer<std::uint8_t>(p[0]));
-    break;
-  case code::byte:
-  case code::smallint:
-  case code::smalllong:
-    va::set_i(v, static_cast<std::int8_t>(std::to_integer<std::uint8_t>(p[0])));
-    break;
-  case code::ushort:
-    va::set_u(v, load_be16(p));
-    break;
-  case code::short_:
-    va::set_i(v, static_cast<std::int16_t>(load_be16(p)));
-    break;
-  case code::uint:
-    va::set_u(v, load_be32(p));
-    break;
-  case code::int_:
-    va::set_i(v, static_cast<std::int32_t>(load_be32(p)));
-    break;
-  case code::float_:
-    va::set_f(v, std::bit_cast<float>(load_be32(p)));
-    break;
-  case code::char_: {
-    auto cp = load_be32(p);
-    if (Validate && !is_scalar_value(cp)) {
-      return errc::decode_error;
+    const auto c = std::to_integer<std::uint8_t>(*p);
+    const ctor_info ci = ctor_table[c];
+    const auto left = static_cast<std::size_t>(end - p) - 1;
+    if (ci.cat == category::fixed && c != code::boolean && c != code::char_) {
+      if (ci.width > left) {
+        return errc::decode_error;
+      }
+      p += 1 + ci.width;
+      return {};
     }
-    va::set_c(v, static_cast<char32_t>(cp));
-    break;
-  }
-  case code::ulong:
-    va::set_u(v, load_be64(p));
-    break;
-  case code::long_:
-  case code::timestamp:
-    va::set_i(v, static_cast<std::int64_t>(load_be64(p)));
-    break;
-  case code::double_:
-    va::set_d(v, std::bit_cast<double>(load_be64(p)));
-    break;
-  default: // decimal32/64/128, uuid: kept as wire bytes
-    va::set_fixed(v, p, ci.width);
-    break;
-  }
-  return v;
-}
-
-template <bool Validate>
-result<value> decode_described(reader& r, std::uint32_t depth, const decode_limits& lim) noexcept {
-  if (Validate && depth + 1 > lim.max_depth) {
-    return errc::depth_exceeded;
-  }
-  const std::byte* ds = r.pos();
-  auto d = decode_any<Validate>(r, depth + 1, lim);
-  if (!d) {
-    return d.error();
-  }
-  std::span<const std::byte> desc{ds, r.pos()};
-  auto ic = r.u8();
-  if (!ic) {
-    return ic.error();
-  }
-  const std::byte* is = r.pos();
-  auto inner = decode_body<Validate>(*ic, r, depth + 1, lim);
-  if (!inner) {
-    return inner.error();
-  }
-  value v = va::make(type::described, *ic);
-  va::set_enc(v, {is, r.pos()}, desc);
-  return v;
-}
-
-template <bool Validate>
-result<value> decode_body(std::uint8_t c, reader& r, std::uint32_t depth,
-                          const decode_limits& lim) noexcept {
-  if (c == code::described) {
-    return decode_described<Validate>(r, depth, lim);
-  }
-  const ctor_info& ci = ctor_table[c];
-  switch (ci.cat) {
-  case category::invalid:
-    return errc::decode_error;
-  case category::fixed:
-    return decode_fixed<Validate>(c, ci, r);
-  case category::variable: {
-    auto n = r.sized(ci.width);
-    if (!n) {
-      return n.error();
-    }
-    auto b = r.bytes(*n);
-    if (!b) {
-      return b.error();
-    }
-    if constexpr (Validate) {
+    if (ci.cat == category::variable && left >= ci.width) {
+      const std::size_t n = load_sized(p + 1, ci.width);
+      if (n > left - ci.width) {
+        return errc::decode_error;
+      }
+      const std::byte* s = p + 1 + ci.width;
+      p = s + n;
       if (ci.t == type::string) {
-        std::string_view s{reinterpret_cast<const char*>(b->data()), b->size()};
-        if (!is_valid_utf8(s)) {
-          return errc::decode_error;
-        }
-      } else if (ci.t == type::symbol && !is_ascii(*b)) {
-        return errc::decode_error;
+        return is_valid_utf8({reinterpret_cast<const char*>(s), n}) ? errc{}
+                                                                     : errc::decode_error;
       }
+      if (ci.t == type::symbol) {
+        return is_ascii(s, n) ? errc{} : errc::decode_error;
+      }
+      return {};
     }
-    value v = va::make(ci.t, c);
-    va::set_bytes(v, *b);
-    return v;
+    ++p;
+    return body(c, p, end, depth);
   }
-  case category::compound: {
-    auto size = r.sized(ci.width);
-    if (!size) {
-      return size.error();
-    }
-    auto body = r.bytes(*size);
-    if (!body) {
-      return body.error();
-    }
-    reader sub(*body);
-    auto count = sub.sized(ci.width);
-    if (!count) {
-      return count.error();
-    }
-    value v = va::make(ci.t, c);
-    va::set_count(v, *count);
-    va::set_bytes(v, {sub.pos(), sub.remaining()});
-    if constexpr (Validate) {
-      // Every element takes at least one byte: check the count before iterating.
-      if (*count > sub.remaining() || (ci.t == type::map && *count % 2 != 0)) {
-        return errc::decode_error;
-      }
-      if (*count != 0 && depth + 1 > lim.max_depth) {
+
+  // Validates the body of a value of format code `c` at p; advances p past it.
+  [[gnu::noinline]] errc body(std::uint8_t c, const std::byte*& p, const std::byte* end,
+                              std::uint32_t depth) noexcept {
+    if (c == code::described) {
+      if (depth + 1 > lim_.max_depth) {
         return errc::depth_exceeded;
       }
-      for (std::uint32_t k = 0; k < *count; ++k) {
-        auto e = decode_any<true>(sub, depth + 1, lim);
-        if (!e) {
-          return e.error();
-        }
+      if (auto e = value(p, end, depth + 1); e != errc{}) { // the descriptor
+        return e;
       }
-      if (!sub.empty()) {
-        return errc::decode_error; // bytes left over after `count` elements
-      }
+      return value(p, end, depth + 1);
     }
-    return v;
+    const ctor_info& ci = ctor_table[c];
+    const auto left = static_cast<std::size_t>(end - p);
+    switch (ci.cat) {
+    case category::invalid:
+      return errc::decode_error;
+    case category::fixed:
+      if (ci.width > left) {
+        return errc::decode_error;
+      }
+      // types.xml: boolean 0x56 is 0x00 or 0x01; char is a Unicode scalar value.
+      if (c == code::boolean && std::to_integer<unsigned>(p[0]) > 1) {
+        return errc::decode_error;
+      }
+      if (c == code::char_ && !is_scalar_value(load_be32(p))) {
+        return errc::decode_error;
+      }
+      p += ci.width;
+      return {};
+    case category::variable: {
+      if (ci.width > left) {
+        return errc::decode_error;
+      }
+      const std::size_t n = load_sized(p, ci.width);
+      if (n > left - ci.width) {
+        return errc::decode_error;
+      }
+      p += ci.width;
+      const std::byte* s = p;
+      p += n;
+      if (ci.t == type::string && !is_valid_utf8({reinterpret_cast<const char*>(s), n})) {
+        return errc::decode_error;
+      }
+      if (ci.t == type::symbol && !is_ascii(s, n)) {
+        return errc::decode_error;
+      }
+      return {};
+    }
+    case category::compound:
+    case category::array:
+      return container(c, ci, p, end, depth);
+    }
+    return errc::decode_error;
   }
-  case category::array: {
-    auto size = r.sized(ci.width);
-    if (!size) {
-      return size.error();
+
+private:
+  errc container(std::uint8_t c, const ctor_info& ci, const std::byte*& p, const std::byte* end,
+                 std::uint32_t depth) noexcept {
+    const auto left = static_cast<std::size_t>(end - p);
+    const unsigned w = ci.width;
+    if (2 * w > left) {
+      return errc::decode_error;
     }
-    auto body = r.bytes(*size);
-    if (!body) {
-      return body.error();
+    const std::size_t size = load_sized(p, w);
+    // The size covers the count field and the elements.
+    if (size > left - w || size < w) {
+      return errc::decode_error;
     }
-    reader sub(*body);
-    auto count = sub.sized(ci.width);
-    if (!count) {
-      return count.error();
-    }
-    if (Validate && depth + 1 > lim.max_depth) {
+    const std::uint32_t count = load_sized(p + w, w);
+    const std::byte* q = p + 2 * w;
+    const std::byte* sub_end = p + w + size;
+    p = sub_end;
+    if (depth + 1 > lim_.max_depth) {
       return errc::depth_exceeded;
     }
-    auto ec = sub.u8();
-    if (!ec) {
-      return ec.error();
+    if (ci.cat == category::compound) {
+      // Every element takes at least one byte: check the count before iterating.
+      if (count > static_cast<std::size_t>(sub_end - q) || (ci.t == type::map && count % 2 != 0)) {
+        return errc::decode_error;
+      }
+      for (std::uint32_t k = 0; k < count; ++k) {
+        if (auto e = value(q, sub_end, depth + 1); e != errc{}) {
+          return e;
+        }
+      }
+      return q == sub_end ? errc{} : errc::decode_error; // nothing left over
     }
-    std::span<const std::byte> desc;
-    if (*ec == code::described) {
-      const std::byte* ds = sub.pos();
-      auto d = decode_any<Validate>(sub, depth + 1, lim);
-      if (!d) {
-        return d.error();
+    (void)c;
+    // Array: one element constructor, then `count` bodies.
+    if (q == sub_end) {
+      return errc::decode_error;
+    }
+    auto ec = std::to_integer<std::uint8_t>(*q++);
+    if (ec == code::described) {
+      if (auto e = value(q, sub_end, depth + 1); e != errc{}) {
+        return e;
       }
-      desc = {ds, sub.pos()};
-      ec = sub.u8();
-      if (!ec) {
-        return ec.error();
+      if (q == sub_end) {
+        return errc::decode_error;
       }
+      ec = std::to_integer<std::uint8_t>(*q++);
       // A described element constructor whose inner constructor is described again is not
       // supported (no known implementation produces it).
-      if (*ec == code::described) {
+      if (ec == code::described) {
         return errc::decode_error;
       }
     }
-    const ctor_info& ei = ctor_table[*ec];
+    const ctor_info& ei = ctor_table[ec];
     if (ei.cat == category::invalid) {
       return errc::decode_error;
     }
-    if constexpr (Validate) {
-      if (ei.cat == category::fixed && ei.width == 0) {
-        if (*count > lim.max_zero_width_elements) {
-          return errc::resource_limit;
-        }
-      } else if (*count > sub.remaining()) {
-        return errc::decode_error;
+    if (ei.cat == category::fixed && ei.width == 0) {
+      if (count > lim_.max_zero_width_elements) {
+        return errc::resource_limit;
+      }
+    } else if (count > static_cast<std::size_t>(sub_end - q)) {
+      return errc::decode_error;
+    }
+    for (std::uint32_t k = 0; k < count; ++k) {
+      if (auto e = body(ec, q, sub_end, depth + 1); e != errc{}) {
+        return e;
       }
     }
-    value v = va::make(type::array, c);
-    va::set_count(v, *count);
-    va::set_aux(v, *ec);
-    va::set_elem(v, desc.empty() ? ei.t : type::described);
-    va::set_enc(v, {sub.pos(), sub.remaining()}, desc);
-    if constexpr (Validate) {
-      for (std::uint32_t k = 0; k < *count; ++k) {
-        auto e = decode_body<true>(*ec, sub, depth + 1, lim);
-        if (!e) {
-          return e.error();
-        }
-      }
-      if (!sub.empty()) {
-        return errc::decode_error;
-      }
-    }
-    return v;
+    return q == sub_end ? errc{} : errc::decode_error;
   }
-  }
-  return errc::decode_error;
-}
 
-constexpr decode_limits trusted_limits{};
+  const decode_limits& lim_;
+};
 
 } // namespace
 
-value decode_trusted(const std::byte*& pos, const std::byte* end) noexcept {
-  reader r(pos, end);
-  auto v = decode_any<false>(r, 0, trusted_limits);
-  AMQP_ASSERT(v.has_value());
-  pos = r.pos();
-  return *v;
+// ---- reading validated bytes ------------------------------------------------------------
+
+void trusted_skip_body(std::uint8_t c, const std::byte*& p) noexcept {
+  while (c == code::described) {
+    trusted_skip(p); // the descriptor
+    c = std::to_integer<std::uint8_t>(*p++);
+  }
+  const ctor_info& ci = ctor_table[c];
+  if (ci.cat == category::fixed) {
+    p += ci.width;
+  } else {
+    p += ci.width + load_sized(p, ci.width);
+  }
 }
 
-value decode_trusted_body(std::uint8_t c, const std::byte*& pos, const std::byte* end) noexcept {
-  reader r(pos, end);
-  auto v = decode_body<false>(c, r, 0, trusted_limits);
-  AMQP_ASSERT(v.has_value());
-  pos = r.pos();
-  return *v;
+void trusted_skip(const std::byte*& p) noexcept {
+  auto c = std::to_integer<std::uint8_t>(*p++);
+  trusted_skip_body(c, p);
+}
+
+value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
+  if (c == code::described) {
+    const std::byte* ds = p;
+    trusted_skip(p);
+    std::span<const std::byte> desc{ds, p};
+    auto ic = std::to_integer<std::uint8_t>(*p++);
+    const std::byte* is = p;
+    trusted_skip_body(ic, p);
+    value v = va::make(type::described, ic);
+    va::set_enc(v, {is, p}, desc);
+    return v;
+  }
+  const ctor_info& ci = ctor_table[c];
+  value v = va::make(ci.t, c);
+  switch (ci.cat) {
+  case category::fixed:
+    switch (c) {
+    case code::true_:
+      va::set_b(v, true);
+      break;
+    case code::boolean:
+      va::set_b(v, std::to_integer<unsigned>(p[0]) != 0);
+      break;
+    case code::false_:
+      va::set_b(v, false);
+      break;
+    case code::null:
+    case code::uint0:
+    case code::ulong0:
+      va::set_u(v, 0);
+      break;
+    case code::list0:
+      va::set_bytes(v, {});
+      break;
+    case code::ubyte:
+    case code::smalluint:
+    case code::smallulong:
+      va::set_u(v, std::to_integer<std::uint8_t>(p[0]));
+      break;
+    case code::byte:
+    case code::smallint:
+    case code::smalllong:
+      va::set_i(v, static_cast<std::int8_t>(std::to_integer<std::uint8_t>(p[0])));
+      break;
+    case code::ushort:
+      va::set_u(v, load_be16(p));
+      break;
+    case code::short_:
+      va::set_i(v, static_cast<std::int16_t>(load_be16(p)));
+      break;
+    case code::uint:
+      va::set_u(v, load_be32(p));
+      break;
+    case code::int_:
+      va::set_i(v, static_cast<std::int32_t>(load_be32(p)));
+      break;
+    case code::float_:
+      va::set_f(v, std::bit_cast<float>(load_be32(p)));
+      break;
+    case code::char_:
+      va::set_c(v, static_cast<char32_t>(load_be32(p)));
+      break;
+    case code::ulong:
+      va::set_u(v, load_be64(p));
+      break;
+    case code::long_:
+    case code::timestamp:
+      va::set_i(v, static_cast<std::int64_t>(load_be64(p)));
+      break;
+    case code::double_:
+      va::set_d(v, std::bit_cast<double>(load_be64(p)));
+      break;
+    default: // decimal32/64/128, uuid: kept as wire bytes
+      va::set_fixed(v, p, ci.width);
+      break;
+    }
+    p += ci.width;
+    return v;
+  case category::variable: {
+    const std::uint32_t n = load_sized(p, ci.width);
+    p += ci.width;
+    va::set_bytes(v, {p, n});
+    p += n;
+    return v;
+  }
+  case category::compound: {
+    const std::uint32_t size = load_sized(p, ci.width);
+    va::set_count(v, load_sized(p + ci.width, ci.width));
+    va::set_bytes(v, {p + 2 * ci.width, size - ci.width});
+    p += ci.width + size;
+    return v;
+  }
+  case category::array: {
+    const std::uint32_t size = load_sized(p, ci.width);
+    const std::byte* end = p + ci.width + size;
+    va::set_count(v, load_sized(p + ci.width, ci.width));
+    const std::byte* q = p + 2 * ci.width;
+    auto ec = std::to_integer<std::uint8_t>(*q++);
+    std::span<const std::byte> desc;
+    if (ec == code::described) {
+      const std::byte* ds = q;
+      trusted_skip(q);
+      desc = {ds, q};
+      ec = std::to_integer<std::uint8_t>(*q++);
+    }
+    va::set_aux(v, ec);
+    va::set_elem(v, desc.empty() ? ctor_table[ec].t : type::described);
+    va::set_enc(v, {q, end}, desc);
+    p = end;
+    return v;
+  }
+  case category::invalid:
+    break;
+  }
+  AMQP_ASSERT(false);
+  return v;
+}
+
+errc validate_value(const std::byte*& p, const std::byte* end,
+                    const decode_limits& limits) noexcept {
+  return validator(limits).value(p, end, 0);
+}
+
+value decode_trusted(const std::byte*& p) noexcept {
+  auto c = std::to_integer<std::uint8_t>(*p++);
+  return decode_trusted_body(c, p);
 }
 
 } // namespace detail
 
 result<value> decode_value(std::span<const std::byte> in, std::size_t& consumed,
                            const decode_limits& limits) noexcept {
-  detail::reader r(in);
-  auto v = detail::decode_any<true>(r, 0, limits);
-  consumed = v ? static_cast<std::size_t>(r.pos() - in.data()) : 0;
-  return v;
+  consumed = 0;
+  const std::byte* p = in.data();
+  detail::validator check(limits);
+  if (auto e = check.value(p, in.data() + in.size(), 0); e != errc{}) {
+    return e;
+  }
+  consumed = static_cast<std::size_t>(p - in.data());
+  const std::byte* q = in.data();
+  return detail::decode_trusted(q);
 }
 
 result<value> decode_whole(std::span<const std::byte> in, const decode_limits& limits) noexcept {

@@ -90,12 +90,8 @@ constexpr unsigned order_of(section s) noexcept {
   return 7;
 }
 
-// The section a described value is, from its descriptor (code or symbolic name).
-std::optional<section> section_of(const value& v) noexcept {
-  if (!v.is(type::described)) {
-    return std::nullopt;
-  }
-  value d = v.descriptor();
+// The section a descriptor (code or symbolic name) names.
+std::optional<section> section_of(const value& d) noexcept {
   if (d.is(type::ulong)) {
     auto c = d.as_ulong();
     if (c >= 0x70 && c <= 0x78) {
@@ -117,18 +113,18 @@ std::optional<section> section_of(const value& v) noexcept {
 constexpr std::size_t section_header_size = 3; // 0x00 0x53 code
 
 result<std::size_t> value_section_size(const value& v) noexcept {
-  auto n = detail::full_size(v);
-  if (!n) {
-    return n;
+  const std::size_t n = detail::size_of(v);
+  if (n == 0) {
+    return errc::invalid_argument;
   }
-  return section_header_size + *n;
+  return section_header_size + n;
 }
 
 void write_value_section(section s, const value& v, writer& w) noexcept {
   w.u8(0x00);
   w.u8(0x53);
   w.u8(static_cast<std::uint8_t>(s));
-  detail::write_full(v, w);
+  detail::write_value(v, w);
 }
 
 // Calls f(section, const value&) or f(section, composite) for each section `m` has, in
@@ -225,6 +221,37 @@ struct sizer {
   }
 };
 
+// Writes each section after measuring it once, checking the room left.
+struct checked_section_writer {
+  writer& w;
+  result<void> operator()(section s, const value& v) noexcept {
+    if (3 > w.remaining()) {
+      return errc::buffer_too_small;
+    }
+    writer at = w;
+    w.u8(0x00);
+    w.u8(0x53);
+    w.u8(static_cast<std::uint8_t>(s));
+    const std::size_t n = detail::write_checked(v, w);
+    if (n == 0 || n == detail::max_size) {
+      w = at;
+      return n == 0 ? errc::invalid_argument : errc::buffer_too_small;
+    }
+    return {};
+  }
+  template <class C> result<void> operator()(section, const C& c) noexcept {
+    auto n = detail::composite_size(c);
+    if (!n) {
+      return n.error();
+    }
+    if (*n > w.remaining()) {
+      return errc::buffer_too_small;
+    }
+    detail::write_composite(c, w);
+    return {};
+  }
+};
+
 struct section_writer {
   writer& w;
   result<void> operator()(section s, const value& v) noexcept {
@@ -254,16 +281,11 @@ result<std::size_t> encoded_size(const message& m) noexcept {
 }
 
 result<std::size_t> encode(const message& m, std::span<std::byte> out) noexcept {
-  auto n = encoded_size(m);
-  if (!n) {
-    return n;
+  writer w(out);
+  if (auto r = for_each_section(m, section_set::none, checked_section_writer{w}); !r) {
+    return r.error();
   }
-  if (*n > out.size()) {
-    return errc::buffer_too_small;
-  }
-  writer w(out.first(*n));
-  (void)for_each_section(m, section_set::none, section_writer{w});
-  return *n;
+  return out.size() - w.remaining();
 }
 
 result<void> encode_append(const message& m, std::vector<std::byte>& out) {
@@ -311,12 +333,27 @@ result<message_view> decode_message(std::span<const std::byte> in,
   std::optional<section> body_section;
   std::size_t pos = 0;
   while (pos < in.size()) {
-    std::size_t n = 0;
-    auto v = decode_value(in.subspan(pos), n, limits);
-    if (!v) {
-      return v.error();
+    const std::byte* start = in.data() + pos;
+    const std::byte* next = start;
+    if (auto e = detail::validate_value(next, in.data() + in.size(), limits); e != errc{}) {
+      return e;
     }
-    auto s = section_of(*v);
+    const auto n = static_cast<std::size_t>(next - start);
+    // A section is a described value; its descriptor is nearly always smallulong 0x70-0x78.
+    if (start[0] != std::byte{0x00}) {
+      return errc::invalid_message;
+    }
+    const std::byte* body = start + 1;
+    std::optional<section> s;
+    if (start[1] == std::byte{0x53}) {
+      const auto c = std::to_integer<unsigned>(start[2]);
+      if (c >= 0x70 && c <= 0x78) {
+        s = static_cast<section>(c);
+      }
+      body += 2;
+    } else {
+      s = section_of(detail::decode_trusted(body));
+    }
     if (!s) {
       return errc::invalid_message;
     }
@@ -333,7 +370,7 @@ result<message_view> decode_message(std::span<const std::byte> in,
       m.begin_[k] = static_cast<std::uint32_t>(pos);
     }
     m.end_[k] = static_cast<std::uint32_t>(pos + n);
-    value inner = v->described_value();
+    const value inner = detail::decode_trusted(body);
     switch (*s) {
     case section::header: {
       header h;

@@ -4,9 +4,12 @@
 #include "amqp/assert.hpp"
 #include "amqp/value.hpp"
 #include "codec/constructors.hpp"
+#include "codec/reader.hpp"
 #include "codec/value_access.hpp"
 
 namespace amqp {
+
+static_assert(sizeof(value) == 40);
 
 namespace {
 constexpr std::string_view type_names[] = {
@@ -220,12 +223,12 @@ void value_iterator::load() noexcept {
   if (built_ != nullptr) {
     cur_ = *built_++;
   } else if (elem_code_ == 0) {
-    cur_ = detail::decode_trusted(pos_, end_);
+    cur_ = detail::decode_trusted(pos_);
   } else if (elem_descriptor_.empty()) {
-    cur_ = detail::decode_trusted_body(elem_code_, pos_, end_);
+    cur_ = detail::decode_trusted_body(elem_code_, pos_);
   } else {
     const std::byte* start = pos_;
-    (void)detail::decode_trusted_body(elem_code_, pos_, end_);
+    detail::trusted_skip_body(elem_code_, pos_);
     cur_ = value_access::make(type::described, elem_code_);
     value_access::set_enc(cur_, {start, pos_}, elem_descriptor_);
   }
@@ -248,13 +251,37 @@ std::optional<value> value::find(std::string_view key) const noexcept {
   if (t_ != type::map) {
     return std::nullopt;
   }
-  auto r = items();
-  for (auto it = r.begin(); it != r.end(); ++it) {
-    const value k = *it;
-    ++it;
-    if ((k.t_ == type::string || k.t_ == type::symbol) && k.as_string() == key) {
-      return *it;
+  if (!decoded_) {
+    for (std::uint32_t k = 0; k + 1 < count_; k += 2) {
+      const value& kv = u_.items[k];
+      if ((kv.t_ == type::string || kv.t_ == type::symbol) && kv.as_string() == key) {
+        return u_.items[k + 1];
+      }
     }
+    return std::nullopt;
+  }
+  // Compare keys in place and skip values without decoding them: only the match is decoded.
+  const std::byte* p = u_.bytes.p;
+  for (std::uint32_t k = 0; k + 1 < count_; k += 2) {
+    auto c = std::to_integer<std::uint8_t>(*p);
+    std::size_t n = 0;
+    const std::byte* text = nullptr;
+    if (c == detail::code::sym8 || c == detail::code::str8) {
+      n = std::to_integer<std::size_t>(p[1]);
+      text = p + 2;
+    } else if (c == detail::code::sym32 || c == detail::code::str32) {
+      n = detail::load_be32(p + 1);
+      text = p + 5;
+    }
+    if (text != nullptr) {
+      p = text + n;
+    } else {
+      detail::trusted_skip(p);
+    }
+    if (text != nullptr && n == key.size() && std::memcmp(text, key.data(), n) == 0) {
+      return detail::decode_trusted(p);
+    }
+    detail::trusted_skip(p);
   }
   return std::nullopt;
 }
@@ -265,7 +292,7 @@ value value::descriptor() const noexcept {
     return u_.items[0];
   }
   const std::byte* p = u_.enc.dp;
-  return detail::decode_trusted(p, p + u_.enc.dn);
+  return detail::decode_trusted(p);
 }
 
 value value::described_value() const noexcept {
@@ -274,7 +301,7 @@ value value::described_value() const noexcept {
     return u_.items[1];
   }
   const std::byte* p = u_.enc.p;
-  return detail::decode_trusted_body(code_, p, p + u_.enc.n);
+  return detail::decode_trusted_body(code_, p);
 }
 
 std::optional<std::uint64_t> value::descriptor_code() const noexcept {

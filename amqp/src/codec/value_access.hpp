@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "amqp/codec.hpp"
 #include "amqp/result.hpp"
 #include "amqp/value.hpp"
 
@@ -79,11 +80,17 @@ struct value_access {
 };
 
 namespace detail {
-// Decodes an already validated value: reads one value (constructor and body) from
-// [pos, end) and advances pos. Does not validate again; only bounds are checked.
-value decode_trusted(const std::byte*& pos, const std::byte* end) noexcept;
-// Decodes the body of an already validated value of format code `code` (no constructor).
-value decode_trusted_body(std::uint8_t code, const std::byte*& pos, const std::byte* end) noexcept;
+// Validates one value of untrusted bytes at p (constructor and body) and advances p past
+// it. Returns errc{} or the error (decode_error, depth_exceeded, resource_limit).
+errc validate_value(const std::byte*& p, const std::byte* end, const decode_limits& limits) noexcept;
+// Reading bytes that passed validation (decode.cpp): no checks beyond debug assertions.
+// Reads one value (constructor and body) at p and advances p past it.
+value decode_trusted(const std::byte*& p) noexcept;
+// Reads the body of a value of format code `c` (the constructor already read).
+value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept;
+// Advances p past one value, or past the body of a value of format code `c`.
+void trusted_skip(const std::byte*& p) noexcept;
+void trusted_skip_body(std::uint8_t c, const std::byte*& p) noexcept;
 } // namespace detail
 
 } // namespace amqp
