@@ -8,8 +8,8 @@
 #ifdef NDEBUG
 #define AMQP_ASSERT(cond) static_cast<void>(0)
 #else
-#define AMQP_ASSERT(cond)                                                                        \
-  ((cond) ? static_cast<void>(0)                                                                 \
-          : (std::fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond),   \
+#define AMQP_ASSERT(cond)                                                                          \
+  ((cond) ? static_cast<void>(0)                                                                   \
+          : (std::fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond),     \
              std::abort()))
 #endif

@@ -12,7 +12,9 @@
 namespace amqp {
 
 namespace detail {
-[[noreturn]] inline void bad_result_access() noexcept { std::abort(); }
+[[noreturn]] inline void bad_result_access() noexcept {
+  std::abort();
+}
 } // namespace detail
 
 // Holds either a T or an error code. Accessing the value of an error result, or the error
@@ -21,11 +23,7 @@ template <class T> class [[nodiscard]] result {
 public:
   using value_type = T;
 
-  result()
-    requires std::is_default_constructible_v<T>
-      : has_(true) {
-    new (&val_) T();
-  }
+  result() requires std::is_default_constructible_v<T> : has_(true) { new (&val_) T(); }
   result(const T& v) : has_(true) { new (&val_) T(v); }
   result(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) : has_(true) {
     new (&val_) T(std::move(v));

@@ -253,13 +253,13 @@ private:
   friend class value;
   friend class value_range;
   friend struct value_access;
-  const value* built_ = nullptr;          // built container: next element
-  const std::byte* pos_ = nullptr;        // decoded container: next element's bytes
-  const std::byte* end_ = nullptr;        // decoded container: end of elements
-  binary_view elem_descriptor_;           // decoded array of described: the descriptor
-  std::uint32_t remaining_ = 0;           // elements left
-  std::uint8_t elem_code_ = 0;            // decoded array: element format code, else 0
-  value cur_;                             // the current element
+  const value* built_ = nullptr;   // built container: next element
+  const std::byte* pos_ = nullptr; // decoded container: next element's bytes
+  const std::byte* end_ = nullptr; // decoded container: end of elements
+  binary_view elem_descriptor_;    // decoded array of described: the descriptor
+  std::uint32_t remaining_ = 0;    // elements left
+  std::uint8_t elem_code_ = 0;     // decoded array: element format code, else 0
+  value cur_;                      // the current element
   void load() noexcept;
 };
 

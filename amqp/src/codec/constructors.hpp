@@ -19,8 +19,8 @@ struct ctor_info {
 
 namespace code {
 inline constexpr std::uint8_t described = 0x00;
-inline constexpr std::uint8_t null = 0x40, true_ = 0x41, false_ = 0x42, uint0 = 0x43,
-                              ulong0 = 0x44, list0 = 0x45;
+inline constexpr std::uint8_t null = 0x40, true_ = 0x41, false_ = 0x42, uint0 = 0x43, ulong0 = 0x44,
+                              list0 = 0x45;
 inline constexpr std::uint8_t ubyte = 0x50, byte = 0x51, smalluint = 0x52, smallulong = 0x53,
                               smallint = 0x54, smalllong = 0x55, boolean = 0x56;
 inline constexpr std::uint8_t ushort = 0x60, short_ = 0x61;

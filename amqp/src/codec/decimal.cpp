@@ -1,11 +1,11 @@
 // IEEE 754-2008 decimal (BID encoding) <-> string. One generic implementation for the three
 // widths over an unsigned 128-bit integer.
+#include "amqp/decimal.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-
-#include "amqp/decimal.hpp"
 
 namespace amqp {
 namespace {
@@ -14,11 +14,11 @@ __extension__ using u128 = unsigned __int128;
 
 // The parameters of a decimal interchange format (IEEE 754-2008 table 3.6).
 struct format {
-  unsigned bytes;       // 4, 8, 16
-  unsigned exp_bits;    // width of the biased exponent: 8, 10, 14
-  unsigned coeff_bits;  // bits of the coefficient in the "small" form: 23, 53, 113
-  unsigned digits;      // precision p: 7, 16, 34
-  int bias;             // 101, 398, 6176
+  unsigned bytes;      // 4, 8, 16
+  unsigned exp_bits;   // width of the biased exponent: 8, 10, 14
+  unsigned coeff_bits; // bits of the coefficient in the "small" form: 23, 53, 113
+  unsigned digits;     // precision p: 7, 16, 34
+  int bias;            // 101, 398, 6176
 };
 constexpr format d32{4, 8, 23, 7, 101};
 constexpr format d64{8, 10, 53, 16, 398};
@@ -229,9 +229,15 @@ result<void> parse_into(std::string_view s, const format& f, std::byte* out) noe
 
 } // namespace
 
-std::string to_string(const decimal32& d) { return format_decimal(d.bytes.data(), d32); }
-std::string to_string(const decimal64& d) { return format_decimal(d.bytes.data(), d64); }
-std::string to_string(const decimal128& d) { return format_decimal(d.bytes.data(), d128); }
+std::string to_string(const decimal32& d) {
+  return format_decimal(d.bytes.data(), d32);
+}
+std::string to_string(const decimal64& d) {
+  return format_decimal(d.bytes.data(), d64);
+}
+std::string to_string(const decimal128& d) {
+  return format_decimal(d.bytes.data(), d128);
+}
 
 result<decimal32> parse_decimal32(std::string_view s) noexcept {
   decimal32 d;

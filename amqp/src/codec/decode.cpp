@@ -82,8 +82,7 @@ public:
       const std::byte* s = p + 1 + ci.width;
       p = s + n;
       if (ci.t == type::string) {
-        return is_valid_utf8({reinterpret_cast<const char*>(s), n}) ? errc{}
-                                                                     : errc::decode_error;
+        return is_valid_utf8({reinterpret_cast<const char*>(s), n}) ? errc{} : errc::decode_error;
       }
       if (ci.t == type::symbol) {
         return is_ascii(s, n) ? errc{} : errc::decode_error;

@@ -21,15 +21,19 @@ using va = value_access;
 
 constexpr std::size_t max32 = 0xFFFF'FFFFU;
 
-bool fits_ubyte(std::uint64_t u) noexcept { return u <= 0xFF; }
-bool fits_sbyte(std::int64_t i) noexcept { return i >= -128 && i <= 127; }
+bool fits_ubyte(std::uint64_t u) noexcept {
+  return u <= 0xFF;
+}
+bool fits_sbyte(std::int64_t i) noexcept {
+  return i >= -128 && i <= 127;
+}
 
 // How a container is written.
 struct measured {
-  std::uint8_t code = 0;     // format code
+  std::uint8_t code = 0;      // format code
   std::uint8_t elem_code = 0; // arrays: element format code
-  std::size_t full = 0;      // bytes with the constructor; 0: no encoding
-  std::size_t payload = 0;   // list/map: elements; array: element constructor + elements
+  std::size_t full = 0;       // bytes with the constructor; 0: no encoding
+  std::size_t payload = 0;    // list/map: elements; array: element constructor + elements
 };
 
 // The format code of a built value that is not a container nor described: the smallest
@@ -220,9 +224,7 @@ array_plan plan_array(const value& v) noexcept {
   } else {
     plan.ctor_size = 1;
   }
-  auto inner = [&](std::uint32_t k) {
-    return described ? items[k].described_value() : items[k];
-  };
+  auto inner = [&](std::uint32_t k) { return described ? items[k].described_value() : items[k]; };
   bool small = true; // every element fits the 1-byte (or 8-bit size) form
   for (std::uint32_t k = 0; k < n; ++k) {
     // AMQP 1.0 §1.2: array elements share one type.
@@ -305,9 +307,9 @@ array_plan plan_array(const value& v) noexcept {
   default: { // fixed-width types have one encoding
     // An empty array still names its element type (enumerators null..uuid, in order).
     static constexpr std::uint8_t fixed_codes[] = {
-        code::null,   code::boolean,   code::ubyte,     code::ushort,     code::uint,
-        code::ulong,  code::byte,      code::short_,    code::int_,       code::long_,
-        code::float_, code::double_,   code::decimal32, code::decimal64,  code::decimal128,
+        code::null,   code::boolean,   code::ubyte,     code::ushort,    code::uint,
+        code::ulong,  code::byte,      code::short_,    code::int_,      code::long_,
+        code::float_, code::double_,   code::decimal32, code::decimal64, code::decimal128,
         code::char_,  code::timestamp, code::uuid};
     plan.elem_code = fixed_codes[static_cast<std::size_t>(t)];
     break;
@@ -364,9 +366,9 @@ measured measure_container(const value& v) noexcept {
     }
     m.payload = p.ctor_size + p.payload;
     m.elem_code = p.elem_code;
-    m.code = decoded ? va::code(v)
+    m.code = decoded                                           ? va::code(v)
              : (1 + m.payload <= 0xFF && va::count(v) <= 0xFF) ? code::array8
-                                                                : code::array32;
+                                                               : code::array32;
     break;
   }
   }
@@ -513,8 +515,8 @@ void write_container(const value& v, const measured& m, writer& w) noexcept {
 } // namespace
 
 void write_value(const value& v, writer& w) noexcept {
-  if (!va::decoded(v) && (v.kind() == type::string || v.kind() == type::symbol ||
-                          v.kind() == type::binary)) {
+  if (!va::decoded(v) &&
+      (v.kind() == type::string || v.kind() == type::symbol || v.kind() == type::binary)) {
     const auto b = va::bytes(v);
     const bool small = b.size() <= 0xFF;
     const std::uint8_t c = v.kind() == type::string   ? (small ? code::str8 : code::str32)

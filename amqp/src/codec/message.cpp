@@ -1,8 +1,9 @@
 // Message sections (AMQP 1.0 §3.2): decoding with validation of section order, encoding
 // from typed sections, and byte-identical re-encoding of decoded messages.
+#include "amqp/message.hpp"
+
 #include <array>
 
-#include "amqp/message.hpp"
 #include "codec/composite.hpp"
 #include "codec/value_access.hpp"
 
@@ -49,19 +50,17 @@ namespace {
 using detail::writer;
 
 constexpr std::string_view section_names[] = {
-    "header",       "delivery-annotations", "message-annotations",
-    "properties",   "application-properties", "data",
-    "amqp-sequence", "amqp-value",          "footer"};
-constexpr std::string_view section_descriptor_names[] = {
-    "amqp:header:list",
-    "amqp:delivery-annotations:map",
-    "amqp:message-annotations:map",
-    "amqp:properties:list",
-    "amqp:application-properties:map",
-    "amqp:data:binary",
-    "amqp:amqp-sequence:list",
-    "amqp:amqp-value:*",
-    "amqp:footer:map"};
+    "header", "delivery-annotations", "message-annotations", "properties", "application-properties",
+    "data",   "amqp-sequence",        "amqp-value",          "footer"};
+constexpr std::string_view section_descriptor_names[] = {"amqp:header:list",
+                                                         "amqp:delivery-annotations:map",
+                                                         "amqp:message-annotations:map",
+                                                         "amqp:properties:list",
+                                                         "amqp:application-properties:map",
+                                                         "amqp:data:binary",
+                                                         "amqp:amqp-sequence:list",
+                                                         "amqp:amqp-value:*",
+                                                         "amqp:footer:map"};
 
 constexpr std::size_t index_of(section s) noexcept {
   return static_cast<std::size_t>(s) - static_cast<std::size_t>(section::header);
@@ -395,8 +394,8 @@ result<message_view> decode_message(std::span<const std::byte> in,
       if (!inner.is(type::map)) {
         return errc::invalid_message;
       }
-      (*s == section::delivery_annotations   ? m.delivery_annotations
-       : *s == section::message_annotations  ? m.message_annotations
+      (*s == section::delivery_annotations     ? m.delivery_annotations
+       : *s == section::message_annotations    ? m.message_annotations
        : *s == section::application_properties ? m.application_properties
                                                : m.footer) = inner;
       break;
@@ -427,8 +426,8 @@ result<message_view> decode_message(std::span<const std::byte> in,
   return m;
 }
 
-result<void> encode_append(const message_view& original, const message& with,
-                           section_set replaced, std::vector<std::byte>& out) {
+result<void> encode_append(const message_view& original, const message& with, section_set replaced,
+                           std::vector<std::byte>& out) {
   // Sizes first, then one resize, then writes.
   auto set_of = [](section s) {
     switch (s) {
@@ -448,10 +447,15 @@ result<void> encode_append(const message_view& original, const message& with,
       return section_set::body;
     }
   };
-  constexpr std::array<section, 9> order = {
-      section::header,     section::delivery_annotations,   section::message_annotations,
-      section::properties, section::application_properties, section::data,
-      section::amqp_sequence, section::amqp_value,          section::footer};
+  constexpr std::array<section, 9> order = {section::header,
+                                            section::delivery_annotations,
+                                            section::message_annotations,
+                                            section::properties,
+                                            section::application_properties,
+                                            section::data,
+                                            section::amqp_sequence,
+                                            section::amqp_value,
+                                            section::footer};
   std::size_t total = 0;
   for (section s : order) {
     section_set ss = set_of(s);

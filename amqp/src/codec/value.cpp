@@ -1,8 +1,9 @@
 // amqp::value accessors, iteration and equality.
+#include "amqp/value.hpp"
+
 #include <cstring>
 
 #include "amqp/assert.hpp"
-#include "amqp/value.hpp"
 #include "codec/constructors.hpp"
 #include "codec/reader.hpp"
 #include "codec/value_access.hpp"
@@ -13,13 +14,15 @@ static_assert(sizeof(value) == 40);
 
 namespace {
 constexpr std::string_view type_names[] = {
-    "null",      "boolean",    "ubyte", "ushort",    "uint",   "ulong",  "byte",
-    "short",     "int",        "long",  "float",     "double", "decimal32",
-    "decimal64", "decimal128", "char",  "timestamp", "uuid",   "binary", "string",
-    "symbol",    "list",       "map",   "array",     "described"};
+    "null",       "boolean", "ubyte",     "ushort",   "uint",   "ulong",     "byte",
+    "short",      "int",     "long",      "float",    "double", "decimal32", "decimal64",
+    "decimal128", "char",    "timestamp", "uuid",     "binary", "string",    "symbol",
+    "list",       "map",     "array",     "described"};
 } // namespace
 
-std::string_view type_name(type t) noexcept { return type_names[static_cast<std::size_t>(t)]; }
+std::string_view type_name(type t) noexcept {
+  return type_names[static_cast<std::size_t>(t)];
+}
 
 std::optional<type> type_from_name(std::string_view name) noexcept {
   for (std::size_t k = 0; k < std::size(type_names); ++k) {

@@ -82,7 +82,8 @@ struct value_access {
 namespace detail {
 // Validates one value of untrusted bytes at p (constructor and body) and advances p past
 // it. Returns errc{} or the error (decode_error, depth_exceeded, resource_limit).
-errc validate_value(const std::byte*& p, const std::byte* end, const decode_limits& limits) noexcept;
+errc validate_value(const std::byte*& p, const std::byte* end,
+                    const decode_limits& limits) noexcept;
 // Reading bytes that passed validation (decode.cpp): no checks beyond debug assertions.
 // Reads one value (constructor and body) at p and advances p past it.
 value decode_trusted(const std::byte*& p) noexcept;

@@ -1,7 +1,7 @@
 // The "amqp" error category and the mapping of local errors to AMQP conditions.
-#include <string>
-
 #include "amqp/error.hpp"
+
+#include <string>
 
 namespace amqp {
 

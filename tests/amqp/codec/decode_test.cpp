@@ -1,9 +1,9 @@
 // Tests of amqp::decode_value: every format code of types.xml, boundaries and malformed input.
-#include <doctest/doctest.h>
-
 #include <cmath>
 #include <deque>
 #include <limits>
+
+#include <doctest/doctest.h>
 
 #include "amqp/codec.hpp"
 #include "support/hex.hpp"
@@ -30,7 +30,9 @@ std::error_code decode_err(std::string_view hex, const decode_limits& lim = {}) 
 } // namespace
 
 TEST_CASE("decode: fixed-width primitives in every encoding") {
-  SUBCASE("null") { CHECK(decode_ok(from_hex("40")).is_null()); }
+  SUBCASE("null") {
+    CHECK(decode_ok(from_hex("40")).is_null());
+  }
   SUBCASE("boolean") {
     CHECK(decode_ok(from_hex("41")).as_bool());
     CHECK_FALSE(decode_ok(from_hex("42")).as_bool());
@@ -232,10 +234,9 @@ TEST_CASE("decode: truncated input is a decode error at every length") {
 }
 
 TEST_CASE("decode: unknown format codes are decode errors") {
-  for (int c : {0x01, 0x3f, 0x46, 0x57, 0x62, 0x75, 0x85, 0x90, 0x95, 0xa2, 0xb2, 0xc2, 0xe1,
-                0xff}) {
-    std::vector<std::byte> b{std::byte(c), std::byte{0}, std::byte{0}, std::byte{0},
-                             std::byte{0}};
+  for (int c :
+       {0x01, 0x3f, 0x46, 0x57, 0x62, 0x75, 0x85, 0x90, 0x95, 0xa2, 0xb2, 0xc2, 0xe1, 0xff}) {
+    std::vector<std::byte> b{std::byte(c), std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}};
     auto r = decode_whole(b);
     CHECK_FALSE(r.has_value());
   }

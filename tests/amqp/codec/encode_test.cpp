@@ -1,8 +1,8 @@
 // Tests of amqp::encode: smallest encodings for built values, byte-identical re-encoding of
 // decoded values, and round trips.
-#include <doctest/doctest.h>
-
 #include <limits>
+
+#include <doctest/doctest.h>
 
 #include "amqp/codec.hpp"
 #include "support/hex.hpp"
@@ -92,22 +92,27 @@ TEST_CASE("encode: compounds") {
 
 TEST_CASE("encode: arrays pick one element code for all elements") {
   value small[] = {value{1U}, value{255U}};
-  CHECK(enc(value::array(type::uint, small)) == "e00402" "5201ff");
+  CHECK(enc(value::array(type::uint, small)) == "e00402"
+                                                "5201ff");
   value wide[] = {value{1U}, value{256U}};
-  CHECK(enc(value::array(type::uint, wide)) == "e00a02" "700000000100000100");
+  CHECK(enc(value::array(type::uint, wide)) == "e00a02"
+                                               "700000000100000100");
   value bools[] = {value{true}, value{false}};
-  CHECK(enc(value::array(type::boolean, bools)) == "e00402" "560100");
+  CHECK(enc(value::array(type::boolean, bools)) == "e00402"
+                                                   "560100");
   value syms[] = {value{symbol_view{"a"}}, value{symbol_view{"bc"}}};
   CHECK(enc(value::array(type::symbol, syms)) == "e00702a30161026263");
   CHECK(enc(value::array(type::int_, {})) == "e0020054");
   value lists_inner[] = {value{true}};
   value lists[] = {value::list(lists_inner), value::list({})};
-  CHECK(enc(value::array(type::list, lists)) == "e00702c0020141" "0100");
+  CHECK(enc(value::array(type::list, lists)) == "e00702c0020141"
+                                                "0100");
   value desc_pair1[] = {value{std::uint64_t{0x29}}, value{"a"}};
   value desc_pair2[] = {value{std::uint64_t{0x29}}, value{"b"}};
   value described[] = {value::described(std::span<const value, 2>(desc_pair1)),
                        value::described(std::span<const value, 2>(desc_pair2))};
-  CHECK(enc(value::array(type::described, described)) == "e00902005329a1016101" "62");
+  CHECK(enc(value::array(type::described, described)) == "e00902005329a1016101"
+                                                         "62");
   value inner1[] = {value{7U}};
   value inner2[] = {value{8U}, value{9U}};
   value arrays[] = {value::array(type::uint, inner1), value::array(type::uint, inner2)};

@@ -1,9 +1,9 @@
 // Tests of message encoding and decoding (AMQP 1.0 §3.2).
-#include <doctest/doctest.h>
-
 #include <cstring>
 #include <fstream>
 #include <iterator>
+
+#include <doctest/doctest.h>
 
 #include "amqp/message.hpp"
 #include "support/hex.hpp"
@@ -82,8 +82,8 @@ TEST_CASE("message: replacing one section keeps the others' bytes") {
   REQUIRE(again.has_value());
   CHECK(again->message_annotations.find("x-opt-partition-key")->as_string() == "p");
   CHECK_FALSE(again->message_annotations.find("x-opt-offset").has_value());
-  for (section s : {section::header, section::properties, section::application_properties,
-                    section::data}) {
+  for (section s :
+       {section::header, section::properties, section::application_properties, section::data}) {
     CHECK(to_hex(again->raw(s)) == to_hex(m->raw(s)));
   }
   SUBCASE("a replaced section absent from `with` is dropped") {
@@ -154,7 +154,8 @@ TEST_CASE("message: every body kind") {
   mv.body_sections = v;
   out.clear();
   REQUIRE(encode_append(mv, out).has_value());
-  CHECK(to_hex(out) == "005377" "55fb");
+  CHECK(to_hex(out) == "005377"
+                       "55fb");
   auto dv = decode_message(out);
   REQUIRE(dv.has_value());
   CHECK(dv->body_value().as_long() == -5);
@@ -172,13 +173,21 @@ TEST_CASE("message: every body kind") {
 
 TEST_CASE("message: section order is enforced (AMQP 1.0 §3.2)") {
   // header after properties
-  CHECK(decode_message(from_hex("00537345" "00537045")).error() == errc::invalid_message);
+  CHECK(decode_message(from_hex("00537345"
+                                "00537045"))
+            .error() == errc::invalid_message);
   // header twice
-  CHECK(decode_message(from_hex("00537045" "00537045")).error() == errc::invalid_message);
+  CHECK(decode_message(from_hex("00537045"
+                                "00537045"))
+            .error() == errc::invalid_message);
   // amqp-value twice
-  CHECK(decode_message(from_hex("00537740" "00537740")).error() == errc::invalid_message);
+  CHECK(decode_message(from_hex("00537740"
+                                "00537740"))
+            .error() == errc::invalid_message);
   // data then amqp-sequence
-  CHECK(decode_message(from_hex("005375a000" "00537645")).error() == errc::invalid_message);
+  CHECK(decode_message(from_hex("005375a000"
+                                "00537645"))
+            .error() == errc::invalid_message);
   // unknown section descriptor
   CHECK(decode_message(from_hex("00537945")).error() == errc::invalid_message);
   // not a described value
@@ -186,7 +195,9 @@ TEST_CASE("message: section order is enforced (AMQP 1.0 §3.2)") {
   // data section that is not binary
   CHECK(decode_message(from_hex("005375a100")).error() == errc::invalid_message);
   // two data sections and a footer are fine; symbolic descriptors too
-  auto ok = decode_message(from_hex("005375a00101" "005375a0020203" "00a30f616d71703a666f6f7465"
+  auto ok = decode_message(from_hex("005375a00101"
+                                    "005375a0020203"
+                                    "00a30f616d71703a666f6f7465"
                                     "723a6d6170c10100"));
   REQUIRE_MESSAGE(ok.has_value(), ok.error().message());
   CHECK(ok->body_section_count() == 2);
@@ -205,10 +216,14 @@ TEST_CASE("message: header fields and defaults") {
   std::vector<std::byte> out;
   REQUIRE(encode_append(m, out).has_value());
   // durable, priority, ttl, first-acquirer (default: null), delivery-count
-  CHECK(to_hex(out) == "005370c00c05415009" "700000ea60" "405203");
+  CHECK(to_hex(out) == "005370c00c05415009"
+                       "700000ea60"
+                       "405203");
   auto d = decode_message(out);
   REQUIRE(d.has_value());
   CHECK(*d->header == h);
-  CHECK(decode_message(from_hex("005370c0030141" "52")).has_value() == false);
+  CHECK(decode_message(from_hex("005370c0030141"
+                                "52"))
+            .has_value() == false);
   CHECK(decode_message(from_hex("005370c00301a100")).error() == errc::type_mismatch);
 }

@@ -1,0 +1,21 @@
+// The subcommands of amqp-cli. Each add_*_command registers one subcommand on `app`; when
+// that subcommand runs it stores its exit status in `status` (0 on success, 1 on failure,
+// after describing the failure on standard error).
+#pragma once
+
+namespace CLI {
+class App;
+} // namespace CLI
+
+namespace amqp::cli {
+
+// `decode [--hex] [--message] [FILE]`: AMQP values (or one message) to typed JSON lines.
+void add_decode_command(CLI::App& app, int& status);
+
+// `encode [--hex] [FILE]`: typed JSON lines to AMQP encodings.
+void add_encode_command(CLI::App& app, int& status);
+
+// Text describing the typed JSON form, for --help.
+extern const char* const typed_json_help;
+
+} // namespace amqp::cli
