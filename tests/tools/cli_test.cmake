@@ -84,10 +84,10 @@ elseif(MODE STREQUAL "encode_error")
   endif()
 
 elseif(MODE STREQUAL "message")
-  execute_process(COMMAND ${CLI} decode --message --hex ${INPUT}
+  execute_process(COMMAND ${CLI} decode --message ${INPUT}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "decode --message --hex failed (${rc}): ${err}")
+    message(FATAL_ERROR "decode --message failed (${rc}): ${err}")
   endif()
   check_lines("${out}" 5 "sections")
   string(REGEX MATCHALL "\"section\":\"[a-z-]+\"" names "${out}")

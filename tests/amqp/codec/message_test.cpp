@@ -23,7 +23,8 @@ std::vector<std::byte> read_file(const std::string& path) {
   return b;
 }
 std::vector<std::byte> proton_reference() {
-  return read_file(std::string(AMQP_SHARED_DIR) + "/bench/data/reference_message.bin");
+  // The bytes of ../shared/bench/data/reference_message.bin, committed as the demo input.
+  return read_file(std::string(AMQP_SOURCE_DIR) + "/tools/demo/reference_message.bin");
 }
 
 // Checks every field of the reference message as an application reads it.
