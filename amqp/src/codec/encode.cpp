@@ -109,29 +109,39 @@ std::size_t scalar_size(const value& v, std::uint8_t c) noexcept {
 
 measured measure_container(const value& v) noexcept;
 
-// The size of a built string, symbol or binary: str8/sym8/vbin8 up to 255 bytes.
+// The size of a built string, symbol or binary: str8/sym8/vbin8 up to 255 bytes; 0 above
+// 2^32 - 1 bytes.
 std::size_t variable_size(std::size_t n) noexcept {
   return n <= 0xFF ? 2 + n : n <= max32 ? 5 + n : 0;
+}
+
+// The size of a built value that is not a container nor described, or 0 if it has none.
+std::size_t built_scalar_size(const value& v) noexcept {
+  switch (v.kind()) {
+  case type::null:
+  case type::boolean:
+    return 1;
+  case type::uint:
+  case type::ulong:
+    return va::u(v) == 0 ? 1 : fits_ubyte(va::u(v)) ? 2 : v.kind() == type::uint ? 5 : 9;
+  case type::int_:
+    return fits_sbyte(va::i(v)) ? 2 : 5;
+  case type::long_:
+    return fits_sbyte(va::i(v)) ? 2 : 9;
+  case type::string:
+  case type::symbol:
+  case type::binary:
+    return variable_size(va::bytes(v).size());
+  default:
+    return scalar_size(v, scalar_code(v));
+  }
 }
 
 } // namespace
 
 std::size_t size_of(const value& v) noexcept {
   if (!va::decoded(v)) {
-    // The common built values without a table lookup.
-    switch (v.kind()) {
-    case type::string:
-    case type::symbol:
-    case type::binary:
-      return variable_size(va::bytes(v).size());
-    case type::list:
-    case type::map:
-    case type::array:
-    case type::described:
-      return measure_container(v).full;
-    default:
-      return scalar_size(v, scalar_code(v));
-    }
+    return is_container(v.kind()) ? measure_container(v).full : built_scalar_size(v);
   }
   if (!is_container(v.kind())) {
     return scalar_size(v, va::code(v));
@@ -514,37 +524,65 @@ void write_container(const value& v, const measured& m, writer& w) noexcept {
 
 } // namespace
 
-void write_value(const value& v, writer& w) noexcept {
-  if (!va::decoded(v) &&
-      (v.kind() == type::string || v.kind() == type::symbol || v.kind() == type::binary)) {
+namespace {
+
+// Writes a built value that is not a container nor described, in its smallest encoding.
+void write_built_scalar(const value& v, writer& w) noexcept {
+  switch (v.kind()) {
+  case type::string:
+  case type::symbol:
+  case type::binary: {
     const auto b = va::bytes(v);
     const bool small = b.size() <= 0xFF;
-    const std::uint8_t c = v.kind() == type::string   ? (small ? code::str8 : code::str32)
-                           : v.kind() == type::symbol ? (small ? code::sym8 : code::sym32)
-                                                      : (small ? code::vbin8 : code::vbin32);
-    w.u8(c);
+    w.u8(v.kind() == type::string   ? (small ? code::str8 : code::str32)
+         : v.kind() == type::symbol ? (small ? code::sym8 : code::sym32)
+                                    : (small ? code::vbin8 : code::vbin32));
     w.sized(small ? 1 : 4, static_cast<std::uint32_t>(b.size()));
     w.bytes(b);
     return;
   }
-  if (!is_container(v.kind())) {
-    const std::uint8_t c = va::decoded(v) ? va::code(v) : scalar_code(v);
+  case type::long_:
+    if (fits_sbyte(va::i(v))) {
+      w.u8(code::smalllong);
+      w.u8(static_cast<std::uint8_t>(va::i(v)));
+    } else {
+      w.u8(code::long_);
+      w.u64(va::u(v));
+    }
+    return;
+  case type::timestamp:
+    w.u8(code::timestamp);
+    w.u64(va::u(v));
+    return;
+  default: {
+    const std::uint8_t c = scalar_code(v);
     w.u8(c);
     write_body(v, c, w);
     return;
   }
-  write_container(v, measure_container(v), w);
+  }
+}
+
+} // namespace
+
+void write_value(const value& v, writer& w) noexcept {
+  if (is_container(v.kind())) {
+    write_container(v, measure_container(v), w);
+  } else if (va::decoded(v)) {
+    w.u8(va::code(v));
+    write_body(v, va::code(v), w);
+  } else {
+    write_built_scalar(v, w);
+  }
 }
 
 std::size_t write_checked(const value& v, writer& w) noexcept {
   if (!is_container(v.kind())) {
-    const std::uint8_t c = va::decoded(v) ? va::code(v) : scalar_code(v);
-    const std::size_t n = c == 0 ? 0 : scalar_size(v, c);
+    const std::size_t n = size_of(v);
     if (n == 0 || n > w.remaining()) {
       return n == 0 ? 0 : max_size;
     }
-    w.u8(c);
-    write_body(v, c, w);
+    write_value(v, w);
     return n;
   }
   const measured m = measure_container(v);

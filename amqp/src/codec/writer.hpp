@@ -48,8 +48,24 @@ public:
   }
   void bytes(const void* p, std::size_t n) noexcept {
     AMQP_ASSERT(n <= remaining());
-    if (n != 0) {
-      std::memcpy(pos_, p, n);
+    const auto* src = static_cast<const unsigned char*>(p);
+    // Short strings are the common case: copy them with two overlapping fixed-size moves
+    // instead of a call to memcpy.
+    if (n >= 8 && n <= 16) {
+      std::memcpy(pos_, src, 8);
+      std::memcpy(pos_ + n - 8, src + n - 8, 8);
+    } else if (n > 16 && n <= 32) {
+      std::memcpy(pos_, src, 16);
+      std::memcpy(pos_ + n - 16, src + n - 16, 16);
+    } else if (n >= 4 && n < 8) {
+      std::memcpy(pos_, src, 4);
+      std::memcpy(pos_ + n - 4, src + n - 4, 4);
+    } else if (n < 4) {
+      for (std::size_t k = 0; k < n; ++k) {
+        pos_[k] = static_cast<std::byte>(src[k]);
+      }
+    } else {
+      std::memcpy(pos_, src, n);
     }
     pos_ += n;
   }
