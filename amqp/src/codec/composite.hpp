@@ -14,7 +14,11 @@
 // and generic code below decodes and encodes it. Member types map to AMQP field types:
 // bool, unsigned integers (any unsigned AMQP integer that fits is accepted), std::string_view
 // (string), symbol_view, binary_view, timestamp, value (any type, maps, `*` fields), symbols
-// (multiple symbols), std::optional<X> of those, and other composites (nested).
+// (multiple symbols), enums (as their underlying type: restricted types with choices),
+// std::optional<X> of those, other composites (nested), and std::variant<composites...>
+// (a `*` field with `requires`, decoded by descriptor; an alternative of type `value` keeps a
+// described value no other alternative claims). Variant members must be std::optional: they
+// have no default to compare against.
 //
 // Encoding: fields equal to their default (or empty optionals, null values) are written as
 // null, and trailing nulls are dropped (§1.4: "a list with fewer elements than fields is
@@ -76,8 +80,8 @@ inline result<void> decode_member(const value& v, bool& out) noexcept {
   return {};
 }
 template <std::unsigned_integral M>
-  requires(!std::same_as<M, bool>)
-result<void> decode_member(const value& v, M& out) noexcept {
+requires(!std::same_as<M, bool>) result<void> decode_member(const value& v, M& out)
+noexcept {
   auto u = v.get_unsigned();
   if (!u || *u > std::numeric_limits<M>::max()) {
     return errc::type_mismatch;
@@ -124,8 +128,43 @@ inline result<void> decode_member(const value& v, symbols& out) noexcept {
   }
   return errc::type_mismatch;
 }
+template <class E>
+requires std::is_enum_v<E> result<void> decode_member(const value& v, E& out)
+noexcept {
+  std::underlying_type_t<E> u{};
+  auto r = decode_member(v, u);
+  if (r) {
+    out = static_cast<E>(u);
+  }
+  return r;
+}
 template <composite M> result<void> decode_member(const value& v, M& out) noexcept {
   return decode_composite(v, out);
+}
+template <composite T> bool has_descriptor(const value& v) noexcept;
+// The alternative whose descriptor `v` has; else the `value` alternative, if any, for any
+// described value. Errors: errc::unexpected_descriptor (described, unclaimed),
+// errc::type_mismatch (not described), or those of the alternative's decoder.
+template <class... Alts>
+result<void> decode_member(const value& v, std::variant<Alts...>& out) noexcept {
+  result<void> status = v.is(type::described) ? errc::unexpected_descriptor : errc::type_mismatch;
+  bool found = false;
+  auto one = [&]<class Alt>(std::type_identity<Alt>) {
+    if constexpr (composite<Alt>) {
+      if (!found && has_descriptor<Alt>(v)) {
+        found = true;
+        status = decode_composite(v, out.template emplace<Alt>());
+      }
+    }
+  };
+  (one(std::type_identity<Alts>{}), ...);
+  if constexpr ((std::same_as<Alts, value> || ...)) {
+    if (!found && v.is(type::described)) {
+      out.template emplace<value>(v);
+      status = {};
+    }
+  }
+  return status;
 }
 template <class M> result<void> decode_member(const value& v, std::optional<M>& out) noexcept {
   M m{};
@@ -161,7 +200,7 @@ template <composite T> result<void> decode_fields(const value& l, T& out) noexce
   result<void> status;
   std::apply(
       [&](const auto&... f) {
-        auto one = [&](const auto& fd) {
+        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
           if (!status) {
             return;
           }
@@ -202,18 +241,37 @@ template <composite T> result<std::size_t> composite_size(const T& c) noexcept;
 template <composite T> void write_composite(const T& c, writer& w) noexcept;
 
 // Simple members become a value and use the value encoder.
-inline value member_value(bool b) noexcept { return value{b}; }
+inline value member_value(bool b) noexcept {
+  return value{b};
+}
 template <std::unsigned_integral M>
-  requires(!std::same_as<M, bool>)
-value member_value(M m) noexcept {
+requires(!std::same_as<M, bool>) value member_value(M m)
+noexcept {
   return value{m};
 }
-inline value member_value(std::string_view s) noexcept { return value{s}; }
-inline value member_value(symbol_view s) noexcept { return value{s}; }
-inline value member_value(binary_view b) noexcept { return value{b}; }
-inline value member_value(timestamp t) noexcept { return value{t}; }
-inline value member_value(const value& v) noexcept { return v; }
-inline value member_value(const symbols& s) noexcept { return s.as_value(); }
+inline value member_value(std::string_view s) noexcept {
+  return value{s};
+}
+inline value member_value(symbol_view s) noexcept {
+  return value{s};
+}
+inline value member_value(binary_view b) noexcept {
+  return value{b};
+}
+inline value member_value(timestamp t) noexcept {
+  return value{t};
+}
+inline value member_value(const value& v) noexcept {
+  return v;
+}
+inline value member_value(const symbols& s) noexcept {
+  return s.as_value();
+}
+template <class E>
+requires std::is_enum_v<E> value member_value(E e)
+noexcept {
+  return value{static_cast<std::underlying_type_t<E>>(e)};
+}
 
 template <class M> bool member_is_null(const M& m) noexcept {
   if constexpr (is_optional<M>::value) {
@@ -230,10 +288,21 @@ template <class M> bool member_is_null(const M& m) noexcept {
 template <class M> result<std::size_t> member_size(const M& m) noexcept {
   if constexpr (is_optional<M>::value) {
     return m ? member_size(*m) : result<std::size_t>{std::size_t{1}};
+  } else if constexpr (is_variant<M>::value) {
+    return std::visit([](const auto& a) { return member_size(a); }, m);
   } else if constexpr (composite<M>) {
     return composite_size(m);
   } else {
-    return full_size(member_value(m));
+    if constexpr (std::same_as<M, symbols>) {
+      // A multiple symbol field holds null, a symbol or an array of symbols (AMQP 1.0 §1.4).
+      const value& v = m.as_value();
+      if (!v.is_null() && !v.is(type::symbol) &&
+          !(v.is(type::array) && v.element_type() == type::symbol)) {
+        return errc::invalid_argument;
+      }
+    }
+    const std::size_t n = size_of(member_value(m));
+    return n != 0 ? result<std::size_t>{n} : result<std::size_t>{errc::invalid_argument};
   }
 }
 
@@ -244,10 +313,12 @@ template <class M> void write_member(const M& m, writer& w) noexcept {
     } else {
       w.u8(code::null);
     }
+  } else if constexpr (is_variant<M>::value) {
+    std::visit([&](const auto& a) { write_member(a, w); }, m);
   } else if constexpr (composite<M>) {
     write_composite(m, w);
   } else {
-    write_full(member_value(m), w);
+    write_value(member_value(m), w);
   }
 }
 
@@ -258,7 +329,7 @@ template <composite T> std::size_t written_fields(const T& c) noexcept {
   std::size_t k = 0;
   std::apply(
       [&](const auto&... f) {
-        auto one = [&](const auto& fd) {
+        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
           ++k;
           const auto& m = c.*(fd.member);
           bool null = false;
@@ -281,7 +352,9 @@ template <composite T> std::size_t written_fields(const T& c) noexcept {
   return n;
 }
 
-inline std::size_t descriptor_size(std::uint64_t code) noexcept { return code <= 0xFF ? 3 : 10; }
+inline std::size_t descriptor_size(std::uint64_t code) noexcept {
+  return code <= 0xFF ? 3 : 10;
+}
 
 // Size of the list body (the fields), with `n` fields written; nulls for default fields.
 template <composite T> result<std::size_t> fields_payload(const T& c, std::size_t n) noexcept {
@@ -291,7 +364,7 @@ template <composite T> result<std::size_t> fields_payload(const T& c, std::size_
   result<void> status;
   std::apply(
       [&](const auto&... f) {
-        auto one = [&](const auto& fd) {
+        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
           if (k++ >= n || !status) {
             return;
           }
@@ -363,7 +436,7 @@ template <composite T> void write_composite(const T& c, writer& w) noexcept {
   std::size_t k = 0;
   std::apply(
       [&](const auto&... f) {
-        auto one = [&](const auto& fd) {
+        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
           if (k++ >= n) {
             return;
           }

@@ -4,46 +4,10 @@
 
 #include <array>
 
-#include "codec/composite.hpp"
+#include "codec/composite_tables.hpp"
 #include "codec/value_access.hpp"
 
 namespace amqp {
-
-namespace detail {
-
-template <> struct composite_traits<header> {
-  static constexpr std::uint64_t code = 0x70;
-  static constexpr std::string_view name = "amqp:header:list";
-  static constexpr auto fields = std::tuple{
-      field{&header::durable, "durable"},
-      field{&header::priority, "priority"},
-      field{&header::ttl, "ttl"},
-      field{&header::first_acquirer, "first-acquirer"},
-      field{&header::delivery_count, "delivery-count"},
-  };
-};
-
-template <> struct composite_traits<properties> {
-  static constexpr std::uint64_t code = 0x73;
-  static constexpr std::string_view name = "amqp:properties:list";
-  static constexpr auto fields = std::tuple{
-      field{&properties::message_id, "message-id"},
-      field{&properties::user_id, "user-id"},
-      field{&properties::to, "to"},
-      field{&properties::subject, "subject"},
-      field{&properties::reply_to, "reply-to"},
-      field{&properties::correlation_id, "correlation-id"},
-      field{&properties::content_type, "content-type"},
-      field{&properties::content_encoding, "content-encoding"},
-      field{&properties::absolute_expiry_time, "absolute-expiry-time"},
-      field{&properties::creation_time, "creation-time"},
-      field{&properties::group_id, "group-id"},
-      field{&properties::group_sequence, "group-sequence"},
-      field{&properties::reply_to_group_id, "reply-to-group-id"},
-  };
-};
-
-} // namespace detail
 
 namespace {
 
