@@ -188,15 +188,46 @@ template <composite T> bool has_descriptor(const value& v) noexcept {
   return d.is(type::symbol) && d.as_symbol() == composite_traits<T>::name;
 }
 
+// Walks the fields of a list: decoded lists are read in place, and null fields are skipped
+// without building a value.
+class field_cursor {
+public:
+  explicit field_cursor(const value& l) noexcept
+      : left_(value_access::count(l)),
+        built_(value_access::decoded(l) ? nullptr : value_access::items(l)),
+        pos_(value_access::decoded(l) ? value_access::bytes(l).data() : nullptr) {}
+
+  // The next field in `v`; false if it is null or absent (v untouched then).
+  bool next(value& v) noexcept {
+    if (left_ == 0) {
+      return false;
+    }
+    --left_;
+    if (built_ != nullptr) {
+      v = *built_++;
+      return !v.is_null();
+    }
+    if (*pos_ == std::byte{code::null}) {
+      ++pos_;
+      return false;
+    }
+    v = decode_trusted(pos_);
+    return true;
+  }
+
+private:
+  std::uint32_t left_;
+  const value* built_;
+  const std::byte* pos_;
+};
+
 // Decodes the fields of T from the list `l`. Fields beyond those T knows are ignored
 // (AMQP 1.0 §1.4 allows later versions to append fields).
 template <composite T> result<void> decode_fields(const value& l, T& out) noexcept {
   if (!l.is(type::list)) {
     return errc::type_mismatch;
   }
-  auto range = l.items();
-  auto it = range.begin();
-  std::uint32_t left = range.size();
+  field_cursor cursor(l);
   result<void> status;
   std::apply(
       [&](const auto&... f) {
@@ -205,14 +236,7 @@ template <composite T> result<void> decode_fields(const value& l, T& out) noexce
             return;
           }
           value fv;
-          if (left != 0) {
-            fv = *it;
-            --left;
-            if (left != 0) {
-              ++it;
-            }
-          }
-          if (fv.is_null()) {
+          if (!cursor.next(fv)) {
             if ((fd.flags & mandatory) != 0) {
               status = errc::missing_field;
             }

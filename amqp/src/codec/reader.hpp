@@ -25,6 +25,28 @@ inline std::uint64_t load_be64(const std::byte* p) noexcept {
   return __builtin_bswap64(v);
 }
 
+// Equality of n bytes; short runs without a call to memcmp.
+inline bool bytes_equal(const void* a, const void* b, std::size_t n) noexcept {
+  const auto* x = static_cast<const unsigned char*>(a);
+  const auto* y = static_cast<const unsigned char*>(b);
+  auto word = [](const unsigned char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  };
+  if (n >= 8 && n <= 16) {
+    return ((word(x) ^ word(y)) | (word(x + n - 8) ^ word(y + n - 8))) == 0;
+  }
+  if (n < 8) {
+    unsigned diff = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      diff |= static_cast<unsigned>(x[k] ^ y[k]);
+    }
+    return diff == 0;
+  }
+  return std::memcmp(x, y, n) == 0;
+}
+
 class reader {
 public:
   reader() = default;

@@ -281,7 +281,7 @@ std::optional<value> value::find(std::string_view key) const noexcept {
     } else {
       detail::trusted_skip(p);
     }
-    if (text != nullptr && n == key.size() && std::memcmp(text, key.data(), n) == 0) {
+    if (text != nullptr && n == key.size() && detail::bytes_equal(text, key.data(), n)) {
       return detail::decode_trusted(p);
     }
     detail::trusted_skip(p);
