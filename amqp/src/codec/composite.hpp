@@ -25,6 +25,7 @@
 // padded with nulls"). Mandatory fields are always written.
 #pragma once
 
+#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -346,93 +347,71 @@ template <class M> void write_member(const M& m, writer& w) noexcept {
   }
 }
 
-// The number of fields written: up to the last one that is not null or default.
-template <composite T> std::size_t written_fields(const T& c) noexcept {
-  static const T defaults{};
-  std::size_t n = 0;
-  std::size_t k = 0;
-  std::apply(
-      [&](const auto&... f) {
-        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
-          ++k;
-          const auto& m = c.*(fd.member);
-          bool null = false;
-          if ((fd.flags & mandatory) == 0) {
-            using M = std::remove_cvref_t<decltype(m)>;
-            if constexpr (is_optional<M>::value || std::same_as<M, value> ||
-                          std::same_as<M, symbols>) {
-              null = member_is_null(m);
-            } else if constexpr (std::equality_comparable<M>) {
-              null = m == defaults.*(fd.member);
-            }
-          }
-          if (!null) {
-            n = k;
-          }
-        };
-        (one(f), ...);
-      },
-      composite_traits<T>::fields);
-  return n;
-}
+// The default value of every composite, to tell which fields can be written as null.
+template <class T> inline const T defaults_of{};
 
 inline std::size_t descriptor_size(std::uint64_t code) noexcept {
   return code <= 0xFF ? 3 : 10;
 }
 
-// Size of the list body (the fields), with `n` fields written; nulls for default fields.
-template <composite T> result<std::size_t> fields_payload(const T& c, std::size_t n) noexcept {
-  static const T defaults{};
-  std::size_t total = 0;
+// How a composite is written, worked out once: the size of each field (0: written as null),
+// how many fields are written (trailing nulls dropped) and the total size.
+template <composite T> struct composite_plan {
+  static constexpr std::size_t field_count =
+      std::tuple_size_v<std::remove_cv_t<decltype(composite_traits<T>::fields)>>;
+  std::array<std::size_t, field_count> sizes{};
+  std::size_t n = 0;       // fields written
+  std::size_t payload = 0; // bytes of the written fields
+  std::size_t full = 0;    // descriptor and list included; 0 if T cannot be encoded
+};
+
+template <composite T> composite_plan<T> plan_composite(const T& c) noexcept {
+  composite_plan<T> plan;
+  bool ok = true;
   std::size_t k = 0;
-  result<void> status;
   std::apply(
       [&](const auto&... f) {
         [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
-          if (k++ >= n || !status) {
-            return;
-          }
           const auto& m = c.*(fd.member);
           using M = std::remove_cvref_t<decltype(m)>;
-          bool null = false;
-          if ((fd.flags & mandatory) == 0) {
-            if constexpr (!is_optional<M>::value && !std::same_as<M, value> &&
-                          !std::same_as<M, symbols> && std::equality_comparable<M>) {
-              null = m == defaults.*(fd.member);
-            }
+          bool null = member_is_null(m);
+          if constexpr (!is_optional<M>::value && !std::same_as<M, value> &&
+                        !std::same_as<M, symbols> && std::equality_comparable<M>) {
+            // A field equal to its default is written as null (AMQP 1.0 §1.4).
+            null = (fd.flags & mandatory) == 0 && m == defaults_of<T>.*(fd.member);
           }
-          if (null) {
-            total += 1;
-            return;
+          if (!null && ok) {
+            auto size = member_size(m);
+            ok = size.has_value();
+            plan.sizes[k] = ok ? *size : 0;
+            plan.n = k + 1;
           }
-          auto s = member_size(m);
-          if (!s) {
-            status = s.error();
-            return;
-          }
-          total += *s;
+          ++k;
         };
         (one(f), ...);
       },
       composite_traits<T>::fields);
-  if (!status) {
-    return status.error();
+  if (!ok) {
+    return plan;
   }
-  return total;
+  for (std::size_t j = 0; j < plan.n; ++j) {
+    plan.payload += plan.sizes[j] == 0 ? 1 : plan.sizes[j];
+  }
+  const std::size_t list = plan.n == 0                ? 1
+                           : plan.payload + 1 <= 0xFF ? 3 + plan.payload
+                                                      : 9 + plan.payload;
+  plan.full = descriptor_size(composite_traits<T>::code) + list;
+  return plan;
 }
 
 template <composite T> result<std::size_t> composite_size(const T& c) noexcept {
-  std::size_t n = written_fields(c);
-  auto payload = fields_payload(c, n);
-  if (!payload) {
-    return payload;
-  }
-  std::size_t list = n == 0 ? 1 : (*payload + 1 <= 0xFF) ? 3 + *payload : 9 + *payload;
-  return descriptor_size(composite_traits<T>::code) + list;
+  const std::size_t n = plan_composite(c).full;
+  return n != 0 ? result<std::size_t>{n} : result<std::size_t>{errc::invalid_argument};
 }
 
-template <composite T> void write_composite(const T& c, writer& w) noexcept {
-  static const T defaults{};
+// Writes `c` as planned by plan_composite (which must have succeeded).
+template <composite T>
+void write_composite(const T& c, const composite_plan<T>& plan, writer& w) noexcept {
   constexpr std::uint64_t dcode = composite_traits<T>::code;
   w.u8(code::described);
   if (dcode <= 0xFF) {
@@ -442,58 +421,53 @@ template <composite T> void write_composite(const T& c, writer& w) noexcept {
     w.u8(code::ulong);
     w.u64(dcode);
   }
-  std::size_t n = written_fields(c);
-  if (n == 0) {
+  if (plan.n == 0) {
     w.u8(code::list0);
     return;
   }
-  std::size_t payload = *fields_payload(c, n);
-  if (payload + 1 <= 0xFF) {
+  if (plan.payload + 1 <= 0xFF) {
     w.u8(code::list8);
-    w.u8(static_cast<std::uint8_t>(payload + 1));
-    w.u8(static_cast<std::uint8_t>(n));
+    w.u8(static_cast<std::uint8_t>(plan.payload + 1));
+    w.u8(static_cast<std::uint8_t>(plan.n));
   } else {
     w.u8(code::list32);
-    w.u32(static_cast<std::uint32_t>(payload + 4));
-    w.u32(static_cast<std::uint32_t>(n));
+    w.u32(static_cast<std::uint32_t>(plan.payload + 4));
+    w.u32(static_cast<std::uint32_t>(plan.n));
   }
   std::size_t k = 0;
   std::apply(
       [&](const auto&... f) {
         [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
-          if (k++ >= n) {
-            return;
-          }
-          const auto& m = c.*(fd.member);
-          using M = std::remove_cvref_t<decltype(m)>;
-          if ((fd.flags & mandatory) == 0) {
-            if constexpr (!is_optional<M>::value && !std::same_as<M, value> &&
-                          !std::same_as<M, symbols> && std::equality_comparable<M>) {
-              if (m == defaults.*(fd.member)) {
-                w.u8(code::null);
-                return;
-              }
+          if (k < plan.n) {
+            if (plan.sizes[k] == 0) {
+              w.u8(code::null);
+            } else {
+              write_member(c.*(fd.member), w);
             }
           }
-          write_member(m, w);
+          ++k;
         };
         (one(f), ...);
       },
       composite_traits<T>::fields);
 }
 
+template <composite T> void write_composite(const T& c, writer& w) noexcept {
+  write_composite(c, plan_composite(c), w);
+}
+
 // Public-API helpers: size, then write into a span.
 template <composite T> result<std::size_t> encode_composite(const T& c, std::span<std::byte> out) {
-  auto n = composite_size(c);
-  if (!n) {
-    return n;
+  const auto plan = plan_composite(c);
+  if (plan.full == 0) {
+    return errc::invalid_argument;
   }
-  if (*n > out.size()) {
+  if (plan.full > out.size()) {
     return errc::buffer_too_small;
   }
-  writer w(out.first(*n));
-  write_composite(c, w);
-  return *n;
+  writer w(out.first(plan.full));
+  write_composite(c, plan, w);
+  return plan.full;
 }
 
 } // namespace amqp::detail

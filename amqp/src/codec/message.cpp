@@ -203,14 +203,14 @@ struct checked_section_writer {
     return {};
   }
   template <class C> result<void> operator()(section, const C& c) noexcept {
-    auto n = detail::composite_size(c);
-    if (!n) {
-      return n.error();
+    const auto plan = detail::plan_composite(c);
+    if (plan.full == 0) {
+      return errc::invalid_argument;
     }
-    if (*n > w.remaining()) {
+    if (plan.full > w.remaining()) {
       return errc::buffer_too_small;
     }
-    detail::write_composite(c, w);
+    detail::write_composite(c, plan, w);
     return {};
   }
 };
