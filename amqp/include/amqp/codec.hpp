@@ -17,8 +17,9 @@ struct decode_limits {
   // Maximum nesting of lists, maps, arrays and described values; deeper is
   // errc::depth_exceeded.
   std::uint32_t max_depth = 32;
-  // Maximum element count of an array whose elements occupy zero bytes each (null, true,
-  // false, uint0, ulong0, list0 element constructors), which the byte count cannot bound.
+  // Maximum number of elements, over all arrays of one decoded value, whose element
+  // constructor occupies zero bytes (null, true, false, uint0, ulong0, list0): their count
+  // cannot be bounded by the bytes present. Above it: errc::resource_limit.
   std::uint32_t max_zero_width_elements = 65536;
 };
 

@@ -56,7 +56,8 @@ std::uint32_t load_sized(const std::byte* p, unsigned width) noexcept {
 
 class validator {
 public:
-  explicit validator(const decode_limits& lim) noexcept : lim_(lim) {}
+  explicit validator(const decode_limits& lim) noexcept
+      : lim_(lim), zero_width_left_(lim.max_zero_width_elements) {}
 
   // Validates one value (constructor and body) at p; advances p past it. Scalars, strings,
   // symbols and binaries are checked here; everything else out of line.
@@ -206,10 +207,16 @@ private:
       return errc::decode_error;
     }
     if (ei.cat == category::fixed && ei.width == 0) {
-      if (count > lim_.max_zero_width_elements) {
+      // Elements of no bytes: the count cannot be checked against the bytes present, so it
+      // is charged to a budget for the whole value (many such arrays add up), and there is
+      // nothing in the elements to validate.
+      if (count > zero_width_left_) {
         return errc::resource_limit;
       }
-    } else if (count > static_cast<std::size_t>(sub_end - q)) {
+      zero_width_left_ -= count;
+      return q == sub_end ? errc{} : errc::decode_error;
+    }
+    if (count > static_cast<std::size_t>(sub_end - q)) {
       return errc::decode_error;
     }
     for (std::uint32_t k = 0; k < count; ++k) {
@@ -221,6 +228,7 @@ private:
   }
 
   const decode_limits& lim_;
+  std::uint32_t zero_width_left_; // elements of zero-width arrays still allowed
 };
 
 } // namespace

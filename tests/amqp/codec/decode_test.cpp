@@ -241,3 +241,25 @@ TEST_CASE("decode: unknown format codes are decode errors") {
     CHECK_FALSE(r.has_value());
   }
 }
+
+TEST_CASE("decode: zero-width array elements are budgeted over the whole value") {
+  // A list of two arrays of 40 nulls each: 80 zero-width elements in all.
+  // Each array8 is e0, size 2 (count and constructor), count 40, constructor null.
+  auto b = from_hex("c00902e0022840e0022840");
+  decode_limits lim;
+  lim.max_zero_width_elements = 79;
+  auto r = decode_whole(b, lim);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error() == errc::resource_limit);
+  lim.max_zero_width_elements = 80;
+  auto ok = decode_whole(b, lim);
+  REQUIRE(ok.has_value());
+  std::size_t n = 0;
+  for (const value& a : ok->items()) {
+    for (const value& e : a.items()) {
+      CHECK(e.is_null());
+      ++n;
+    }
+  }
+  CHECK(n == 80);
+}
