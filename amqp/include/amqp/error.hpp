@@ -35,6 +35,25 @@ enum class errc {
   buffer_too_small,
   // A memory resource refused an allocation. Sent as `amqp:internal-error`.
   out_of_memory,
+  // A malformed frame (AMQP 1.0 §2.3.1): SIZE below 8, DOFF below 2, DOFF * 4 above SIZE;
+  // or a SASL frame with an empty body (§5.3.1). Sent as `amqp:connection:framing-error`.
+  framing_error,
+  // A frame whose SIZE is above the maximum frame size in force: the max-frame-size this
+  // end announced (§2.7.1: "A peer that receives an oversized frame MUST close the
+  // connection with the framing-error error-code"), or 512 for SASL frames (§5.3.1).
+  // Locally, also a frame that cannot be built within the peer's max-frame-size. Sent as
+  // `amqp:connection:framing-error`.
+  frame_too_large,
+  // A frame TYPE other than the one the connection is reading: 0x00 (AMQP) after the AMQP
+  // protocol header, 0x01 (SASL) after the SASL header (§2.3.1, §5.3.1); this includes
+  // every undefined type code. Sent as `amqp:connection:framing-error`.
+  unexpected_frame_type,
+  // The peer's protocol header (AMQP 1.0 §2.2) is not one this end accepts here: not
+  // "AMQP" at all, an unknown protocol id or version, or a protocol not enabled (e.g. no
+  // SASL header when SASL is required). No close frame can be sent before the headers
+  // agree (§2.2: answer with a supported header, then close the socket); reported locally
+  // as `amqp:not-implemented`.
+  protocol_mismatch,
 };
 
 // The error category of `errc`; its name is "amqp".

@@ -31,6 +31,14 @@ public:
       return "buffer too small";
     case errc::out_of_memory:
       return "out of memory";
+    case errc::framing_error:
+      return "malformed frame";
+    case errc::frame_too_large:
+      return "frame larger than the maximum frame size";
+    case errc::unexpected_frame_type:
+      return "unexpected frame type";
+    case errc::protocol_mismatch:
+      return "unsupported protocol header";
     }
     return "unknown amqp error";
   }
@@ -61,6 +69,12 @@ std::string_view to_condition_symbol(std::error_code ec) noexcept {
   case errc::buffer_too_small:
   case errc::out_of_memory:
     return symbol::internal_error;
+  case errc::framing_error:
+  case errc::frame_too_large:
+  case errc::unexpected_frame_type:
+    return symbol::framing_error;
+  case errc::protocol_mismatch:
+    return symbol::not_implemented;
   }
   return symbol::internal_error;
 }
