@@ -167,7 +167,8 @@ private:
     const std::byte* q = p + 2 * w;
     const std::byte* sub_end = p + w + size;
     p = sub_end;
-    if (depth + 1 > lim_.max_depth) {
+    // An empty container nests nothing (and so costs no depth, as list0 does not).
+    if (count != 0 && depth + 1 > lim_.max_depth) {
       return errc::depth_exceeded;
     }
     if (ci.cat == category::compound) {
