@@ -12,35 +12,9 @@
 #include "amqp/codec.hpp"
 #include "hex.hpp"
 #include "json_form.hpp"
+#include "support/literate_vectors.hpp"
 
 namespace {
-
-struct vector_case {
-  std::string file;
-  std::string name;
-  std::string hex;
-  std::vector<std::string> log;
-};
-
-// Reads the `## ` sections of one vector file with their ```hex and ```log blocks.
-std::vector<vector_case> read_vectors(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<vector_case> out;
-  std::string line;
-  std::string block; // "hex", "log" or empty outside a fenced block
-  while (std::getline(in, line)) {
-    if (line.rfind("## ", 0) == 0) {
-      out.push_back({path.filename().string(), line.substr(3), {}, {}});
-    } else if (line.rfind("```", 0) == 0) {
-      block = block.empty() ? line.substr(3) : "";
-    } else if (!out.empty() && block == "hex") {
-      out.back().hex += line;
-    } else if (!out.empty() && block == "log" && !line.empty()) {
-      out.back().log.push_back(line);
-    }
-  }
-  return out;
-}
 
 // Decodes the input as it arrives in chunks: a value is decoded as soon as its bytes are
 // all there; a failure at the end of all input is the error.
@@ -86,7 +60,7 @@ TEST_CASE("vectors: every wire vector, whole and split at every offset") {
   REQUIRE(files.size() >= 3);
   std::size_t cases = 0;
   for (const auto& f : files) {
-    for (const auto& v : read_vectors(f)) {
+    for (const auto& v : amqp::test::read_literate_vectors(f)) {
       ++cases;
       INFO(v.file << ": " << v.name);
       std::string hex_error;

@@ -13,43 +13,14 @@
 #include "frame/frame.hpp"
 #include "frame/protocol_header.hpp"
 #include "support/hex.hpp"
+#include "support/literate_vectors.hpp"
 
 using namespace amqp;
 using namespace amqp::detail;
 
 namespace {
 
-struct frame_vector {
-  std::string file;
-  std::string name;
-  std::string config;
-  std::string hex;
-  std::vector<std::string> log;
-};
-
-// Reads the `## ` sections of one vector file with their config, hex and log blocks.
-std::vector<frame_vector> read_vectors(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<frame_vector> out;
-  std::string line;
-  std::string block; // "config", "hex", "log", another info string, or empty outside
-  bool fenced = false;
-  while (std::getline(in, line)) {
-    if (line.rfind("## ", 0) == 0) {
-      out.push_back({path.filename().string(), line.substr(3), {}, {}, {}});
-    } else if (line.rfind("```", 0) == 0) {
-      fenced = !fenced;
-      block = fenced ? line.substr(3) : "";
-    } else if (!out.empty() && block == "config") {
-      out.back().config += line + " ";
-    } else if (!out.empty() && block == "hex") {
-      out.back().hex += line;
-    } else if (!out.empty() && block == "log" && !line.empty()) {
-      out.back().log.push_back(line);
-    }
-  }
-  return out;
-}
+using frame_vector = amqp::test::literate_vector;
 
 enum class start { header, amqp, sasl };
 
@@ -217,7 +188,7 @@ TEST_CASE("frame vectors: every vector whole, split at every offset, and byte by
   REQUIRE(files.size() >= 4);
   std::size_t cases = 0;
   for (const auto& f : files) {
-    for (const auto& v : read_vectors(f)) {
+    for (const auto& v : amqp::test::read_literate_vectors(f)) {
       ++cases;
       INFO(v.file << ": " << v.name);
       const auto bytes = amqp::test::from_hex(v.hex);
