@@ -52,8 +52,10 @@ struct builder {
   bool empty_described_array = false;
   // Elements of decoded arrays whose element constructor takes no bytes (true, false, uint0,
   // ulong0, list0). The encoder never picks those for arrays (a peer's decoder may not
-  // expect them, and ours budgets them), so each may grow by up to 2 bytes (list8 "01 00").
+  // expect them, and ours budgets them), so each may grow by up to 2 bytes (list8 "01 00"),
+  // and its array by 6 more (array8 becoming array32).
   std::size_t zero_width_elements = 0;
+  std::size_t zero_width_arrays = 0;
 
   value copy(const value& v) { return deep ? build(v) : v; }
 
@@ -111,6 +113,7 @@ struct builder {
         return {};
       }
       std::uint32_t k = 0;
+      const std::size_t zero_width_before = zero_width_elements;
       for (const value& e : v.items()) {
         require(k < n);
         const std::uint8_t c = e.format_code();
@@ -118,6 +121,9 @@ struct builder {
           ++zero_width_elements;
         }
         items[k++] = copy(e);
+      }
+      if (zero_width_elements != zero_width_before) {
+        ++zero_width_arrays;
       }
       require(k == n);
       std::span<const value> s(items, n);
@@ -203,7 +209,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       continue;
     }
     // Smallest encodings: never larger, but for zero-width array elements (see builder).
-    require(enc->size() <= original.size() + 2 * bld.zero_width_elements);
+    require(enc->size() <=
+            original.size() + 2 * bld.zero_width_elements + 6 * bld.zero_width_arrays);
 
     // The built encoding decodes, within the same limits, to an equal value.
     auto back = decode_whole(*enc, limits);
