@@ -204,16 +204,19 @@ public:
       return false;
     }
     --left_;
-    if (built_ != nullptr) {
-      v = *built_++;
-      return !v.is_null();
+    if (pos_ != nullptr) {
+      if (*pos_ == std::byte{code::null}) {
+        ++pos_;
+        return false;
+      }
+      v = decode_trusted(pos_);
+      return true;
     }
-    if (*pos_ == std::byte{code::null}) {
-      ++pos_;
+    if (built_ == nullptr) {
       return false;
     }
-    v = decode_trusted(pos_);
-    return true;
+    v = *built_++;
+    return !v.is_null();
   }
 
 private:
