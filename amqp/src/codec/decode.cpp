@@ -408,6 +408,10 @@ result<value> decode_whole(std::span<const std::byte> in, const decode_limits& l
 
 // RFC 3629 §4 well-formed UTF-8, with an ASCII fast path.
 bool is_valid_utf8(std::string_view s) noexcept {
+  // Most strings on the wire are ASCII: check that with whole-word reads first.
+  if (detail::is_ascii(reinterpret_cast<const std::byte*>(s.data()), s.size())) {
+    return true;
+  }
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const unsigned char* end = p + s.size();
   while (p != end) {
