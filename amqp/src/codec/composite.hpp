@@ -313,6 +313,14 @@ template <class M> bool member_is_null(const M& m) noexcept {
   }
 }
 
+// The characters of a string or symbol member.
+inline std::string_view text_of(std::string_view s) noexcept {
+  return s;
+}
+inline std::string_view text_of(symbol_view s) noexcept {
+  return s.str;
+}
+
 template <class M> result<std::size_t> member_size(const M& m) noexcept {
   if constexpr (is_optional<M>::value) {
     return m ? member_size(*m) : result<std::size_t>{std::size_t{1}};
@@ -320,6 +328,9 @@ template <class M> result<std::size_t> member_size(const M& m) noexcept {
     return std::visit([](const auto& a) { return member_size(a); }, m);
   } else if constexpr (composite<M>) {
     return composite_size(m);
+  } else if constexpr (std::same_as<M, std::string_view> || std::same_as<M, symbol_view>) {
+    const std::size_t n = variable_size(text_of(m).size());
+    return n != 0 ? result<std::size_t>{n} : result<std::size_t>{errc::invalid_argument};
   } else {
     if constexpr (std::same_as<M, symbols>) {
       // A multiple symbol field holds null, a symbol or an array of symbols (AMQP 1.0 §1.4).
@@ -345,6 +356,10 @@ template <class M> void write_member(const M& m, writer& w) noexcept {
     std::visit([&](const auto& a) { write_member(a, w); }, m);
   } else if constexpr (composite<M>) {
     write_composite(m, w);
+  } else if constexpr (std::same_as<M, std::string_view> || std::same_as<M, symbol_view>) {
+    const std::string_view s = text_of(m);
+    write_variable(std::same_as<M, symbol_view> ? type::symbol : type::string,
+                   {reinterpret_cast<const std::byte*>(s.data()), s.size()}, w);
   } else {
     write_value(member_value(m), w);
   }

@@ -109,12 +109,6 @@ std::size_t scalar_size(const value& v, std::uint8_t c) noexcept {
 
 measured measure_container(const value& v) noexcept;
 
-// The size of a built string, symbol or binary: str8/sym8/vbin8 up to 255 bytes; 0 above
-// 2^32 - 1 bytes.
-std::size_t variable_size(std::size_t n) noexcept {
-  return n <= 0xFF ? 2 + n : n <= max32 ? 5 + n : 0;
-}
-
 // The size of a built value that is not a container nor described, or 0 if it has none.
 std::size_t built_scalar_size(const value& v) noexcept {
   switch (v.kind()) {
@@ -141,7 +135,11 @@ std::size_t built_scalar_size(const value& v) noexcept {
 
 std::size_t size_of(const value& v) noexcept {
   if (!va::decoded(v)) {
-    return is_container(v.kind()) ? measure_container(v).full : built_scalar_size(v);
+    const type t = v.kind();
+    if (t == type::string || t == type::symbol || t == type::binary) {
+      return variable_size(va::bytes(v).size());
+    }
+    return is_container(t) ? measure_container(v).full : built_scalar_size(v);
   }
   if (!is_container(v.kind())) {
     return scalar_size(v, va::code(v));
@@ -531,16 +529,9 @@ void write_built_scalar(const value& v, writer& w) noexcept {
   switch (v.kind()) {
   case type::string:
   case type::symbol:
-  case type::binary: {
-    const auto b = va::bytes(v);
-    const bool small = b.size() <= 0xFF;
-    w.u8(v.kind() == type::string   ? (small ? code::str8 : code::str32)
-         : v.kind() == type::symbol ? (small ? code::sym8 : code::sym32)
-                                    : (small ? code::vbin8 : code::vbin32));
-    w.sized(small ? 1 : 4, static_cast<std::uint32_t>(b.size()));
-    w.bytes(b);
+  case type::binary:
+    write_variable(v.kind(), va::bytes(v), w);
     return;
-  }
   case type::long_:
     if (fits_sbyte(va::i(v))) {
       w.u8(code::smalllong);
@@ -565,7 +556,9 @@ void write_built_scalar(const value& v, writer& w) noexcept {
 
 } // namespace
 
-void write_value(const value& v, writer& w) noexcept {
+namespace {
+
+[[gnu::noinline]] void write_other(const value& v, writer& w) noexcept {
   if (is_container(v.kind())) {
     write_container(v, measure_container(v), w);
   } else if (va::decoded(v)) {
@@ -574,6 +567,19 @@ void write_value(const value& v, writer& w) noexcept {
   } else {
     write_built_scalar(v, w);
   }
+}
+
+} // namespace
+
+void write_value(const value& v, writer& w) noexcept {
+  // Built strings, symbols and binaries are most of what is written (map keys and values):
+  // keep their path short, everything else out of line.
+  const type t = v.kind();
+  if (!va::decoded(v) && (t == type::string || t == type::symbol || t == type::binary)) {
+    write_variable(t, va::bytes(v), w);
+    return;
+  }
+  write_other(v, w);
 }
 
 std::size_t write_checked(const value& v, writer& w) noexcept {
