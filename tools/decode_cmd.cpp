@@ -51,36 +51,6 @@ int print_values(std::span<const std::byte> bytes) {
   return 0;
 }
 
-// The section a top-level value of a message is, by numeric or symbolic descriptor
-// (AMQP 1.0 §3.2).
-std::optional<section> section_of(const value& v) {
-  if (!v.is(type::described)) {
-    return std::nullopt;
-  }
-  if (const auto code = v.descriptor_code(); code && *code >= 0x70 && *code <= 0x78) {
-    return static_cast<section>(*code);
-  }
-  static constexpr std::pair<std::string_view, section> symbolic[] = {
-      {"amqp:header:list", section::header},
-      {"amqp:delivery-annotations:map", section::delivery_annotations},
-      {"amqp:message-annotations:map", section::message_annotations},
-      {"amqp:properties:list", section::properties},
-      {"amqp:application-properties:map", section::application_properties},
-      {"amqp:data:binary", section::data},
-      {"amqp:amqp-sequence:list", section::amqp_sequence},
-      {"amqp:amqp-value:*", section::amqp_value},
-      {"amqp:footer:map", section::footer},
-  };
-  if (const auto sym = v.descriptor().get_symbol()) {
-    for (const auto& [name, s] : symbolic) {
-      if (*sym == name) {
-        return s;
-      }
-    }
-  }
-  return std::nullopt;
-}
-
 // Where a message that decode_message rejected goes wrong: the first value that does not
 // decode, or else the first section whose addition makes the message invalid.
 void report_message_error(std::span<const std::byte> bytes, std::error_code ec) {
@@ -118,7 +88,7 @@ int print_message(std::span<const std::byte> bytes) {
   while (offset < bytes.size()) {
     std::size_t consumed = 0;
     const auto v = decode_value(bytes.subspan(offset), consumed);
-    const auto s = v ? section_of(*v) : std::nullopt;
+    const auto s = v && v->is(type::described) ? section_of(v->descriptor()) : std::nullopt;
     if (!s) {
       // decode_message accepted what the value decoder or the section table here do not.
       report(offset, v ? "not a message section" : v.error().message());

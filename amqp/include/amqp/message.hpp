@@ -30,6 +30,10 @@ enum class section : std::uint8_t {
 // The AMQP name of a section ("header", "delivery-annotations", ..., "footer").
 [[nodiscard]] std::string_view section_name(section s) noexcept;
 
+// The section a descriptor names: its code (0x70-0x78) or its symbolic name
+// ("amqp:header:list", ...); nullopt for any other descriptor.
+[[nodiscard]] std::optional<section> section_of(const value& descriptor) noexcept;
+
 // A set of sections, for choosing which sections of a decoded message to replace.
 // `body` stands for all body sections (data, amqp-sequence, amqp-value) together.
 enum class section_set : std::uint16_t {

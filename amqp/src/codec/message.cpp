@@ -53,25 +53,6 @@ constexpr unsigned order_of(section s) noexcept {
   return 7;
 }
 
-// The section a descriptor (code or symbolic name) names.
-std::optional<section> section_of(const value& d) noexcept {
-  if (d.is(type::ulong)) {
-    auto c = d.as_ulong();
-    if (c >= 0x70 && c <= 0x78) {
-      return static_cast<section>(c);
-    }
-    return std::nullopt;
-  }
-  if (d.is(type::symbol)) {
-    for (std::size_t k = 0; k < std::size(section_descriptor_names); ++k) {
-      if (section_descriptor_names[k] == d.as_symbol()) {
-        return static_cast<section>(0x70 + k);
-      }
-    }
-  }
-  return std::nullopt;
-}
-
 // A section whose value is a value (annotations, application-properties, footer, body).
 constexpr std::size_t section_header_size = 3; // 0x00 0x53 code
 
@@ -228,6 +209,24 @@ struct section_writer {
 };
 
 } // namespace
+
+std::optional<section> section_of(const value& d) noexcept {
+  if (d.is(type::ulong)) {
+    auto c = d.as_ulong();
+    if (c >= 0x70 && c <= 0x78) {
+      return static_cast<section>(c);
+    }
+    return std::nullopt;
+  }
+  if (d.is(type::symbol)) {
+    for (std::size_t k = 0; k < std::size(section_descriptor_names); ++k) {
+      if (section_descriptor_names[k] == d.as_symbol()) {
+        return static_cast<section>(0x70 + k);
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 std::string_view section_name(section s) noexcept {
   auto k = index_of(s);

@@ -302,93 +302,97 @@ result<std::size_t> encode_heartbeat(std::span<std::byte> out) noexcept {
 
 namespace {
 
-// The size of a frame of `body_size` body bytes; a SIZE field holds at most 2^32 - 1.
-result<std::size_t> frame_size_for(std::size_t body_size) noexcept {
-  constexpr std::size_t max_size = std::numeric_limits<std::uint32_t>::max();
-  if (body_size > max_size - frame_header_size) {
-    return errc::invalid_argument;
-  }
-  return frame_header_size + body_size;
-}
+// The sizes of a frame: its body (a performative or SASL frame body) and the whole frame.
+struct frame_sizes {
+  std::size_t body = 0;
+  std::size_t frame = 0;
+};
 
-// Writes a DOFF 2 header, `body` (a performative or SASL frame body) and `payload`.
+// Sizes a frame of `body` followed by `payload_size` bytes; a SIZE field holds at most
+// 2^32 - 1.
 template <class Body>
-result<std::size_t> encode_any(frame_type type, std::uint16_t channel, const Body& body,
-                               std::span<const std::byte> payload,
-                               std::span<std::byte> out) noexcept {
+result<frame_sizes> size_frame(const Body& body, std::size_t payload_size) noexcept {
+  constexpr std::size_t max_size = std::numeric_limits<std::uint32_t>::max();
   auto body_size = encoded_size(body);
   if (!body_size) {
     return body_size.error();
   }
-  if (payload.size() > std::numeric_limits<std::uint32_t>::max()) {
+  if (payload_size > max_size || *body_size + payload_size > max_size - frame_header_size) {
     return errc::invalid_argument;
   }
-  auto size = frame_size_for(*body_size + payload.size());
-  if (!size) {
-    return size.error();
-  }
-  if (*size > out.size()) {
-    return errc::buffer_too_small;
-  }
+  return frame_sizes{*body_size, frame_header_size + *body_size + payload_size};
+}
+
+// Writes a DOFF 2 header, `body` and `payload` into `out`, which holds exactly `sizes.frame`.
+template <class Body>
+result<void> write_frame(frame_type type, std::uint16_t channel, const Body& body,
+                         const frame_sizes& sizes, std::span<const std::byte> payload,
+                         std::span<std::byte> out) noexcept {
   frame_header h;
-  h.size = static_cast<std::uint32_t>(*size);
+  h.size = static_cast<std::uint32_t>(sizes.frame);
   h.type = static_cast<std::uint8_t>(type);
   h.channel = channel;
   write_frame_header(h, out.first<frame_header_size>());
-  auto w = encode(body, out.subspan(frame_header_size, *body_size));
+  auto w = encode(body, out.subspan(frame_header_size, sizes.body));
   if (!w) {
     return w.error();
   }
-  AMQP_ASSERT(*w == *body_size);
+  AMQP_ASSERT(*w == sizes.body);
   if (!payload.empty()) {
-    std::memcpy(out.data() + frame_header_size + *body_size, payload.data(), payload.size());
+    std::memcpy(out.data() + frame_header_size + sizes.body, payload.data(), payload.size());
   }
-  return *size;
+  return {};
+}
+
+template <class Body>
+result<std::size_t> encode_any(frame_type type, std::uint16_t channel, const Body& body,
+                               std::span<const std::byte> payload,
+                               std::span<std::byte> out) noexcept {
+  auto sizes = size_frame(body, payload.size());
+  if (!sizes) {
+    return sizes.error();
+  }
+  if (sizes->frame > out.size()) {
+    return errc::buffer_too_small;
+  }
+  if (auto w = write_frame(type, channel, body, *sizes, payload, out.first(sizes->frame)); !w) {
+    return w.error();
+  }
+  return sizes->frame;
 }
 
 template <class Body>
 result<void> append_any(frame_type type, std::uint16_t channel, const Body& body,
                         std::span<const std::byte> payload, std::vector<std::byte>& out) {
-  auto body_size = encoded_size(body);
-  if (!body_size) {
-    return body_size.error();
-  }
-  if (payload.size() > std::numeric_limits<std::uint32_t>::max()) {
-    return errc::invalid_argument;
-  }
-  auto size = frame_size_for(*body_size + payload.size());
-  if (!size) {
-    return size.error();
+  auto sizes = size_frame(body, payload.size());
+  if (!sizes) {
+    return sizes.error();
   }
   const std::size_t at = out.size();
-  out.resize(at + *size);
-  auto w = encode_any(type, channel, body, payload, std::span<std::byte>(out).subspan(at));
+  out.resize(at + sizes->frame);
+  auto w = write_frame(type, channel, body, *sizes, payload, std::span<std::byte>(out).subspan(at));
   if (!w) {
     out.resize(at);
-    return w.error();
   }
-  return {};
+  return w;
 }
 
 } // namespace
 
 result<std::size_t> encoded_frame_size(const performative& p, std::size_t payload_size) noexcept {
-  auto n = encoded_size(p);
-  if (!n) {
-    return n.error();
+  auto sizes = size_frame(p, payload_size);
+  if (!sizes) {
+    return sizes.error();
   }
-  if (payload_size > std::numeric_limits<std::uint32_t>::max()) {
-    return errc::invalid_argument;
-  }
-  return frame_size_for(*n + payload_size);
+  return sizes->frame;
 }
 
 result<std::size_t> encoded_frame_size(const sasl_frame& f) noexcept {
-  auto n = encoded_size(f);
-  if (!n) {
-    return n.error();
+  auto sizes = size_frame(f, 0);
+  if (!sizes) {
+    return sizes.error();
   }
-  return frame_size_for(*n);
+  return sizes->frame;
 }
 
 result<std::size_t> encode_frame(std::uint16_t channel, const performative& p,
