@@ -54,6 +54,52 @@ enum class errc {
   // agree (§2.2: answer with a supported header, then close the socket); reported locally
   // as `amqp:not-implemented`.
   protocol_mismatch,
+  // A call that is not valid in the endpoint's current state (e.g. a transfer on a link that
+  // is not attached, a second open), or an unknown id. Local only.
+  invalid_state,
+  // The call cannot proceed now: no link credit, pending output above its limit, a delivery
+  // still being sent, or events waiting to be pulled before more input. Retry after the
+  // next event or consume_output(). Local only; not sticky.
+  would_block,
+  // The peer did something the spec forbids in this state (e.g. a transfer on a receiving
+  // link, a second open). Sent as `amqp:not-allowed`.
+  not_allowed,
+  // The peer sent a frame that is not valid in the endpoint's state (e.g. begin before
+  // open, attach on a channel with no session). Sent as `amqp:illegal-state`.
+  illegal_state,
+  // A field holds a value that is not acceptable (e.g. a channel above channel-max, an
+  // idle-time-out below the configured floor, a delivery-id out of sequence). Sent as
+  // `amqp:invalid-field`.
+  invalid_field,
+  // The peer's max-frame-size is below 512 (AMQP 1.0 §2.7.1) or too small for a frame that
+  // must be sent. Sent as `amqp:frame-size-too-small`.
+  frame_size_too_small,
+  // A transfer arrived while the session's incoming window was zero (§2.5.6). Sent as
+  // `amqp:session:window-violation`.
+  window_violation,
+  // A frame named a handle with no attached link (§2.7.4-§2.7.7). Sent as
+  // `amqp:session:unattached-handle`.
+  unattached_handle,
+  // An attach used a handle already in use (§2.7.3). Sent as `amqp:session:handle-in-use`.
+  handle_in_use,
+  // A transfer beyond the link credit granted (§2.6.7). Sent as
+  // `amqp:link:transfer-limit-exceeded`.
+  transfer_limit_exceeded,
+  // A message larger than the link's max-message-size (§2.7.3). Sent as
+  // `amqp:link:message-size-exceeded`.
+  message_size_exceeded,
+  // The peer sent nothing within the idle timeout this end announced (§2.4.5), or did not
+  // finish the handshake or answer a close in the time allowed. Sent as
+  // `amqp:resource-limit-exceeded`.
+  timeout,
+  // SASL authentication failed (sasl-outcome other than ok, or no common mechanism). Sent
+  // (by a server) as `amqp:unauthorized-access`.
+  unauthorized,
+  // The peer closed the connection, session or link with an error condition (carried in
+  // the event). Local only.
+  remote_error,
+  // The byte stream ended before the close handshake finished. Local only.
+  connection_lost,
 };
 
 // The error category of `errc`; its name is "amqp".

@@ -39,6 +39,36 @@ public:
       return "unexpected frame type";
     case errc::protocol_mismatch:
       return "unsupported protocol header";
+    case errc::invalid_state:
+      return "not valid in the current state";
+    case errc::would_block:
+      return "would block: no credit, window or output space";
+    case errc::not_allowed:
+      return "not allowed by the protocol";
+    case errc::illegal_state:
+      return "frame not valid in the current state";
+    case errc::invalid_field:
+      return "invalid field value";
+    case errc::frame_size_too_small:
+      return "frame size too small";
+    case errc::window_violation:
+      return "session window violation";
+    case errc::unattached_handle:
+      return "unattached handle";
+    case errc::handle_in_use:
+      return "handle in use";
+    case errc::transfer_limit_exceeded:
+      return "transfer beyond link credit";
+    case errc::message_size_exceeded:
+      return "message larger than max-message-size";
+    case errc::timeout:
+      return "timed out";
+    case errc::unauthorized:
+      return "authentication failed";
+    case errc::remote_error:
+      return "closed by the peer with an error";
+    case errc::connection_lost:
+      return "connection lost";
     }
     return "unknown amqp error";
   }
@@ -75,6 +105,33 @@ std::string_view to_condition_symbol(std::error_code ec) noexcept {
     return symbol::framing_error;
   case errc::protocol_mismatch:
     return symbol::not_implemented;
+  case errc::invalid_state:
+  case errc::would_block:
+  case errc::remote_error:
+  case errc::connection_lost:
+    return symbol::internal_error;
+  case errc::not_allowed:
+    return symbol::not_allowed;
+  case errc::illegal_state:
+    return symbol::illegal_state;
+  case errc::invalid_field:
+    return symbol::invalid_field;
+  case errc::frame_size_too_small:
+    return symbol::frame_size_too_small;
+  case errc::window_violation:
+    return symbol::window_violation;
+  case errc::unattached_handle:
+    return symbol::unattached_handle;
+  case errc::handle_in_use:
+    return symbol::handle_in_use;
+  case errc::transfer_limit_exceeded:
+    return symbol::transfer_limit_exceeded;
+  case errc::message_size_exceeded:
+    return symbol::message_size_exceeded;
+  case errc::timeout:
+    return symbol::resource_limit_exceeded;
+  case errc::unauthorized:
+    return symbol::unauthorized_access;
   }
   return symbol::internal_error;
 }

@@ -1,0 +1,170 @@
+// amqp::connection: the sans-IO AMQP 1.0 protocol engine, client or server role.
+//
+// Bytes and time in; bytes, events and the next deadline out. The engine never touches a
+// socket, a clock, a thread or randomness, and allocates only from
+// connection_options::memory. A connection is a single-threaded object.
+//
+// The loop that drives it (a transport, or a test):
+//   receive(bytes read, now)          // feed what the peer sent
+//   while (auto e = next_event()) ... // react: attach, send, settle, ...
+//   write(pending_output()); consume_output(n)
+//   at next_deadline(): on_deadline(now)
+//   stop when finished() and the output is written
+//
+// Commands (open, begin, attach, send, settle, ...) take effect at once: their frames are
+// appended to the pending output as soon as the protocol allows (e.g. a begin waits for the
+// open to be sent). Protocol errors of the peer close the connection (or end the session,
+// or detach the link) with the right condition and are reported as events; fatal errors
+// stick: every later receive() returns the same error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <system_error>
+
+#include "amqp/event.hpp"
+#include "amqp/options.hpp"
+#include "amqp/result.hpp"
+#include "amqp/types.hpp"
+
+namespace amqp {
+
+namespace detail {
+struct connection_impl;
+struct connection_impl_deleter {
+  void operator()(connection_impl* p) const noexcept;
+};
+} // namespace detail
+
+class connection {
+public:
+  // A new engine. A client queues its protocol header (and, when SASL is pipelined, the
+  // SASL init) at once; a server waits for the client's header.
+  explicit connection(const connection_options& opts);
+  ~connection();
+  connection(connection&&) noexcept;
+  connection& operator=(connection&&) noexcept;
+
+  // ---- I/O -------------------------------------------------------------------------------
+
+  // Feeds bytes read from the peer. Consumes all of `in` or fails. Frames are processed
+  // at once; events are queued for next_event(). Views in events stay valid until the next
+  // call to receive().
+  // Errors: errc::would_block (events from the previous receive() still queued: pull them
+  // first; nothing consumed); the sticky error of the connection after a fatal error
+  // (the peer's protocol error as its errc, errc::protocol_mismatch, ...).
+  [[nodiscard]] result<void> receive(std::span<const std::byte> in, time_point now);
+  // False while events are queued, when the connection is finished, or while it waits for
+  // the application (a SASL decision).
+  [[nodiscard]] bool wants_read() const noexcept;
+
+  // The bytes to write to the peer, in order. Valid until the next non-const call.
+  [[nodiscard]] std::span<const std::byte> pending_output() noexcept;
+  // Marks the first `n` bytes of pending_output() written. Precondition: n <= its size.
+  void consume_output(std::size_t n) noexcept;
+
+  // The next event, or nothing when none is queued.
+  [[nodiscard]] std::optional<event> next_event();
+  // When on_deadline() must be called next (heartbeat, idle timeout, handshake or close
+  // timeout), or nothing.
+  [[nodiscard]] std::optional<time_point> next_deadline() const noexcept;
+  // Runs the timers due at `now`: queues heartbeats, closes on timeouts.
+  void on_deadline(time_point now);
+  // The byte stream ended (EOF or a socket error). Reports connection_closed with
+  // errc::connection_lost unless the close handshake was finished.
+  void on_transport_closed();
+  // True when nothing more will be read or written once pending_output() is written:
+  // close the socket then.
+  [[nodiscard]] bool finished() const noexcept;
+  // The sticky fatal error, or {}.
+  [[nodiscard]] std::error_code error() const noexcept;
+
+  // ---- SASL ------------------------------------------------------------------------------
+
+  // Server: sends a challenge to the client (§5.3.3.3). Errors: errc::invalid_state.
+  [[nodiscard]] result<void> sasl_challenge(std::span<const std::byte> challenge);
+  // Server: ends the exchange with `code` (§5.3.3.6). Errors: errc::invalid_state.
+  [[nodiscard]] result<void> sasl_complete(sasl_code code,
+                                           std::span<const std::byte> additional_data = {});
+  // Client: answers a challenge (§5.3.3.4). Errors: errc::invalid_state.
+  [[nodiscard]] result<void> sasl_respond(std::span<const std::byte> response);
+
+  // ---- connection ------------------------------------------------------------------------
+
+  // Opens the connection (sends open once the protocol headers allow). A server calls it
+  // after connection_opened (or before: its open then goes out right after the header).
+  // Errors: errc::invalid_state (already opened or closed).
+  [[nodiscard]] result<void> open();
+  // Closes the connection, with an error condition or not (§2.7.9). The engine finishes
+  // when the peer answers or timeouts.close passes. Errors: errc::invalid_state.
+  [[nodiscard]] result<void> close(const std::optional<amqp::error>& error = {});
+  [[nodiscard]] endpoint_state state() const noexcept;
+  // The peer's open, once received (views valid until the engine is destroyed).
+  [[nodiscard]] const amqp::open* remote_open() const noexcept;
+
+  // ---- sessions --------------------------------------------------------------------------
+
+  // Begins a new session on the lowest free channel. Errors: errc::invalid_state (the
+  // connection is closing), errc::resource_limit (no channel free within both channel-max).
+  [[nodiscard]] result<session_id> begin(const session_options& o = {});
+  // Answers the peer's begin for `s` (session_begun with remote_initiated).
+  // Errors: errc::invalid_state.
+  [[nodiscard]] result<void> begin(session_id s, const session_options& o = {});
+  // Ends a session (§2.7.8). Errors: errc::invalid_state.
+  [[nodiscard]] result<void> end(session_id s, const std::optional<amqp::error>& error = {});
+  [[nodiscard]] result<endpoint_state> state(session_id s) const noexcept;
+
+  // ---- links -----------------------------------------------------------------------------
+
+  // Attaches a new link in session `s` on the lowest free handle.
+  // Errors: errc::invalid_state, errc::resource_limit (no handle free within handle-max),
+  // errc::invalid_argument (a field without an encoding).
+  [[nodiscard]] result<link_id> attach(session_id s, const link_options& o);
+  // Answers the peer's attach for `l` (link_attached with remote_initiated). The role is
+  // the opposite of the peer's; name is taken from the peer's attach.
+  [[nodiscard]] result<void> attach(link_id l, const link_options& o);
+  // Detaches a link (§2.7.7), closing it unless `closed` is false.
+  [[nodiscard]] result<void> detach(link_id l, bool closed = true,
+                                    const std::optional<amqp::error>& error = {});
+  [[nodiscard]] result<endpoint_state> state(link_id l) const noexcept;
+
+  // Receiver: sets the link credit to `credit` (§2.6.7), optionally draining.
+  // Errors: errc::invalid_state (not an attached receiver).
+  [[nodiscard]] result<void> flow(link_id l, std::uint32_t credit, bool drain = false);
+  // Sender: the credit available to send now.
+  [[nodiscard]] std::uint32_t credit(link_id l) const noexcept;
+  // Sender: nothing more to send on a draining link: uses up the credit (§2.6.7).
+  [[nodiscard]] result<void> drained(link_id l);
+  // Sender: reports how many messages are available (§2.7.4), in the next flow.
+  [[nodiscard]] result<void> set_available(link_id l, std::uint32_t available);
+
+  // Sender: sends a message (§2.6.12), split into frames at the peer's max-frame-size.
+  // Errors: errc::invalid_state (not an attached sender), errc::would_block (no credit, or
+  // pending output above its limit), errc::resource_limit (too many unsettled deliveries),
+  // errc::message_size_exceeded (above the peer's max-message-size), errc::invalid_argument
+  // (tag above 32 bytes).
+  [[nodiscard]] result<delivery_id> send(link_id l, const transfer_options& t);
+  // Aborts the delivery being sent on `l` if it has frames still to go (§2.6.14).
+  [[nodiscard]] result<void> abort(link_id l);
+
+  // Settles a delivery, with a final state or none (§2.6.12); sends a disposition if the
+  // peer has not settled it. Consecutive settlements with the same state are sent as one
+  // disposition range. Errors: errc::invalid_state (unknown or settled delivery).
+  [[nodiscard]] result<void> settle(delivery_id d, const std::optional<delivery_state>& state = {});
+  // Sends a new state for a delivery without settling it (e.g. received, or an outcome
+  // under rcv-settle-mode second). Errors: errc::invalid_state.
+  [[nodiscard]] result<void> update(delivery_id d, const delivery_state& state);
+
+  // ---- introspection (tests, benchmarks) -------------------------------------------------
+
+  // Bytes of memory the engine holds from its memory resource.
+  [[nodiscard]] std::size_t unsettled(link_id l) const noexcept;
+
+private:
+  std::unique_ptr<detail::connection_impl, detail::connection_impl_deleter> impl_;
+};
+
+} // namespace amqp

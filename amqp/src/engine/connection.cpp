@@ -1,0 +1,812 @@
+// The connection engine: bytes in and out, protocol headers, open/close, timers, and the
+// public amqp::connection API (which forwards to connection_impl and turns allocation
+// failures into a sticky errc::out_of_memory).
+#include "amqp/connection.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "amqp/assert.hpp"
+#include "engine/engine.hpp"
+
+namespace amqp::detail {
+
+namespace {
+
+// Copies `s` into `store` and returns a view of the copy.
+std::string_view keep(pstring& store, std::string_view s) {
+  store.assign(s.data(), s.size());
+  return store;
+}
+
+} // namespace
+
+connection_impl::connection_impl(const connection_options& o)
+    : mem(o.memory != nullptr ? o.memory : std::pmr::new_delete_resource()), opts(o),
+      container_id(mem), hostname(mem), sasl_mechanism(mem), sasl_username(mem), sasl_password(mem),
+      sasl_authzid(mem), sasl_hostname(mem), sasl_server_mechanisms(mem),
+      sasl_initial_response(mem), open_values(mem), in(mem), out(mem), deferred(mem), retired(mem),
+      events(mem), sasl_chosen(mem), remote_open_bytes(mem), sessions(mem), remote_channels(mem),
+      links(mem), free_links(mem) {
+  opts.memory = mem;
+  opts.container_id = keep(container_id, o.container_id);
+  opts.hostname = keep(hostname, o.hostname);
+  opts.sasl.mechanism = keep(sasl_mechanism, o.sasl.mechanism);
+  opts.sasl.username = keep(sasl_username, o.sasl.username);
+  opts.sasl.password = keep(sasl_password, o.sasl.password);
+  opts.sasl.authzid = keep(sasl_authzid, o.sasl.authzid);
+  opts.sasl.hostname = keep(sasl_hostname, o.sasl.hostname);
+  opts.sasl.server_mechanisms = keep(sasl_server_mechanisms, o.sasl.server_mechanisms);
+  if (o.sasl.initial_response) {
+    sasl_initial_response.assign(o.sasl.initial_response->begin(), o.sasl.initial_response->end());
+    opts.sasl.initial_response = std::span<const std::byte>(sasl_initial_response);
+  }
+  // The open frame's values are encoded once, here, and decoded back into views.
+  const value* vals[3] = {&o.offered_capabilities, &o.desired_capabilities, &o.properties};
+  value* dst[3] = {&opts.offered_capabilities, &opts.desired_capabilities, &opts.properties};
+  for (int i = 0; i < 3; ++i) {
+    *dst[i] = value{};
+    if (vals[i]->is_null()) {
+      continue;
+    }
+    auto n = encoded_size(*vals[i]);
+    if (!n) {
+      continue;
+    }
+    const std::size_t at = open_values.size();
+    open_values.resize(at + *n);
+    if (!encode(*vals[i], std::span<std::byte>(open_values).subspan(at, *n))) {
+      open_values.resize(at);
+    }
+  }
+  std::size_t at = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (vals[i]->is_null() || at >= open_values.size()) {
+      continue;
+    }
+    std::size_t used = 0;
+    auto v = decode_value(std::span<const std::byte>(open_values).subspan(at), used);
+    if (v) {
+      *dst[i] = *v;
+      at += used;
+    }
+  }
+  limits.max_frame_size = min_max_frame_size; // §2.4.1: until our open has been sent
+  limits.sasl_max_frame_size = opts.limits.sasl_max_frame_size;
+  limits.decode = opts.limits.decode;
+  if (opts.role == connection_role::client) {
+    if (opts.sasl.enabled) {
+      write_header(protocol_id::sasl);
+      sasl = sasl_step::wait_mechanisms;
+      if (opts.sasl.pipeline) {
+        sasl_client_send_init();
+        write_header(protocol_id::amqp);
+      }
+    } else {
+      write_header(protocol_id::amqp);
+    }
+  }
+}
+
+void connection_impl::push(event e) {
+  events.push_back(std::move(e));
+}
+
+void connection_impl::write_header(protocol_id id) {
+  const auto h = protocol_header_bytes(id);
+  out.insert(out.end(), h.begin(), h.end());
+  last_output = now;
+  if (id == protocol_id::amqp) {
+    amqp_header_sent = true;
+    // Frames written before the header (pipelined open, begin, attach) follow it.
+    out.insert(out.end(), deferred.begin(), deferred.end());
+    deferred.clear();
+  } else if (id == protocol_id::sasl) {
+    sasl_header_sent = true;
+  }
+}
+
+result<void> connection_impl::write_frame(std::uint16_t channel, const performative& p,
+                                          std::span<const std::byte> payload) {
+  if (disp.active && !std::holds_alternative<amqp::disposition>(p)) {
+    flush_disposition();
+  }
+  auto n = encoded_frame_size(p, payload.size());
+  if (!n) {
+    return n.error();
+  }
+  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes.
+  const std::uint32_t limit = open_received ? remote_max_frame_size : min_max_frame_size;
+  if (*n > limit) {
+    return errc::frame_size_too_small;
+  }
+  pvec<std::byte>& dst = amqp_header_sent ? out : deferred;
+  const std::size_t at = dst.size();
+  dst.resize(at + *n);
+  auto w = encode_frame(channel, p, payload, std::span<std::byte>(dst).subspan(at, *n));
+  if (!w) {
+    dst.resize(at);
+    return w.error();
+  }
+  last_output = now;
+  return {};
+}
+
+result<void> connection_impl::write_sasl(const sasl_frame& f) {
+  auto n = encoded_frame_size(f);
+  if (!n) {
+    return n.error();
+  }
+  const std::size_t at = out.size();
+  out.resize(at + *n);
+  auto w = encode_frame(f, std::span<std::byte>(out).subspan(at, *n));
+  if (!w) {
+    out.resize(at);
+    return w.error();
+  }
+  last_output = now;
+  return {};
+}
+
+result<void> connection_impl::receive(std::span<const std::byte> bytes, time_point t) {
+  if (fatal) {
+    return fatal;
+  }
+  if (event_pos < events.size()) {
+    return errc::would_block;
+  }
+  if (!started) {
+    started = true;
+    handshake_deadline = t + opts.timeouts.handshake;
+    last_output = t;
+  }
+  now = t;
+  events.clear();
+  event_pos = 0;
+  retired.clear();
+  ++epoch;
+  if (ph == phase::done) {
+    return {}; // closed: nothing more is read
+  }
+  if (in_pos > 0) {
+    in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(in_pos));
+    in_pos = 0;
+  }
+  if (!bytes.empty()) {
+    last_input = t;
+    in.insert(in.end(), bytes.begin(), bytes.end());
+  }
+  process_input();
+  if (fatal) {
+    return fatal;
+  }
+  return {};
+}
+
+void connection_impl::process_input() {
+  while (ph != phase::done && !fatal) {
+    if (ph == phase::header || ph == phase::amqp_header) {
+      if (!process_header()) {
+        return;
+      }
+      continue;
+    }
+    if (sasl == sasl_step::wait_decision || sasl == sasl_step::wait_challenge_answer) {
+      return; // the application decides first; the rest stays buffered
+    }
+    const std::size_t avail = in.size() - in_pos;
+    if (avail < frame_header_size) {
+      return;
+    }
+    const auto h =
+        parse_frame_header(std::span<const std::byte, frame_header_size>(in.data() + in_pos, 8));
+    const frame_type expected = ph == phase::sasl ? frame_type::sasl : frame_type::amqp;
+    // §2.3.1, §2.7.1, §5.3.1: the header alone decides whether the frame is acceptable,
+    // before its body is buffered.
+    if (auto ok = check_frame_header(h, expected, limits); !ok) {
+      fail(ok.error(), "frame header refused");
+      return;
+    }
+    if (h.size > avail) {
+      return;
+    }
+    auto f = decode_frame(std::span<const std::byte>(in.data() + in_pos, h.size), limits.decode);
+    in_pos += h.size;
+    if (!f) {
+      fail(f.error(), "undecodable frame");
+      return;
+    }
+    handle_frame(*f);
+  }
+}
+
+bool connection_impl::process_header() {
+  const std::size_t avail = in.size() - in_pos;
+  static constexpr std::byte amqp_prefix[4] = {std::byte{'A'}, std::byte{'M'}, std::byte{'Q'},
+                                               std::byte{'P'}};
+  if (avail < protocol_header_size) {
+    // A stream that cannot become "AMQP" is refused at once (e.g. an HTTP request).
+    if (std::memcmp(in.data() + in_pos, amqp_prefix, std::min<std::size_t>(avail, 4)) == 0) {
+      return false;
+    }
+  }
+  protocol_header_info info{};
+  if (avail >= protocol_header_size) {
+    info = classify_protocol_header(
+        std::span<const std::byte, protocol_header_size>(in.data() + in_pos, 8));
+    in_pos += protocol_header_size;
+  }
+  const bool sasl_on = opts.sasl.enabled;
+  const bool after_sasl = ph == phase::amqp_header;
+  if (opts.role == connection_role::server) {
+    // §2.2: a server that does not accept the header answers with the header it supports
+    // and closes the socket.
+    if (!after_sasl && info.kind == protocol_header_kind::sasl && sasl_on) {
+      write_header(protocol_id::sasl);
+      on_sasl_server_start();
+      ph = phase::sasl;
+      return true;
+    }
+    if (info.kind == protocol_header_kind::amqp && (!sasl_on || after_sasl)) {
+      write_header(protocol_id::amqp);
+      amqp_header_received = true;
+      ph = phase::amqp;
+      return true;
+    }
+    write_header(sasl_on && !after_sasl ? protocol_id::sasl : protocol_id::amqp);
+    fail_local(errc::protocol_mismatch);
+    return false;
+  }
+  const auto want =
+      sasl_on && !after_sasl ? protocol_header_kind::sasl : protocol_header_kind::amqp;
+  if (info.kind != want) {
+    fail_local(errc::protocol_mismatch);
+    return false;
+  }
+  if (want == protocol_header_kind::sasl) {
+    ph = phase::sasl;
+  } else {
+    amqp_header_received = true;
+    ph = phase::amqp;
+  }
+  return true;
+}
+
+void connection_impl::handle_frame(const frame_view& f) {
+  if (f.type == frame_type::sasl) {
+    on_sasl(std::get<sasl_frame>(f.body));
+    return;
+  }
+  if (std::holds_alternative<heartbeat>(f.body)) {
+    return; // §2.4.5: only resets the idle timer (done in receive)
+  }
+  const auto& p = std::get<performative>(f.body);
+  if (!open_received && !std::holds_alternative<amqp::open>(p)) {
+    // §2.4.1: the first frame after the protocol header is open.
+    fail(errc::illegal_state, "the first frame must be open");
+    return;
+  }
+  if (!f.payload.empty() && !std::holds_alternative<amqp::transfer>(p)) {
+    // §2.3.2: only a transfer carries a payload after its performative.
+    fail(errc::framing_error, "payload after a performative other than transfer");
+    return;
+  }
+  if (close_sent && !std::holds_alternative<amqp::close>(p)) {
+    return; // §2.4.3: after close, everything but the peer's close is ignored
+  }
+  if (f.channel > opts.limits.channel_max) {
+    // §2.7.1 channel-max: the peer must not use a channel above ours.
+    fail(errc::invalid_field, "channel above channel-max");
+    return;
+  }
+  switch (p.index()) {
+  case 0:
+    on_open(std::get<amqp::open>(p), f);
+    break;
+  case 1:
+    on_begin(f.channel, std::get<amqp::begin>(p));
+    break;
+  case 2:
+    on_attach(f.channel, std::get<amqp::attach>(p));
+    break;
+  case 3:
+    on_flow(f.channel, std::get<amqp::flow>(p));
+    break;
+  case 4:
+    on_transfer(f.channel, std::get<amqp::transfer>(p), f.payload);
+    break;
+  case 5:
+    on_disposition(f.channel, std::get<amqp::disposition>(p));
+    break;
+  case 6:
+    on_detach(f.channel, std::get<amqp::detach>(p));
+    break;
+  case 7:
+    on_end(f.channel, std::get<amqp::end>(p));
+    break;
+  default:
+    on_close(std::get<amqp::close>(p));
+    break;
+  }
+}
+
+void connection_impl::on_open(const amqp::open& o, const frame_view& f) {
+  if (open_received) {
+    fail(errc::illegal_state, "second open"); // §2.4.1: open is sent once
+    return;
+  }
+  // The peer's open stays available for the engine's lifetime: keep its bytes.
+  remote_open_bytes.assign(f.bytes.begin(), f.bytes.end());
+  auto again = decode_frame(remote_open_bytes, limits.decode);
+  remote_open = again ? std::get<amqp::open>(std::get<performative>(again->body)) : o;
+  open_received = true;
+  st.remote = endpoint_status::active;
+  if (o.max_frame_size < min_max_frame_size) {
+    // §2.7.1: max-frame-size is at least MIN-MAX-FRAME-SIZE (512).
+    fail(errc::frame_size_too_small, "max-frame-size below 512");
+    return;
+  }
+  if (o.idle_time_out && *o.idle_time_out != 0 &&
+      milliseconds{*o.idle_time_out} < opts.timeouts.min_peer_idle_time_out) {
+    // §2.4.5: a peer that cannot support the proposed idle timeout closes with an error.
+    fail(errc::invalid_field, "idle-time-out below the minimum this end supports");
+    return;
+  }
+  remote_max_frame_size = o.max_frame_size;
+  remote_channel_max = o.channel_max;
+  remote_idle = milliseconds{o.idle_time_out.value_or(0)};
+  push(connection_opened{remote_open});
+}
+
+void connection_impl::on_close(const amqp::close& c) {
+  st.remote = endpoint_status::closed;
+  const bool answer = !close_sent;
+  if (answer) {
+    // §2.4.3: a close is answered with a close.
+    st.local = endpoint_status::closed;
+    send_close(std::nullopt);
+  }
+  ph = phase::done;
+  finished = true;
+  report_closed(c.error ? std::error_code(errc::remote_error) : std::error_code{}, c.error, true);
+}
+
+void connection_impl::send_open() {
+  amqp::open o;
+  o.container_id = opts.container_id;
+  if (!opts.hostname.empty()) {
+    o.hostname = opts.hostname;
+  }
+  o.max_frame_size = opts.limits.max_frame_size;
+  o.channel_max = opts.limits.channel_max;
+  if (opts.timeouts.idle_time_out.count() > 0) {
+    o.idle_time_out = static_cast<std::uint32_t>(opts.timeouts.idle_time_out.count());
+  }
+  o.offered_capabilities = symbols{opts.offered_capabilities};
+  o.desired_capabilities = symbols{opts.desired_capabilities};
+  o.properties = opts.properties;
+  (void)write_frame(0, o);
+  open_sent = true;
+  // Our open announces the frame size we accept from now on (§2.7.1).
+  limits.max_frame_size = std::max(opts.limits.max_frame_size, min_max_frame_size);
+}
+
+void connection_impl::send_close(const std::optional<amqp::error>& e) {
+  if (!open_sent) {
+    send_open(); // §2.4.1: close is preceded by open
+  }
+  amqp::close c;
+  c.error = e;
+  if (!write_frame(0, c)) {
+    c.error->description.reset();
+    c.error->info = value{};
+    (void)write_frame(0, c);
+  }
+  close_sent = true;
+  close_deadline = now + opts.timeouts.close;
+}
+
+void connection_impl::report_closed(std::error_code ec, const std::optional<amqp::error>& e,
+                                    bool remote) {
+  if (closed_reported) {
+    return;
+  }
+  closed_reported = true;
+  push(connection_closed{ec, e, remote});
+}
+
+void connection_impl::fail(std::error_code ec, std::string_view description) {
+  if (fatal) {
+    return;
+  }
+  std::optional<amqp::error> err;
+  if (ph == phase::amqp || (amqp_header_sent && ph != phase::header)) {
+    err = amqp::error{symbol_view{to_condition_symbol(ec)}, description, value{}};
+    if (!close_sent) {
+      st.local = endpoint_status::closed;
+      send_close(err);
+    }
+  }
+  fatal = ec;
+  ph = phase::done;
+  finished = true;
+  report_closed(ec, err, false);
+}
+
+void connection_impl::fail_local(std::error_code ec) {
+  if (fatal) {
+    return;
+  }
+  fatal = ec;
+  ph = phase::done;
+  finished = true;
+  report_closed(ec, std::nullopt, false);
+}
+
+std::optional<time_point> connection_impl::deadline() const noexcept {
+  if (finished || !started) {
+    return std::nullopt;
+  }
+  std::optional<time_point> d;
+  auto take = [&](time_point t) {
+    if (!d || t < *d) {
+      d = t;
+    }
+  };
+  if (!open_received && opts.timeouts.handshake.count() > 0) {
+    take(handshake_deadline);
+  }
+  if (open_sent && opts.timeouts.idle_time_out.count() > 0) {
+    take(last_input + opts.timeouts.idle_time_out);
+  }
+  if (remote_idle.count() > 0 && amqp_header_sent && !close_sent) {
+    take(last_output + remote_idle / 2);
+  }
+  if (close_deadline) {
+    take(*close_deadline);
+  }
+  for (const auto& s : sessions) {
+    if (s.used && s.end_deadline) {
+      take(*s.end_deadline);
+    }
+  }
+  for (const auto& l : links) {
+    if (l.used && l.detach_deadline) {
+      take(*l.detach_deadline);
+    }
+  }
+  return d;
+}
+
+void connection_impl::on_deadline(time_point t) {
+  if (finished) {
+    return;
+  }
+  if (!started) {
+    started = true;
+    handshake_deadline = t + opts.timeouts.handshake;
+    last_output = t;
+    last_input = t;
+  }
+  now = t;
+  if (close_deadline && t >= *close_deadline) {
+    // The peer did not answer our close in time: give up on it (§2.4.3 allows closing the
+    // socket once close has been sent).
+    ph = phase::done;
+    finished = true;
+    if (!fatal) {
+      fatal = errc::timeout;
+    }
+    report_closed(errc::timeout, std::nullopt, false);
+    return;
+  }
+  if (!open_received && opts.timeouts.handshake.count() > 0 && t >= handshake_deadline) {
+    fail(errc::timeout, "handshake not finished in time");
+    return;
+  }
+  if (open_sent && opts.timeouts.idle_time_out.count() > 0 &&
+      t >= last_input + opts.timeouts.idle_time_out) {
+    // §2.4.5: the peer sent nothing within our idle timeout.
+    fail(errc::timeout, "idle timeout: no frame received");
+    return;
+  }
+  for (const auto& s : sessions) {
+    if (s.used && s.end_deadline && t >= *s.end_deadline) {
+      fail(errc::timeout, "the peer did not answer end");
+      return;
+    }
+  }
+  for (const auto& l : links) {
+    if (l.used && l.detach_deadline && t >= *l.detach_deadline) {
+      fail(errc::timeout, "the peer did not answer detach");
+      return;
+    }
+  }
+  if (remote_idle.count() > 0 && amqp_header_sent && !close_sent &&
+      t >= last_output + remote_idle / 2) {
+    // §2.4.5: an empty frame keeps the connection alive within the peer's idle timeout.
+    flush_disposition();
+    out.insert(out.end(), heartbeat_frame.begin(), heartbeat_frame.end());
+    last_output = t;
+  }
+}
+
+} // namespace amqp::detail
+
+namespace amqp {
+
+using detail::connection_impl;
+
+void detail::connection_impl_deleter::operator()(connection_impl* p) const noexcept {
+  std::pmr::memory_resource* m = p->mem;
+  p->~connection_impl();
+  m->deallocate(p, sizeof(connection_impl), alignof(connection_impl));
+}
+
+namespace {
+
+// Runs `f` on the engine; an allocation failure makes the connection fail for good with
+// errc::out_of_memory (all its memory is still owned by its containers, so nothing leaks).
+template <class F> auto guarded(connection_impl& c, F&& f) -> decltype(f()) {
+#if defined(__cpp_exceptions)
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    if (!c.fatal) {
+      c.fatal = errc::out_of_memory;
+      c.ph = detail::phase::done;
+      c.finished = true;
+    }
+    return errc::out_of_memory;
+  }
+#else
+  (void)c;
+  return f();
+#endif
+}
+
+connection_impl* make_impl(const connection_options& o) {
+  std::pmr::memory_resource* m = o.memory != nullptr ? o.memory : std::pmr::new_delete_resource();
+  void* p = m->allocate(sizeof(connection_impl), alignof(connection_impl));
+#if defined(__cpp_exceptions)
+  try {
+    return new (p) connection_impl(o);
+  } catch (...) {
+    m->deallocate(p, sizeof(connection_impl), alignof(connection_impl));
+    throw;
+  }
+#else
+  return new (p) connection_impl(o);
+#endif
+}
+
+} // namespace
+
+connection::connection(const connection_options& opts) : impl_(make_impl(opts)) {}
+connection::~connection() = default;
+connection::connection(connection&&) noexcept = default;
+connection& connection::operator=(connection&&) noexcept = default;
+
+result<void> connection::receive(std::span<const std::byte> in, time_point now) {
+  return guarded(*impl_, [&] { return impl_->receive(in, now); });
+}
+
+bool connection::wants_read() const noexcept {
+  const auto& c = *impl_;
+  return !c.finished && c.event_pos >= c.events.size() &&
+         c.sasl != connection_impl::sasl_step::wait_decision &&
+         c.sasl != connection_impl::sasl_step::wait_challenge_answer;
+}
+
+std::span<const std::byte> connection::pending_output() noexcept {
+  auto& c = *impl_;
+  if (c.disp.active) {
+    (void)guarded(c, [&]() -> result<void> {
+      c.flush_disposition();
+      return {};
+    });
+  }
+  return std::span<const std::byte>(c.out).subspan(c.out_pos);
+}
+
+void connection::consume_output(std::size_t n) noexcept {
+  auto& c = *impl_;
+  AMQP_ASSERT(n <= c.out.size() - c.out_pos);
+  c.out_pos += n;
+  if (c.out_pos == c.out.size()) {
+    c.out.clear();
+    c.out_pos = 0;
+  }
+}
+
+std::optional<event> connection::next_event() {
+  auto& c = *impl_;
+  if (c.event_pos >= c.events.size()) {
+    return std::nullopt;
+  }
+  return std::move(c.events[c.event_pos++]);
+}
+
+std::optional<time_point> connection::next_deadline() const noexcept {
+  return impl_->deadline();
+}
+
+void connection::on_deadline(time_point now) {
+  (void)guarded(*impl_, [&]() -> result<void> {
+    impl_->on_deadline(now);
+    return {};
+  });
+}
+
+void connection::on_transport_closed() {
+  auto& c = *impl_;
+  if (c.ph == detail::phase::done && c.closed_reported) {
+    c.finished = true;
+    return;
+  }
+  (void)guarded(c, [&]() -> result<void> {
+    c.fail_local(errc::connection_lost);
+    return {};
+  });
+}
+
+bool connection::finished() const noexcept {
+  return impl_->finished;
+}
+
+std::error_code connection::error() const noexcept {
+  return impl_->fatal;
+}
+
+result<void> connection::sasl_challenge(std::span<const std::byte> challenge) {
+  return guarded(*impl_, [&] { return impl_->sasl_challenge(challenge); });
+}
+
+result<void> connection::sasl_complete(sasl_code code, std::span<const std::byte> data) {
+  return guarded(*impl_, [&] { return impl_->sasl_complete(code, data); });
+}
+
+result<void> connection::sasl_respond(std::span<const std::byte> response) {
+  return guarded(*impl_, [&] { return impl_->sasl_respond(response); });
+}
+
+result<void> connection::open() {
+  return guarded(*impl_, [&]() -> result<void> {
+    auto& c = *impl_;
+    if (c.fatal) {
+      return c.fatal;
+    }
+    if (c.st.local != endpoint_status::uninit) {
+      return errc::invalid_state;
+    }
+    c.st.local = endpoint_status::active;
+    c.send_open();
+    return {};
+  });
+}
+
+result<void> connection::close(const std::optional<amqp::error>& error) {
+  return guarded(*impl_, [&]() -> result<void> {
+    auto& c = *impl_;
+    if (c.fatal) {
+      return c.fatal;
+    }
+    if (c.st.local == endpoint_status::closed || c.close_sent) {
+      return errc::invalid_state;
+    }
+    c.st.local = endpoint_status::closed;
+    c.send_close(error);
+    if (c.st.remote == endpoint_status::closed) {
+      c.ph = detail::phase::done;
+      c.finished = true;
+    }
+    return {};
+  });
+}
+
+endpoint_state connection::state() const noexcept {
+  return impl_->st;
+}
+
+const amqp::open* connection::remote_open() const noexcept {
+  return impl_->open_received ? &impl_->remote_open : nullptr;
+}
+
+result<session_id> connection::begin(const session_options& o) {
+  return guarded(*impl_, [&] { return impl_->begin(o); });
+}
+
+result<void> connection::begin(session_id s, const session_options& o) {
+  return guarded(*impl_, [&] { return impl_->begin(s, o); });
+}
+
+result<void> connection::end(session_id s, const std::optional<amqp::error>& error) {
+  return guarded(*impl_, [&] { return impl_->end(s, error); });
+}
+
+result<endpoint_state> connection::state(session_id s) const noexcept {
+  auto* p = impl_->session_at(s);
+  if (p == nullptr) {
+    return errc::invalid_state;
+  }
+  return p->st;
+}
+
+result<link_id> connection::attach(session_id s, const link_options& o) {
+  return guarded(*impl_, [&] { return impl_->attach(s, o); });
+}
+
+result<void> connection::attach(link_id l, const link_options& o) {
+  return guarded(*impl_, [&] { return impl_->attach(l, o); });
+}
+
+result<void> connection::detach(link_id l, bool closed, const std::optional<amqp::error>& e) {
+  return guarded(*impl_, [&] { return impl_->detach(l, closed, e); });
+}
+
+result<endpoint_state> connection::state(link_id l) const noexcept {
+  auto* p = impl_->link_at(l);
+  if (p == nullptr) {
+    return errc::invalid_state;
+  }
+  return p->st;
+}
+
+result<void> connection::flow(link_id l, std::uint32_t credit, bool drain) {
+  return guarded(*impl_, [&] { return impl_->flow(l, credit, drain); });
+}
+
+std::uint32_t connection::credit(link_id l) const noexcept {
+  auto* p = impl_->link_at(l);
+  return p == nullptr ? 0 : p->credit;
+}
+
+result<void> connection::drained(link_id l) {
+  return guarded(*impl_, [&] { return impl_->drained(l); });
+}
+
+result<void> connection::set_available(link_id l, std::uint32_t available) {
+  return guarded(*impl_, [&] { return impl_->set_available(l, available); });
+}
+
+result<delivery_id> connection::send(link_id l, const transfer_options& t) {
+  return guarded(*impl_, [&] { return impl_->send(l, t); });
+}
+
+result<void> connection::abort(link_id l) {
+  return guarded(*impl_, [&] { return impl_->abort(l); });
+}
+
+result<void> connection::settle(delivery_id d, const std::optional<delivery_state>& state) {
+  return guarded(*impl_, [&] { return impl_->settle(d, state); });
+}
+
+result<void> connection::update(delivery_id d, const delivery_state& state) {
+  return guarded(*impl_, [&] { return impl_->update(d, state); });
+}
+
+std::size_t connection::unsettled(link_id l) const noexcept {
+  auto* p = impl_->link_at(l);
+  return p == nullptr ? 0 : p->unsettled;
+}
+
+std::string_view name(const event& e) noexcept {
+  static constexpr std::string_view names[] = {"sasl_init_received",
+                                               "sasl_response_received",
+                                               "sasl_challenge_received",
+                                               "sasl_done",
+                                               "connection_opened",
+                                               "connection_closed",
+                                               "session_begun",
+                                               "session_ended",
+                                               "link_attached",
+                                               "link_detached",
+                                               "link_flow",
+                                               "delivery_received",
+                                               "delivery_updated"};
+  return names[e.index()];
+}
+
+} // namespace amqp

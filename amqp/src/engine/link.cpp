@@ -1,0 +1,940 @@
+// Links (AMQP 1.0 §2.6): attach/detach, handles, link flow control (credit, delivery-count,
+// drain, echo, available, §2.6.7), transfers split and reassembled (§2.6.12-§2.6.14), and
+// dispositions with ranges and settlement (§2.7.6).
+#include <algorithm>
+#include <cstring>
+
+#include "engine/engine.hpp"
+
+namespace amqp::detail {
+
+namespace {
+
+// Handles are table indexes; a handle-max above this is lowered to it.
+constexpr std::uint32_t handle_table_max = 0xFFFF;
+
+void reset(link_state& l) {
+  l.used = true;
+  l.st = {};
+  l.session = 0;
+  l.handle = no_index;
+  l.remote_handle = no_index;
+  l.role = amqp::role::sender;
+  l.remote_initiated = false;
+  l.attach_sent = false;
+  l.detach_sent = false;
+  l.detach_closed = true;
+  l.remote_detach_closed = false;
+  l.name.clear();
+  l.snd_settle_mode = sender_settle_mode::mixed;
+  l.rcv_settle_mode = receiver_settle_mode::first;
+  l.max_message_size = 0;
+  l.remote_max_message_size = 0;
+  l.delivery_count = 0;
+  l.credit = 0;
+  l.available = 0;
+  l.drain = false;
+  l.flow_pending = false;
+  l.unsettled = 0;
+  l.tag_counter = 0;
+  l.held = false;
+  l.in_progress = false;
+  l.in_buf.clear();
+  l.detach_deadline.reset();
+}
+
+void set_handle(pvec<std::uint32_t>& table, std::uint32_t handle, std::uint32_t link) {
+  if (handle >= table.size()) {
+    table.resize(static_cast<std::size_t>(handle) + 1, no_index);
+  }
+  table[handle] = link;
+}
+
+// The delivery-state a disposition carries when coalesced: 0 none, 1 accepted, 2 released;
+// 3 for anything that is sent on its own.
+std::uint8_t simple_outcome(const std::optional<delivery_state>& s) noexcept {
+  if (!s) {
+    return 0;
+  }
+  if (std::holds_alternative<accepted>(*s)) {
+    return 1;
+  }
+  if (std::holds_alternative<released>(*s)) {
+    return 2;
+  }
+  return 3;
+}
+
+} // namespace
+
+link_state* connection_impl::link_at(link_id l) noexcept {
+  if (l.value >= links.size() || !links[l.value].used) {
+    return nullptr;
+  }
+  return &links[l.value];
+}
+
+link_state* connection_impl::link_by_remote(session_state& s, std::uint32_t handle) noexcept {
+  if (handle >= s.remote_handles.size() || s.remote_handles[handle] == no_index) {
+    return nullptr;
+  }
+  return &links[s.remote_handles[handle]];
+}
+
+static std::uint32_t new_link(connection_impl& c) {
+  std::uint32_t idx;
+  if (!c.free_links.empty()) {
+    idx = c.free_links.back();
+    c.free_links.pop_back();
+  } else {
+    idx = static_cast<std::uint32_t>(c.links.size());
+    c.links.emplace_back(c.mem);
+  }
+  reset(c.links[idx]);
+  return idx;
+}
+
+void connection_impl::send_attach(std::uint32_t index, const link_options& o) {
+  link_state& l = links[index];
+  amqp::attach a;
+  a.name = l.name;
+  a.handle = l.handle;
+  a.role = l.role;
+  a.snd_settle_mode = l.snd_settle_mode;
+  a.rcv_settle_mode = l.rcv_settle_mode;
+  a.source = o.source;
+  if (o.target) {
+    a.target = attach_target{*o.target};
+  }
+  if (l.role == amqp::role::sender) {
+    a.initial_delivery_count = l.delivery_count;
+  }
+  if (l.max_message_size != 0) {
+    a.max_message_size = l.max_message_size;
+  }
+  a.offered_capabilities = symbols{o.offered_capabilities};
+  a.desired_capabilities = symbols{o.desired_capabilities};
+  a.properties = o.properties;
+  (void)write_frame(l.session, a);
+  l.attach_sent = true;
+}
+
+result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
+  if (fatal) {
+    return fatal;
+  }
+  session_state* s = session_at(sid);
+  if (s == nullptr || s->st.local != endpoint_status::active || close_sent) {
+    return errc::invalid_state;
+  }
+  // §2.7.2 handle-max: our handles stay within the peer's limit, and within ours.
+  const std::uint32_t max =
+      std::min({s->remote_handle_max, opts.limits.handle_max, handle_table_max});
+  std::uint32_t h = 0;
+  while (h < s->local_handles.size() && s->local_handles[h] != no_index) {
+    ++h;
+  }
+  if (h > max) {
+    return errc::resource_limit;
+  }
+  const std::uint32_t idx = new_link(*this);
+  s = &sessions[sid.value]; // (new_link does not touch sessions; kept for clarity)
+  link_state& l = links[idx];
+  l.session = sid.value;
+  l.handle = h;
+  set_handle(s->local_handles, h, idx);
+  l.role = o.role;
+  l.name.assign(o.name.data(), o.name.size());
+  l.snd_settle_mode = o.snd_settle_mode;
+  l.rcv_settle_mode = o.rcv_settle_mode;
+  if (o.role == amqp::role::receiver) {
+    l.max_message_size = o.max_message_size != 0
+                             ? std::min(o.max_message_size, opts.limits.max_message_size)
+                             : opts.limits.max_message_size;
+  } else {
+    l.max_message_size = o.max_message_size;
+    l.delivery_count = o.initial_delivery_count;
+  }
+  l.st.local = endpoint_status::active;
+  send_attach(idx, o);
+  return link_id{idx};
+}
+
+result<void> connection_impl::attach(link_id id, const link_options& o) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || !l->remote_initiated || l->st.local != endpoint_status::uninit ||
+      close_sent || sessions[l->session].st.local != endpoint_status::active) {
+    return errc::invalid_state;
+  }
+  session_state& s = sessions[l->session];
+  const std::uint32_t max =
+      std::min({s.remote_handle_max, opts.limits.handle_max, handle_table_max});
+  std::uint32_t h = 0;
+  while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
+    ++h;
+  }
+  if (h > max) {
+    return errc::resource_limit;
+  }
+  l->handle = h;
+  set_handle(s.local_handles, h, id.value);
+  if (l->role == amqp::role::receiver) {
+    l->max_message_size = o.max_message_size != 0
+                              ? std::min(o.max_message_size, opts.limits.max_message_size)
+                              : opts.limits.max_message_size;
+  } else {
+    l->max_message_size = o.max_message_size;
+  }
+  l->snd_settle_mode = o.snd_settle_mode;
+  l->rcv_settle_mode = o.rcv_settle_mode;
+  l->st.local = endpoint_status::active;
+  send_attach(id.value, o);
+  return {};
+}
+
+result<void> connection_impl::detach(link_id id, bool closed, const std::optional<amqp::error>& e) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || l->st.local == endpoint_status::closed || close_sent ||
+      sessions[l->session].st.local == endpoint_status::closed) {
+    return errc::invalid_state;
+  }
+  if (!l->attach_sent) {
+    // Refusing a peer's attach: §2.6.3 answers it (with no terminus) before detaching.
+    session_state& s = sessions[l->session];
+    std::uint32_t h = 0;
+    while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
+      ++h;
+    }
+    l->handle = h;
+    set_handle(s.local_handles, h, id.value);
+    send_attach(id.value, link_options{});
+  }
+  l->st.local = endpoint_status::closed;
+  l->detach_closed = closed;
+  send_detach(id.value, e);
+  if (l->st.remote != endpoint_status::closed) {
+    l->detach_deadline = now + opts.timeouts.close;
+  }
+  free_link_if_done(id.value);
+  return {};
+}
+
+void connection_impl::send_detach(std::uint32_t index, const std::optional<amqp::error>& e) {
+  link_state& l = links[index];
+  amqp::detach d;
+  d.handle = l.handle;
+  d.closed = l.detach_closed;
+  d.error = e;
+  if (!write_frame(l.session, d)) {
+    d.error.reset();
+    (void)write_frame(l.session, d);
+  }
+  l.detach_sent = true;
+  // Deliveries still being sent are dropped with the link (§2.6.14 aborts them).
+  session_state& s = sessions[l.session];
+  for (auto it = s.held.begin(); it != s.held.end();) {
+    it = it->link == index ? s.held.erase(it) : it + 1;
+  }
+  l.held = false;
+}
+
+void connection_impl::link_error(std::uint32_t index, std::error_code ec,
+                                 std::string_view description) {
+  link_state& l = links[index];
+  if (l.st.local == endpoint_status::closed) {
+    return;
+  }
+  amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
+  l.st.local = endpoint_status::closed;
+  l.detach_closed = true;
+  l.in_progress = false;
+  send_detach(index, err);
+  l.detach_deadline = now + opts.timeouts.close;
+  push(link_detached{link_id{index}, true, ec, err, false});
+}
+
+void connection_impl::free_link(std::uint32_t index) {
+  link_state& l = links[index];
+  session_state& s = sessions[l.session];
+  if (l.handle < s.local_handles.size() && s.local_handles[l.handle] == index) {
+    s.local_handles[l.handle] = no_index;
+  }
+  if (l.remote_handle < s.remote_handles.size() && s.remote_handles[l.remote_handle] == index) {
+    s.remote_handles[l.remote_handle] = no_index;
+  }
+  if (l.role == amqp::role::sender) {
+    s.outgoing.erase_link(index);
+  } else {
+    s.incoming.erase_link(index);
+  }
+  for (auto it = s.held.begin(); it != s.held.end();) {
+    it = it->link == index ? s.held.erase(it) : it + 1;
+  }
+  l.used = false;
+  l.detach_deadline.reset();
+  free_links.push_back(index);
+}
+
+void connection_impl::free_link_if_done(std::uint32_t index) {
+  link_state& l = links[index];
+  if (l.st.local == endpoint_status::closed && l.st.remote == endpoint_status::closed) {
+    free_link(index);
+  }
+}
+
+void connection_impl::on_attach(std::uint16_t channel, const amqp::attach& a) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, "attach on a channel with no session"); // §2.5.1
+    return;
+  }
+  const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
+  if (s->st.local == endpoint_status::closed) {
+    return; // ending: §2.7.8 the peer's frames are discarded until its end
+  }
+  if (a.handle > s->handle_max) {
+    // §2.7.2 handle-max: the peer must not use a handle above ours.
+    session_error(sidx, errc::invalid_field, "handle above handle-max");
+    return;
+  }
+  if (link_by_remote(*s, a.handle) != nullptr) {
+    // §2.7.3: attaching a handle that is in use is a session error.
+    session_error(sidx, errc::handle_in_use, "attach on a handle in use");
+    return;
+  }
+  if (!a.unsettled.is_null()) {
+    // The unsettled map (§2.7.3): delivery-tag keys, delivery-state (or null) values.
+    bool ok = a.unsettled.is(type::map);
+    if (ok) {
+      bool key = true;
+      for (const value& v : a.unsettled.items()) {
+        if (key) {
+          ok = ok && v.is(type::binary) && v.as_binary().size() <= 32;
+        } else if (!v.is_null()) {
+          delivery_state ds;
+          ok = ok && decode(v, ds).has_value();
+        }
+        key = !key;
+      }
+    }
+    if (!ok) {
+      fail(errc::decode_error, "malformed unsettled map in attach");
+      return;
+    }
+  }
+  const amqp::role ours = a.role == amqp::role::sender ? amqp::role::receiver : amqp::role::sender;
+  if (ours == amqp::role::receiver && !a.initial_delivery_count) {
+    // §2.7.3 initial-delivery-count: "MUST NOT be null if role is sender".
+    session_error(sidx, errc::invalid_field, "sender attach without initial-delivery-count");
+    return;
+  }
+  // The answer to one of our attaches: same name, opposite role, not yet answered.
+  std::uint32_t idx = no_index;
+  for (std::uint32_t li : s->local_handles) {
+    if (li != no_index && !links[li].remote_initiated && links[li].role == ours &&
+        links[li].remote_handle == no_index && links[li].st.remote == endpoint_status::uninit &&
+        links[li].name == a.name) {
+      idx = li;
+      break;
+    }
+  }
+  const bool remote_initiated = idx == no_index;
+  if (remote_initiated) {
+    idx = new_link(*this);
+    s = &sessions[sidx];
+    link_state& n = links[idx];
+    n.session = sidx;
+    n.remote_initiated = true;
+    n.role = ours;
+    n.name.assign(a.name.data(), a.name.size());
+    n.snd_settle_mode = a.snd_settle_mode;
+    n.rcv_settle_mode = a.rcv_settle_mode;
+  }
+  link_state& l = links[idx];
+  l.remote_handle = a.handle;
+  set_handle(s->remote_handles, a.handle, idx);
+  l.st.remote = endpoint_status::active;
+  l.remote_max_message_size = a.max_message_size.value_or(0);
+  if (ours == amqp::role::receiver) {
+    l.delivery_count = *a.initial_delivery_count;
+    // The sender's settle mode rules what it sends (§2.7.3).
+    l.snd_settle_mode = a.snd_settle_mode;
+  } else {
+    l.rcv_settle_mode = a.rcv_settle_mode;
+  }
+  push(link_attached{link_id{idx}, session_id{sidx}, remote_initiated, a});
+}
+
+void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, "detach on a channel with no session");
+    return;
+  }
+  const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
+  if (s->st.local == endpoint_status::closed) {
+    return;
+  }
+  link_state* l = link_by_remote(*s, d.handle);
+  if (l == nullptr) {
+    // §2.7.7 (and §2.5.1): a frame on a handle with no attached link.
+    session_error(sidx, errc::unattached_handle, "detach on an unattached handle");
+    return;
+  }
+  const auto idx = static_cast<std::uint32_t>(l - links.data());
+  s->remote_handles[d.handle] = no_index;
+  l->remote_handle = no_index;
+  l->st.remote = endpoint_status::closed;
+  l->remote_detach_closed = d.closed;
+  l->in_progress = false;
+  l->detach_deadline.reset();
+  if (l->st.local != endpoint_status::closed) {
+    // §2.6.6: a detach is answered with a detach; a closing one with a closing one.
+    l->st.local = endpoint_status::closed;
+    l->detach_closed = d.closed;
+    if (!l->attach_sent) {
+      std::uint32_t h = 0;
+      while (h < s->local_handles.size() && s->local_handles[h] != no_index) {
+        ++h;
+      }
+      l->handle = h;
+      set_handle(s->local_handles, h, idx);
+      send_attach(idx, link_options{});
+    }
+    send_detach(idx, std::nullopt);
+  }
+  push(link_detached{link_id{idx}, d.closed,
+                     d.error ? std::error_code(errc::remote_error) : std::error_code{}, d.error,
+                     true});
+  free_link_if_done(idx);
+}
+
+void connection_impl::send_link_flow(std::uint32_t index, bool echo) {
+  link_state& l = links[index];
+  send_session_flow(l.session, &l, echo);
+}
+
+void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, "flow on a channel with no session");
+    return;
+  }
+  const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
+  if (s->st.local == endpoint_status::closed) {
+    return;
+  }
+  // §2.5.6: remote-incoming-window = next-incoming-id(flow) + incoming-window(flow)
+  // - next-outgoing-id(endpoint); a missing next-incoming-id means our initial id (0).
+  s->remote_incoming_window =
+      f.next_incoming_id.value_or(0) + f.incoming_window - s->next_outgoing_id;
+  if (static_cast<std::int32_t>(s->remote_incoming_window) < 0) {
+    s->remote_incoming_window = 0;
+  }
+  s->remote_outgoing_window = f.outgoing_window;
+  if (f.handle) {
+    link_state* l = link_by_remote(*s, *f.handle);
+    if (l == nullptr) {
+      session_error(sidx, errc::unattached_handle, "flow on an unattached handle");
+      return;
+    }
+    const auto idx = static_cast<std::uint32_t>(l - links.data());
+    if (l->role == amqp::role::sender) {
+      // §2.6.7: link-credit(snd) = delivery-count(rcv) + link-credit(rcv)
+      // - delivery-count(snd); delivery-count(rcv) absent: our initial delivery-count.
+      const std::uint32_t rcv_count = f.delivery_count.value_or(l->delivery_count);
+      const std::uint32_t limit = rcv_count + f.link_credit.value_or(0);
+      l->credit = serial_lt(l->delivery_count, limit) ? limit - l->delivery_count : 0;
+      l->drain = f.drain;
+      if (l->st.local == endpoint_status::active) {
+        push(link_flow{link_id{idx}, l->credit, l->delivery_count, l->available, l->drain});
+      }
+    } else {
+      // The sender's view: its delivery-count moved on by what it sent, and by the credit
+      // it used up when draining (§2.6.7).
+      if (f.delivery_count && serial_lt(l->delivery_count, *f.delivery_count)) {
+        const std::uint32_t advanced = *f.delivery_count - l->delivery_count;
+        l->credit -= std::min(advanced, l->credit);
+        l->delivery_count = *f.delivery_count;
+      }
+      l->available = f.available.value_or(0);
+      if (l->drain && l->credit == 0) {
+        l->drain = false;
+      }
+      if (l->st.local == endpoint_status::active) {
+        push(link_flow{link_id{idx}, l->credit, l->delivery_count, l->available, l->drain});
+      }
+    }
+    if (f.echo && l->st.local == endpoint_status::active) {
+      send_link_flow(idx); // §2.7.4 echo
+    }
+  } else if (f.echo) {
+    send_session_flow(sidx, nullptr);
+  }
+  pump_held(sidx);
+}
+
+result<void> connection_impl::flow(link_id id, std::uint32_t credit, bool drain) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || l->role != amqp::role::receiver || l->st.local != endpoint_status::active ||
+      close_sent) {
+    return errc::invalid_state;
+  }
+  l->credit = credit;
+  l->drain = drain;
+  send_link_flow(id.value);
+  return {};
+}
+
+result<void> connection_impl::drained(link_id id) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || l->role != amqp::role::sender || l->st.local != endpoint_status::active ||
+      close_sent) {
+    return errc::invalid_state;
+  }
+  // §2.6.7: draining uses up the credit by advancing the delivery-count.
+  l->delivery_count += l->credit;
+  l->credit = 0;
+  l->drain = false;
+  send_link_flow(id.value);
+  return {};
+}
+
+result<void> connection_impl::set_available(link_id id, std::uint32_t n) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || l->role != amqp::role::sender || l->st.local != endpoint_status::active ||
+      close_sent) {
+    return errc::invalid_state;
+  }
+  l->available = n;
+  send_link_flow(id.value);
+  return {};
+}
+
+bool connection_impl::send_frames(std::uint16_t sindex, held_transfer& h,
+                                  std::span<const std::byte> payload) {
+  session_state& s = sessions[sindex];
+  link_state& l = links[h.link];
+  while (s.remote_incoming_window > 0) {
+    amqp::transfer t;
+    t.handle = l.handle;
+    if (!h.first_sent) {
+      // §2.7.5: delivery-id, delivery-tag and message-format go in the first frame.
+      t.delivery_id = h.delivery_id;
+      t.delivery_tag = binary_view(h.tag.data(), h.tag_size);
+      if (h.message_format != 0) {
+        t.message_format = h.message_format;
+      }
+      if (h.settled) {
+        t.settled = true;
+      }
+    }
+    if (h.aborted) {
+      t.aborted = true;
+      (void)write_frame(sindex, t);
+      ++s.next_outgoing_id;
+      --s.remote_incoming_window;
+      return true;
+    }
+    const std::size_t remaining = payload.size() - h.offset;
+    auto plan = plan_transfer_frame(t, remaining, remote_max_frame_size);
+    if (!plan) {
+      fail(plan.error(), "transfer does not fit in the peer's max-frame-size");
+      return true;
+    }
+    t.more = plan->more;
+    (void)write_frame(sindex, t, payload.subspan(h.offset, plan->payload_size));
+    h.first_sent = true;
+    h.offset += plan->payload_size;
+    ++s.next_outgoing_id;
+    --s.remote_incoming_window;
+    if (!plan->more) {
+      return true;
+    }
+  }
+  return false;
+}
+
+result<delivery_id> connection_impl::send(link_id id, const transfer_options& t) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || l->role != amqp::role::sender || l->st.local != endpoint_status::active ||
+      l->st.remote != endpoint_status::active || close_sent) {
+    return errc::invalid_state;
+  }
+  session_state& s = sessions[l->session];
+  if (l->held || l->credit == 0 || out.size() - out_pos > opts.limits.max_pending_output) {
+    return errc::would_block;
+  }
+  if (t.tag.size() > 32) {
+    return errc::invalid_argument;
+  }
+  if (l->remote_max_message_size != 0 && t.payload.size() > l->remote_max_message_size) {
+    return errc::message_size_exceeded;
+  }
+  const bool settled = l->snd_settle_mode == sender_settle_mode::settled ||
+                       (t.settled && l->snd_settle_mode != sender_settle_mode::unsettled);
+  if (!settled && (l->unsettled >= opts.limits.max_unsettled_per_link ||
+                   s.outgoing.span() >= opts.limits.max_unsettled_per_session)) {
+    return errc::resource_limit;
+  }
+  held_transfer h{};
+  h.link = id.value;
+  h.delivery_id = s.next_delivery_id;
+  h.message_format = t.message_format;
+  h.settled = settled;
+  if (!t.tag.empty()) {
+    std::memcpy(h.tag.data(), t.tag.data(), t.tag.size());
+    h.tag_size = static_cast<std::uint8_t>(t.tag.size());
+  } else {
+    // A per-link counter, big-endian, in as few bytes as it needs.
+    std::uint64_t n = l->tag_counter++;
+    std::uint8_t k = 0;
+    std::byte tmp[8];
+    do {
+      tmp[k++] = static_cast<std::byte>(n & 0xFF);
+      n >>= 8;
+    } while (n != 0);
+    for (std::uint8_t i = 0; i < k; ++i) {
+      h.tag[i] = tmp[k - 1 - i];
+    }
+    h.tag_size = k;
+  }
+  if (!settled) {
+    auto slot = s.outgoing.push(h.delivery_id, id.value);
+    if (!slot) {
+      return slot.error();
+    }
+    ++l->unsettled;
+  }
+  ++s.next_delivery_id;
+  ++l->delivery_count;
+  --l->credit;
+  if (!s.held.empty() || !send_frames(l->session, h, t.payload)) {
+    // The session window is closed (§2.5.6): the rest waits for the peer's flow.
+    h.payload = pvec<std::byte>(mem);
+    h.payload.assign(t.payload.begin(), t.payload.end());
+    s.held.push_back(std::move(h));
+    l->held = true;
+  }
+  return delivery_id{id, s.next_delivery_id - 1};
+}
+
+result<void> connection_impl::abort(link_id id) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(id);
+  if (l == nullptr || l->role != amqp::role::sender || !l->held) {
+    return errc::invalid_state;
+  }
+  session_state& s = sessions[l->session];
+  for (auto& h : s.held) {
+    if (h.link == id.value) {
+      if (!h.first_sent) {
+        // Nothing went out yet: the delivery still occupies its delivery-id, so it is sent
+        // as an aborted transfer.
+      }
+      h.aborted = true;
+      // §2.6.14: an aborted delivery is settled.
+      if (auto* slot = s.outgoing.find(h.delivery_id)) {
+        s.outgoing.erase(slot);
+        s.outgoing.trim();
+        --l->unsettled;
+      }
+    }
+  }
+  pump_held(l->session);
+  return {};
+}
+
+void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t,
+                                  std::span<const std::byte> payload) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, "transfer on a channel with no session");
+    return;
+  }
+  const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
+  if (s->st.local == endpoint_status::closed) {
+    return;
+  }
+  // §2.5.6: a transfer beyond the incoming window is a window violation.
+  if (s->incoming_window == 0) {
+    session_error(sidx, errc::window_violation, "transfer beyond the incoming window");
+    return;
+  }
+  --s->incoming_window;
+  ++s->next_incoming_id;
+  link_state* l = link_by_remote(*s, t.handle);
+  if (l == nullptr) {
+    session_error(sidx, errc::unattached_handle, "transfer on an unattached handle");
+    return;
+  }
+  const auto idx = static_cast<std::uint32_t>(l - links.data());
+  if (l->role != amqp::role::receiver) {
+    // §2.6.1: only the sending end of a link transfers.
+    link_error(idx, errc::not_allowed, "transfer to a sending link");
+    return;
+  }
+  if (l->st.local != endpoint_status::active) {
+    replenish_incoming_window(sidx);
+    return; // detaching: frames until the peer's detach are discarded
+  }
+  if (!l->in_progress) {
+    // The first frame of a delivery (§2.7.5).
+    if (!t.delivery_id || !t.delivery_tag) {
+      session_error(sidx, errc::invalid_field,
+                    "first transfer of a delivery without delivery-id or delivery-tag");
+      return;
+    }
+    if (s->in_delivery_seen && *t.delivery_id != s->next_in_delivery_id) {
+      // Delivery-ids are assigned in sequence within a session (§2.6.12).
+      session_error(sidx, errc::invalid_field, "delivery-id out of sequence");
+      return;
+    }
+    if (t.delivery_tag->size() > 32) {
+      session_error(sidx, errc::invalid_field, "delivery-tag longer than 32 bytes");
+      return;
+    }
+    if (l->credit == 0) {
+      // §2.6.7: the sender must not send beyond the credit granted.
+      link_error(idx, errc::transfer_limit_exceeded, "transfer beyond link credit");
+      return;
+    }
+    s->in_delivery_seen = true;
+    s->next_in_delivery_id = *t.delivery_id + 1;
+    --l->credit;
+    ++l->delivery_count;
+    const bool settled = t.settled.value_or(false) || t.aborted;
+    if (!settled) {
+      if (l->unsettled >= opts.limits.max_unsettled_per_link) {
+        link_error(idx, errc::resource_limit, "too many unsettled deliveries on the link");
+        return;
+      }
+      if (s->incoming.span() >= opts.limits.max_unsettled_per_session) {
+        session_error(sidx, errc::resource_limit, "too many unsettled deliveries in the session");
+        return;
+      }
+      if (!s->incoming.push(*t.delivery_id, idx)) {
+        session_error(sidx, errc::invalid_field, "delivery-id out of sequence");
+        return;
+      }
+      ++l->unsettled;
+    }
+    const std::uint32_t fmt = t.message_format.value_or(0);
+    if (t.aborted) {
+      push(delivery_received{delivery_id{link_id{idx}, *t.delivery_id},
+                             *t.delivery_tag,
+                             {},
+                             fmt,
+                             true,
+                             true,
+                             t.resume,
+                             t.state});
+    } else if (!t.more) {
+      if (l->max_message_size != 0 && payload.size() > l->max_message_size) {
+        link_error(idx, errc::message_size_exceeded, "message above max-message-size");
+        return;
+      }
+      push(delivery_received{delivery_id{link_id{idx}, *t.delivery_id}, *t.delivery_tag, payload,
+                             fmt, settled, false, t.resume, t.state});
+    } else {
+      l->in_progress = true;
+      l->in_id = *t.delivery_id;
+      l->in_format = fmt;
+      l->in_settled = settled;
+      l->in_tag_size = static_cast<std::uint8_t>(t.delivery_tag->size());
+      std::memcpy(l->in_tag.data(), t.delivery_tag->data(), l->in_tag_size);
+      if (l->in_epoch == epoch && !l->in_buf.empty()) {
+        // The last message reassembled here is still viewed by a queued event.
+        retired.push_back(std::move(l->in_buf));
+        l->in_buf = pvec<std::byte>(mem);
+      }
+      l->in_buf.clear();
+      if (l->max_message_size != 0 && payload.size() > l->max_message_size) {
+        link_error(idx, errc::message_size_exceeded, "message above max-message-size");
+        return;
+      }
+      l->in_buf.insert(l->in_buf.end(), payload.begin(), payload.end());
+    }
+  } else {
+    // A continuation frame (§2.6.14).
+    if (t.delivery_id && *t.delivery_id != l->in_id) {
+      session_error(sidx, errc::invalid_field, "delivery-id changed within a delivery");
+      return;
+    }
+    if (t.settled.value_or(false)) {
+      l->in_settled = true;
+    }
+    const binary_view tag(l->in_tag.data(), l->in_tag_size);
+    if (t.aborted) {
+      l->in_progress = false;
+      l->in_buf.clear();
+      if (auto* slot = s->incoming.find(l->in_id)) {
+        s->incoming.erase(slot);
+        s->incoming.trim();
+        --l->unsettled;
+      }
+      push(delivery_received{delivery_id{link_id{idx}, l->in_id},
+                             tag,
+                             {},
+                             l->in_format,
+                             true,
+                             true,
+                             t.resume,
+                             t.state});
+    } else {
+      if (l->max_message_size != 0 && l->in_buf.size() + payload.size() > l->max_message_size) {
+        link_error(idx, errc::message_size_exceeded, "message above max-message-size");
+        return;
+      }
+      l->in_buf.insert(l->in_buf.end(), payload.begin(), payload.end());
+      if (!t.more) {
+        l->in_progress = false;
+        l->in_epoch = epoch;
+        push(delivery_received{delivery_id{link_id{idx}, l->in_id}, tag,
+                               std::span<const std::byte>(l->in_buf), l->in_format, l->in_settled,
+                               false, t.resume, t.state});
+      }
+    }
+  }
+  replenish_incoming_window(sidx);
+}
+
+void connection_impl::on_disposition(std::uint16_t channel, const amqp::disposition& d) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, "disposition on a channel with no session");
+    return;
+  }
+  if (s->st.local == endpoint_status::closed) {
+    return;
+  }
+  // role = receiver: about deliveries we sent; role = sender: about ones we received.
+  delivery_ring& ring = d.role == amqp::role::receiver ? s->outgoing : s->incoming;
+  const std::uint32_t last = d.last.value_or(d.first);
+  if (serial_lt(last, d.first)) {
+    fail(errc::invalid_field, "disposition with last before first");
+    return;
+  }
+  // The range costs at most the span of the unsettled table, whatever first and last are.
+  ring.for_range(d.first, last, [&](std::uint32_t id, delivery_slot& slot) {
+    push(delivery_updated{delivery_id{link_id{slot.link}, id}, d.state, d.settled});
+    if (d.settled) {
+      --links[slot.link].unsettled;
+      ring.erase(&slot);
+    }
+  });
+  ring.trim();
+}
+
+void connection_impl::flush_disposition() {
+  if (!disp.active) {
+    return;
+  }
+  disp.active = false;
+  amqp::disposition d;
+  d.role = disp.role;
+  d.first = disp.first;
+  if (disp.last != disp.first) {
+    d.last = disp.last;
+  }
+  d.settled = disp.settled;
+  if (disp.outcome == 1) {
+    d.state = accepted{};
+  } else if (disp.outcome == 2) {
+    d.state = released{};
+  }
+  (void)write_frame(disp.session, d);
+}
+
+// Queues a disposition, coalescing consecutive delivery-ids with the same simple state.
+static void queue_disposition(connection_impl& c, std::uint16_t session, amqp::role role,
+                              std::uint32_t id, bool settled,
+                              const std::optional<delivery_state>& state) {
+  const std::uint8_t kind = simple_outcome(state);
+  auto& p = c.disp;
+  if (kind != 3 && p.active && p.session == session && p.role == role && p.settled == settled &&
+      p.outcome == kind && id == p.last + 1) {
+    p.last = id;
+    return;
+  }
+  c.flush_disposition();
+  if (kind == 3) {
+    amqp::disposition d;
+    d.role = role;
+    d.first = id;
+    d.settled = settled;
+    d.state = state;
+    (void)c.write_frame(session, d);
+    return;
+  }
+  p.active = true;
+  p.session = session;
+  p.role = role;
+  p.first = id;
+  p.last = id;
+  p.settled = settled;
+  p.outcome = kind;
+}
+
+result<void> connection_impl::settle(delivery_id d, const std::optional<delivery_state>& s) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(d.link);
+  if (l == nullptr) {
+    return errc::invalid_state;
+  }
+  session_state& ss = sessions[l->session];
+  delivery_ring& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
+  delivery_slot* slot = ring.find(d.number);
+  if (slot == nullptr || slot->link != d.link.value) {
+    return errc::invalid_state;
+  }
+  if (!slot->remote_settled && ss.st.local == endpoint_status::active && !close_sent) {
+    queue_disposition(*this, l->session, l->role, d.number, true, s);
+  }
+  --l->unsettled;
+  ring.erase(slot);
+  ring.trim();
+  return {};
+}
+
+result<void> connection_impl::update(delivery_id d, const delivery_state& s) {
+  if (fatal) {
+    return fatal;
+  }
+  link_state* l = link_at(d.link);
+  if (l == nullptr || close_sent) {
+    return errc::invalid_state;
+  }
+  session_state& ss = sessions[l->session];
+  delivery_ring& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
+  delivery_slot* slot = ring.find(d.number);
+  if (slot == nullptr || slot->link != d.link.value) {
+    return errc::invalid_state;
+  }
+  queue_disposition(*this, l->session, l->role, d.number, false, s);
+  return {};
+}
+
+} // namespace amqp::detail

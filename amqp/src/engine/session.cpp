@@ -1,0 +1,403 @@
+// Sessions (AMQP 1.0 §2.5): begin/end, channel allocation, and the session flow state
+// (next-incoming-id, next-outgoing-id, incoming and outgoing windows, §2.5.6), with held
+// transfers that wait for the peer's incoming window.
+#include <algorithm>
+
+#include "engine/engine.hpp"
+
+namespace amqp::detail {
+
+namespace {
+
+// Our outgoing window: this end never limits what it sends by its own outgoing window.
+constexpr std::uint32_t our_outgoing_window = 0x7FFF'FFFF;
+
+void reset(session_state& s) {
+  s.used = true;
+  s.st = {};
+  s.remote_initiated = false;
+  s.begin_sent = false;
+  s.end_sent = false;
+  s.remote_channel = 0;
+  s.has_remote_channel = false;
+  s.next_outgoing_id = 0;
+  s.next_incoming_id = 0;
+  s.incoming_window_max = 0;
+  s.incoming_window = 0;
+  s.remote_incoming_window = 0;
+  s.remote_outgoing_window = 0;
+  s.handle_max = 0;
+  s.remote_handle_max = 0xFFFF'FFFF;
+  s.next_delivery_id = 0;
+  s.next_in_delivery_id = 0;
+  s.in_delivery_seen = false;
+  s.local_handles.clear();
+  s.remote_handles.clear();
+  s.outgoing.clear();
+  s.incoming.clear();
+  s.held.clear();
+  s.end_deadline.reset();
+}
+
+} // namespace
+
+std::size_t delivery_ring::lower_bound(std::uint32_t id) const noexcept {
+  if (head_ >= v_.size()) {
+    return v_.size();
+  }
+  // Offsets from the oldest entry order the ids (serial arithmetic, RFC 1982).
+  const std::uint32_t base = v_[head_].id;
+  const std::uint32_t key = serial_lt(id, base) ? 0 : id - base;
+  std::size_t lo = head_;
+  std::size_t hi = v_.size();
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (v_[mid].id - base < key) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+delivery_slot* delivery_ring::find(std::uint32_t id) noexcept {
+  if (head_ < v_.size() && v_[head_].id == id) {
+    return v_[head_].link == no_index ? nullptr : &v_[head_]; // the common case
+  }
+  const std::size_t i = lower_bound(id);
+  if (i < v_.size() && v_[i].id == id && v_[i].link != no_index) {
+    return &v_[i];
+  }
+  return nullptr;
+}
+
+result<delivery_slot*> delivery_ring::push(std::uint32_t id, std::uint32_t link) {
+  if (head_ < v_.size() && !serial_lt(v_.back().id, id)) {
+    return errc::invalid_field;
+  }
+  if (head_ > 0 && head_ * 2 >= v_.size()) {
+    v_.erase(v_.begin(), v_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  v_.push_back(delivery_slot{id, link, false});
+  ++live_;
+  return &v_.back();
+}
+
+void delivery_ring::erase(delivery_slot* s) noexcept {
+  s->link = no_index;
+  --live_;
+}
+
+void delivery_ring::trim() noexcept {
+  while (head_ < v_.size() && v_[head_].link == no_index) {
+    ++head_;
+  }
+  if (head_ == v_.size()) {
+    v_.clear();
+    head_ = 0;
+    return;
+  }
+  const std::size_t dead = v_.size() - head_ - live_;
+  if (dead > static_cast<std::size_t>(live_) + 64) {
+    std::size_t w = 0;
+    for (std::size_t r = head_; r < v_.size(); ++r) {
+      if (v_[r].link != no_index) {
+        v_[w++] = v_[r];
+      }
+    }
+    v_.resize(w);
+    head_ = 0;
+  }
+}
+
+void delivery_ring::erase_link(std::uint32_t l) noexcept {
+  for (std::size_t i = head_; i < v_.size(); ++i) {
+    if (v_[i].link == l) {
+      v_[i].link = no_index;
+      --live_;
+    }
+  }
+  trim();
+}
+
+session_state* connection_impl::session_at(session_id s) noexcept {
+  if (s.value >= sessions.size() || !sessions[s.value].used) {
+    return nullptr;
+  }
+  return &sessions[s.value];
+}
+
+session_state* connection_impl::session_by_remote(std::uint16_t channel) noexcept {
+  if (channel >= remote_channels.size() || remote_channels[channel] == no_index) {
+    return nullptr;
+  }
+  return &sessions[remote_channels[channel]];
+}
+
+// The lowest free local channel within both channel-max values, or no_index.
+static std::uint32_t free_channel(const pvec<session_state>& sessions, std::uint32_t max) {
+  for (std::uint32_t i = 0; i <= max; ++i) {
+    if (i >= sessions.size() || !sessions[i].used) {
+      return i;
+    }
+  }
+  return no_index;
+}
+
+static void init_windows(session_state& s, const connection_options& o, const session_options& so) {
+  s.incoming_window_max = so.incoming_window != 0 ? so.incoming_window : o.incoming_window;
+  s.incoming_window_max = std::max<std::uint32_t>(s.incoming_window_max, 1);
+  s.incoming_window = s.incoming_window_max;
+  s.handle_max =
+      so.handle_max != 0 ? std::min(so.handle_max, o.limits.handle_max) : o.limits.handle_max;
+}
+
+result<session_id> connection_impl::begin(const session_options& o) {
+  if (fatal) {
+    return fatal;
+  }
+  if (st.local != endpoint_status::active || close_sent) {
+    return errc::invalid_state;
+  }
+  // §2.7.1: channels above either channel-max are not used (before the peer's open, only
+  // channel 0 is known to be allowed, §2.4.1).
+  const std::uint32_t max = open_received ? std::min(opts.limits.channel_max, remote_channel_max)
+                                          : opts.limits.channel_max;
+  const std::uint32_t idx = free_channel(sessions, max);
+  if (idx == no_index) {
+    return errc::resource_limit;
+  }
+  if (idx >= sessions.size()) {
+    sessions.emplace_back(mem);
+  }
+  session_state& s = sessions[idx];
+  reset(s);
+  s.st.local = endpoint_status::active;
+  init_windows(s, opts, o);
+  send_begin(static_cast<std::uint16_t>(idx));
+  return session_id{static_cast<std::uint16_t>(idx)};
+}
+
+result<void> connection_impl::begin(session_id id, const session_options& o) {
+  if (fatal) {
+    return fatal;
+  }
+  session_state* s = session_at(id);
+  if (s == nullptr || !s->remote_initiated || s->st.local != endpoint_status::uninit ||
+      close_sent) {
+    return errc::invalid_state;
+  }
+  s->st.local = endpoint_status::active;
+  init_windows(*s, opts, o);
+  send_begin(id.value);
+  return {};
+}
+
+void connection_impl::send_begin(std::uint16_t index) {
+  session_state& s = sessions[index];
+  amqp::begin b;
+  if (s.remote_initiated) {
+    b.remote_channel = s.remote_channel;
+  }
+  b.next_outgoing_id = s.next_outgoing_id;
+  b.incoming_window = s.incoming_window;
+  b.outgoing_window = our_outgoing_window;
+  b.handle_max = s.handle_max;
+  (void)write_frame(index, b);
+  s.begin_sent = true;
+}
+
+result<void> connection_impl::end(session_id id, const std::optional<amqp::error>& e) {
+  if (fatal) {
+    return fatal;
+  }
+  session_state* s = session_at(id);
+  if (s == nullptr || s->st.local == endpoint_status::closed || close_sent) {
+    return errc::invalid_state;
+  }
+  if (!s->begin_sent) {
+    // A peer's begin that was never answered: answer it, then end (§2.5.1).
+    init_windows(*s, opts, {});
+    send_begin(id.value);
+  }
+  s->st.local = endpoint_status::closed;
+  send_end(id.value, e);
+  if (s->st.remote != endpoint_status::closed) {
+    s->end_deadline = now + opts.timeouts.close;
+  }
+  free_session_if_done(id.value);
+  return {};
+}
+
+void connection_impl::send_end(std::uint16_t index, const std::optional<amqp::error>& e) {
+  session_state& s = sessions[index];
+  amqp::end en;
+  en.error = e;
+  if (!write_frame(index, en)) {
+    en.error.reset();
+    (void)write_frame(index, en);
+  }
+  s.end_sent = true;
+  // §2.7.8: ending a session detaches its links; their deliveries are forgotten.
+  for (std::uint32_t li : s.local_handles) {
+    if (li != no_index) {
+      links[li].st.local = endpoint_status::closed;
+    }
+  }
+}
+
+void connection_impl::session_error(std::uint16_t index, std::error_code ec,
+                                    std::string_view description) {
+  session_state& s = sessions[index];
+  if (s.st.local == endpoint_status::closed) {
+    return;
+  }
+  amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
+  s.st.local = endpoint_status::closed;
+  send_end(index, err);
+  s.end_deadline = now + opts.timeouts.close;
+  push(session_ended{session_id{index}, ec, err, false});
+}
+
+void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
+  if (session_by_remote(channel) != nullptr) {
+    // §2.5.1: a channel carries one session at a time.
+    fail(errc::not_allowed, "begin on a channel already in use");
+    return;
+  }
+  std::uint32_t idx = no_index;
+  bool remote_initiated = false;
+  if (b.remote_channel) {
+    // The answer to our begin (§2.5.1): remote-channel names our channel.
+    idx = *b.remote_channel;
+    if (idx >= sessions.size() || !sessions[idx].used || sessions[idx].remote_initiated ||
+        sessions[idx].has_remote_channel) {
+      fail(errc::invalid_field, "begin answers no session begun here");
+      return;
+    }
+  } else {
+    idx = free_channel(sessions, opts.limits.channel_max);
+    if (idx == no_index) {
+      fail(errc::resource_limit, "no channel free for the peer's session");
+      return;
+    }
+    if (idx >= sessions.size()) {
+      sessions.emplace_back(mem);
+    }
+    reset(sessions[idx]);
+    remote_initiated = true;
+  }
+  session_state& s = sessions[idx];
+  s.remote_initiated = remote_initiated;
+  s.has_remote_channel = true;
+  s.remote_channel = channel;
+  if (channel >= remote_channels.size()) {
+    remote_channels.resize(static_cast<std::size_t>(channel) + 1, no_index);
+  }
+  remote_channels[channel] = idx;
+  s.st.remote = endpoint_status::active;
+  s.next_incoming_id = b.next_outgoing_id;
+  s.remote_incoming_window = b.incoming_window;
+  s.remote_outgoing_window = b.outgoing_window;
+  s.remote_handle_max = b.handle_max;
+  push(session_begun{session_id{static_cast<std::uint16_t>(idx)}, remote_initiated, b.handle_max});
+}
+
+void connection_impl::on_end(std::uint16_t channel, const amqp::end& e) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, "end on a channel with no session"); // §2.5.1
+    return;
+  }
+  const auto idx = static_cast<std::uint16_t>(s - sessions.data());
+  s->st.remote = endpoint_status::closed;
+  remote_channels[channel] = no_index;
+  s->has_remote_channel = false;
+  const bool answer = s->st.local != endpoint_status::closed;
+  if (answer) {
+    // §2.5.1: an end is answered with an end.
+    if (!s->begin_sent) {
+      init_windows(*s, opts, {});
+      send_begin(idx);
+    }
+    s->st.local = endpoint_status::closed;
+    send_end(idx, std::nullopt);
+  }
+  if (answer || e.error) {
+    push(session_ended{session_id{idx},
+                       e.error ? std::error_code(errc::remote_error) : std::error_code{}, e.error,
+                       true});
+  } else {
+    push(session_ended{session_id{idx}, {}, std::nullopt, true});
+  }
+  free_session_if_done(idx);
+}
+
+void connection_impl::free_session_if_done(std::uint16_t index) {
+  session_state& s = sessions[index];
+  if (s.st.local != endpoint_status::closed || s.st.remote != endpoint_status::closed) {
+    return;
+  }
+  for (std::uint32_t i = 0; i < links.size(); ++i) {
+    if (links[i].used && links[i].session == index) {
+      free_link(i);
+    }
+  }
+  s.used = false;
+  s.end_deadline.reset();
+  s.held.clear();
+  s.outgoing.clear();
+  s.incoming.clear();
+}
+
+void connection_impl::send_session_flow(std::uint16_t index, const link_state* l, bool echo) {
+  session_state& s = sessions[index];
+  amqp::flow f;
+  if (s.st.remote != endpoint_status::uninit) {
+    f.next_incoming_id = s.next_incoming_id;
+  }
+  f.incoming_window = s.incoming_window;
+  f.next_outgoing_id = s.next_outgoing_id;
+  f.outgoing_window = our_outgoing_window;
+  if (l != nullptr) {
+    f.handle = l->handle;
+    f.delivery_count = l->delivery_count;
+    f.link_credit = l->credit;
+    if (l->role == amqp::role::sender) {
+      f.available = l->available;
+    }
+    f.drain = l->drain;
+  }
+  f.echo = echo;
+  (void)write_frame(index, f);
+}
+
+void connection_impl::replenish_incoming_window(std::uint16_t index) {
+  session_state& s = sessions[index];
+  // §2.5.6: the window is restored once half of it is used, so a steady stream needs one
+  // session flow per half window.
+  if (s.incoming_window <= s.incoming_window_max / 2 && s.st.local == endpoint_status::active) {
+    s.incoming_window = s.incoming_window_max;
+    send_session_flow(index, nullptr);
+  }
+}
+
+void connection_impl::pump_held(std::uint16_t index) {
+  session_state& s = sessions[index];
+  std::size_t done = 0;
+  while (done < s.held.size() && s.remote_incoming_window > 0) {
+    held_transfer& h = s.held[done];
+    if (!send_frames(index, h, h.payload)) {
+      break;
+    }
+    links[h.link].held = false;
+    ++done;
+  }
+  if (done > 0) {
+    s.held.erase(s.held.begin(), s.held.begin() + static_cast<std::ptrdiff_t>(done));
+  }
+}
+
+} // namespace amqp::detail
