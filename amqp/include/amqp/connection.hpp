@@ -57,6 +57,14 @@ public:
   // first; nothing consumed); the sticky error of the connection after a fatal error
   // (the peer's protocol error as its errc, errc::protocol_mismatch, ...).
   [[nodiscard]] result<void> receive(std::span<const std::byte> in, time_point now);
+  // Zero-copy input, as Qpid Proton's driver: a buffer of exactly `n` bytes inside the
+  // engine for the caller to read into (e.g. straight from a socket), then read_done() with
+  // the number of bytes written. Empty while receive() would fail (events queued, fatal
+  // error, finished). Valid until read_done() or the next non-const call. May allocate.
+  [[nodiscard]] std::span<std::byte> read_buffer(std::size_t n);
+  // Processes the first `n` bytes written into read_buffer(), as receive() does.
+  // Errors: those of receive(); errc::invalid_argument (n above the buffer given).
+  [[nodiscard]] result<void> read_done(std::size_t n, time_point now);
   // False while events are queued, when the connection is finished, or while it waits for
   // the application (a SASL decision).
   [[nodiscard]] bool wants_read() const noexcept;

@@ -26,7 +26,9 @@ enum class connection_role : std::uint8_t { client, server };
 struct engine_limits {
   // The largest frame accepted: announced as max-frame-size in our open (AMQP 1.0 §2.7.1);
   // a bigger frame is refused from its header (framing-error). At least 512.
-  std::uint32_t max_frame_size = 64 * 1024;
+  // The default holds a 64 KiB message in one frame and bounds what one frame can make the
+  // engine buffer.
+  std::uint32_t max_frame_size = 256 * 1024;
   // The largest SASL frame accepted (§5.3.1 fixes 512; raise it only for peers known to
   // send larger ones).
   std::uint32_t sasl_max_frame_size = 512;

@@ -10,6 +10,7 @@
 
 #include "amqp/assert.hpp"
 #include "engine/engine.hpp"
+#include "frame/transfer_codec.hpp"
 
 namespace amqp::detail {
 
@@ -96,13 +97,13 @@ void connection_impl::push(event e) {
 
 void connection_impl::write_header(protocol_id id) {
   const auto h = protocol_header_bytes(id);
-  out.insert(out.end(), h.begin(), h.end());
+  out.append(h);
   last_output = now;
   if (id == protocol_id::amqp) {
     amqp_header_sent = true;
     // Frames written before the header (pipelined open, begin, attach) follow it.
-    out.insert(out.end(), deferred.begin(), deferred.end());
-    deferred.clear();
+    out.append(deferred.view());
+    deferred.release();
   } else if (id == protocol_id::sasl) {
     sasl_header_sent = true;
   }
@@ -122,12 +123,12 @@ result<void> connection_impl::write_frame(std::uint16_t channel, const performat
   if (*n > limit) {
     return errc::frame_size_too_small;
   }
-  pvec<std::byte>& dst = amqp_header_sent ? out : deferred;
+  byte_buffer& dst = amqp_header_sent ? out : deferred;
   const std::size_t at = dst.size();
-  dst.resize(at + *n);
-  auto w = encode_frame(channel, p, payload, std::span<std::byte>(dst).subspan(at, *n));
+  std::byte* at_ptr = dst.grow(*n);
+  auto w = encode_frame(channel, p, payload, std::span<std::byte>(at_ptr, *n));
   if (!w) {
-    dst.resize(at);
+    dst.truncate(at);
     return w.error();
   }
   last_output = now;
@@ -140,17 +141,20 @@ result<void> connection_impl::write_sasl(const sasl_frame& f) {
     return n.error();
   }
   const std::size_t at = out.size();
-  out.resize(at + *n);
-  auto w = encode_frame(f, std::span<std::byte>(out).subspan(at, *n));
+  std::byte* at_ptr = out.grow(*n);
+  auto w = encode_frame(f, std::span<std::byte>(at_ptr, *n));
   if (!w) {
-    out.resize(at);
+    out.truncate(at);
     return w.error();
   }
   last_output = now;
   return {};
 }
 
-result<void> connection_impl::receive(std::span<const std::byte> bytes, time_point t) {
+// Starts a receive of `incoming` bytes: checks the state, resets the event queue, and makes
+// room in the input buffer (compacting only when the bytes would not fit after the partial
+// frame held, so the move costs a copy per buffer's worth of input, not per call).
+result<void> connection_impl::begin_input(std::size_t incoming, time_point t) {
   if (fatal) {
     return fatal;
   }
@@ -167,22 +171,71 @@ result<void> connection_impl::receive(std::span<const std::byte> bytes, time_poi
   event_pos = 0;
   retired.clear();
   ++epoch;
-  if (ph == phase::done) {
-    return {}; // closed: nothing more is read
-  }
-  if (in_pos > 0) {
-    in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(in_pos));
+  if (in_pos == in.size()) {
+    in.clear();
+    in_pos = 0;
+  } else if (in_pos > 0 && incoming > in.capacity() - in.size()) {
+    in.erase_front(in_pos);
     in_pos = 0;
   }
-  if (!bytes.empty()) {
+  if (incoming > 0) {
     last_input = t;
-    in.insert(in.end(), bytes.begin(), bytes.end());
   }
-  process_input();
+  return {};
+}
+
+result<void> connection_impl::end_input() {
+  if (ph != phase::done) {
+    process_input();
+  }
   if (fatal) {
     return fatal;
   }
   return {};
+}
+
+result<void> connection_impl::receive(std::span<const std::byte> bytes, time_point t) {
+  if (auto r = begin_input(bytes.size(), t); !r) {
+    return r;
+  }
+  if (ph != phase::done) {
+    in.append(bytes);
+  }
+  return end_input();
+}
+
+std::span<std::byte> connection_impl::read_buffer(std::size_t n) {
+  if (fatal || finished || event_pos < events.size()) {
+    return {};
+  }
+  if (in_pos == in.size()) {
+    in.clear();
+    in_pos = 0;
+  } else if (in_pos > 0 && n > in.capacity() - in.size()) {
+    in.erase_front(in_pos);
+    in_pos = 0;
+  }
+  return in.spare(n).first(n);
+}
+
+result<void> connection_impl::read_done(std::size_t n, time_point t) {
+  if (n > in.capacity() - in.size()) {
+    return errc::invalid_argument;
+  }
+  // read_buffer() already made room: nothing here moves the bytes written into it.
+  const std::size_t held = in.size();
+  if (auto r = begin_input(0, t); !r) {
+    return r;
+  }
+  AMQP_ASSERT(in.size() == held);
+  (void)held;
+  if (n > 0) {
+    last_input = t;
+  }
+  if (ph != phase::done) {
+    in.commit(n);
+  }
+  return end_input();
 }
 
 void connection_impl::process_input() {
@@ -211,6 +264,18 @@ void connection_impl::process_input() {
     }
     if (h.size > avail) {
       return;
+    }
+    if (expected == frame_type::amqp && h.doff == 2 && open_received && !close_sent &&
+        h.channel <= opts.limits.channel_max) {
+      // The common frame, decoded without the generic machinery (same result).
+      amqp::transfer t;
+      std::span<const std::byte> payload;
+      const auto body = std::span<const std::byte>(in.data() + in_pos, h.size).subspan(8);
+      if (try_decode_transfer(body, t, payload)) {
+        in_pos += h.size;
+        on_transfer(h.channel, t, payload);
+        continue;
+      }
     }
     auto f = decode_frame(std::span<const std::byte>(in.data() + in_pos, h.size), limits.decode);
     in_pos += h.size;
@@ -528,7 +593,7 @@ void connection_impl::on_deadline(time_point t) {
       t >= last_output + remote_idle / 2) {
     // §2.4.5: an empty frame keeps the connection alive within the peer's idle timeout.
     flush_disposition();
-    out.insert(out.end(), heartbeat_frame.begin(), heartbeat_frame.end());
+    out.append(heartbeat_frame);
     last_output = t;
   }
 }
@@ -593,6 +658,19 @@ result<void> connection::receive(std::span<const std::byte> in, time_point now) 
   return guarded(*impl_, [&] { return impl_->receive(in, now); });
 }
 
+std::span<std::byte> connection::read_buffer(std::size_t n) {
+  std::span<std::byte> r;
+  (void)guarded(*impl_, [&]() -> result<void> {
+    r = impl_->read_buffer(n);
+    return {};
+  });
+  return r;
+}
+
+result<void> connection::read_done(std::size_t n, time_point now) {
+  return guarded(*impl_, [&] { return impl_->read_done(n, now); });
+}
+
 bool connection::wants_read() const noexcept {
   const auto& c = *impl_;
   return !c.finished && c.event_pos >= c.events.size() &&
@@ -608,7 +686,7 @@ std::span<const std::byte> connection::pending_output() noexcept {
       return {};
     });
   }
-  return std::span<const std::byte>(c.out).subspan(c.out_pos);
+  return c.out.view().subspan(c.out_pos);
 }
 
 void connection::consume_output(std::size_t n) noexcept {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "amqp/connection.hpp"
+#include "engine/byte_buffer.hpp"
 #include "frame/frame.hpp"
 #include "frame/protocol_header.hpp"
 
@@ -99,7 +100,7 @@ struct held_transfer {
   bool first_sent = false; // the first frame (with delivery-id and tag) went out
   bool aborted = false;
   std::size_t offset = 0;
-  pvec<std::byte> payload;
+  byte_buffer payload;
 };
 
 struct link_state {
@@ -137,7 +138,7 @@ struct link_state {
   std::array<std::byte, 32> in_tag{};
   std::uint8_t in_tag_size = 0;
   std::uint64_t in_epoch = 0; // receive() call in which `in_buf` last completed a message
-  pvec<std::byte> in_buf;
+  byte_buffer in_buf;
   std::optional<time_point> detach_deadline{};
 
   explicit link_state(std::pmr::memory_resource* m) : name(m), in_buf(m) {}
@@ -206,12 +207,12 @@ struct connection_impl {
   pvec<std::byte> sasl_initial_response, open_values;
 
   // I/O.
-  pvec<std::byte> in; // bytes received, from in_pos not yet processed
+  byte_buffer in; // bytes received, from in_pos not yet processed
   std::size_t in_pos = 0;
-  pvec<std::byte> out; // bytes to write, from out_pos
+  byte_buffer out; // bytes to write, from out_pos
   std::size_t out_pos = 0;
-  pvec<std::byte> deferred;      // AMQP frames written before our AMQP header
-  pvec<pvec<std::byte>> retired; // reassembled messages still viewed by events
+  byte_buffer deferred;      // AMQP frames written before our AMQP header
+  pvec<byte_buffer> retired; // reassembled messages still viewed by events
   pvec<event> events;
   std::size_t event_pos = 0;
   std::uint64_t epoch = 0; // receive() calls
@@ -265,6 +266,10 @@ struct connection_impl {
 
   // ---- connection.cpp
   result<void> receive(std::span<const std::byte> in, time_point t);
+  result<void> begin_input(std::size_t incoming, time_point t);
+  result<void> end_input();
+  std::span<std::byte> read_buffer(std::size_t n);
+  result<void> read_done(std::size_t n, time_point t);
   void process_input();
   bool process_header();
   void handle_frame(const frame_view& f);

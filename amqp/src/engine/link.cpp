@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/engine.hpp"
+#include "frame/transfer_codec.hpp"
 
 namespace amqp::detail {
 
@@ -530,8 +531,11 @@ bool connection_impl::send_frames(std::uint16_t sindex, held_transfer& h,
                                   std::span<const std::byte> payload) {
   session_state& s = sessions[sindex];
   link_state& l = links[h.link];
+  if (disp.active) {
+    flush_disposition(); // keep frames in the order they were decided
+  }
   while (s.remote_incoming_window > 0) {
-    amqp::transfer t;
+    transfer_fields t;
     t.handle = l.handle;
     if (!h.first_sent) {
       // §2.7.5: delivery-id, delivery-tag and message-format go in the first frame.
@@ -540,30 +544,35 @@ bool connection_impl::send_frames(std::uint16_t sindex, held_transfer& h,
       if (h.message_format != 0) {
         t.message_format = h.message_format;
       }
-      if (h.settled) {
-        t.settled = true;
-      }
+      t.settled = h.settled;
     }
+    std::span<const std::byte> part;
     if (h.aborted) {
       t.aborted = true;
-      (void)write_frame(sindex, t);
-      ++s.next_outgoing_id;
-      --s.remote_incoming_window;
-      return true;
+    } else {
+      // §2.7.5 more: a message that does not fit in one frame of the peer's
+      // max-frame-size (§2.7.1) continues in the next.
+      const std::size_t remaining = payload.size() - h.offset;
+      std::size_t take = remaining;
+      if (frame_header_size + transfer_performative_size(t) + remaining > remote_max_frame_size) {
+        t.more = true;
+        const std::size_t overhead = frame_header_size + transfer_performative_size(t);
+        if (overhead >= remote_max_frame_size) {
+          fail(errc::frame_size_too_small, "transfer does not fit in the peer's max-frame-size");
+          return true;
+        }
+        take = std::min<std::size_t>(remaining, remote_max_frame_size - overhead);
+      }
+      part = payload.subspan(h.offset, take);
     }
-    const std::size_t remaining = payload.size() - h.offset;
-    auto plan = plan_transfer_frame(t, remaining, remote_max_frame_size);
-    if (!plan) {
-      fail(plan.error(), "transfer does not fit in the peer's max-frame-size");
-      return true;
-    }
-    t.more = plan->more;
-    (void)write_frame(sindex, t, payload.subspan(h.offset, plan->payload_size));
+    const std::size_t size = frame_header_size + transfer_performative_size(t) + part.size();
+    write_transfer_frame(sindex, t, part, std::span<std::byte>(out.grow(size), size));
+    last_output = now;
     h.first_sent = true;
-    h.offset += plan->payload_size;
+    h.offset += part.size();
     ++s.next_outgoing_id;
     --s.remote_incoming_window;
-    if (!plan->more) {
+    if (!t.more) {
       return true;
     }
   }
@@ -629,8 +638,9 @@ result<delivery_id> connection_impl::send(link_id id, const transfer_options& t)
   --l->credit;
   if (!s.held.empty() || !send_frames(l->session, h, t.payload)) {
     // The session window is closed (§2.5.6): the rest waits for the peer's flow.
-    h.payload = pvec<std::byte>(mem);
-    h.payload.assign(t.payload.begin(), t.payload.end());
+    h.payload = byte_buffer(mem);
+    h.payload.append(t.payload.subspan(h.offset));
+    h.offset = 0;
     s.held.push_back(std::move(h));
     l->held = true;
   }
@@ -766,14 +776,14 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
       if (l->in_epoch == epoch && !l->in_buf.empty()) {
         // The last message reassembled here is still viewed by a queued event.
         retired.push_back(std::move(l->in_buf));
-        l->in_buf = pvec<std::byte>(mem);
+        l->in_buf = byte_buffer(mem);
       }
       l->in_buf.clear();
       if (l->max_message_size != 0 && payload.size() > l->max_message_size) {
         link_error(idx, errc::message_size_exceeded, "message above max-message-size");
         return;
       }
-      l->in_buf.insert(l->in_buf.end(), payload.begin(), payload.end());
+      l->in_buf.append(payload);
     }
   } else {
     // A continuation frame (§2.6.14).
@@ -806,13 +816,12 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
         link_error(idx, errc::message_size_exceeded, "message above max-message-size");
         return;
       }
-      l->in_buf.insert(l->in_buf.end(), payload.begin(), payload.end());
+      l->in_buf.append(payload);
       if (!t.more) {
         l->in_progress = false;
         l->in_epoch = epoch;
-        push(delivery_received{delivery_id{link_id{idx}, l->in_id}, tag,
-                               std::span<const std::byte>(l->in_buf), l->in_format, l->in_settled,
-                               false, t.resume, t.state});
+        push(delivery_received{delivery_id{link_id{idx}, l->in_id}, tag, l->in_buf.view(),
+                               l->in_format, l->in_settled, false, t.resume, t.state});
       }
     }
   }

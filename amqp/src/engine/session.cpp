@@ -389,7 +389,7 @@ void connection_impl::pump_held(std::uint16_t index) {
   std::size_t done = 0;
   while (done < s.held.size() && s.remote_incoming_window > 0) {
     held_transfer& h = s.held[done];
-    if (!send_frames(index, h, h.payload)) {
+    if (!send_frames(index, h, h.payload.view())) {
       break;
     }
     links[h.link].held = false;
