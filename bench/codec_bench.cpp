@@ -36,16 +36,12 @@
 // Add --dump-instr=yes and use callgrind_annotate --auto=yes for per-line hot spots.
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -57,75 +53,27 @@
 #include <proton/message.h>
 
 #include "amqp/message.hpp"
+#include "bench_support.hpp"
 #include "support/reference_message.hpp"
-
-// Heap allocation counting. Proton (C) allocates with malloc, libstdc++'s operator new calls
-// malloc, so counting the malloc family counts both exactly once. glibc allows the program
-// to define these and forwards to its own allocator through the __libc_* entry points.
-// aligned_alloc/posix_memalign/memalign are not counted (neither side uses over-aligned
-// types).
-extern "C" {
-void* __libc_malloc(std::size_t n) noexcept;
-void* __libc_calloc(std::size_t n, std::size_t size) noexcept;
-void* __libc_realloc(void* p, std::size_t n) noexcept;
-void __libc_free(void* p) noexcept;
-}
-
-namespace {
-// Single-threaded benchmark: a plain counter.
-std::uint64_t heap_allocations = 0;
-} // namespace
-
-extern "C" void* malloc(std::size_t n) noexcept {
-  ++heap_allocations;
-  return __libc_malloc(n);
-}
-extern "C" void* calloc(std::size_t n, std::size_t size) noexcept {
-  ++heap_allocations;
-  return __libc_calloc(n, size);
-}
-// A realloc counts as an allocation (it may move the block).
-extern "C" void* realloc(void* p, std::size_t n) noexcept {
-  ++heap_allocations;
-  return __libc_realloc(p, n);
-}
-extern "C" void free(void* p) noexcept {
-  __libc_free(p);
-}
-
-// Each measured operation is a real call whose result is used: no inlining, no
-// interprocedural shortcuts (GCC's noipa; clang has only noinline).
-#if defined(__clang__)
-#define AMQP_BENCH_OP [[gnu::noinline]]
-#else
-#define AMQP_BENCH_OP [[gnu::noipa]]
-#endif
 
 namespace {
 
 using amqp::binary_view;
-using bench_clock = std::chrono::steady_clock;
-
-// --cpu-time: CLOCK_THREAD_CPUTIME_ID instead of steady_clock.
-bool use_cpu_clock = false;
-
-double now_seconds() noexcept {
-  if (use_cpu_clock) {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-  }
-  return std::chrono::duration<double>(bench_clock::now().time_since_epoch()).count();
-}
-
-// Makes `v` look used (and its memory read) to the optimizer.
-template <class T> void escape(const T& v) noexcept {
-  __asm__ __volatile__("" : : "g"(&v) : "memory");
-}
-
-std::span<const std::byte> as_bytes(std::string_view s) noexcept {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
+using amqp::bench::as_bytes;
+using amqp::bench::escape;
+using amqp::bench::fail;
+using amqp::bench::heap_allocations;
+using amqp::bench::key_device_id;
+using amqp::bench::key_enqueued_time;
+using amqp::bench::key_offset;
+using amqp::bench::key_sequence_number;
+using amqp::bench::median;
+using amqp::bench::now_seconds;
+using amqp::bench::pn_message_ptr;
+using amqp::bench::pn_view;
+using amqp::bench::print_count;
+using amqp::bench::proton_build;
+using amqp::bench::read_file;
 
 // --- What an application reads --------------------------------------------------------------
 
@@ -149,10 +97,6 @@ struct digest {
 };
 
 constexpr std::array<const char*, 3> app_property_keys = {"sensorType", "building", "alert"};
-constexpr std::string_view key_sequence_number = "x-opt-sequence-number";
-constexpr std::string_view key_offset = "x-opt-offset";
-constexpr std::string_view key_enqueued_time = "x-opt-enqueued-time";
-constexpr std::string_view key_device_id = "iothub-connection-device-id";
 constexpr std::string_view content_type = "application/json";
 constexpr std::string_view content_encoding = "utf-8";
 
@@ -207,52 +151,6 @@ AMQP_BENCH_OP std::uint64_t ours_decode_access_once(std::span<const std::byte> i
 }
 
 // --- Proton C ---------------------------------------------------------------------------------
-
-pn_bytes_t pn_view(std::string_view s) noexcept {
-  return pn_bytes_t{s.size(), s.data()};
-}
-
-// pn_message() with every field of the reference message; the caller frees it.
-pn_message_t* proton_build(binary_view body) {
-  pn_message_t* m = pn_message();
-  // Inferred: a binary body is sent as a data section (not amqp-value).
-  pn_message_set_inferred(m, true);
-  pn_msgid_t id{};
-  id.type = PN_STRING;
-  id.u.as_bytes = pn_view("9c2d0f8e-3b5a-4e6f-8a1b-2c3d4e5f6a7b");
-  pn_message_set_id(m, id);
-  pn_message_set_content_type(m, "application/json");
-  pn_message_set_content_encoding(m, "utf-8");
-  pn_message_set_creation_time(m, 1700000000000);
-  pn_data_t* ma = pn_message_annotations(m);
-  pn_data_put_map(ma);
-  pn_data_enter(ma);
-  pn_data_put_symbol(ma, pn_view(key_sequence_number));
-  pn_data_put_long(ma, 123456);
-  pn_data_put_symbol(ma, pn_view(key_offset));
-  pn_data_put_string(ma, pn_view("4294967296"));
-  pn_data_put_symbol(ma, pn_view(key_enqueued_time));
-  pn_data_put_timestamp(ma, 1700000000123);
-  pn_data_put_symbol(ma, pn_view(key_device_id));
-  pn_data_put_string(ma, pn_view("sensor-device-0042"));
-  pn_data_exit(ma);
-  pn_data_t* ap = pn_message_properties(m);
-  pn_data_put_map(ap);
-  pn_data_enter(ap);
-  pn_data_put_string(ap, pn_view("sensorType"));
-  pn_data_put_string(ap, pn_view("thermostat"));
-  pn_data_put_string(ap, pn_view("building"));
-  pn_data_put_string(ap, pn_view("B12-north"));
-  pn_data_put_string(ap, pn_view("alert"));
-  pn_data_put_string(ap, pn_view("none"));
-  pn_data_exit(ap);
-  if (body.empty()) {
-    body = as_bytes(amqp::test::reference_body);
-  }
-  pn_data_put_binary(pn_message_body(m),
-                     pn_bytes_t{body.size(), reinterpret_cast<const char*>(body.data())});
-  return m;
-}
 
 AMQP_BENCH_OP std::size_t proton_encode_once(pn_message_t* m, std::span<char> out) {
   std::size_t n = out.size();
@@ -330,11 +228,6 @@ AMQP_BENCH_OP std::uint64_t proton_decode_access_once(pn_message_t* m,
 
 // --- Per-size state ---------------------------------------------------------------------------
 
-struct pn_message_deleter {
-  void operator()(pn_message_t* m) const noexcept { pn_message_free(m); }
-};
-using pn_message_ptr = std::unique_ptr<pn_message_t, pn_message_deleter>;
-
 // Everything one body size needs, set up before timing.
 struct size_case {
   std::size_t size = 0;         // body bytes: 200, 65536, 1048576
@@ -348,22 +241,6 @@ struct size_case {
   std::vector<char> proton_out;                            // reused output buffer
   std::size_t proton_wire = 0;                             // Proton's encoded size
 };
-
-std::optional<std::vector<std::byte>> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    return std::nullopt;
-  }
-  std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> b(c.size());
-  std::memcpy(b.data(), c.data(), c.size());
-  return b;
-}
-
-void fail(const char* what) {
-  std::fprintf(stderr, "bench_codec: %s\n", what);
-  std::exit(1);
-}
 
 // Proton's encoding of the reference message with `body`, through a scratch message.
 std::vector<std::byte> proton_encoding(binary_view body) {
@@ -419,20 +296,6 @@ std::unique_ptr<size_case> make_case(std::size_t size, const std::string& data_d
   c->proton_out.resize(c->input.size() + 4096);
   c->proton_wire = c->input.size();
   return c;
-}
-
-// The malloc family above sees operator new (ours) as well as Proton's mallocs.
-void check_allocation_counting() {
-  const std::uint64_t before = heap_allocations;
-  {
-    std::vector<int> v(16);
-    escape(v.data());
-  }
-  pn_data_t* d = pn_data(16);
-  pn_data_free(d);
-  if (heap_allocations - before < 2) {
-    fail("heap allocations are not counted (malloc not interposed)");
-  }
 }
 
 // Both sides decode both encodings to the same fields; the encoders produce what was built.
@@ -546,21 +409,6 @@ double allocs_per_msg(run_fn run, size_case& c, std::uint64_t n) {
   return static_cast<double>(heap_allocations - before) / static_cast<double>(n);
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t k = v.size() / 2;
-  return v.size() % 2 != 0 ? v[k] : (v[k - 1] + v[k]) / 2;
-}
-
-void print_count(const std::string& name, double v, const char* unit) {
-  if (v == static_cast<double>(static_cast<std::uint64_t>(v))) {
-    std::printf("%s %llu %s\n", name.c_str(),
-                static_cast<unsigned long long>(static_cast<std::uint64_t>(v)), unit);
-  } else {
-    std::printf("%s %.3f %s\n", name.c_str(), v, unit);
-  }
-}
-
 void print_impl(const std::string& impl, const op_case& oc, std::size_t bytes_per_msg) {
   const std::string base = impl + ".codec." + oc.op + "." + std::to_string(oc.c->size);
   const impl_run& r = impl == "ours" ? oc.ours : oc.proton;
@@ -668,7 +516,7 @@ options parse(int argc, char** argv) {
       }
       o.sizes.push_back(s);
     } else if (a == "--cpu-time") {
-      use_cpu_clock = true;
+      amqp::bench::use_cpu_clock = true;
     } else if (a == "--data") {
       o.data_dir = next();
     } else if (a == "--callgrind") {
@@ -686,6 +534,7 @@ options parse(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+  amqp::bench::program_name = "bench_codec";
   const options opt = parse(argc, argv);
 
   std::vector<std::unique_ptr<size_case>> cases;
@@ -703,7 +552,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  check_allocation_counting();
+  amqp::bench::check_allocation_counting();
   for (auto& c : cases) {
     self_check(*c);
   }
