@@ -142,7 +142,8 @@ public:
   // Receiver: sets the link credit to `credit` (§2.6.7), optionally draining.
   // Errors: errc::invalid_state (not an attached receiver).
   [[nodiscard]] result<void> flow(link_id l, std::uint32_t credit, bool drain = false);
-  // Sender: the credit available to send now.
+  // The link credit (§2.6.7): for a sender, the messages it may send now; for a receiver,
+  // the credit it granted less the deliveries received since. 0 for an unknown link.
   [[nodiscard]] std::uint32_t credit(link_id l) const noexcept;
   // Sender: nothing more to send on a draining link: uses up the credit (§2.6.7).
   [[nodiscard]] result<void> drained(link_id l);
@@ -168,7 +169,7 @@ public:
 
   // ---- introspection (tests, benchmarks) -------------------------------------------------
 
-  // Bytes of memory the engine holds from its memory resource.
+  // The link's unsettled deliveries (sent or received), as this end counts them.
   [[nodiscard]] std::size_t unsettled(link_id l) const noexcept;
 
 private:
