@@ -362,8 +362,9 @@ void connection_impl::handle_frame(const frame_view& f) {
     return; // §2.4.3: after close, everything but the peer's close is ignored
   }
   if (f.channel > opts.limits.channel_max) {
-    // §2.7.1 channel-max: the peer must not use a channel above ours.
-    fail(errc::invalid_field, "channel above channel-max");
+    // §2.7.1 channel-max: "A peer that receives a channel number outside the supported
+    // range MUST close the connection with the framing-error error-code."
+    fail(errc::framing_error, "channel above channel-max");
     return;
   }
   switch (p.index()) {

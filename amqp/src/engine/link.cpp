@@ -300,8 +300,9 @@ void connection_impl::on_attach(std::uint16_t channel, const amqp::attach& a) {
     return; // ending: §2.7.8 the peer's frames are discarded until its end
   }
   if (a.handle > s->handle_max) {
-    // §2.7.2 handle-max: the peer must not use a handle above ours.
-    session_error(sidx, errc::invalid_field, "handle above handle-max");
+    // §2.7.2 handle-max: "A peer that receives a handle outside the supported range MUST
+    // close the connection with the framing-error error-code."
+    fail(errc::framing_error, "handle above handle-max");
     return;
   }
   if (link_by_remote(*s, a.handle) != nullptr) {

@@ -152,6 +152,7 @@ static void init_windows(session_state& s, const connection_options& o, const se
   s.incoming_window = s.incoming_window_max;
   s.handle_max =
       so.handle_max != 0 ? std::min(so.handle_max, o.limits.handle_max) : o.limits.handle_max;
+  s.handle_max = std::min<std::uint32_t>(s.handle_max, 0xFFFF); // handles index a table
 }
 
 result<session_id> connection_impl::begin(const session_options& o) {
@@ -255,6 +256,11 @@ void connection_impl::session_error(std::uint16_t index, std::error_code ec,
     return;
   }
   amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
+  if (!s.begin_sent) {
+    // §2.5.1: an end is only valid on a begun session: answer the peer's begin first.
+    init_windows(s, opts, {});
+    send_begin(index);
+  }
   s.st.local = endpoint_status::closed;
   send_end(index, err);
   s.end_deadline = now + opts.timeouts.close;
@@ -287,6 +293,9 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
       sessions.emplace_back(mem);
     }
     reset(sessions[idx]);
+    // Until the application answers, the peer may attach up to our limit (its attaches
+    // often follow its begin in the same write).
+    sessions[idx].handle_max = std::min<std::uint32_t>(opts.limits.handle_max, 0xFFFF);
     remote_initiated = true;
   }
   session_state& s = sessions[idx];
