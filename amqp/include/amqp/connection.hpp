@@ -42,8 +42,12 @@ struct connection_impl_deleter {
 class connection {
 public:
   // A new engine. A client queues its protocol header (and, when SASL is pipelined, the
-  // SASL init) at once; a server waits for the client's header.
+  // SASL init) at once; a server waits for the client's header. If the memory resource
+  // refuses an allocation here, std::bad_alloc propagates: use create() to get an error
+  // code instead.
   explicit connection(const connection_options& opts);
+  // As the constructor, without exceptions. Errors: errc::out_of_memory.
+  [[nodiscard]] static result<connection> create(const connection_options& opts) noexcept;
   ~connection();
   connection(connection&&) noexcept;
   connection& operator=(connection&&) noexcept;

@@ -651,6 +651,18 @@ connection_impl* make_impl(const connection_options& o) {
 } // namespace
 
 connection::connection(const connection_options& opts) : impl_(make_impl(opts)) {}
+
+result<connection> connection::create(const connection_options& opts) noexcept {
+#if defined(__cpp_exceptions)
+  try {
+    return connection(opts);
+  } catch (const std::bad_alloc&) {
+    return errc::out_of_memory;
+  }
+#else
+  return connection(opts);
+#endif
+}
 connection::~connection() = default;
 connection::connection(connection&&) noexcept = default;
 connection& connection::operator=(connection&&) noexcept = default;
