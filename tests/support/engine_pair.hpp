@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "amqp/connection.hpp"
+#include "support/wire.hpp"
 
 namespace amqp::test {
 
@@ -68,18 +69,23 @@ public:
   std::vector<event> client_events, server_events; // of the last pump step only
   std::size_t client_bytes = 0, server_bytes = 0;  // written by each side
   std::error_code client_error{}, server_error{};  // last receive() error
+  // With record_wire, every byte each side writes is split into headers and frames here.
+  bool record_wire = false;
+  wire_parser client_wire, server_wire;
 
   // Moves bytes and events until neither side has anything more to do (or `max_rounds`).
-  void pump(int max_rounds = 100000) {
-    for (int round = 0; round < max_rounds; ++round) {
+  // Returns true when both sides are idle, false when `max_rounds` ran out first.
+  bool pump(long max_rounds = 100000) {
+    for (long round = 0; round < max_rounds; ++round) {
       bool progress = drain(side::client);
       progress = drain(side::server) || progress;
       progress = move(client, server, side::server) || progress;
       progress = move(server, client, side::client) || progress;
       if (!progress) {
-        return;
+        return true;
       }
     }
+    return false;
   }
 
   // Advances the virtual clock by `d`, firing both engines' deadlines on the way.
@@ -183,8 +189,14 @@ private:
     }
     std::size_t n = chunk == 0 ? out.size() : std::min(chunk, out.size());
     if (to.finished()) {
+      if (record_wire) {
+        (to_side == side::server ? client_wire : server_wire).feed(out);
+      }
       from.consume_output(out.size()); // the peer has hung up: the bytes go nowhere
       return true;
+    }
+    if (record_wire) {
+      (to_side == side::server ? client_wire : server_wire).feed(out.first(n));
     }
     auto r = to.receive(out.first(n), now);
     (to_side == side::server ? client_bytes : server_bytes) += n;

@@ -188,6 +188,9 @@ result<void> connection_impl::end_input() {
   if (ph != phase::done) {
     process_input();
   }
+  if (!fatal) {
+    replenish_windows();
+  }
   if (fatal) {
     return fatal;
   }
@@ -400,7 +403,7 @@ void connection_impl::handle_frame(const frame_view& f) {
 
 void connection_impl::on_open(const amqp::open& o, const frame_view& f) {
   if (open_received) {
-    fail(errc::illegal_state, "second open"); // §2.4.1: open is sent once
+    fail(errc::not_allowed, "second open"); // §2.4.1: open is sent once
     return;
   }
   // The peer's open stays available for the engine's lifetime: keep its bytes.
@@ -512,8 +515,13 @@ void connection_impl::fail_local(std::error_code ec) {
 }
 
 std::optional<time_point> connection_impl::deadline() const noexcept {
-  if (finished || !started) {
+  if (finished) {
     return std::nullopt;
+  }
+  if (!started) {
+    // The clocks (handshake, idle) start at the first receive() or on_deadline(): a driver
+    // that only waits for deadlines starts them at once.
+    return time_point::min();
   }
   std::optional<time_point> d;
   auto take = [&](time_point t) {
@@ -615,35 +623,48 @@ namespace {
 
 // Runs `f` on the engine; an allocation failure makes the connection fail for good with
 // errc::out_of_memory (all its memory is still owned by its containers, so nothing leaks).
-template <class F> auto guarded(connection_impl& c, F&& f) -> decltype(f()) {
+template <class F> auto guarded(connection_impl* c, F&& f) -> decltype(f()) {
+  if (c == nullptr) {
+    return errc::out_of_memory; // the constructor could not allocate the engine
+  }
 #if defined(__cpp_exceptions)
   try {
     return f();
   } catch (const std::bad_alloc&) {
-    if (!c.fatal) {
-      c.fatal = errc::out_of_memory;
-      c.ph = detail::phase::done;
-      c.finished = true;
+    if (!c->fatal) {
+      c->fatal = errc::out_of_memory;
+      c->ph = detail::phase::done;
+      c->finished = true;
+      try {
+        c->report_closed(errc::out_of_memory, std::nullopt, false);
+      } catch (const std::bad_alloc&) {
+        c->closed_reported = true; // no room even for the event: error() still says it
+      }
     }
     return errc::out_of_memory;
   }
 #else
-  (void)c;
   return f();
 #endif
 }
 
-connection_impl* make_impl(const connection_options& o) {
+connection_impl* make_impl(const connection_options& o) noexcept {
   std::pmr::memory_resource* m = o.memory != nullptr ? o.memory : std::pmr::new_delete_resource();
-  void* p = m->allocate(sizeof(connection_impl), alignof(connection_impl));
 #if defined(__cpp_exceptions)
+  void* p = nullptr;
   try {
+    p = m->allocate(sizeof(connection_impl), alignof(connection_impl));
     return new (p) connection_impl(o);
-  } catch (...) {
-    m->deallocate(p, sizeof(connection_impl), alignof(connection_impl));
-    throw;
+  } catch (const std::bad_alloc&) {
+    // Members built before the failure were destroyed by the unwinding; the memory
+    // of the engine itself is given back here.
+    if (p != nullptr) {
+      m->deallocate(p, sizeof(connection_impl), alignof(connection_impl));
+    }
+    return nullptr;
   }
 #else
+  void* p = m->allocate(sizeof(connection_impl), alignof(connection_impl));
   return new (p) connection_impl(o);
 #endif
 }
@@ -653,27 +674,23 @@ connection_impl* make_impl(const connection_options& o) {
 connection::connection(const connection_options& opts) : impl_(make_impl(opts)) {}
 
 result<connection> connection::create(const connection_options& opts) noexcept {
-#if defined(__cpp_exceptions)
-  try {
-    return connection(opts);
-  } catch (const std::bad_alloc&) {
+  connection c(opts);
+  if (!c.impl_) {
     return errc::out_of_memory;
   }
-#else
-  return connection(opts);
-#endif
+  return c;
 }
 connection::~connection() = default;
 connection::connection(connection&&) noexcept = default;
 connection& connection::operator=(connection&&) noexcept = default;
 
 result<void> connection::receive(std::span<const std::byte> in, time_point now) {
-  return guarded(*impl_, [&] { return impl_->receive(in, now); });
+  return guarded(impl_.get(), [&] { return impl_->receive(in, now); });
 }
 
 std::span<std::byte> connection::read_buffer(std::size_t n) {
   std::span<std::byte> r;
-  (void)guarded(*impl_, [&]() -> result<void> {
+  (void)guarded(impl_.get(), [&]() -> result<void> {
     r = impl_->read_buffer(n);
     return {};
   });
@@ -681,10 +698,13 @@ std::span<std::byte> connection::read_buffer(std::size_t n) {
 }
 
 result<void> connection::read_done(std::size_t n, time_point now) {
-  return guarded(*impl_, [&] { return impl_->read_done(n, now); });
+  return guarded(impl_.get(), [&] { return impl_->read_done(n, now); });
 }
 
 bool connection::wants_read() const noexcept {
+  if (!impl_) {
+    return false;
+  }
   const auto& c = *impl_;
   return !c.finished && c.event_pos >= c.events.size() &&
          c.sasl != connection_impl::sasl_step::wait_decision &&
@@ -692,9 +712,12 @@ bool connection::wants_read() const noexcept {
 }
 
 std::span<const std::byte> connection::pending_output() noexcept {
+  if (!impl_) {
+    return {};
+  }
   auto& c = *impl_;
   if (c.disp.active) {
-    (void)guarded(c, [&]() -> result<void> {
+    (void)guarded(&c, [&]() -> result<void> {
       c.flush_disposition();
       return {};
     });
@@ -703,6 +726,9 @@ std::span<const std::byte> connection::pending_output() noexcept {
 }
 
 void connection::consume_output(std::size_t n) noexcept {
+  if (!impl_) {
+    return;
+  }
   auto& c = *impl_;
   AMQP_ASSERT(n <= c.out.size() - c.out_pos);
   c.out_pos += n;
@@ -713,6 +739,9 @@ void connection::consume_output(std::size_t n) noexcept {
 }
 
 std::optional<event> connection::next_event() {
+  if (!impl_) {
+    return std::nullopt;
+  }
   auto& c = *impl_;
   if (c.event_pos >= c.events.size()) {
     return std::nullopt;
@@ -721,50 +750,53 @@ std::optional<event> connection::next_event() {
 }
 
 std::optional<time_point> connection::next_deadline() const noexcept {
-  return impl_->deadline();
+  return impl_ ? impl_->deadline() : std::nullopt;
 }
 
 void connection::on_deadline(time_point now) {
-  (void)guarded(*impl_, [&]() -> result<void> {
+  (void)guarded(impl_.get(), [&]() -> result<void> {
     impl_->on_deadline(now);
     return {};
   });
 }
 
 void connection::on_transport_closed() {
+  if (!impl_) {
+    return;
+  }
   auto& c = *impl_;
   if (c.ph == detail::phase::done && c.closed_reported) {
     c.finished = true;
     return;
   }
-  (void)guarded(c, [&]() -> result<void> {
+  (void)guarded(&c, [&]() -> result<void> {
     c.fail_local(errc::connection_lost);
     return {};
   });
 }
 
 bool connection::finished() const noexcept {
-  return impl_->finished;
+  return impl_ == nullptr || impl_->finished;
 }
 
 std::error_code connection::error() const noexcept {
-  return impl_->fatal;
+  return impl_ ? impl_->fatal : std::error_code(errc::out_of_memory);
 }
 
 result<void> connection::sasl_challenge(std::span<const std::byte> challenge) {
-  return guarded(*impl_, [&] { return impl_->sasl_challenge(challenge); });
+  return guarded(impl_.get(), [&] { return impl_->sasl_challenge(challenge); });
 }
 
 result<void> connection::sasl_complete(sasl_code code, std::span<const std::byte> data) {
-  return guarded(*impl_, [&] { return impl_->sasl_complete(code, data); });
+  return guarded(impl_.get(), [&] { return impl_->sasl_complete(code, data); });
 }
 
 result<void> connection::sasl_respond(std::span<const std::byte> response) {
-  return guarded(*impl_, [&] { return impl_->sasl_respond(response); });
+  return guarded(impl_.get(), [&] { return impl_->sasl_respond(response); });
 }
 
 result<void> connection::open() {
-  return guarded(*impl_, [&]() -> result<void> {
+  return guarded(impl_.get(), [&]() -> result<void> {
     auto& c = *impl_;
     if (c.fatal) {
       return c.fatal;
@@ -779,7 +811,7 @@ result<void> connection::open() {
 }
 
 result<void> connection::close(const std::optional<amqp::error>& error) {
-  return guarded(*impl_, [&]() -> result<void> {
+  return guarded(impl_.get(), [&]() -> result<void> {
     auto& c = *impl_;
     if (c.fatal) {
       return c.fatal;
@@ -798,27 +830,27 @@ result<void> connection::close(const std::optional<amqp::error>& error) {
 }
 
 endpoint_state connection::state() const noexcept {
-  return impl_->st;
+  return impl_ ? impl_->st : endpoint_state{};
 }
 
 const amqp::open* connection::remote_open() const noexcept {
-  return impl_->open_received ? &impl_->remote_open : nullptr;
+  return impl_ && impl_->open_received ? &impl_->remote_open : nullptr;
 }
 
 result<session_id> connection::begin(const session_options& o) {
-  return guarded(*impl_, [&] { return impl_->begin(o); });
+  return guarded(impl_.get(), [&] { return impl_->begin(o); });
 }
 
 result<void> connection::begin(session_id s, const session_options& o) {
-  return guarded(*impl_, [&] { return impl_->begin(s, o); });
+  return guarded(impl_.get(), [&] { return impl_->begin(s, o); });
 }
 
 result<void> connection::end(session_id s, const std::optional<amqp::error>& error) {
-  return guarded(*impl_, [&] { return impl_->end(s, error); });
+  return guarded(impl_.get(), [&] { return impl_->end(s, error); });
 }
 
 result<endpoint_state> connection::state(session_id s) const noexcept {
-  auto* p = impl_->session_at(s);
+  auto* p = impl_ ? impl_->session_at(s) : nullptr;
   if (p == nullptr) {
     return errc::invalid_state;
   }
@@ -826,19 +858,19 @@ result<endpoint_state> connection::state(session_id s) const noexcept {
 }
 
 result<link_id> connection::attach(session_id s, const link_options& o) {
-  return guarded(*impl_, [&] { return impl_->attach(s, o); });
+  return guarded(impl_.get(), [&] { return impl_->attach(s, o); });
 }
 
 result<void> connection::attach(link_id l, const link_options& o) {
-  return guarded(*impl_, [&] { return impl_->attach(l, o); });
+  return guarded(impl_.get(), [&] { return impl_->attach(l, o); });
 }
 
 result<void> connection::detach(link_id l, bool closed, const std::optional<amqp::error>& e) {
-  return guarded(*impl_, [&] { return impl_->detach(l, closed, e); });
+  return guarded(impl_.get(), [&] { return impl_->detach(l, closed, e); });
 }
 
 result<endpoint_state> connection::state(link_id l) const noexcept {
-  auto* p = impl_->link_at(l);
+  auto* p = impl_ ? impl_->link_at(l) : nullptr;
   if (p == nullptr) {
     return errc::invalid_state;
   }
@@ -846,40 +878,40 @@ result<endpoint_state> connection::state(link_id l) const noexcept {
 }
 
 result<void> connection::flow(link_id l, std::uint32_t credit, bool drain) {
-  return guarded(*impl_, [&] { return impl_->flow(l, credit, drain); });
+  return guarded(impl_.get(), [&] { return impl_->flow(l, credit, drain); });
 }
 
 std::uint32_t connection::credit(link_id l) const noexcept {
-  auto* p = impl_->link_at(l);
+  auto* p = impl_ ? impl_->link_at(l) : nullptr;
   return p == nullptr ? 0 : p->credit;
 }
 
 result<void> connection::drained(link_id l) {
-  return guarded(*impl_, [&] { return impl_->drained(l); });
+  return guarded(impl_.get(), [&] { return impl_->drained(l); });
 }
 
 result<void> connection::set_available(link_id l, std::uint32_t available) {
-  return guarded(*impl_, [&] { return impl_->set_available(l, available); });
+  return guarded(impl_.get(), [&] { return impl_->set_available(l, available); });
 }
 
 result<delivery_id> connection::send(link_id l, const transfer_options& t) {
-  return guarded(*impl_, [&] { return impl_->send(l, t); });
+  return guarded(impl_.get(), [&] { return impl_->send(l, t); });
 }
 
 result<void> connection::abort(link_id l) {
-  return guarded(*impl_, [&] { return impl_->abort(l); });
+  return guarded(impl_.get(), [&] { return impl_->abort(l); });
 }
 
 result<void> connection::settle(delivery_id d, const std::optional<delivery_state>& state) {
-  return guarded(*impl_, [&] { return impl_->settle(d, state); });
+  return guarded(impl_.get(), [&] { return impl_->settle(d, state); });
 }
 
 result<void> connection::update(delivery_id d, const delivery_state& state) {
-  return guarded(*impl_, [&] { return impl_->update(d, state); });
+  return guarded(impl_.get(), [&] { return impl_->update(d, state); });
 }
 
 std::size_t connection::unsettled(link_id l) const noexcept {
-  auto* p = impl_->link_at(l);
+  auto* p = impl_ ? impl_->link_at(l) : nullptr;
   return p == nullptr ? 0 : p->unsettled;
 }
 

@@ -170,6 +170,7 @@ struct session_state {
   delivery_ring incoming;
   pvec<held_transfer> held;
   std::optional<time_point> end_deadline{};
+  bool window_used = false; // transfers arrived in this receive(): check the window after
 
   explicit session_state(std::pmr::memory_resource* m)
       : local_handles(m), remote_handles(m), outgoing(m), incoming(m), held(m) {}
@@ -263,6 +264,7 @@ struct connection_impl {
   pvec<link_state> links;
   pvec<std::uint32_t> free_links;
   pending_disposition disp{};
+  bool window_used = false; // some session received transfers in this receive()
 
   // ---- connection.cpp
   result<void> receive(std::span<const std::byte> in, time_point t);
@@ -315,6 +317,7 @@ struct connection_impl {
   void free_session_if_done(std::uint16_t index);
   void send_session_flow(std::uint16_t index, const link_state* l, bool echo = false);
   void replenish_incoming_window(std::uint16_t index);
+  void replenish_windows();
   void pump_held(std::uint16_t index);
 
   // ---- link.cpp

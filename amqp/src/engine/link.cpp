@@ -706,7 +706,8 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
     return;
   }
   if (l->st.local != endpoint_status::active) {
-    replenish_incoming_window(sidx);
+    s->window_used = true;
+    window_used = true;
     return; // detaching: frames until the peer's detach are discarded
   }
   if (!l->in_progress) {
@@ -826,7 +827,8 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
       }
     }
   }
-  replenish_incoming_window(sidx);
+  s->window_used = true;
+  window_used = true;
 }
 
 void connection_impl::on_disposition(std::uint16_t channel, const amqp::disposition& d) {

@@ -276,6 +276,7 @@ result<void> connection_impl::sasl_complete(sasl_code code, std::span<const std:
   ph = phase::amqp_header;
   // Bytes the client pipelined after its SASL frames (AMQP header, open, ...) are read now.
   process_input();
+  replenish_windows();
   return {};
 }
 
@@ -292,6 +293,7 @@ result<void> connection_impl::sasl_respond(std::span<const std::byte> r) {
   sasl = sasl_step::wait_outcome;
   // Frames that arrived after the challenge are read now.
   process_input();
+  replenish_windows();
   return {};
 }
 

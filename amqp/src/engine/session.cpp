@@ -37,6 +37,7 @@ void reset(session_state& s) {
   s.incoming.clear();
   s.held.clear();
   s.end_deadline.reset();
+  s.window_used = false;
 }
 
 } // namespace
@@ -381,6 +382,22 @@ void connection_impl::send_session_flow(std::uint16_t index, const link_state* l
   }
   f.echo = echo;
   (void)write_frame(index, f);
+}
+
+// Called once all the bytes of a receive() are processed. The window is restored after the
+// batch, not within it: frames of one batch were all sent before the peer could see a flow
+// sent while reading them, so they are all held to the window the peer knew (§2.5.6).
+void connection_impl::replenish_windows() {
+  if (!window_used) {
+    return;
+  }
+  window_used = false;
+  for (std::size_t i = 0; i < sessions.size(); ++i) {
+    if (sessions[i].used && sessions[i].window_used) {
+      sessions[i].window_used = false;
+      replenish_incoming_window(static_cast<std::uint16_t>(i));
+    }
+  }
 }
 
 void connection_impl::replenish_incoming_window(std::uint16_t index) {
