@@ -43,20 +43,22 @@ namespace {
 // One step of a scenario's script, run when the exchange is quiet.
 struct step {
   enum class what : std::uint8_t {
-    act,              // the driver's application does `a` with `args`
-    wait,             // the clock advances (choice::time = `t`)
-    peer_close,       // the peer closes (with an error if `flag`)
-    peer_end,         // the peer ends its sessions (with an error if `flag`)
-    peer_detach,      // the peer detaches its links (with an error if `flag`)
-    peer_open_links,  // the peer begins a session and attaches a sender and a receiver
-    peer_send,        // the peer sends `t` more messages where it has credit
-    peer_drain,       // the peer's receivers ask for a drain
-    peer_flow,        // the peer's receivers grant `t` credit
+    act,             // the driver's application does `a` with `args`
+    wait,            // the clock advances (choice::time = `t`)
+    peer_close,      // the peer closes (with an error if `flag`)
+    peer_end,        // the peer ends its sessions (with an error if `flag`)
+    peer_detach,     // the peer detaches its links (with an error if `flag`)
+    peer_open_links, // the peer begins a session and attaches a sender and a receiver
+    peer_send,       // the peer sends `t` more messages where it has credit
+    peer_drain,      // the peer's receivers ask for a drain
+    peer_flow,       // the peer's receivers grant `t` credit
+    peer_raw,        // `raw` bytes follow the peer's (frames a real engine would not send)
   } w = what::act;
   action a = action::none;
   std::vector<std::uint8_t> args{};
   std::uint8_t t = 0;
   bool flag = false;
+  std::vector<std::byte> raw{};
 };
 
 step act(action a, std::vector<std::uint8_t> args = {}) {
@@ -66,7 +68,51 @@ step wait(std::uint8_t t) {
   return step{step::what::wait, action::none, {}, t, false};
 }
 step peer(step::what w, bool flag = false, std::uint8_t t = 0) {
-  return step{w, action::none, {}, t, flag};
+  return step{w, action::none, {}, t, flag, {}};
+}
+
+// Frames written by hand: a hostile or broken peer.
+using bytes = std::vector<std::byte>;
+bytes frame(std::uint16_t channel, const performative& p, std::span<const std::byte> payload = {}) {
+  bytes v;
+  (void)detail::append_frame(channel, p, payload, v);
+  return v;
+}
+bytes frame(const sasl_frame& f) {
+  bytes v;
+  (void)detail::append_frame(f, v);
+  return v;
+}
+bytes cat(std::initializer_list<bytes> parts) {
+  bytes v;
+  for (const auto& p : parts) {
+    v.insert(v.end(), p.begin(), p.end());
+  }
+  return v;
+}
+bytes repeat(const bytes& b, std::size_t n) {
+  bytes v;
+  for (std::size_t i = 0; i < n; ++i) {
+    v.insert(v.end(), b.begin(), b.end());
+  }
+  return v;
+}
+step raw(bytes b) {
+  return step{step::what::peer_raw, action::none, {}, 0, false, std::move(b)};
+}
+const std::array<std::byte, 9> small_message{std::byte{0x00}, std::byte{0x53}, std::byte{0x77},
+                                             std::byte{0xa1}, std::byte{0x04}, std::byte{'b'},
+                                             std::byte{'o'},  std::byte{'d'},  std::byte{'y'}};
+amqp::transfer xfer(std::uint32_t handle, std::optional<std::uint32_t> id, std::string_view tag,
+                    bool more = false) {
+  amqp::transfer t;
+  t.handle = handle;
+  t.delivery_id = id;
+  if (!tag.empty()) {
+    t.delivery_tag = binary_view(reinterpret_cast<const std::byte*>(tag.data()), tag.size());
+  }
+  t.more = more;
+  return t;
 }
 
 struct scenario {
@@ -75,18 +121,18 @@ struct scenario {
   params p{};
   std::vector<step> script;
   // The driver's reactions: cycled through, per kind of decision (empty: 0).
-  std::vector<std::uint8_t> on_open, on_begin, on_attach, on_credit, on_flow, on_receive,
-      on_update, on_sasl, on_challenge, consume;
+  std::vector<std::uint8_t> on_open, on_begin, on_attach, on_credit, on_flow, on_receive, on_update,
+      on_sasl, on_challenge, consume, input{0, 1, 2};
   std::size_t max_chunk = 0; // largest chunk handed to the driver (0: all there is)
   // The peer.
   std::uint32_t peer_max_frame = 64 * 1024;
   std::uint16_t peer_channel_max = 255;
   std::uint32_t peer_window = 2048;
   std::uint32_t peer_idle_ms = 0;
-  std::uint32_t peer_credit = 10;               // granted to each of the driver's senders
-  std::uint32_t peer_messages = 3;              // sent to the driver, in all
-  std::vector<std::size_t> peer_sizes{20};      // payload sizes, cycled
-  std::vector<std::uint8_t> peer_outcomes{0};   // 0 accept 1 reject 2 release 3 modify 4 keep
+  std::uint32_t peer_credit = 10;             // granted to each of the driver's senders
+  std::uint32_t peer_messages = 3;            // sent to the driver, in all
+  std::vector<std::size_t> peer_sizes{20};    // payload sizes, cycled
+  std::vector<std::uint8_t> peer_outcomes{0}; // 0 accept 1 reject 2 release 3 modify 4 keep
   sender_settle_mode peer_snd_mode = sender_settle_mode::mixed;
   receiver_settle_mode peer_rcv_mode = receiver_settle_mode::first;
   bool peer_initiates = false; // the peer opens a session and links once open
@@ -150,7 +196,9 @@ public:
       peer_.consume_output(8);
       out = peer_.pending_output();
     }
-    std::size_t n = std::min<std::size_t>(out.size(), 65535);
+    queue_.insert(queue_.end(), out.begin(), out.end());
+    peer_.consume_output(out.size());
+    std::size_t n = std::min<std::size_t>(queue_.size(), 65535);
     if (s_.max_chunk != 0) {
       n = std::min(n, s_.max_chunk);
     }
@@ -162,8 +210,8 @@ public:
       tail.push_back(std::byte{static_cast<std::uint8_t>(n & 0xFFU)});
     }
     chunked_ = true;
-    last_.assign(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n));
-    peer_.consume_output(n);
+    last_.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
     middle.insert(middle.end(), last_.begin(), last_.end());
     return last_;
   }
@@ -220,7 +268,7 @@ private:
 
   bool pending_work() {
     pump_peer();
-    return !peer_.pending_output().empty() || wrote_ != 0;
+    return !peer_.pending_output().empty() || !queue_.empty() || wrote_ != 0;
   }
 
   // Delivers what the driver wrote and lets the peer's application react.
@@ -292,6 +340,8 @@ private:
     }
     case choice::consume:
       return cycle(s_.consume, i_consume_);
+    case choice::input:
+      return cycle(s_.input, i_input_);
     case choice::on_open:
       return cycle(s_.on_open, i_open_);
     case choice::on_begin:
@@ -360,6 +410,19 @@ private:
         }
       }
       break;
+    case step::what::peer_raw: {
+      // After what the peer engine has written so far.
+      auto out = peer_.pending_output();
+      if (!header_stripped_ && out.size() >= 8) {
+        header_stripped_ = true;
+        peer_.consume_output(8);
+        out = peer_.pending_output();
+      }
+      queue_.insert(queue_.end(), out.begin(), out.end());
+      peer_.consume_output(out.size());
+      queue_.insert(queue_.end(), st.raw.begin(), st.raw.end());
+      break;
+    }
     default:
       break;
     }
@@ -482,9 +545,9 @@ private:
           (void)peer_.settle(d->delivery, accepted{});
           break;
         case 1:
-          (void)peer_.settle(d->delivery,
-                             rejected{amqp::error{symbol_view{"amqp:precondition-failed"},
-                                                  "no thanks", value{}}});
+          (void)peer_.settle(
+              d->delivery,
+              rejected{amqp::error{symbol_view{"amqp:precondition-failed"}, "no thanks", value{}}});
           break;
         case 2:
           (void)peer_.settle(d->delivery, released{});
@@ -528,7 +591,7 @@ private:
   connection peer_;
   time_point now_{};
   bool header_stripped_ = false;
-  std::vector<std::byte> to_peer_, last_;
+  std::vector<std::byte> to_peer_, last_, queue_;
   std::size_t wrote_ = 0;
   bool chunked_ = true;
   std::size_t rounds_ = 0;
@@ -537,9 +600,9 @@ private:
   std::vector<std::uint8_t> args_;
   std::size_t arg_pos_ = 0;
   std::uint8_t time_ = 0;
-  std::size_t i_consume_ = 0, i_open_ = 0, i_begin_ = 0, i_attach_ = 0, i_credit_ = 0,
-              i_flow_ = 0, i_receive_ = 0, i_update_ = 0, i_sasl_ = 0, i_challenge_ = 0,
-              i_outcome_ = 0, i_peer_sasl_ = 0;
+  std::size_t i_consume_ = 0, i_open_ = 0, i_begin_ = 0, i_attach_ = 0, i_credit_ = 0, i_flow_ = 0,
+              i_receive_ = 0, i_update_ = 0, i_sasl_ = 0, i_challenge_ = 0, i_outcome_ = 0,
+              i_peer_sasl_ = 0, i_input_ = 0;
   std::vector<session_id> peer_sessions_;
   std::vector<session_id> link_wanted_;
   std::vector<std::pair<link_id, amqp::role>> peer_links_;
@@ -585,10 +648,15 @@ std::vector<step> full_session() {
 
 std::vector<step> server_session() {
   // The peer (client) opens a session and links; the driver answers, then sends and closes.
-  return {act(action::send, {0, 0}), act(action::send, {0, 1}), peer(step::what::peer_send, false, 2),
-          act(action::begin, {0, 0}), act(action::attach_sender, {1, 0}),
-          act(action::send, {1, 4}), peer(step::what::peer_detach),
-          peer(step::what::peer_end), peer(step::what::peer_close)};
+  return {act(action::send, {0, 0}),
+          act(action::send, {0, 1}),
+          peer(step::what::peer_send, false, 2),
+          act(action::begin, {0, 0}),
+          act(action::attach_sender, {1, 0}),
+          act(action::send, {1, 4}),
+          peer(step::what::peer_detach),
+          peer(step::what::peer_end),
+          peer(step::what::peer_close)};
 }
 
 std::vector<scenario> client_scenarios() {
@@ -669,9 +737,9 @@ std::vector<scenario> client_scenarios() {
     s.name = "drain";
     s.peer_messages = 1;
     s.script = full_session();
-    s.script.insert(s.script.begin() + 6, {act(action::flow, {0, 0x85}), peer(step::what::peer_drain),
-                                           act(action::available, {0, 9}),
-                                           act(action::drained, {0})});
+    s.script.insert(s.script.begin() + 6,
+                    {act(action::flow, {0, 0x85}), peer(step::what::peer_drain),
+                     act(action::available, {0, 9}), act(action::drained, {0})});
     add(s);
   }
   {
@@ -694,9 +762,12 @@ std::vector<scenario> client_scenarios() {
     s.peer_initiates = true;
     s.peer_rich = true;
     s.p.flags = 16; // rich options
-    s.script = {act(action::open), peer(step::what::peer_send, false, 3),
-                act(action::send, {0, 0}), act(action::send, {1, 1}),
-                peer(step::what::peer_detach), peer(step::what::peer_end),
+    s.script = {act(action::open),
+                peer(step::what::peer_send, false, 3),
+                act(action::send, {0, 0}),
+                act(action::send, {1, 1}),
+                peer(step::what::peer_detach),
+                peer(step::what::peer_end),
                 act(action::close, {1})};
     add(s);
   }
@@ -706,8 +777,8 @@ std::vector<scenario> client_scenarios() {
     s.peer_initiates = true;
     s.on_begin = {0};
     s.on_attach = {1, 2};
-    s.script = {act(action::open), wait(0), act(action::begin, {0, 0}),
-                act(action::end, {1, 1}), act(action::close, {0})};
+    s.script = {act(action::open), wait(0), act(action::begin, {0, 0}), act(action::end, {1, 1}),
+                act(action::close, {0})};
     add(s);
   }
   {
@@ -735,8 +806,9 @@ std::vector<scenario> client_scenarios() {
     s.name = "heartbeats";
     s.p.flags = 4; // idle-time-out 1000 ms
     s.peer_idle_ms = 1000;
-    s.script = {act(action::open), act(action::begin, {0, 0}), wait(31), wait(31),
-                wait(31),          wait(1),                    wait(31), act(action::close, {0})};
+    s.script = {
+        act(action::open), act(action::begin, {0, 0}), wait(31), wait(31), wait(31), wait(1),
+        wait(31),          act(action::close, {0})};
     add(s);
   }
   {
@@ -978,8 +1050,8 @@ std::vector<scenario> server_scenarios() {
     s.name = "heartbeats";
     s.p.flags = 4;
     s.peer_idle_ms = 2000;
-    s.script = {wait(31), wait(31), wait(1),  wait(31),
-                wait(31), wait(31), peer(step::what::peer_close)};
+    s.script = {
+        wait(31), wait(31), wait(1), wait(31), wait(31), wait(31), peer(step::what::peer_close)};
     add(s);
   }
   {
@@ -1114,8 +1186,7 @@ std::vector<std::byte> record(const scenario& s, bool& ok) {
   p.write(seed);
   seed.insert(seed.end(), r.middle.begin(), r.middle.end());
   seed.insert(seed.end(), r.tail.begin(), r.tail.end());
-  const summary again =
-      run(s.k, reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size());
+  const summary again = run(s.k, reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size());
   if (!same(live, again)) {
     std::fprintf(stderr, "record: %s does not replay as recorded\n", s.name.c_str());
     ok = false;

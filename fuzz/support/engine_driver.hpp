@@ -11,8 +11,9 @@
 // The peer bytes are what the peer sends after its protocol header (which the driver
 // supplies). The decisions are read one byte at a time, in order, whenever the driver has a
 // choice to make: the application's next action and its arguments, how to react to each
-// event, the size of the next receive() chunk, the advance of the virtual clock, how much
-// of the output is written. Once they run out every decision reads 0, which is always the
+// event, the size of the next receive() chunk and whether it goes through receive() or
+// read_buffer()/read_done(), the advance of the virtual clock, how much of the output is
+// written. Once they run out every decision reads 0, which is always the
 // ordinary choice (answer, accept, grant credit; the next chunk is all the remaining peer
 // bytes), so a seed may carry no decisions at all.
 //
@@ -148,8 +149,8 @@ enum class client_mechanism : std::uint8_t {
   custom = 3,            // "X-TOKEN" with an initial response: challenges reach the driver
   plain_authzid = 4,     // mechanism "PLAIN" with an authzid
   plain_or_anonymous = 5,
-  anonymous = 6,         // mechanism "ANONYMOUS"
-  custom_empty = 7,      // "X-TOKEN" without an initial response
+  anonymous = 6,    // mechanism "ANONYMOUS"
+  custom_empty = 7, // "X-TOKEN" without an initial response
 };
 
 struct config {
@@ -203,21 +204,23 @@ inline config to_config(kind t, const params& p) noexcept {
 
 // What a decision is about (the recorder answers by kind; the fuzz input ignores it).
 enum class choice : std::uint8_t {
-  action,     // the application's next action (`action`), 0: none
-  arg,        // an argument of an action (an index, a size, a flag)
-  time,       // the clock: 0 none, 1 to the next deadline, 2-127 (n-1)*10 ms, 128-255 (n-127) s
-  consume,    // output written at the end of a round: 0 all, else n * 64 bytes
-  on_open,    // connection_opened: 0 answer with open, 1 close with an error, 2 nothing
-  on_begin,   // session_begun (peer's): 0 begin, 1 end with an error, 2 end, 3 nothing
-  on_attach,  // link_attached (peer's): 0 answer (+ credit), 1 detach with an error, 2 detach
-              // without closing, 3 nothing, 4 answer with other settle modes, no credit
-  on_credit,  // link_attached (answer to ours), receiver: 0 credit 10, else credit n - 1
-  on_flow,    // link_flow on a sender: bits 0-1 messages to send (0: 1, else n - 1),
-              // bits 2-3 size class, bit 4 presettled, bit 5 explicit tag, bit 6 no drained()
-  on_receive, // delivery_received: 0 accept, 1 reject, 2 release, 3 modify, 4 received
-              // (update only), 5 keep unsettled, 6 settle without a state, 7 no new credit
-  on_update,  // delivery_updated, not settled by the peer: 0 settle, 1 keep
-  on_sasl,    // sasl_init_received / sasl_response_received: `sasl_answer`
+  action,       // the application's next action (`action`), 0: none
+  arg,          // an argument of an action (an index, a size, a flag)
+  time,         // the clock: 0 none, 1 to the next deadline, 2-127 (n-1)*10 ms, 128-255 (n-127) s
+  consume,      // output written at the end of a round: 0 all, else n * 64 bytes
+  input,        // how a chunk is handed over (% 3): 0 receive(), 1 read_buffer() of its size
+                // then read_done(), 2 read_buffer() of more than its size then read_done()
+  on_open,      // connection_opened: 0 answer with open, 1 close with an error, 2 nothing
+  on_begin,     // session_begun (peer's): 0 begin, 1 end with an error, 2 end, 3 nothing
+  on_attach,    // link_attached (peer's): 0 answer (+ credit), 1 detach with an error, 2 detach
+                // without closing, 3 nothing, 4 answer with other settle modes, no credit
+  on_credit,    // link_attached (answer to ours), receiver: 0 credit 10, else credit n - 1
+  on_flow,      // link_flow on a sender: bits 0-1 messages to send (0: 1, else n - 1),
+                // bits 2-3 size class, bit 4 presettled, bit 5 explicit tag, bit 6 no drained()
+  on_receive,   // delivery_received: 0 accept, 1 reject, 2 release, 3 modify, 4 received
+                // (update only), 5 keep unsettled, 6 settle without a state, 7 no new credit
+  on_update,    // delivery_updated, not settled by the peer: 0 settle, 1 keep
+  on_sasl,      // sasl_init_received / sasl_response_received: `sasl_answer`
   on_challenge, // sasl_challenge_received: response size
 };
 
@@ -569,16 +572,12 @@ public:
       }
     }
     update_bound();
-#if defined(__cpp_exceptions)
-    try {
-      conn_.emplace(o);
-    } catch (const std::bad_alloc&) {
-      require(mem_.failed && mem_.outstanding == 0);
+    auto made = connection::create(o);
+    if (!made) {
+      require(made.error() == errc::out_of_memory && mem_.failed && mem_.outstanding == 0);
       return sum_;
     }
-#else
-    conn_.emplace(o);
-#endif
+    conn_.emplace(std::move(*made));
     loop();
     finish();
     sum_.peak_memory = mem_.peak;
@@ -597,9 +596,7 @@ private:
 
   connection& c() { return *conn_; }
 
-  void update_bound() {
-    mem_.bound = memory_bound(cfg_, fed_, sessions_begun_, sent_payload_);
-  }
+  void update_bound() { mem_.bound = memory_bound(cfg_, fed_, sessions_begun_, sent_payload_); }
 
   // ---- the rounds
 
@@ -668,7 +665,7 @@ private:
     fed_ += feed.size();
     update_bound();
     const std::error_code before = c().error();
-    auto r = c().receive(feed, now_);
+    auto r = hand_over(feed, in_.decide(choice::input) % 3U);
     AMQP_FUZZ_TRACE("receive %zu bytes at %lld ms: %s\n", feed.size(),
                     static_cast<long long>(now_.time_since_epoch().count() / 1000000),
                     r ? "ok" : r.error().message().c_str());
@@ -683,6 +680,24 @@ private:
     }
     after_call();
     drain();
+  }
+
+  // Gives `bytes` to the engine: receive(), or the zero-copy read_buffer() / read_done().
+  result<void> hand_over(std::span<const std::byte> bytes, unsigned how) {
+    if (how == 0 || bytes.empty()) {
+      return c().receive(bytes, now_);
+    }
+    const std::size_t ask = how == 1 ? bytes.size() : bytes.size() + 100;
+    auto buf = c().read_buffer(ask);
+    if (buf.empty()) {
+      // Only while receive() would not read (events were all pulled: a fatal error, or a
+      // finished connection); receive() says which.
+      require(c().error() || c().finished());
+      return c().receive(bytes, now_);
+    }
+    require(buf.size() == ask);
+    std::copy(bytes.begin(), bytes.end(), buf.begin());
+    return c().read_done(bytes.size(), now_);
   }
 
   // After every call into the engine: error and finished are sticky, the output is checked.
@@ -725,8 +740,8 @@ private:
     output_checker::peer_view pv{c().remote_open(), &handle_max_};
     out_.feed(out.first(k), pv);
     for (std::size_t i = 0; i < k; ++i) {
-      sum_.output_hash = (sum_.output_hash ^ std::to_integer<std::uint8_t>(out[i])) *
-                         1099511628211ULL;
+      sum_.output_hash =
+          (sum_.output_hash ^ std::to_integer<std::uint8_t>(out[i])) * 1099511628211ULL;
     }
     sum_.output_bytes += k;
     in_.written(out.first(k), now_);
@@ -956,8 +971,8 @@ private:
   }
 
   void answer_sasl(sasl_answer a) {
-    static constexpr std::array<std::byte, 4> data{std::byte{'d'}, std::byte{'a'},
-                                                   std::byte{'t'}, std::byte{'a'}};
+    static constexpr std::array<std::byte, 4> data{std::byte{'d'}, std::byte{'a'}, std::byte{'t'},
+                                                   std::byte{'a'}};
     switch (a) {
     case sasl_answer::ok:
       (void)check(c().sasl_complete(sasl_code::ok));
@@ -1168,8 +1183,8 @@ private:
     t.payload = payload;
     t.settled = settled;
     if (explicit_tag) {
-      t.tag = std::span<const std::byte>(reinterpret_cast<const std::byte*>(tag.data()),
-                                         tag.size());
+      t.tag =
+          std::span<const std::byte>(reinterpret_cast<const std::byte*>(tag.data()), tag.size());
     }
     sent_payload_ += n;
     update_bound();

@@ -69,6 +69,8 @@ public:
   std::vector<event> client_events, server_events; // of the last pump step only
   std::size_t client_bytes = 0, server_bytes = 0;  // written by each side
   std::error_code client_error{}, server_error{};  // last receive() error
+  // Describe every event into client_log/server_log (off for long runs).
+  bool log_events = true;
   // With record_wire, every byte each side writes is split into headers and frames here.
   bool record_wire = false;
   wire_parser client_wire, server_wire;
@@ -141,7 +143,9 @@ private:
     bool any = false;
     while (auto e = c.next_event()) {
       any = true;
-      log(s).push_back(describe(*e));
+      if (log_events) {
+        log(s).push_back(describe(*e));
+      }
       if (on_event && on_event(s, c, *e)) {
         continue;
       }

@@ -3,7 +3,9 @@
 // plays the peer by hand, so it can send what a well-behaved engine never would.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>

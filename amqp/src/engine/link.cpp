@@ -251,6 +251,22 @@ void connection_impl::link_error(std::uint32_t index, std::error_code ec,
   if (l.st.local == endpoint_status::closed) {
     return;
   }
+  session_state& s = sessions[l.session];
+  if (!s.begin_sent) {
+    // A link error in a session we never answered: the session carries it (§2.5.1).
+    session_error(l.session, ec, description);
+    return;
+  }
+  if (!l.attach_sent) {
+    // A detach is only valid on an attached handle: answer the peer's attach first.
+    std::uint32_t h = 0;
+    while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
+      ++h;
+    }
+    l.handle = h;
+    set_handle(s.local_handles, h, index);
+    send_attach(index, link_options{});
+  }
   amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
   l.st.local = endpoint_status::closed;
   l.detach_closed = true;
@@ -400,6 +416,14 @@ void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
     // §2.6.6: a detach is answered with a detach; a closing one with a closing one.
     l->st.local = endpoint_status::closed;
     l->detach_closed = d.closed;
+    if (!s->begin_sent) {
+      // Our session never began: nothing can be answered on it.
+      push(link_detached{link_id{idx}, d.closed,
+                         d.error ? std::error_code(errc::remote_error) : std::error_code{}, d.error,
+                         true});
+      free_link_if_done(idx);
+      return;
+    }
     if (!l->attach_sent) {
       std::uint32_t h = 0;
       while (h < s->local_handles.size() && s->local_handles[h] != no_index) {

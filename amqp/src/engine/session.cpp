@@ -187,8 +187,9 @@ result<void> connection_impl::begin(session_id id, const session_options& o) {
     return fatal;
   }
   session_state* s = session_at(id);
+  // §2.4.1: nothing but open goes out before our open.
   if (s == nullptr || !s->remote_initiated || s->st.local != endpoint_status::uninit ||
-      close_sent) {
+      close_sent || !open_sent) {
     return errc::invalid_state;
   }
   s->st.local = endpoint_status::active;
@@ -216,7 +217,8 @@ result<void> connection_impl::end(session_id id, const std::optional<amqp::error
     return fatal;
   }
   session_state* s = session_at(id);
-  if (s == nullptr || s->st.local == endpoint_status::closed || close_sent) {
+  if (s == nullptr || s->st.local == endpoint_status::closed || close_sent ||
+      (!s->begin_sent && !open_sent)) {
     return errc::invalid_state;
   }
   if (!s->begin_sent) {
@@ -254,6 +256,11 @@ void connection_impl::session_error(std::uint16_t index, std::error_code ec,
                                     std::string_view description) {
   session_state& s = sessions[index];
   if (s.st.local == endpoint_status::closed) {
+    return;
+  }
+  if (!open_sent) {
+    // Nothing can be said on a session before our open: the error ends the connection.
+    fail(ec, description);
     return;
   }
   amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
@@ -327,13 +334,16 @@ void connection_impl::on_end(std::uint16_t channel, const amqp::end& e) {
   s->has_remote_channel = false;
   const bool answer = s->st.local != endpoint_status::closed;
   if (answer) {
-    // §2.5.1: an end is answered with an end.
-    if (!s->begin_sent) {
-      init_windows(*s, opts, {});
-      send_begin(idx);
-    }
+    // §2.5.1: an end is answered with an end (before our open nothing can be sent: the
+    // session is simply forgotten).
     s->st.local = endpoint_status::closed;
-    send_end(idx, std::nullopt);
+    if (open_sent) {
+      if (!s->begin_sent) {
+        init_windows(*s, opts, {});
+        send_begin(idx);
+      }
+      send_end(idx, std::nullopt);
+    }
   }
   if (answer || e.error) {
     push(session_ended{session_id{idx},

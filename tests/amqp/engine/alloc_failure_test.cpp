@@ -231,7 +231,7 @@ TEST_CASE("engine: STYLE §5 allocation failure sweep: every allocation of a ful
     CHECK(res.mismatches() == 0);
   }
   REQUIRE(total > 0);
-  MESSAGE("allocations in the scenario: " << total);
+  INFO("allocations in the scenario: " << total);
 
   std::size_t runs = 0, ctor_throws = 0, unclean = 0, leaks = 0, no_oom = 0;
   std::string first_ctor, first_unclean, first_leak, first_no_oom;
@@ -272,7 +272,7 @@ TEST_CASE("engine: STYLE §5 allocation failure sweep: every allocation of a ful
       }
     }
   }
-  MESSAGE("runs: " << runs);
+  INFO("runs: " << runs);
   CHECK(i < 100'000);
   // STYLE §4: the library never throws; a failed allocation in the constructor must leave
   // an engine that reports errc::out_of_memory, like any other.
@@ -282,4 +282,31 @@ TEST_CASE("engine: STYLE §5 allocation failure sweep: every allocation of a ful
   CHECK_MESSAGE(no_oom == 0, no_oom << " runs met a refused allocation but no engine reported "
                                     << "out_of_memory; first: " << first_no_oom);
   CHECK_MESSAGE(leaks == 0, leaks << " runs leaked; first: " << first_leak);
+}
+
+TEST_CASE("engine: STYLE §5 connection::create reports a refused allocation as out_of_memory") {
+  for (std::size_t i = 0; i < 64; ++i) {
+    CAPTURE(i);
+    failing_resource res;
+    res.fail_at(i);
+    connection_options o;
+    o.memory = &res;
+    o.sasl.enabled = true;
+    o.sasl.pipeline = true;
+    {
+      auto c = connection::create(o);
+      if (!res.failed()) {
+        CHECK(c);
+        break;
+      }
+      if (!c) {
+        CHECK(c.error() == errc::out_of_memory);
+      } else {
+        // An engine made despite the failure must be a failed one.
+        CHECK(c->error() == errc::out_of_memory);
+      }
+    }
+    CHECK(res.outstanding_bytes() == 0);
+    CHECK(res.mismatches() == 0);
+  }
 }

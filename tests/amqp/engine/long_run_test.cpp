@@ -76,6 +76,7 @@ run_result run(std::uint64_t total, std::uint32_t window, std::uint32_t max_cred
   engine_pair p(co, so);
   p.auto_respond = true;
   p.auto_credit = 0;
+  p.log_events = false;
   lcg rng{seed};
   run_result r;
   std::uint32_t credit_left = 0;
