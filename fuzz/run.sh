@@ -8,7 +8,8 @@
 # deliberately: see fuzz/README.md). A crash, failed check, leak, timeout or out-of-memory
 # leaves its input under fuzz/artifacts/<target>/ (gitignored) and makes the script exit 1
 # after the remaining targets ran. The targets are the directories of fuzz/corpus/;
-# FUZZ_TARGETS="a b" limits the run to some of them.
+# FUZZ_TARGETS="a b" limits the run to some of them. fuzz/dict/<target>.dict, if present, is
+# the target's libFuzzer dictionary.
 set -uo pipefail
 
 if [ $# -lt 2 ]; then
@@ -33,12 +34,16 @@ for t in $targets; do
     failed+=("$t")
     continue
   fi
+  dict=()
+  if [ -f "fuzz/dict/$t.dict" ]; then
+    dict=(-dict="fuzz/dict/$t.dict")
+  fi
   new=$(mktemp -d "${TMPDIR:-/tmp}/amqp-fuzz-$t.XXXXXX")
   mkdir -p "fuzz/artifacts/$t"
   log="$new.log"
   echo "== fuzz_$t for ${secs}s"
   "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" "$@" \
+    -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" "$@" \
     "$new" "fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   # The last status line: coverage, features, corpus, exec/s.

@@ -294,6 +294,9 @@ bool connection_impl::process_header() {
   const std::size_t avail = in.size() - in_pos;
   static constexpr std::byte amqp_prefix[4] = {std::byte{'A'}, std::byte{'M'}, std::byte{'Q'},
                                                std::byte{'P'}};
+  if (avail == 0) {
+    return false;
+  }
   if (avail < protocol_header_size) {
     // A stream that cannot become "AMQP" is refused at once (e.g. an HTTP request).
     if (std::memcmp(in.data() + in_pos, amqp_prefix, std::min<std::size_t>(avail, 4)) == 0) {
