@@ -29,15 +29,16 @@
 // - a fatal error (other than out_of_memory; protocol_mismatch, which comes before any AMQP
 //   frame can be sent; connection_lost, when there is no one to send to) found once the
 //   AMQP header is written and SASL (if any) is done leaves a close frame as the last frame
-//   written; no byte is written after a close frame
-//   or once finished() is true and the output was written;
+//   written; no byte is written after a close frame or once finished() is true and the
+//   output was written;
 // - every byte written parses: protocol headers (SASL first, then AMQP), and frames that
 //   decode_frame accepts, of the type the last header announced, SASL frames at most 512
 //   bytes, AMQP frames within the peer's max-frame-size (512 before its open), channels
 //   within its channel-max, attach handles within the session's handle-max; the first AMQP
-//   frame is open; nothing follows close;
+//   frame is open; a session's frames are between its begin and its end; nothing follows
+//   close;
 // - no event after connection_closed; connection_closed is reported once finished() (except
-//   out_of_memory, which the engine cannot report through an event that needs memory);
+//   after out_of_memory: the event itself may be what could not be allocated);
 // - commands return success or one of the errors they document;
 // - memory (`tracking_resource`): at any time the bytes held from the connection's memory
 //   resource stay below memory_bound() (see there); zero once the engine is destroyed.
@@ -477,6 +478,20 @@ private:
       }
     }
     require(f->payload.empty() || std::holds_alternative<amqp::transfer>(p));
+    // §2.5.1: a session's frames go on a channel between our begin and our end.
+    const std::size_t ch = f->channel;
+    if (std::holds_alternative<amqp::begin>(p)) {
+      if (ch >= begun_.size()) {
+        begun_.resize(ch + 1, false);
+      }
+      require(!begun_[ch]);
+      begun_[ch] = true;
+    } else if (!std::holds_alternative<amqp::open>(p) && !std::holds_alternative<amqp::close>(p)) {
+      require(ch < begun_.size() && begun_[ch]);
+      if (std::holds_alternative<amqp::end>(p)) {
+        begun_[ch] = false;
+      }
+    }
     if (std::holds_alternative<amqp::close>(p)) {
       closed_ = true;
     }
@@ -488,6 +503,7 @@ private:
   bool amqp_header_ = false;
   bool open_ = false;
   bool closed_ = false;
+  std::vector<bool> begun_; // by channel: our begin sent, our end not yet
   std::size_t frames_ = 0;
 };
 

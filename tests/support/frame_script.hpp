@@ -80,7 +80,9 @@ public:
       now = std::max(now, *dl);
       conn.on_deadline(now);
       collect();
-      all.insert(all.end(), events.begin(), events.end());
+      for (auto& e : events) {
+        all.push_back(std::move(e)); // events are not assignable (they hold references)
+      }
     }
     now = until;
     events = std::move(all);

@@ -42,9 +42,9 @@ struct connection_impl_deleter {
 class connection {
 public:
   // A new engine. A client queues its protocol header (and, when SASL is pipelined, the
-  // SASL init) at once; a server waits for the client's header. If the memory resource
-  // refuses an allocation here, std::bad_alloc propagates: use create() to get an error
-  // code instead.
+  // SASL init) at once; a server waits for the client's header. Never throws: if the memory
+  // resource refuses an allocation, the engine is finished and every call returns
+  // errc::out_of_memory (create() reports that directly).
   explicit connection(const connection_options& opts);
   // As the constructor, without exceptions. Errors: errc::out_of_memory.
   [[nodiscard]] static result<connection> create(const connection_options& opts) noexcept;
@@ -155,8 +155,9 @@ public:
   [[nodiscard]] result<void> set_available(link_id l, std::uint32_t available);
 
   // Sender: sends a message (§2.6.12), split into frames at the peer's max-frame-size.
-  // Errors: errc::invalid_state (not an attached sender), errc::would_block (no credit, or
-  // pending output above its limit), errc::resource_limit (too many unsettled deliveries),
+  // Errors: errc::invalid_state (not an attached sender), errc::would_block (no credit,
+  // pending output above its limit, or an earlier delivery of the link still waiting for the
+  // session window), errc::resource_limit (too many unsettled deliveries),
   // errc::message_size_exceeded (above the peer's max-message-size), errc::invalid_argument
   // (tag above 32 bytes).
   [[nodiscard]] result<delivery_id> send(link_id l, const transfer_options& t);

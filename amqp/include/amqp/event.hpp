@@ -50,8 +50,9 @@ struct sasl_done {
 };
 
 // The peer's open arrived (§2.7.1). A server answers with connection::open().
+// `remote` is the engine's copy, valid as long as the engine (also connection::remote_open()).
 struct connection_opened {
-  amqp::open remote{};
+  const amqp::open& remote;
 };
 
 // The connection ended. `error` is the condition the peer sent in its close (or the one
@@ -87,7 +88,7 @@ struct link_attached {
   link_id link{};
   session_id session{};
   bool remote_initiated = false;
-  amqp::attach remote{};
+  const amqp::attach& remote; // held by the engine until the next receive()
 };
 
 // The link was detached (§2.7.7) by the peer or because of an error found here. `closed`

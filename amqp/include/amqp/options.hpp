@@ -45,6 +45,10 @@ struct engine_limits {
   // the span of delivery-ids a disposition range is looked up in.
   std::uint32_t max_unsettled_per_link = 16384;
   std::uint32_t max_unsettled_per_session = 65536;
+  // Events queued before the engine stops reading buffered input until they are pulled
+  // (next_event() then reads on). One frame may still queue one event per delivery it
+  // names (a disposition range), at most max_unsettled_per_session.
+  std::uint32_t max_events = 256;
   // Bytes of output the engine holds before send calls return errc::would_block.
   std::size_t max_pending_output = 4 * 1024 * 1024;
   // Limits of the value decoder (nesting depth, element counts), applied to every frame.

@@ -170,6 +170,7 @@ result<void> connection_impl::begin_input(std::size_t incoming, time_point t) {
   events.clear();
   event_pos = 0;
   retired.clear();
+  attaches.clear();
   ++epoch;
   if (in_pos == in.size()) {
     in.clear();
@@ -243,6 +244,10 @@ result<void> connection_impl::read_done(std::size_t n, time_point t) {
 
 void connection_impl::process_input() {
   while (ph != phase::done && !fatal) {
+    if (events.size() - event_pos >= opts.limits.max_events) {
+      input_paused = true; // bounded events: the rest is read once they are pulled
+      return;
+    }
     if (ph == phase::header || ph == phase::amqp_header) {
       if (!process_header()) {
         return;
@@ -485,8 +490,8 @@ void connection_impl::report_closed(std::error_code ec, const std::optional<amqp
   if (closed_reported) {
     return;
   }
+  push(connection_closed{ec, e, remote}); // may throw: then it is tried again
   closed_reported = true;
-  push(connection_closed{ec, e, remote});
 }
 
 void connection_impl::fail(std::error_code ec, std::string_view description) {
@@ -634,17 +639,19 @@ template <class F> auto guarded(connection_impl* c, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const std::bad_alloc&) {
+    // The first fatal error stays the error (it may be a protocol error whose report ran
+    // out of memory): every call returns what error() says.
     if (!c->fatal) {
       c->fatal = errc::out_of_memory;
-      c->ph = detail::phase::done;
-      c->finished = true;
-      try {
-        c->report_closed(errc::out_of_memory, std::nullopt, false);
-      } catch (const std::bad_alloc&) {
-        c->closed_reported = true; // no room even for the event: error() still says it
-      }
     }
-    return errc::out_of_memory;
+    c->ph = detail::phase::done;
+    c->finished = true;
+    try {
+      c->report_closed(c->fatal, std::nullopt, false);
+    } catch (const std::bad_alloc&) {
+      c->closed_reported = true; // no room even for the event: error() still says it
+    }
+    return c->fatal;
   }
 #else
   return f();
@@ -746,6 +753,20 @@ std::optional<event> connection::next_event() {
     return std::nullopt;
   }
   auto& c = *impl_;
+  if (c.event_pos >= c.events.size() && c.input_paused) {
+    // The queue was full: read on through the input already received. Views of the events
+    // pulled so far stay valid (the input buffer is not moved before the next receive()).
+    c.events.clear();
+    c.event_pos = 0;
+    c.input_paused = false;
+    (void)guarded(&c, [&]() -> result<void> {
+      c.process_input();
+      if (!c.fatal) {
+        c.replenish_windows();
+      }
+      return {};
+    });
+  }
   if (c.event_pos >= c.events.size()) {
     return std::nullopt;
   }

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory_resource>
 #include <optional>
 #include <span>
@@ -212,8 +213,9 @@ struct connection_impl {
   std::size_t in_pos = 0;
   byte_buffer out; // bytes to write, from out_pos
   std::size_t out_pos = 0;
-  byte_buffer deferred;      // AMQP frames written before our AMQP header
-  pvec<byte_buffer> retired; // reassembled messages still viewed by events
+  byte_buffer deferred;                   // AMQP frames written before our AMQP header
+  pvec<byte_buffer> retired;              // reassembled messages still viewed by events
+  std::pmr::deque<amqp::attach> attaches; // the peer's attaches of this receive() (events)
   pvec<event> events;
   std::size_t event_pos = 0;
   std::uint64_t epoch = 0; // receive() calls
@@ -264,7 +266,8 @@ struct connection_impl {
   pvec<link_state> links;
   pvec<std::uint32_t> free_links;
   pending_disposition disp{};
-  bool window_used = false; // some session received transfers in this receive()
+  bool window_used = false;  // some session received transfers in this receive()
+  bool input_paused = false; // max_events reached: the rest of `in` waits for next_event()
 
   // ---- connection.cpp
   result<void> receive(std::span<const std::byte> in, time_point t);
@@ -343,6 +346,8 @@ struct connection_impl {
                    std::span<const std::byte> payload);
   void on_disposition(std::uint16_t channel, const amqp::disposition& d);
   void free_link(std::uint32_t index);
+  [[nodiscard]] std::uint32_t free_handle(const session_state& s) const noexcept;
+  bool answer_refused_attach(std::uint32_t index);
   void free_link_if_done(std::uint32_t index);
   bool send_frames(std::uint16_t sindex, held_transfer& h, std::span<const std::byte> payload);
   void send_link_flow(std::uint32_t index, bool echo = false);

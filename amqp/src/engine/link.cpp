@@ -95,6 +95,32 @@ static std::uint32_t new_link(connection_impl& c) {
   return idx;
 }
 
+// The lowest handle free in `s` within both handle-max values (§2.7.2), or no_index.
+std::uint32_t connection_impl::free_handle(const session_state& s) const noexcept {
+  const std::uint32_t max =
+      std::min({s.remote_handle_max, opts.limits.handle_max, handle_table_max});
+  std::uint32_t h = 0;
+  while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
+    ++h;
+  }
+  return h > max ? no_index : h;
+}
+
+// Answers a peer's attach that the application did not accept, with no terminus, so that a
+// detach can follow (§2.6.3). False when no handle is free within the peer's handle-max.
+bool connection_impl::answer_refused_attach(std::uint32_t index) {
+  link_state& l = links[index];
+  session_state& s = sessions[l.session];
+  const std::uint32_t h = free_handle(s);
+  if (h == no_index) {
+    return false;
+  }
+  l.handle = h;
+  set_handle(s.local_handles, h, index);
+  send_attach(index, link_options{});
+  return true;
+}
+
 void connection_impl::send_attach(std::uint32_t index, const link_options& o) {
   link_state& l = links[index];
   amqp::attach a;
@@ -129,13 +155,8 @@ result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
     return errc::invalid_state;
   }
   // §2.7.2 handle-max: our handles stay within the peer's limit, and within ours.
-  const std::uint32_t max =
-      std::min({s->remote_handle_max, opts.limits.handle_max, handle_table_max});
-  std::uint32_t h = 0;
-  while (h < s->local_handles.size() && s->local_handles[h] != no_index) {
-    ++h;
-  }
-  if (h > max) {
+  const std::uint32_t h = free_handle(*s);
+  if (h == no_index) {
     return errc::resource_limit;
   }
   const std::uint32_t idx = new_link(*this);
@@ -171,13 +192,8 @@ result<void> connection_impl::attach(link_id id, const link_options& o) {
     return errc::invalid_state;
   }
   session_state& s = sessions[l->session];
-  const std::uint32_t max =
-      std::min({s.remote_handle_max, opts.limits.handle_max, handle_table_max});
-  std::uint32_t h = 0;
-  while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
-    ++h;
-  }
-  if (h > max) {
+  const std::uint32_t h = free_handle(s);
+  if (h == no_index) {
     return errc::resource_limit;
   }
   l->handle = h;
@@ -201,20 +217,16 @@ result<void> connection_impl::detach(link_id id, bool closed, const std::optiona
     return fatal;
   }
   link_state* l = link_at(id);
+  // Frames of a link only go out in a session this end has begun (§2.5.1).
   if (l == nullptr || l->st.local == endpoint_status::closed || close_sent ||
-      sessions[l->session].st.local == endpoint_status::closed) {
+      sessions[l->session].st.local != endpoint_status::active) {
     return errc::invalid_state;
   }
   if (!l->attach_sent) {
     // Refusing a peer's attach: §2.6.3 answers it (with no terminus) before detaching.
-    session_state& s = sessions[l->session];
-    std::uint32_t h = 0;
-    while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
-      ++h;
+    if (!answer_refused_attach(id.value)) {
+      return errc::resource_limit;
     }
-    l->handle = h;
-    set_handle(s.local_handles, h, id.value);
-    send_attach(id.value, link_options{});
   }
   l->st.local = endpoint_status::closed;
   l->detach_closed = closed;
@@ -257,15 +269,10 @@ void connection_impl::link_error(std::uint32_t index, std::error_code ec,
     session_error(l.session, ec, description);
     return;
   }
-  if (!l.attach_sent) {
-    // A detach is only valid on an attached handle: answer the peer's attach first.
-    std::uint32_t h = 0;
-    while (h < s.local_handles.size() && s.local_handles[h] != no_index) {
-      ++h;
-    }
-    l.handle = h;
-    set_handle(s.local_handles, h, index);
-    send_attach(index, link_options{});
+  if (!l.attach_sent && !answer_refused_attach(index)) {
+    // A detach is only valid on an attached handle; with none free, the session ends.
+    session_error(l.session, ec, description);
+    return;
   }
   amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
   l.st.local = endpoint_status::closed;
@@ -386,7 +393,8 @@ void connection_impl::on_attach(std::uint16_t channel, const amqp::attach& a) {
   } else {
     l.rcv_settle_mode = a.rcv_settle_mode;
   }
-  push(link_attached{link_id{idx}, session_id{sidx}, remote_initiated, a});
+  attaches.push_back(a);
+  push(link_attached{link_id{idx}, session_id{sidx}, remote_initiated, attaches.back()});
 }
 
 void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
@@ -424,16 +432,9 @@ void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
       free_link_if_done(idx);
       return;
     }
-    if (!l->attach_sent) {
-      std::uint32_t h = 0;
-      while (h < s->local_handles.size() && s->local_handles[h] != no_index) {
-        ++h;
-      }
-      l->handle = h;
-      set_handle(s->local_handles, h, idx);
-      send_attach(idx, link_options{});
+    if (l->attach_sent || answer_refused_attach(idx)) {
+      send_detach(idx, std::nullopt);
     }
-    send_detach(idx, std::nullopt);
   }
   push(link_detached{link_id{idx}, d.closed,
                      d.error ? std::error_code(errc::remote_error) : std::error_code{}, d.error,
@@ -497,11 +498,11 @@ void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
         push(link_flow{link_id{idx}, l->credit, l->delivery_count, l->available, l->drain});
       }
     }
-    if (f.echo && l->st.local == endpoint_status::active) {
+    if (f.echo && l->st.local == endpoint_status::active && l->attach_sent) {
       send_link_flow(idx); // §2.7.4 echo
     }
-  } else if (f.echo) {
-    send_session_flow(sidx, nullptr);
+  } else if (f.echo && s->begin_sent && open_sent) {
+    send_session_flow(sidx, nullptr); // only on a session this end has begun (§2.5.1)
   }
   pump_held(sidx);
 }

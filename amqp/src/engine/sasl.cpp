@@ -195,6 +195,12 @@ void connection_impl::on_sasl(const sasl_frame& f) {
       break;
     }
     const auto& c = std::get<amqp::sasl_challenge>(f);
+    if (amqp_header_sent) {
+      // Pipelined: the AMQP header is already written, so no sasl-response can follow it
+      // (§5.3.2). A mechanism that needs challenges cannot be pipelined.
+      fail_local(errc::unauthorized);
+      return;
+    }
     if (sasl_chosen == "PLAIN" || sasl_chosen == "ANONYMOUS" || sasl_chosen == "EXTERNAL") {
       // The built-in mechanisms have nothing more to say.
       (void)write_sasl(sasl_response{binary_view{}});

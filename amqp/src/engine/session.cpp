@@ -292,7 +292,8 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
       return;
     }
   } else {
-    idx = free_channel(sessions, opts.limits.channel_max);
+    // Our answer goes on a channel within both channel-max values (§2.7.1).
+    idx = free_channel(sessions, std::min(opts.limits.channel_max, remote_channel_max));
     if (idx == no_index) {
       fail(errc::resource_limit, "no channel free for the peer's session");
       return;
