@@ -42,7 +42,7 @@ for t in $targets; do
   mkdir -p "fuzz/artifacts/$t"
   log="$new.log"
   echo "== fuzz_$t for ${secs}s"
-  "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
+  "$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" "$@" \
     "$new" "fuzz/corpus/$t" >"$log" 2>&1
   rc=$?

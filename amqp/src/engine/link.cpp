@@ -961,8 +961,8 @@ result<void> connection_impl::update(delivery_id d, const delivery_state& s) {
     return fatal;
   }
   link_state* l = link_at(d.link);
-  if (l == nullptr || close_sent) {
-    return errc::invalid_state;
+  if (l == nullptr || close_sent || sessions[l->session].st.local != endpoint_status::active) {
+    return errc::invalid_state; // a disposition only goes on a session that is not ended
   }
   session_state& ss = sessions[l->session];
   delivery_ring& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
