@@ -346,6 +346,7 @@ struct connection_impl {
                    std::span<const std::byte> payload);
   void on_disposition(std::uint16_t channel, const amqp::disposition& d);
   void free_link(std::uint32_t index);
+  session_state* session_for(std::uint16_t channel, std::string_view what);
   [[nodiscard]] std::uint32_t free_handle(const session_state& s) const noexcept;
   bool answer_refused_attach(std::uint32_t index);
   void free_link_if_done(std::uint32_t index);

@@ -121,6 +121,18 @@ bool connection_impl::answer_refused_attach(std::uint32_t index) {
   return true;
 }
 
+// The session a frame on `channel` belongs to (§2.5.1), or null when the frame is dropped:
+// no session there (a connection error, described by `what`), or ours is ending (§2.7.8:
+// the peer's frames are discarded until its end).
+session_state* connection_impl::session_for(std::uint16_t channel, std::string_view what) {
+  session_state* s = session_by_remote(channel);
+  if (s == nullptr) {
+    fail(errc::illegal_state, what);
+    return nullptr;
+  }
+  return s->st.local == endpoint_status::closed ? nullptr : s;
+}
+
 void connection_impl::send_attach(std::uint32_t index, const link_options& o) {
   link_state& l = links[index];
   amqp::attach a;
@@ -313,15 +325,11 @@ void connection_impl::free_link_if_done(std::uint32_t index) {
 }
 
 void connection_impl::on_attach(std::uint16_t channel, const amqp::attach& a) {
-  session_state* s = session_by_remote(channel);
+  session_state* s = session_for(channel, "attach on a channel with no session");
   if (s == nullptr) {
-    fail(errc::illegal_state, "attach on a channel with no session"); // §2.5.1
     return;
   }
   const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
-  if (s->st.local == endpoint_status::closed) {
-    return; // ending: §2.7.8 the peer's frames are discarded until its end
-  }
   if (a.handle > s->handle_max) {
     // §2.7.2 handle-max: "A peer that receives a handle outside the supported range MUST
     // close the connection with the framing-error error-code."
@@ -398,15 +406,11 @@ void connection_impl::on_attach(std::uint16_t channel, const amqp::attach& a) {
 }
 
 void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
-  session_state* s = session_by_remote(channel);
+  session_state* s = session_for(channel, "detach on a channel with no session");
   if (s == nullptr) {
-    fail(errc::illegal_state, "detach on a channel with no session");
     return;
   }
   const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
-  if (s->st.local == endpoint_status::closed) {
-    return;
-  }
   link_state* l = link_by_remote(*s, d.handle);
   if (l == nullptr) {
     // §2.7.7 (and §2.5.1): a frame on a handle with no attached link.
@@ -448,15 +452,11 @@ void connection_impl::send_link_flow(std::uint32_t index, bool echo) {
 }
 
 void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
-  session_state* s = session_by_remote(channel);
+  session_state* s = session_for(channel, "flow on a channel with no session");
   if (s == nullptr) {
-    fail(errc::illegal_state, "flow on a channel with no session");
     return;
   }
   const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
-  if (s->st.local == endpoint_status::closed) {
-    return;
-  }
   // §2.5.6: remote-incoming-window = next-incoming-id(flow) + incoming-window(flow)
   // - next-outgoing-id(endpoint); a missing next-incoming-id means our initial id (0).
   s->remote_incoming_window =
@@ -703,15 +703,11 @@ result<void> connection_impl::abort(link_id id) {
 
 void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t,
                                   std::span<const std::byte> payload) {
-  session_state* s = session_by_remote(channel);
+  session_state* s = session_for(channel, "transfer on a channel with no session");
   if (s == nullptr) {
-    fail(errc::illegal_state, "transfer on a channel with no session");
     return;
   }
   const auto sidx = static_cast<std::uint16_t>(s - sessions.data());
-  if (s->st.local == endpoint_status::closed) {
-    return;
-  }
   // §2.5.6: a transfer beyond the incoming window is a window violation.
   if (s->incoming_window == 0) {
     session_error(sidx, errc::window_violation, "transfer beyond the incoming window");
@@ -857,12 +853,8 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
 }
 
 void connection_impl::on_disposition(std::uint16_t channel, const amqp::disposition& d) {
-  session_state* s = session_by_remote(channel);
+  session_state* s = session_for(channel, "disposition on a channel with no session");
   if (s == nullptr) {
-    fail(errc::illegal_state, "disposition on a channel with no session");
-    return;
-  }
-  if (s->st.local == endpoint_status::closed) {
     return;
   }
   // role = receiver: about deliveries we sent; role = sender: about ones we received.
