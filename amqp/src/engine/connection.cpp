@@ -105,7 +105,6 @@ void connection_impl::write_header(protocol_id id) {
     out.append(deferred.view());
     deferred.release();
   } else if (id == protocol_id::sasl) {
-    sasl_header_sent = true;
   }
 }
 
@@ -151,9 +150,21 @@ result<void> connection_impl::write_sasl(const sasl_frame& f) {
   return {};
 }
 
+// Drops the input already processed. The partial frame held is moved to the front only
+// when `incoming` bytes would not fit after it: the move costs a copy, so it is done once
+// per buffer's worth of input, not per call.
+void connection_impl::make_room(std::size_t incoming) noexcept {
+  if (in_pos == in.size()) {
+    in.clear();
+    in_pos = 0;
+  } else if (in_pos > 0 && incoming > in.capacity() - in.size()) {
+    in.erase_front(in_pos);
+    in_pos = 0;
+  }
+}
+
 // Starts a receive of `incoming` bytes: checks the state, resets the event queue, and makes
-// room in the input buffer (compacting only when the bytes would not fit after the partial
-// frame held, so the move costs a copy per buffer's worth of input, not per call).
+// room in the input buffer.
 result<void> connection_impl::begin_input(std::size_t incoming, time_point t) {
   if (fatal) {
     return fatal;
@@ -172,13 +183,7 @@ result<void> connection_impl::begin_input(std::size_t incoming, time_point t) {
   retired.clear();
   attaches.clear();
   ++epoch;
-  if (in_pos == in.size()) {
-    in.clear();
-    in_pos = 0;
-  } else if (in_pos > 0 && incoming > in.capacity() - in.size()) {
-    in.erase_front(in_pos);
-    in_pos = 0;
-  }
+  make_room(incoming);
   if (incoming > 0) {
     last_input = t;
   }
@@ -212,13 +217,7 @@ std::span<std::byte> connection_impl::read_buffer(std::size_t n) {
   if (fatal || finished || event_pos < events.size()) {
     return {};
   }
-  if (in_pos == in.size()) {
-    in.clear();
-    in_pos = 0;
-  } else if (in_pos > 0 && n > in.capacity() - in.size()) {
-    in.erase_front(in_pos);
-    in_pos = 0;
-  }
+  make_room(n);
   return in.spare(n).first(n);
 }
 
@@ -327,7 +326,6 @@ bool connection_impl::process_header() {
     }
     if (info.kind == protocol_header_kind::amqp && (!sasl_on || after_sasl)) {
       write_header(protocol_id::amqp);
-      amqp_header_received = true;
       ph = phase::amqp;
       return true;
     }
@@ -344,7 +342,6 @@ bool connection_impl::process_header() {
   if (want == protocol_header_kind::sasl) {
     ph = phase::sasl;
   } else {
-    amqp_header_received = true;
     ph = phase::amqp;
   }
   return true;

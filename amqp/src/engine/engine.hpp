@@ -38,7 +38,6 @@ inline constexpr std::uint32_t no_index = 0xFFFF'FFFF;
 struct delivery_slot {
   std::uint32_t id = 0;
   std::uint32_t link = no_index; // no_index: settled (a tombstone until compacted)
-  bool remote_settled = false;
 };
 
 // Unsettled deliveries of one direction of a session, keyed by delivery-id. Delivery-ids
@@ -47,9 +46,9 @@ struct delivery_slot {
 // a disposition range [first, last] costs O(log n + the deliveries it names), whatever
 // first and last are. Settled entries are tombstones, dropped from the front at once and
 // compacted away when they outnumber the live ones.
-class delivery_ring {
+class delivery_table {
 public:
-  explicit delivery_ring(std::pmr::memory_resource* m) : v_(m) {}
+  explicit delivery_table(std::pmr::memory_resource* m) : v_(m) {}
   // The number of unsettled deliveries.
   [[nodiscard]] std::uint32_t span() const noexcept { return live_; }
   // The slot of unsettled delivery `id`, or null.
@@ -113,9 +112,7 @@ struct link_state {
   amqp::role role = amqp::role::sender;
   bool remote_initiated = false;
   bool attach_sent = false;
-  bool detach_sent = false;
   bool detach_closed = true; // the closed flag of our detach
-  bool remote_detach_closed = false;
   pstring name;
   sender_settle_mode snd_settle_mode = sender_settle_mode::mixed;
   receiver_settle_mode rcv_settle_mode = receiver_settle_mode::first;
@@ -126,14 +123,12 @@ struct link_state {
   std::uint32_t credit = 0;
   std::uint32_t available = 0;
   bool drain = false;
-  bool flow_pending = false;
   std::uint32_t unsettled = 0;
   std::uint64_t tag_counter = 0;
   bool held = false; // a delivery of this link waits in the session's held queue
   // Incoming multi-frame delivery being reassembled.
   bool in_progress = false;
   bool in_settled = false;
-  bool in_aborted = false;
   std::uint32_t in_id = 0;
   std::uint32_t in_format = 0;
   std::array<std::byte, 32> in_tag{};
@@ -150,7 +145,6 @@ struct session_state {
   endpoint_state st{};
   bool remote_initiated = false;
   bool begin_sent = false;
-  bool end_sent = false;
   std::uint16_t remote_channel = 0;
   bool has_remote_channel = false;
   // Flow state (§2.5.6).
@@ -159,7 +153,6 @@ struct session_state {
   std::uint32_t incoming_window_max = 0;
   std::uint32_t incoming_window = 0; // frames the peer may still send
   std::uint32_t remote_incoming_window = 0;
-  std::uint32_t remote_outgoing_window = 0;
   std::uint32_t handle_max = 0;
   std::uint32_t remote_handle_max = 0xFFFF'FFFF;
   std::uint32_t next_delivery_id = 0;    // ours
@@ -167,8 +160,8 @@ struct session_state {
   bool in_delivery_seen = false;
   pvec<std::uint32_t> local_handles;  // our handle -> link index
   pvec<std::uint32_t> remote_handles; // the peer's handle -> link index
-  delivery_ring outgoing;
-  delivery_ring incoming;
+  delivery_table outgoing;
+  delivery_table incoming;
   pvec<held_transfer> held;
   std::optional<time_point> end_deadline{};
   bool window_used = false; // transfers arrived in this receive(): check the window after
@@ -235,8 +228,6 @@ struct connection_impl {
 
   // Protocol headers and SASL.
   bool amqp_header_sent = false;
-  bool amqp_header_received = false;
-  bool sasl_header_sent = false;
   enum class sasl_step : std::uint8_t {
     none,                  // SASL not used or finished
     wait_mechanisms,       // client
@@ -248,7 +239,6 @@ struct connection_impl {
   } sasl = sasl_step::none;
   bool sasl_init_sent = false;
   pstring sasl_chosen;
-  bool sasl_done_flag = false;
 
   // Connection endpoint.
   endpoint_state st{};
@@ -271,6 +261,7 @@ struct connection_impl {
 
   // ---- connection.cpp
   result<void> receive(std::span<const std::byte> in, time_point t);
+  void make_room(std::size_t incoming) noexcept;
   result<void> begin_input(std::size_t incoming, time_point t);
   result<void> end_input();
   std::span<std::byte> read_buffer(std::size_t n);

@@ -23,9 +23,7 @@ void reset(link_state& l) {
   l.role = amqp::role::sender;
   l.remote_initiated = false;
   l.attach_sent = false;
-  l.detach_sent = false;
   l.detach_closed = true;
-  l.remote_detach_closed = false;
   l.name.clear();
   l.snd_settle_mode = sender_settle_mode::mixed;
   l.rcv_settle_mode = receiver_settle_mode::first;
@@ -35,7 +33,6 @@ void reset(link_state& l) {
   l.credit = 0;
   l.available = 0;
   l.drain = false;
-  l.flow_pending = false;
   l.unsettled = 0;
   l.tag_counter = 0;
   l.held = false;
@@ -260,7 +257,6 @@ void connection_impl::send_detach(std::uint32_t index, const std::optional<amqp:
     d.error.reset();
     (void)write_frame(l.session, d);
   }
-  l.detach_sent = true;
   // Deliveries still being sent are dropped with the link (§2.6.14 aborts them).
   session_state& s = sessions[l.session];
   for (auto it = s.held.begin(); it != s.held.end();) {
@@ -421,7 +417,6 @@ void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
   s->remote_handles[d.handle] = no_index;
   l->remote_handle = no_index;
   l->st.remote = endpoint_status::closed;
-  l->remote_detach_closed = d.closed;
   l->in_progress = false;
   l->detach_deadline.reset();
   if (l->st.local != endpoint_status::closed) {
@@ -464,7 +459,6 @@ void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
   if (static_cast<std::int32_t>(s->remote_incoming_window) < 0) {
     s->remote_incoming_window = 0;
   }
-  s->remote_outgoing_window = f.outgoing_window;
   if (f.handle) {
     link_state* l = link_by_remote(*s, *f.handle);
     if (l == nullptr) {
@@ -684,10 +678,6 @@ result<void> connection_impl::abort(link_id id) {
   session_state& s = sessions[l->session];
   for (auto& h : s.held) {
     if (h.link == id.value) {
-      if (!h.first_sent) {
-        // Nothing went out yet: the delivery still occupies its delivery-id, so it is sent
-        // as an aborted transfer.
-      }
       h.aborted = true;
       // §2.6.14: an aborted delivery is settled.
       if (auto* slot = s.outgoing.find(h.delivery_id)) {
@@ -858,7 +848,7 @@ void connection_impl::on_disposition(std::uint16_t channel, const amqp::disposit
     return;
   }
   // role = receiver: about deliveries we sent; role = sender: about ones we received.
-  delivery_ring& ring = d.role == amqp::role::receiver ? s->outgoing : s->incoming;
+  delivery_table& ring = d.role == amqp::role::receiver ? s->outgoing : s->incoming;
   const std::uint32_t last = d.last.value_or(d.first);
   if (serial_lt(last, d.first)) {
     fail(errc::invalid_field, "disposition with last before first");
@@ -934,12 +924,12 @@ result<void> connection_impl::settle(delivery_id d, const std::optional<delivery
     return errc::invalid_state;
   }
   session_state& ss = sessions[l->session];
-  delivery_ring& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
+  delivery_table& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
   delivery_slot* slot = ring.find(d.number);
   if (slot == nullptr || slot->link != d.link.value) {
     return errc::invalid_state;
   }
-  if (!slot->remote_settled && ss.st.local == endpoint_status::active && !close_sent) {
+  if (ss.st.local == endpoint_status::active && !close_sent) {
     queue_disposition(*this, l->session, l->role, d.number, true, s);
   }
   --l->unsettled;
@@ -957,7 +947,7 @@ result<void> connection_impl::update(delivery_id d, const delivery_state& s) {
     return errc::invalid_state; // a disposition only goes on a session that is not ended
   }
   session_state& ss = sessions[l->session];
-  delivery_ring& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
+  delivery_table& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
   delivery_slot* slot = ring.find(d.number);
   if (slot == nullptr || slot->link != d.link.value) {
     return errc::invalid_state;

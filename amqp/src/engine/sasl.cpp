@@ -229,7 +229,6 @@ void connection_impl::on_sasl(const sasl_frame& f) {
       return;
     }
     sasl = sasl_step::none;
-    sasl_done_flag = true;
     // §5.3.2: the SASL layer ends after the outcome; the AMQP header follows.
     ph = phase::amqp_header;
     if (!amqp_header_sent) {
@@ -278,7 +277,6 @@ result<void> connection_impl::sasl_complete(sasl_code code, std::span<const std:
     return {};
   }
   sasl = sasl_step::none;
-  sasl_done_flag = true;
   ph = phase::amqp_header;
   // Bytes the client pipelined after its SASL frames (AMQP header, open, ...) are read now.
   process_input();

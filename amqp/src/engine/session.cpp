@@ -17,7 +17,6 @@ void reset(session_state& s) {
   s.st = {};
   s.remote_initiated = false;
   s.begin_sent = false;
-  s.end_sent = false;
   s.remote_channel = 0;
   s.has_remote_channel = false;
   s.next_outgoing_id = 0;
@@ -25,7 +24,6 @@ void reset(session_state& s) {
   s.incoming_window_max = 0;
   s.incoming_window = 0;
   s.remote_incoming_window = 0;
-  s.remote_outgoing_window = 0;
   s.handle_max = 0;
   s.remote_handle_max = 0xFFFF'FFFF;
   s.next_delivery_id = 0;
@@ -42,7 +40,7 @@ void reset(session_state& s) {
 
 } // namespace
 
-std::size_t delivery_ring::lower_bound(std::uint32_t id) const noexcept {
+std::size_t delivery_table::lower_bound(std::uint32_t id) const noexcept {
   if (head_ >= v_.size()) {
     return v_.size();
   }
@@ -62,7 +60,7 @@ std::size_t delivery_ring::lower_bound(std::uint32_t id) const noexcept {
   return lo;
 }
 
-delivery_slot* delivery_ring::find(std::uint32_t id) noexcept {
+delivery_slot* delivery_table::find(std::uint32_t id) noexcept {
   if (head_ < v_.size() && v_[head_].id == id) {
     return v_[head_].link == no_index ? nullptr : &v_[head_]; // the common case
   }
@@ -73,7 +71,7 @@ delivery_slot* delivery_ring::find(std::uint32_t id) noexcept {
   return nullptr;
 }
 
-result<delivery_slot*> delivery_ring::push(std::uint32_t id, std::uint32_t link) {
+result<delivery_slot*> delivery_table::push(std::uint32_t id, std::uint32_t link) {
   if (head_ < v_.size() && !serial_lt(v_.back().id, id)) {
     return errc::invalid_field;
   }
@@ -81,17 +79,17 @@ result<delivery_slot*> delivery_ring::push(std::uint32_t id, std::uint32_t link)
     v_.erase(v_.begin(), v_.begin() + static_cast<std::ptrdiff_t>(head_));
     head_ = 0;
   }
-  v_.push_back(delivery_slot{id, link, false});
+  v_.push_back(delivery_slot{id, link});
   ++live_;
   return &v_.back();
 }
 
-void delivery_ring::erase(delivery_slot* s) noexcept {
+void delivery_table::erase(delivery_slot* s) noexcept {
   s->link = no_index;
   --live_;
 }
 
-void delivery_ring::trim() noexcept {
+void delivery_table::trim() noexcept {
   while (head_ < v_.size() && v_[head_].link == no_index) {
     ++head_;
   }
@@ -113,7 +111,7 @@ void delivery_ring::trim() noexcept {
   }
 }
 
-void delivery_ring::erase_link(std::uint32_t l) noexcept {
+void delivery_table::erase_link(std::uint32_t l) noexcept {
   for (std::size_t i = head_; i < v_.size(); ++i) {
     if (v_[i].link == l) {
       v_[i].link = no_index;
@@ -243,7 +241,6 @@ void connection_impl::send_end(std::uint16_t index, const std::optional<amqp::er
     en.error.reset();
     (void)write_frame(index, en);
   }
-  s.end_sent = true;
   // §2.7.8: ending a session detaches its links; their deliveries are forgotten.
   for (std::uint32_t li : s.local_handles) {
     if (li != no_index) {
@@ -318,7 +315,6 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
   s.st.remote = endpoint_status::active;
   s.next_incoming_id = b.next_outgoing_id;
   s.remote_incoming_window = b.incoming_window;
-  s.remote_outgoing_window = b.outgoing_window;
   s.remote_handle_max = b.handle_max;
   push(session_begun{session_id{static_cast<std::uint16_t>(idx)}, remote_initiated, b.handle_max});
 }
