@@ -15,6 +15,13 @@ void add_decode_command(CLI::App& app, int& status);
 // `encode [--hex] [FILE]`: typed JSON lines to AMQP encodings.
 void add_encode_command(CLI::App& app, int& status);
 
+// `send URL ADDRESS ...` and `receive URL ADDRESS ...`: a client of a broker (net_cmds.cpp).
+void add_send_command(CLI::App& app, int& status);
+void add_receive_command(CLI::App& app, int& status);
+
+// `broker --listen URL ...`: the in-memory broker on listeners (broker_cmd.cpp).
+void add_broker_command(CLI::App& app, int& status);
+
 // Text describing the typed JSON form, for --help.
 extern const char* const typed_json_help;
 

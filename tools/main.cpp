@@ -31,12 +31,16 @@ const char* const typed_json_help =
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
-  CLI::App app{"amqp-cli: AMQP 1.0 values and messages as typed JSON.", "amqp-cli"};
+  CLI::App app{"amqp-cli: AMQP 1.0 values and messages as typed JSON; a client and a broker.",
+               "amqp-cli"};
   app.require_subcommand(1);
   app.footer(amqp::cli::typed_json_help);
   int status = 0;
   amqp::cli::add_decode_command(app, status);
   amqp::cli::add_encode_command(app, status);
+  amqp::cli::add_send_command(app, status);
+  amqp::cli::add_receive_command(app, status);
+  amqp::cli::add_broker_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,213 @@
+// amqp::broker: a small sans-IO, in-memory AMQP 1.0 broker in the server role (one queue per
+// address), the core of `amqp-cli broker` and the base the IoT Hub emulator grows from.
+//
+// The broker owns one server engine (amqp::connection) per accepted byte stream and never
+// touches a socket, a clock or a thread: a transport drives it from one thread.
+//
+//   c = add_connection(now)                          // a socket was accepted
+//   receive(c, bytes, now) or read_buffer/read_done  // bytes read from the socket
+//   process(c, now)                                  // pull and act on c's events, route
+//   write(engine(c)->pending_output()); engine(c)->consume_output(n); on_output_written(c)
+//   for (d : take_dirty()) write d's output too      // routing put output on other engines
+//   at engine(c)->next_deadline(): engine(c)->on_deadline(now); process(c, now)
+//   socket gone: engine(c)->on_transport_closed(); process(c, now); remove_connection(c)
+//   engine(c)->finished() and its output written: close the socket, remove_connection(c)
+//
+// Behaviour (details in broker.cpp):
+// - SASL PLAIN against broker_options::users, ANONYMOUS when allowed, and clients that skip
+//   SASL (send the AMQP header directly) when anonymous access is allowed.
+// - A client's receiving link with source address A consumes from queue A; a sending link
+//   with target address A produces into A; a sending link with no target address is an
+//   anonymous relay (each message goes to its properties.to). A dynamic source or target
+//   creates a queue with a unique name, deleted when that link detaches.
+// - Producers get link credit (broker_options::producer_credit), topped up as messages are
+//   accepted and withheld while their queue is full (flow control).
+// - Consumers of a queue are served round-robin, each within its credit; unsettled messages
+//   stay with the consumer until an outcome: accepted and rejected drop the message,
+//   released and modified put it back (modified with delivery-failed counts the failure in
+//   the header's delivery-count; undeliverable-here keeps it from that consumer). Messages
+//   unsettled on a link that detaches, a session that ends or a connection that is lost
+//   go back to the front of their queue, in their original order.
+//
+// Not thread-safe: one thread calls everything. The broker's memory is bounded by the
+// options below and the engine limits in broker_options::connection; allocation failure
+// outside the engines propagates std::bad_alloc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "amqp/connection.hpp"
+#include "amqp/options.hpp"
+#include "amqp/result.hpp"
+#include "amqp/types.hpp"
+
+namespace amqp::broker {
+
+// Options of a broker. Copied by the constructor; views inside `connection` (container-id,
+// capabilities, properties) are copied too, except the `value`s of the open frame
+// (offered/desired capabilities, properties), which must outlive the broker.
+struct broker_options {
+  // Options of every connection's engine: limits, timeouts (the idle timeout announced in
+  // our open; the engine sends heartbeats within the client's), incoming window, memory.
+  // The role is forced to server and `sasl` is set from the fields below. An empty
+  // container_id becomes "amqp-broker"; null offered_capabilities become ANONYMOUS-RELAY
+  // (the anonymous relay is always available).
+  amqp::connection_options connection{};
+  // SASL ANONYMOUS accepted, and clients that send the AMQP header without SASL.
+  bool allow_anonymous = true;
+  // SASL PLAIN credentials (user, password). When empty, PLAIN is offered only if
+  // allow_anonymous is set, and then accepts any credentials (the identity is recorded, not
+  // checked: without a user list PLAIN is no stronger than ANONYMOUS). When both are off,
+  // every connection fails authentication.
+  std::vector<std::pair<std::string, std::string>> users{};
+  // Create the queue of an unknown address on first use. Off: only queues declared with
+  // declare_queue() (and dynamic ones) exist; other addresses are refused with
+  // amqp:not-found.
+  bool auto_create_queues = true;
+  // At most this many queues (declared, auto-created and dynamic together); beyond it an
+  // attach (or a relayed message) that needs a new queue is refused with
+  // amqp:resource-limit-exceeded.
+  std::size_t max_queues = 10'000;
+  // A queue holding (queued plus delivered but unsettled) this many messages or bytes is
+  // full: its producers get no more credit until it drains below the limit, and an
+  // anonymous relay's message for it is rejected with amqp:resource-limit-exceeded.
+  // Credit granted to one producer never exceeds the room left in its queue.
+  std::size_t max_queue_messages = 100'000;
+  std::size_t max_queue_bytes = 64 * 1024 * 1024;
+  // All the messages the broker holds, every queue together: beyond it producers get no
+  // more credit and messages are rejected with amqp:resource-limit-exceeded (dropped when
+  // presettled).
+  std::size_t max_total_bytes = 512 * 1024 * 1024;
+  // The credit window granted to each sending client link; topped up when half is used.
+  // At least 1, at most connection.limits.max_unsettled_per_link.
+  std::uint32_t producer_credit = 1000;
+  // Links per connection; beyond it an attach is refused with
+  // amqp:resource-limit-exceeded (the engine's channel_max and handle_max still apply).
+  std::size_t max_links_per_connection = 1024;
+};
+
+// A connection of the broker (an accepted byte stream). Never reused.
+using connection_handle = std::uint64_t;
+
+// Counters and state of one queue.
+struct queue_stats {
+  std::size_t depth = 0;           // messages queued, waiting for a consumer
+  std::size_t bytes = 0;           // their encoded size
+  std::size_t in_flight = 0;       // delivered, unsettled, waiting for an outcome
+  std::size_t in_flight_bytes = 0; // their encoded size
+  std::size_t consumers = 0;
+  std::size_t producers = 0; // links with this queue as target (not anonymous relays)
+  bool dynamic = false;
+  bool declared = false;
+  std::uint64_t enqueued = 0;  // messages accepted into the queue
+  std::uint64_t delivered = 0; // transfers to consumers (redeliveries included)
+  std::uint64_t accepted = 0;  // outcomes from consumers; presettled deliveries count here
+  std::uint64_t rejected = 0;
+  std::uint64_t released = 0;
+  std::uint64_t modified = 0;
+  std::uint64_t returned = 0; // unsettled on a consumer that went away: back in the queue
+};
+
+// Broker-wide counters.
+struct broker_stats {
+  std::size_t connections = 0;
+  std::size_t queues = 0;
+  std::size_t stored_bytes = 0; // every queued and in-flight message
+  std::uint64_t received = 0;   // messages accepted from producers
+  std::uint64_t refused = 0;    // messages from producers rejected (or dropped if presettled)
+  std::uint64_t aborted = 0;    // deliveries aborted by producers, discarded
+};
+
+// What the broker knows of a connection.
+struct connection_info {
+  bool sasl = false;          // the client used SASL (false: it skipped it, anonymous)
+  bool authenticated = false; // SASL succeeded, or anonymous access without SASL
+  std::string mechanism{};    // the SASL mechanism used
+  std::string user{};         // the PLAIN identity (authcid); empty for anonymous
+  bool closed = false;        // the AMQP connection ended (the engine reported it)
+  std::size_t links = 0;      // links attached through the broker
+};
+
+class broker {
+public:
+  explicit broker(broker_options o);
+  ~broker();
+  broker(const broker&) = delete;
+  broker& operator=(const broker&) = delete;
+  broker(broker&&) noexcept;
+  broker& operator=(broker&&) noexcept;
+
+  // ---- connections -------------------------------------------------------------------
+
+  // A new accepted byte stream: creates its server engine. The handshake clock starts at
+  // the first input or engine deadline.
+  connection_handle add_connection(time_point now);
+  // The engine of `c`, or null for an unknown (removed) handle. The transport uses it for
+  // output (pending_output/consume_output), timers (next_deadline/on_deadline), the end of
+  // the stream (on_transport_closed) and finished(); input goes through receive() or
+  // read_buffer()/read_done() below. The pointer stays valid until remove_connection(c).
+  [[nodiscard]] amqp::connection* engine(connection_handle c) noexcept;
+  // Feeds bytes read from the socket of `c`; then call process(c, now). The first bytes
+  // decide, before the engine sees them, whether the client uses SASL or (if anonymous
+  // access is allowed) not. Errors: errc::invalid_state (unknown handle), and those of
+  // connection::receive (errc::would_block: process(c) first; the sticky fatal error).
+  [[nodiscard]] result<void> receive(connection_handle c, std::span<const std::byte> in,
+                                     time_point now);
+  // Zero-copy input, as connection::read_buffer/read_done: a buffer of exactly `n` bytes to
+  // read into, valid until read_done() or the next call on `c`; empty when the engine cannot
+  // take input now (events to process, or finished) or for an unknown handle.
+  [[nodiscard]] std::span<std::byte> read_buffer(connection_handle c, std::size_t n);
+  // Processes the first `n` bytes written into read_buffer(c, ...); then call process().
+  // Errors: those of receive(); errc::invalid_argument (n above the buffer given).
+  [[nodiscard]] result<void> read_done(connection_handle c, std::size_t n, time_point now);
+  // Pulls every event of c's engine and acts on it (SASL, open, begin, attach, credit,
+  // messages, outcomes, detach, end, close), routing messages to consumers on any
+  // connection. Call after input, after on_deadline() and after on_transport_closed().
+  // Does nothing for an unknown handle.
+  void process(connection_handle c, time_point now);
+  // The transport wrote (part of) c's pending output: deliveries that were waiting for
+  // output room (errc::would_block from the engine) are retried. Then write c's output and
+  // take_dirty() again.
+  void on_output_written(connection_handle c);
+  // The connections other than the one being processed that got new output since the last
+  // call (messages routed to their consumers, credit granted to their producers, links
+  // detached because their queue went away). Each is listed once; removed ones are not.
+  [[nodiscard]] std::vector<connection_handle> take_dirty();
+  // The byte stream of `c` is gone and its engine is destroyed: messages unsettled on its
+  // consumer links go back to the front of their queues, in order; dynamic queues its links
+  // created are deleted. Unknown handles are ignored.
+  void remove_connection(connection_handle c);
+
+  // ---- queues ------------------------------------------------------------------------
+
+  // Creates queue `address` if it does not exist, and keeps it even when it is empty and
+  // unused (auto-created queues are deleted then). Errors: errc::resource_limit
+  // (max_queues), errc::invalid_argument (empty address).
+  [[nodiscard]] result<void> declare_queue(std::string_view address);
+  // The number of messages queued at `address` (not counting those in flight); 0 if no
+  // such queue.
+  [[nodiscard]] std::size_t queue_depth(std::string_view address) const noexcept;
+  // The state and counters of queue `address`, or nothing if it does not exist.
+  [[nodiscard]] std::optional<queue_stats> stats(std::string_view address) const;
+  // Broker-wide counters.
+  [[nodiscard]] broker_stats stats() const noexcept;
+  // The names of all queues, sorted.
+  [[nodiscard]] std::vector<std::string> queues() const;
+  // What the broker knows of `c`, or null for an unknown handle. Valid until the next call
+  // on the broker.
+  [[nodiscard]] const connection_info* info(connection_handle c) const noexcept;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace amqp::broker

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# End to end through amqp-cli: `broker` on loopback (plain, TLS, WebSocket), `send` and
+# `receive` against it, outcomes, SASL PLAIN, and the frame trace with the password redacted.
+# Usage: net_cli_test.sh AMQP_CLI CERT_DIR
+set -euo pipefail
+cli=$1
+certs=$2
+work=$(mktemp -d)
+broker_pid=
+cleanup() {
+  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$cli" broker --listen amqp://127.0.0.1:0 --listen amqps://127.0.0.1:0 --listen ws://127.0.0.1:0/amqp \
+  --cert "$certs/server.pem" --key "$certs/server.key" --user alice:Pa55-w0rd-s3cret \
+  >"$work/broker.out" 2>"$work/broker.err" &
+broker_pid=$!
+for _ in $(seq 50); do
+  [ "$(grep -c '^listening' "$work/broker.out" || true)" -eq 3 ] && break
+  sleep 0.1
+done
+port() { sed -n "s|^listening $1://127.0.0.1:\([0-9]*\).*|\1|p" "$work/broker.out"; }
+amqp=$(port amqp)
+amqps=$(port amqps)
+ws=$(port ws)
+[ -n "$amqp" ] && [ -n "$amqps" ] && [ -n "$ws" ] || { cat "$work/broker.out" "$work/broker.err"; exit 1; }
+
+expect() { # expect "TEXT" COMMAND...: runs COMMAND, fails unless its stdout contains TEXT
+  local want=$1
+  shift
+  local out
+  out=$("$@" 2>"$work/last.err") || { echo "FAILED: $*"; echo "$out"; cat "$work/last.err"; exit 1; }
+  grep -qF -- "$want" <<<"$out" || { echo "FAILED: $* printed: $out (wanted $want)"; exit 1; }
+  echo "ok: $*"
+}
+
+expect "sent 1000 accepted 1000" "$cli" send "amqp://127.0.0.1:$amqp" q1 -n 1000 --size 200
+expect "received 1000" "$cli" receive "amqp://127.0.0.1:$amqp" q1 -n 1000
+expect "sent 100 accepted 0" "$cli" send "amqp://127.0.0.1:$amqp" q2 -n 100 --presettled
+expect "received 100" "$cli" receive "amqp://127.0.0.1:$amqp" q2 -n 100 --outcome reject
+expect "sent 2 accepted 2" "$cli" send "amqps://127.0.0.1:$amqps" q3 -n 2 --size 1048576 --ca "$certs/ca.pem"
+expect "received 2" "$cli" receive "amqps://localhost:$amqps" q3 -n 2 --ca "$certs/ca.pem"
+expect "sent 50 accepted 50" "$cli" send "ws://127.0.0.1:$ws/amqp" q4 -n 50
+expect "received 50" "$cli" receive "ws://127.0.0.1:$ws/amqp" q4 -n 50
+# Released messages come back: receive one with release, then it is still there.
+expect "sent 1 accepted 1" "$cli" send "amqp://127.0.0.1:$amqp" q5 --body hello
+expect "received 1" "$cli" receive "amqp://127.0.0.1:$amqp" q5 --outcome release
+expect "hello" "$cli" receive "amqp://127.0.0.1:$amqp" q5 --print
+# A wrong CA: the TLS handshake fails, exit status 1.
+if "$cli" send "amqps://127.0.0.1:$amqps" q6 --ca "$certs/other-ca.pem" --timeout 5 >/dev/null 2>&1; then
+  echo "FAILED: TLS with an untrusted CA succeeded"
+  exit 1
+fi
+echo "ok: untrusted CA refused"
+# SASL PLAIN with --trace: the frames are printed, the password never is.
+expect "sent 1 accepted 1" "$cli" send "amqp://alice:Pa55-w0rd-s3cret@127.0.0.1:$amqp" q7 --trace
+grep -q "sasl-init" "$work/last.err" || { echo "FAILED: no trace"; exit 1; }
+if grep -q "Pa55-w0rd-s3cret" "$work/last.err"; then
+  echo "FAILED: the password appears in the trace"
+  exit 1
+fi
+echo "ok: trace without the password"
+if "$cli" send "amqp://alice:wrong@127.0.0.1:$amqp" q8 --timeout 5 >/dev/null 2>"$work/bad.err"; then
+  echo "FAILED: a wrong password was accepted"
+  exit 1
+fi
+grep -q "authentication failed" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
+echo "ok: wrong password refused"
+echo "all amqp-cli network checks passed"

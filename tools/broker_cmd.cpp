@@ -1,0 +1,116 @@
+// `amqp-cli broker`: the in-memory broker (amqp/broker.hpp) behind one or more listeners
+// (amqp/transport/listener.hpp), on one thread.
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+
+#include "amqp/broker.hpp"
+#include "amqp/transport/listener.hpp"
+#include "broker_handler.hpp"
+#include "commands.hpp"
+
+namespace amqp::cli {
+namespace {
+
+struct broker_args {
+  std::vector<std::string> listen;
+  std::string cert;
+  std::string key;
+  std::string ca;
+  std::vector<std::string> users;
+  bool no_anonymous = false;
+  std::uint32_t idle_timeout_ms = 0;
+  bool trace = false;
+  std::string container_id = "amqp-cli-broker";
+  std::vector<std::string> ws_paths;
+};
+
+void run_broker(const broker_args& a, int& status) {
+  broker::broker_options bo;
+  bo.connection.container_id = a.container_id;
+  if (a.idle_timeout_ms > 0) {
+    bo.connection.timeouts.idle_time_out = std::chrono::milliseconds(a.idle_timeout_ms);
+  }
+  bo.allow_anonymous = !a.no_anonymous;
+  for (const auto& u : a.users) {
+    const auto colon = u.find(':');
+    if (colon == std::string::npos) {
+      std::cerr << "amqp-cli: --user takes USER:PASSWORD\n";
+      status = 2;
+      return;
+    }
+    bo.users.emplace_back(u.substr(0, colon), u.substr(colon + 1));
+  }
+  broker::broker b(bo);
+  broker_handler handler(b);
+  asio::io_context io;
+  std::vector<transport::listener> listeners;
+  for (const auto& url : a.listen) {
+    transport::listener_options lo;
+    lo.tls.cert_file = a.cert;
+    lo.tls.key_file = a.key;
+    lo.tls.ca_file = a.ca;
+    lo.trace = a.trace;
+    lo.websocket_paths = a.ws_paths;
+    std::string why;
+    auto l = transport::listener::listen(io, url, lo, handler, &why);
+    if (!l) {
+      std::cerr << "amqp-cli: cannot listen on " << url << ": " << why << '\n';
+      status = 1;
+      return;
+    }
+    // The URL with the port actually bound (for port 0).
+    std::string shown = url;
+    const auto scheme_end = shown.find("://");
+    const auto host_start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+    const auto port_colon = shown.find(':', host_start);
+    if (port_colon != std::string::npos) {
+      const auto port_end = shown.find('/', port_colon);
+      shown.replace(port_colon + 1,
+                    (port_end == std::string::npos ? shown.size() : port_end) - port_colon - 1,
+                    std::to_string(l->port()));
+    }
+    std::cout << "listening " << shown << std::endl;
+    listeners.push_back(std::move(*l));
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code, int) {
+    for (auto& l : listeners) {
+      l.close();
+    }
+    io.stop();
+  });
+  io.run();
+  const auto s = b.stats();
+  std::cout << "broker stopped: received " << s.received << " messages, " << s.queues << " queues"
+            << std::endl;
+}
+
+} // namespace
+
+void add_broker_command(CLI::App& app, int& status) {
+  auto a = std::make_shared<broker_args>();
+  auto* c = app.add_subcommand("broker", "run a small in-memory AMQP 1.0 broker");
+  c->add_option("--listen", a->listen,
+                "amqp://127.0.0.1:PORT, amqps://..., ws://127.0.0.1:PORT/path, wss://... "
+                "(port 0: any free port; repeatable)")
+      ->required();
+  c->add_option("--cert", a->cert, "PEM server certificate (amqps, wss)");
+  c->add_option("--key", a->key, "PEM private key of --cert");
+  c->add_option("--ca", a->ca, "PEM CA file for client certificates");
+  c->add_option("--user", a->users, "SASL PLAIN account USER:PASSWORD (repeatable)");
+  c->add_flag("--no-anonymous", a->no_anonymous, "refuse ANONYMOUS and clients without SASL");
+  c->add_option("--idle-timeout", a->idle_timeout_ms, "our idle-time-out in milliseconds");
+  c->add_option("--ws-path", a->ws_paths, "accepted WebSocket request paths (default: any)");
+  c->add_option("--container-id", a->container_id, "our container-id")->capture_default_str();
+  c->add_flag("--trace", a->trace, "print every frame, decoded (secrets redacted)");
+  c->callback([a, &status] { run_broker(*a, status); });
+}
+
+} // namespace amqp::cli

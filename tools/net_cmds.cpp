@@ -1,0 +1,341 @@
+// `amqp-cli send` and `amqp-cli receive`: a client on the async API (client.hpp), one
+// connection, one link, pipelined up to --window messages in flight.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "amqp/message.hpp"
+#include "amqp/transport/client.hpp"
+#include "commands.hpp"
+
+namespace amqp::cli {
+namespace {
+
+// Options common to send and receive.
+struct net_args {
+  std::string url;
+  std::string address;
+  std::uint64_t count = 1;
+  std::string ca;
+  std::string cert;
+  std::string key;
+  bool insecure = false;
+  std::string sasl;
+  std::uint32_t idle_timeout_ms = 0;
+  bool trace = false;
+  double timeout_s = 60;
+  bool reconnect = false;
+  bool no_sasl = false;
+
+  void add(CLI::App& c) {
+    c.add_option("url", url, "amqp://[user:pass@]host:port, amqps://, ws://host:port/path, wss://")
+        ->required();
+    c.add_option("address", address, "the node: queue or topic name")->required();
+    c.add_option("--count,-n", count, "number of messages")->capture_default_str();
+    c.add_option("--ca", ca, "PEM file of trusted CAs (TLS)");
+    c.add_option("--cert", cert, "PEM client certificate (TLS client authentication)");
+    c.add_option("--key", key, "PEM private key of --cert");
+    c.add_flag("--insecure", insecure, "do not verify the server's certificate (tests only)");
+    c.add_option("--sasl", sasl, "SASL mechanism (default: PLAIN with a user, else ANONYMOUS)");
+    c.add_flag("--no-sasl", no_sasl, "no SASL layer: the AMQP header first");
+    c.add_option("--idle-timeout", idle_timeout_ms, "our idle-time-out in milliseconds");
+    c.add_flag("--trace", trace, "print every frame, decoded (secrets redacted)");
+    c.add_option("--timeout", timeout_s, "give up after this many seconds")->capture_default_str();
+    c.add_flag("--reconnect", reconnect, "reconnect with backoff and resend what is unsettled");
+  }
+
+  [[nodiscard]] transport::client_options options() const {
+    transport::client_options o;
+    o.tls.ca_file = ca;
+    o.tls.cert_file = cert;
+    o.tls.key_file = key;
+    o.tls.verify = !insecure;
+    o.amqp.sasl.mechanism = sasl;
+    o.amqp.sasl.external = sasl == "EXTERNAL";
+    o.no_sasl = no_sasl;
+    if (idle_timeout_ms > 0) {
+      o.amqp.timeouts.idle_time_out = std::chrono::milliseconds(idle_timeout_ms);
+    }
+    o.trace = trace;
+    o.reconnect.enabled = reconnect;
+    return o;
+  }
+};
+
+// Runs `io` until `done` or the timeout; returns false on timeout.
+bool run_until(asio::io_context& io, const bool& done, double timeout_s) {
+  asio::steady_timer deadline(io);
+  bool timed_out = false;
+  deadline.expires_after(std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000)));
+  deadline.async_wait([&](std::error_code ec) {
+    if (!ec) {
+      timed_out = true;
+      io.stop();
+    }
+  });
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code ec, int) {
+    if (!ec) {
+      timed_out = true;
+      io.stop();
+    }
+  });
+  while (!done && !io.stopped()) {
+    io.run_one();
+  }
+  deadline.cancel();
+  signals.cancel();
+  return !timed_out;
+}
+
+void fail(int& status, std::string_view what, const transport::client& c, std::error_code ec) {
+  std::cerr << "amqp-cli: " << what << ": " << ec.message();
+  if (c && !c.last_error().empty()) {
+    std::cerr << " (" << c.last_error() << ")";
+  }
+  std::cerr << '\n';
+  status = 1;
+}
+
+struct send_args : net_args {
+  bool presettled = false;
+  std::size_t size = 0;
+  std::string body;
+  std::vector<std::string> props;
+  std::size_t window = 1000;
+};
+
+// Encodes message `i`: message-id "<i>", application properties, a data body.
+std::vector<std::byte> make_message(const send_args& a, std::uint64_t i) {
+  std::vector<std::byte> payload;
+  if (!a.body.empty()) {
+    const auto* p = reinterpret_cast<const std::byte*>(a.body.data());
+    payload.assign(p, p + a.body.size());
+  } else {
+    const std::size_t n = a.size > 0 ? a.size : 16;
+    payload.resize(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      payload[k] = static_cast<std::byte>('A' + k % 26);
+    }
+  }
+  const std::string id = std::to_string(i);
+  std::vector<std::string> keys;
+  std::vector<std::string> vals;
+  for (const auto& p : a.props) {
+    const auto eq = p.find('=');
+    keys.push_back(p.substr(0, eq));
+    vals.push_back(eq == std::string::npos ? std::string() : p.substr(eq + 1));
+  }
+  std::vector<value> kv;
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    kv.emplace_back(std::string_view(keys[k]));
+    kv.emplace_back(std::string_view(vals[k]));
+  }
+  message m;
+  m.properties = properties{};
+  m.properties->message_id = value(std::string_view(id));
+  m.properties->creation_time = timestamp{std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()};
+  if (!kv.empty()) {
+    m.application_properties = value::map(kv);
+  }
+  const value body[1] = {value(binary_view(payload))};
+  m.body = body_kind::data;
+  m.body_sections = body;
+  std::vector<std::byte> out;
+  (void)encode_append(m, out);
+  return out;
+}
+
+void run_send(const send_args& a, int& status) {
+  asio::io_context io;
+  transport::client c;
+  transport::sender s;
+  bool done = false;
+  std::uint64_t sent = 0;
+  std::uint64_t settled = 0;
+  std::uint64_t counts[5] = {};
+  std::error_code error;
+
+  std::function<void()> send_more = [&] {
+    while (sent < a.count && s.in_flight() < a.window) {
+      const auto bytes = make_message(a, sent);
+      ++sent;
+      s.async_send(bytes, [&](std::error_code ec, transport::delivery_outcome o) {
+        ++settled;
+        if (ec) {
+          if (!error) {
+            error = ec;
+          }
+          done = true;
+          return;
+        }
+        ++counts[static_cast<int>(o.state)];
+        if (settled == a.count) {
+          done = true;
+          return;
+        }
+        send_more();
+      });
+    }
+  };
+  transport::client::async_connect(
+      io, a.url, a.options(), [&](std::error_code ec, transport::client cl) {
+        if (ec) {
+          error = ec;
+          done = true;
+          return;
+        }
+        c = std::move(cl);
+        transport::sender_options so;
+        so.presettled = a.presettled;
+        c.async_open_sender(a.address, so, [&](std::error_code e, transport::sender sd) {
+          if (e) {
+            error = e;
+            done = true;
+            return;
+          }
+          s = std::move(sd);
+          send_more();
+        });
+      });
+  const bool in_time = run_until(io, done, a.timeout_s);
+  std::cout << "sent " << settled << " accepted " << counts[0] << " rejected " << counts[1]
+            << " released " << counts[2] << " modified " << counts[3] << std::endl;
+  if (!in_time) {
+    std::cerr << "amqp-cli: timed out\n";
+    status = 1;
+  } else if (error) {
+    fail(status, "send", c, error);
+  } else if (!a.presettled && counts[0] != a.count) {
+    status = 1;
+  }
+  if (c) {
+    bool closed = false;
+    c.async_close([&](std::error_code) { closed = true; });
+    io.restart();
+    (void)run_until(io, closed, 10);
+  }
+}
+
+struct receive_args : net_args {
+  std::string outcome = "accept";
+  std::uint32_t credit = 1000;
+  bool print = false;
+};
+
+void run_receive(const receive_args& a, int& status) {
+  asio::io_context io;
+  transport::client c;
+  transport::receiver r;
+  bool done = false;
+  std::uint64_t received = 0;
+  std::error_code error;
+
+  std::function<void()> next = [&] {
+    r.async_receive([&](std::error_code ec, transport::received_message m) {
+      if (ec) {
+        error = ec;
+        done = true;
+        return;
+      }
+      ++received;
+      if (a.print) {
+        if (auto v = m.decode()) {
+          const auto d = v->data();
+          std::cout << std::string_view(reinterpret_cast<const char*>(d.data()), d.size()) << '\n';
+        }
+      }
+      if (!m.settled()) {
+        result<void> s;
+        if (a.outcome == "reject") {
+          s = r.reject(m, "amqp:internal-error", "rejected by amqp-cli");
+        } else if (a.outcome == "release") {
+          s = r.release(m);
+        } else if (a.outcome == "modify") {
+          s = r.modify(m, true, false);
+        } else {
+          s = r.accept(m);
+        }
+        if (!s && !error) {
+          error = s.error();
+        }
+      }
+      if (received == a.count) {
+        done = true;
+        return;
+      }
+      next();
+    });
+  };
+  transport::client::async_connect(
+      io, a.url, a.options(), [&](std::error_code ec, transport::client cl) {
+        if (ec) {
+          error = ec;
+          done = true;
+          return;
+        }
+        c = std::move(cl);
+        transport::receiver_options ro;
+        ro.credit = a.credit;
+        c.async_open_receiver(a.address, ro, [&](std::error_code e, transport::receiver rv) {
+          if (e) {
+            error = e;
+            done = true;
+            return;
+          }
+          r = std::move(rv);
+          next();
+        });
+      });
+  const bool in_time = run_until(io, done, a.timeout_s);
+  std::cout << "received " << received << std::endl;
+  if (!in_time) {
+    std::cerr << "amqp-cli: timed out\n";
+    status = 1;
+  } else if (error) {
+    fail(status, "receive", c, error);
+  }
+  if (c) {
+    bool closed = false;
+    c.async_close([&](std::error_code) { closed = true; });
+    io.restart();
+    (void)run_until(io, closed, 10);
+  }
+}
+
+} // namespace
+
+void add_send_command(CLI::App& app, int& status) {
+  auto a = std::make_shared<send_args>();
+  auto* c = app.add_subcommand("send", "send messages to a node of a broker");
+  a->add(*c);
+  c->add_flag("--presettled", a->presettled, "send presettled (at most once)");
+  c->add_option("--size", a->size, "body size in bytes (data section)");
+  c->add_option("--body", a->body, "body text (data section)");
+  c->add_option("--property", a->props, "application property KEY=VALUE (repeatable)");
+  c->add_option("--window", a->window, "messages in flight at most")->capture_default_str();
+  c->callback([a, &status] { run_send(*a, status); });
+}
+
+void add_receive_command(CLI::App& app, int& status) {
+  auto a = std::make_shared<receive_args>();
+  auto* c = app.add_subcommand("receive", "receive messages from a node of a broker");
+  a->add(*c);
+  c->add_option("--outcome", a->outcome, "accept, reject, release or modify")
+      ->check(CLI::IsMember({"accept", "reject", "release", "modify"}))
+      ->capture_default_str();
+  c->add_option("--credit", a->credit, "link credit (prefetch)")->capture_default_str();
+  c->add_flag("--print", a->print, "print each message body");
+  c->callback([a, &status] { run_receive(*a, status); });
+}
+
+} // namespace amqp::cli

@@ -1,0 +1,214 @@
+// The asynchronous client: one AMQP connection (TCP, TLS, WebSocket) driven on an
+// asio::io_context, with senders, receivers, reconnect and at-least-once resend.
+//
+// Thread-safety: a client and its senders and receivers are single-threaded objects bound to
+// the io_context given to connect(): call them from a thread running that io_context (from a
+// completion handler, or after asio::post). Completion handlers run there too. For use from
+// other threads, see blocking.hpp.
+//
+// Handlers: std::function; with C++20 coroutines, wrap a call in an awaitable of your choice
+// (the handler signatures are the usual (error_code, value) pairs).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "amqp/message.hpp"
+#include "amqp/result.hpp"
+#include "amqp/transport/options.hpp"
+
+namespace asio {
+class io_context;
+}
+
+namespace amqp::transport {
+
+namespace detail {
+class client_impl;
+struct link_impl;
+} // namespace detail
+
+// The outcome of a sent message (AMQP 1.0 §3.4), owned.
+struct delivery_outcome {
+  enum class kind : std::uint8_t { accepted, rejected, released, modified, settled };
+  kind state = kind::settled; // settled: sent presettled (no outcome), or settled without one
+  std::string condition;      // rejected: the error condition, e.g. "amqp:decode-error"
+  std::string description;
+  bool delivery_failed = false;    // modified
+  bool undeliverable_here = false; // modified
+};
+[[nodiscard]] std::string_view name(delivery_outcome::kind k) noexcept;
+
+// A received message: its encoded bytes (owned) and what is needed to settle it.
+class received_message {
+public:
+  // The message as sent: decode with amqp::decode_message(bytes()).
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
+  [[nodiscard]] result<message_view> decode() const noexcept { return decode_message(bytes_); }
+  [[nodiscard]] std::uint32_t message_format() const noexcept { return format_; }
+  // Sent presettled: nothing to settle.
+  [[nodiscard]] bool settled() const noexcept { return settled_; }
+
+private:
+  friend class detail::client_impl;
+  friend class receiver;
+  std::vector<std::byte> bytes_;
+  std::uint32_t format_ = 0;
+  bool settled_ = false;
+  std::uint64_t generation_ = 0; // the connection it arrived on (settling after a reconnect
+                                 // is not possible: the broker redelivers it)
+  std::uint32_t delivery_ = 0;
+};
+
+struct sender_options {
+  std::string name; // empty: generated
+  bool presettled = false;
+  // Outcomes are reported at once for presettled sends; otherwise when the peer settles.
+  // Messages kept for resend after a reconnect (and waiting for credit): at most this many.
+  std::size_t max_in_flight = 10'000;
+};
+
+// A filter of a receiver's source (AMQP 1.0 §3.5.1 filter-set): `name` maps to a described
+// string, e.g. {"selector", "apache.org:selector-filter:string",
+// "amqp.annotation.x-opt-offset > '100'"}.
+struct source_filter {
+  std::string name;
+  std::string descriptor;
+  std::string value;
+};
+
+struct receiver_options {
+  std::string name; // empty: generated
+  std::vector<source_filter> filters;
+  // Credit kept granted to the sender (prefetch): topped up as messages are handed out.
+  std::uint32_t credit = 1000;
+  // rcv-settle-mode second (§2.7.3); first by default.
+  bool settle_second = false;
+  // Messages received before async_receive() asks for them: bounded by credit.
+};
+
+class client;
+class requester;
+
+class sender {
+public:
+  sender() = default;
+  // Sends one encoded message (its bytes are copied). The handler gets the peer's outcome
+  // (unsettled), or kind::settled at once when presettled and written. Sends wait for
+  // credit; after a reconnect, those without an outcome are sent again (at-least-once).
+  // Errors: errc::invalid_state (closed), errc::resource_limit (max_in_flight), the link's
+  // or connection's error.
+  void async_send(std::span<const std::byte> message,
+                  std::function<void(std::error_code, delivery_outcome)> done);
+  // Detaches the link (closing it). Pending sends fail with errc::invalid_state.
+  void async_close(std::function<void(std::error_code)> done);
+  [[nodiscard]] std::uint32_t credit() const noexcept;
+  [[nodiscard]] std::size_t in_flight() const noexcept;
+  [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+private:
+  friend class detail::client_impl;
+  friend class client;
+  friend class requester;
+  explicit sender(std::shared_ptr<detail::link_impl> l) : impl_(std::move(l)) {}
+  std::shared_ptr<detail::link_impl> impl_;
+};
+
+class receiver {
+public:
+  receiver() = default;
+  // The next message (waits for one). Errors: errc::invalid_state (closed), the link's or
+  // the connection's error.
+  void async_receive(std::function<void(std::error_code, received_message)> done);
+  // Settlement (§3.4). Errors: errc::invalid_state (already settled, or from a previous
+  // connection: the broker will redeliver it).
+  result<void> accept(const received_message& m);
+  result<void> reject(const received_message& m, std::string_view condition = {},
+                      std::string_view description = {});
+  result<void> release(const received_message& m);
+  result<void> modify(const received_message& m, bool delivery_failed, bool undeliverable_here);
+  void async_close(std::function<void(std::error_code)> done);
+  [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+private:
+  friend class detail::client_impl;
+  friend class client;
+  friend class requester;
+  explicit receiver(std::shared_ptr<detail::link_impl> l) : impl_(std::move(l)) {}
+  result<void> settle(const received_message& m, int outcome, std::string_view condition,
+                      std::string_view description, bool failed, bool undeliverable);
+  std::shared_ptr<detail::link_impl> impl_;
+};
+
+struct requester_options {
+  // Our reply address: the receiving link's target and each request's reply-to. Empty:
+  // a generated one. (IoT Hub's $cbs node answers to "cbs".)
+  std::string reply_to;
+  std::string name; // link names: name + "-sender" / "-receiver"; empty: generated
+  // Requests waiting for their response at most (more fail with errc::resource_limit).
+  std::size_t max_pending = 1000;
+};
+
+// Request/response over a sender and a receiver link to one node (the pattern of AMQP CBS
+// `$cbs` put-token and `$management`): each request gets a message-id (ulong) and our
+// reply-to; the response is the message whose correlation-id equals it.
+class requester {
+public:
+  requester() = default;
+  // Sends an encoded request message (its message-id and reply-to are set here, the rest is
+  // sent as given) and hands over the response. Errors: errc::invalid_argument (the message
+  // does not decode), errc::resource_limit (max_pending), the links' or connection's error.
+  void async_request(std::span<const std::byte> request,
+                     std::function<void(std::error_code, received_message)> done);
+  void async_close(std::function<void(std::error_code)> done);
+  [[nodiscard]] explicit operator bool() const noexcept { return sender_ != nullptr; }
+
+private:
+  friend class client;
+  friend class detail::client_impl;
+  std::shared_ptr<detail::link_impl> sender_;
+  std::shared_ptr<detail::link_impl> receiver_;
+};
+
+class client {
+public:
+  client() = default;
+  // Connects to `url` (amqp://, amqps://, ws://, wss://; user and password select SASL
+  // PLAIN), opens the connection and a session. Errors: errc::invalid_argument (URL, TLS
+  // files), errc::timeout, errc::unauthorized, the socket's or TLS's error.
+  static void async_connect(asio::io_context& io, std::string_view url, client_options options,
+                            std::function<void(std::error_code, client)> done);
+  // Attaches a sending link to `address` (the target).
+  void async_open_sender(std::string_view address, sender_options options,
+                         std::function<void(std::error_code, sender)> done);
+  // Attaches a receiving link from `address` (the source).
+  void async_open_receiver(std::string_view address, receiver_options options,
+                           std::function<void(std::error_code, receiver)> done);
+  // Attaches a requester to the node `address` (e.g. "$cbs", "$management").
+  void async_open_requester(std::string_view address, requester_options options,
+                            std::function<void(std::error_code, requester)> done);
+  // Closes the connection (close handshake, bounded by client_options::close_timeout).
+  void async_close(std::function<void(std::error_code)> done);
+  // The last error the peer sent or the transport saw, readable ("amqp:not-found: no
+  // queue 'x'"), for messages to users.
+  [[nodiscard]] std::string last_error() const;
+  // Reconnections so far.
+  [[nodiscard]] std::uint64_t reconnects() const noexcept;
+  // Write batches (system-level writes) so far.
+  [[nodiscard]] std::uint64_t writes() const noexcept;
+  [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+private:
+  friend class detail::client_impl;
+  std::shared_ptr<detail::client_impl> impl_;
+};
+
+} // namespace amqp::transport

@@ -1,0 +1,86 @@
+// The server role: a listener accepts connections (TCP, TLS, WebSocket) and gives each a
+// server-role engine owned by a server_handler (a broker, the hub emulator, a test), which
+// pulls the engine's events. All connections of a listener run on its io_context's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "amqp/connection.hpp"
+#include "amqp/result.hpp"
+#include "amqp/transport/options.hpp"
+
+namespace asio {
+class io_context;
+}
+
+namespace amqp::transport {
+
+// What a listener drives. Single-threaded: called on the io_context's thread only.
+class server_handler {
+public:
+  using handle = std::uint64_t;
+  virtual ~server_handler() = default;
+  // A connection was accepted: create its engine (server role) and return its handle.
+  virtual handle on_accept(time_point now) = 0;
+  // The engine of `h` (the listener feeds it bytes and time, and writes its output).
+  virtual amqp::connection* engine(handle h) = 0;
+  // Input for `h` goes through these two (default: straight to its engine), so that a
+  // handler may look at the first bytes, e.g. to choose between a SASL and a plain engine.
+  virtual std::span<std::byte> read_buffer(handle h, std::size_t n) {
+    return engine(h)->read_buffer(n);
+  }
+  virtual result<void> read_done(handle h, std::size_t n, time_point now) {
+    return engine(h)->read_done(n, now);
+  }
+  // Input was processed or a deadline ran on `h`: pull its events and act.
+  virtual void process(handle h, time_point now) = 0;
+  // Connections that have new output because of what process() did on another connection
+  // (routing): the listener writes them.
+  virtual std::vector<handle> take_dirty() = 0;
+  // A batch of `h`'s output was written.
+  virtual void on_output_written(handle /*h*/) {}
+  // The socket of `h` is closed: forget the connection.
+  virtual void on_closed(handle h) = 0;
+};
+
+struct listener_options {
+  // TLS (amqps://, wss://): cert_file and key_file are required.
+  tls_options tls{};
+  // WebSocket (ws://, wss://): the accepted request paths (empty: any).
+  std::vector<std::string> websocket_paths{};
+  // Trace every frame (also AMQP_TRACE=frames).
+  bool trace = false;
+  // Connections open at once; more are accepted and closed at once.
+  std::size_t max_connections = 1000;
+};
+
+class listener {
+public:
+  listener() = default;
+  ~listener();
+  listener(listener&&) noexcept;
+  listener& operator=(listener&&) noexcept;
+
+  // Listens on `url` (amqp://host:port, amqps://, ws://host:port/path, wss://; port 0 picks
+  // a free port) and starts accepting. `handler` must outlive the listener.
+  // Errors: errc::invalid_argument (URL, TLS files; the reason in `why`), the socket's error.
+  [[nodiscard]] static result<listener> listen(asio::io_context& io, std::string_view url,
+                                               listener_options options, server_handler& handler,
+                                               std::string* why = nullptr);
+  // The port listened on.
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  // Stops accepting and closes every connection at once.
+  void close();
+  // Connections open now.
+  [[nodiscard]] std::size_t connections() const noexcept;
+
+private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace amqp::transport

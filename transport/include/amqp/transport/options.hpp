@@ -1,0 +1,64 @@
+// Options of the transport: TLS, WebSocket, reconnect, frame trace. Standard library only:
+// Asio and OpenSSL stay inside transport/src.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "amqp/options.hpp"
+
+namespace amqp::transport {
+
+// TLS through OpenSSL. Certificate and host-name verification are on by default; TLS 1.2 is
+// the minimum version.
+struct tls_options {
+  // PEM file of trusted CAs; empty: the system's default trust store.
+  std::string ca_file;
+  // PEM client certificate chain and private key (TLS client authentication, e.g. for SASL
+  // EXTERNAL); on a listener, the server's certificate and key (required there).
+  std::string cert_file;
+  std::string key_file;
+  // Verify the peer's certificate chain and (client side) that it names the host. Turning
+  // this off is for tests against self-signed peers only.
+  bool verify = true;
+  // The name sent as SNI and checked against the certificate; empty: the URL's host.
+  std::string server_name;
+  // Listener: ask clients for a certificate (and refuse those without a valid one).
+  bool require_client_certificate = false;
+};
+
+// Reconnection of a client after the connection is lost (not after a close the application
+// asked for). Delays grow exponentially from `initial_delay` to `max_delay`, each with up to
+// `jitter` (0..1) of random reduction, so that many clients do not reconnect in step.
+struct reconnect_options {
+  bool enabled = false;
+  std::chrono::milliseconds initial_delay{100};
+  std::chrono::milliseconds max_delay{10'000};
+  double jitter = 0.5;
+  // Attempts after one loss before the client gives up (0: no limit).
+  std::uint32_t max_attempts = 0;
+};
+
+// Everything a client needs beyond its URL.
+struct client_options {
+  // The engine: container-id, hostname (empty: the URL's host), limits, timeouts, SASL (the
+  // URL's user and password select PLAIN unless sasl.mechanism is set).
+  connection_options amqp{};
+  tls_options tls{};
+  reconnect_options reconnect{};
+  // Time allowed to resolve, connect, handshake TLS/WebSocket and open the AMQP connection.
+  std::chrono::milliseconds connect_timeout{30'000};
+  // Time allowed for the close handshake before the socket is closed anyway.
+  std::chrono::milliseconds close_timeout{5'000};
+  // Print every frame in and out, decoded, secrets redacted (also AMQP_TRACE=frames).
+  bool trace = false;
+  // Connect without a SASL layer (the AMQP header first). By default the client uses SASL:
+  // PLAIN with the URL's user and password, else ANONYMOUS (or connection_options::sasl).
+  bool no_sasl = false;
+};
+
+// True if the environment asks for a frame trace (AMQP_TRACE=frames).
+[[nodiscard]] bool trace_from_environment() noexcept;
+
+} // namespace amqp::transport

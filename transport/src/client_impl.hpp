@@ -1,0 +1,152 @@
+// The client's state: one connection at a time (a new one after each reconnect), one
+// session, and the links the application opened, which outlive connections.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "amqp/connection.hpp"
+#include "amqp/transport/client.hpp"
+#include "amqp/transport/url.hpp"
+#include "driver.hpp"
+
+namespace amqp::transport::detail {
+
+struct pending_send {
+  std::vector<std::byte> bytes;
+  std::function<void(std::error_code, delivery_outcome)> done;
+  std::uint32_t delivery = 0; // delivery-id on the current connection, once sent
+};
+
+// The requests of a requester waiting for their response, by message-id.
+struct request_table {
+  std::uint64_t next_id = 1;
+  std::size_t max_pending = 1000;
+  std::vector<std::pair<std::uint64_t, std::function<void(std::error_code, received_message)>>>
+      pending;
+};
+
+struct link_impl {
+  std::weak_ptr<client_impl> client;
+  bool is_sender = true;
+  std::string address;
+  std::string name;
+  // The local terminus address (a sender's source, a receiver's target); empty: the name.
+  std::string local_address;
+  // Requester links: the receiver matches responses to pending requests by correlation-id.
+  std::shared_ptr<struct request_table> requests;
+  sender_options sopts;
+  receiver_options ropts;
+
+  std::optional<link_id> id;    // on the current connection
+  std::uint64_t generation = 0; // the connection `id` belongs to
+  bool attached = false;        // the peer's attach arrived on the current connection
+  bool refused = false;         // the peer's attach had no terminus: a detach follows
+  bool closing = false;
+  bool closed = false;
+  std::error_code error;
+  std::function<void(std::error_code)> attach_done;
+  std::function<void(std::error_code)> close_done;
+
+  // Sender: waiting for credit, then sent and waiting for the outcome, in send order.
+  std::deque<pending_send> queue;
+  std::deque<pending_send> unsettled;
+  // Receiver: messages received and not yet asked for, and the requests waiting.
+  std::deque<received_message> ready;
+  std::deque<std::function<void(std::error_code, received_message)>> waiting;
+};
+
+class client_impl final : public engine_driver::owner,
+                          public std::enable_shared_from_this<client_impl> {
+public:
+  client_impl(asio::io_context& io, url u, client_options o);
+  ~client_impl();
+
+  void connect(std::function<void(std::error_code)> done);
+  void open_link(const std::shared_ptr<link_impl>& l);
+  void close_link(const std::shared_ptr<link_impl>& l);
+  void close(std::function<void(std::error_code)> done);
+  void pump(link_impl& l);
+  result<void> settle(link_impl& l, const received_message& m, const delivery_state& state);
+  void receive(const std::shared_ptr<link_impl>& l,
+               std::function<void(std::error_code, received_message)> done);
+  void top_up(link_impl& l);
+  void answer_request(link_impl& l, received_message m);
+  void kick() {
+    if (driver_) {
+      driver_->kick();
+    }
+  }
+  [[nodiscard]] std::uint32_t credit(const link_impl& l) const noexcept;
+
+  std::string last_error;
+  std::uint64_t reconnects = 0;
+  std::uint64_t writes_before = 0; // writes of earlier connections
+  [[nodiscard]] std::uint64_t writes() const noexcept {
+    return writes_before + (driver_ ? driver_->writes() : 0);
+  }
+  std::uint64_t generation = 0;
+
+  // engine_driver::owner
+  void on_engine_activity() override;
+  void on_output_written() override;
+  void on_stream_closed(std::error_code ec) override;
+
+private:
+  enum class phase { idle, connecting, open, waiting_reconnect, closing, closed };
+
+  void start_attempt();
+  void on_connected(std::error_code ec, std::shared_ptr<byte_stream> stream);
+  void attempt_failed(std::error_code ec);
+  void connection_lost(std::error_code ec);
+  void fail_all(std::error_code ec);
+  void handle(const event& e);
+  void attach(link_impl& l);
+  link_impl* find(link_id id);
+  void on_session_ready();
+  void finish_connect(std::error_code ec);
+  void finish_close(std::error_code ec);
+  void link_failed(link_impl& l, std::error_code ec);
+  void set_last_error(std::string_view what, const std::optional<amqp::error>& e);
+
+  asio::io_context& io_;
+  url url_;
+  client_options opts_;
+  std::string container_id_;
+  std::string sasl_mechanism_;
+  std::optional<amqp::connection> engine_;
+  std::shared_ptr<engine_driver> driver_;
+  std::optional<session_id> session_;
+  bool session_ready_ = false;
+  std::vector<std::shared_ptr<link_impl>> links_;
+  phase phase_ = phase::idle;
+  std::function<void(std::error_code)> connect_done_;
+  std::function<void(std::error_code)> close_done_;
+  asio::steady_timer timer_; // connect/close timeouts and reconnect delays
+  asio::ip::tcp::resolver resolver_;
+  std::uint32_t attempt_ = 0;
+  std::uint32_t name_counter_ = 0;
+  std::minstd_rand rng_;
+  bool ever_open_ = false;
+  bool ws_done_ = false;         // the WebSocket handshake of the current attempt is done
+  std::uint64_t attempt_id_ = 0; // invalidates callbacks of abandoned attempts
+
+  friend struct link_impl;
+  friend class amqp::transport::sender;
+  friend class amqp::transport::receiver;
+  friend class amqp::transport::client;
+
+public:
+  std::string next_link_name(bool sender);
+};
+
+} // namespace amqp::transport::detail

@@ -1,0 +1,94 @@
+// engine_driver: puts one sans-IO engine on one byte stream. Reads go straight into the
+// engine's input buffer (read_buffer/read_done, no copy); pending output is written one
+// batch at a time (everything the engine has queued since the last write, in one gather
+// write); the engine's next deadline is a timer, so heartbeats and timeouts run whether or
+// not the application calls in. Everything happens on the stream's executor: the driver,
+// its engine and its owner are single-threaded objects.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <asio/steady_timer.hpp>
+
+#include "amqp/connection.hpp"
+#include "stream.hpp"
+
+namespace amqp::transport::detail {
+
+class engine_driver : public std::enable_shared_from_this<engine_driver> {
+public:
+  // The user of the engine: pulls its events and reacts.
+  class owner {
+  public:
+    // Input was processed, a deadline ran or the stream ended: pull the engine's events.
+    virtual void on_engine_activity() = 0;
+    // A batch of output was written (output that did not fit may now be produced).
+    virtual void on_output_written() {}
+    // The stream is closed; the driver does nothing more.
+    virtual void on_stream_closed(std::error_code ec) = 0;
+    // Input goes through these (a broker may look at the first bytes before its engine).
+    virtual std::span<std::byte> read_buffer(amqp::connection& e, std::size_t n) {
+      return e.read_buffer(n);
+    }
+    virtual result<void> read_done(amqp::connection& e, std::size_t n, time_point now) {
+      return e.read_done(n, now);
+    }
+
+  protected:
+    ~owner() = default;
+  };
+  // Called with every chunk read (outgoing false) or written (true), e.g. a frame trace.
+  using trace_hook = std::function<void(bool outgoing, std::span<const std::byte>)>;
+
+  engine_driver(std::shared_ptr<byte_stream> stream, amqp::connection& engine, owner& o,
+                trace_hook trace = {});
+
+  // Starts reading, writes what the engine has queued, arms the deadline timer.
+  void start();
+  // After commands on the engine: writes its output, re-arms the timer, resumes reading.
+  void kick();
+  // Closes the stream now (pending operations are cancelled); on_stream_closed follows.
+  void abort();
+  // The owner is going away: no more calls into it (reads then go to the engine).
+  void detach_owner() noexcept { owner_ = nullptr; }
+  [[nodiscard]] bool closed() const noexcept { return closed_; }
+  [[nodiscard]] std::string peer() const { return stream_->peer(); }
+  // System-level write batches so far (for benchmarks: at most one per batch of frames).
+  [[nodiscard]] std::uint64_t writes() const noexcept { return writes_; }
+
+private:
+  void start_read();
+  void on_read(std::error_code ec, std::size_t n);
+  void flush();
+  void on_write(std::error_code ec);
+  void arm_timer();
+  void on_timer();
+  void stream_ended(std::error_code ec);
+  void finish(std::error_code ec);
+  void notify_activity() {
+    if (owner_ != nullptr) {
+      owner_->on_engine_activity();
+    }
+  }
+
+  std::shared_ptr<byte_stream> stream_;
+  amqp::connection& engine_;
+  owner* owner_;
+  trace_hook trace_;
+  asio::steady_timer timer_;
+  time_point timer_at_ = time_point::max();
+  std::vector<std::byte> out_;       // the batch being written
+  std::span<std::byte> read_span_{}; // the engine buffer the read in flight fills
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool started_ = false;
+  std::error_code end_error_;
+  std::uint64_t writes_ = 0;
+};
+
+} // namespace amqp::transport::detail

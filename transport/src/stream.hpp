@@ -1,0 +1,55 @@
+// A byte stream under an AMQP connection: TCP, TLS over TCP, or WebSocket over either. The
+// engine driver reads and writes through this interface whatever the layers below are.
+// Internal: includes Asio and OpenSSL.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+
+#include "amqp/result.hpp"
+#include "amqp/transport/options.hpp"
+
+namespace amqp::transport::detail {
+
+using io_handler = std::function<void(std::error_code, std::size_t)>;
+using const_buffers = std::span<const std::span<const std::byte>>;
+
+class byte_stream {
+public:
+  virtual ~byte_stream() = default;
+  // Reads at least one byte into `buffer` (or fails; EOF is asio::error::eof).
+  virtual void async_read_some(std::span<std::byte> buffer, io_handler handler) = 0;
+  // Writes every byte of `buffers` in order (a gather write: one system call when the
+  // socket takes it all). The bytes must stay valid until the handler runs; the span of
+  // spans itself is copied. At most one write at a time.
+  virtual void async_write(const_buffers buffers, io_handler handler) = 0;
+  // Closes the stream at once: pending operations complete with operation_aborted.
+  virtual void close() noexcept = 0;
+  [[nodiscard]] virtual asio::any_io_executor executor() = 0;
+  // A short description of the peer ("127.0.0.1:5672"), for logs.
+  [[nodiscard]] virtual std::string peer() const = 0;
+};
+
+// A stream over a connected TCP socket (TCP_NODELAY set).
+[[nodiscard]] std::shared_ptr<byte_stream> make_tcp_stream(asio::ip::tcp::socket socket);
+
+// A TLS context for a client (verification, CA file, client certificate) or a server
+// (certificate and key). Errors: errc::invalid_argument with a readable message in `why`.
+[[nodiscard]] result<std::shared_ptr<asio::ssl::context>>
+make_tls_context(const tls_options& o, bool server, std::string& why);
+
+// TLS over a connected TCP socket: runs the handshake (client: SNI and host-name check for
+// `host`), then hands over the stream.
+void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp::socket socket,
+                         bool server, const std::string& host, bool verify_host,
+                         std::function<void(std::error_code, std::shared_ptr<byte_stream>)> done);
+
+} // namespace amqp::transport::detail
