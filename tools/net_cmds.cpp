@@ -104,12 +104,57 @@ void fail(int& status, std::string_view what, const transport::client& c, std::e
   status = 1;
 }
 
+// One client session of a command: connect, open the command's link, run until done, the
+// timeout or a signal, report, close.
+struct client_run {
+  asio::io_context io;
+  transport::client c;
+  bool done = false;
+  std::error_code error;
+
+  void stop(std::error_code ec) {
+    if (ec && !error) {
+      error = ec;
+    }
+    done = true;
+  }
+  // Connects, then calls open(client) to attach the link; returns false on timeout.
+  bool run(const net_args& a, const std::function<void(transport::client&)>& open) {
+    transport::client::async_connect(io, a.url, a.options(),
+                                     [&](std::error_code ec, transport::client cl) {
+                                       if (ec) {
+                                         stop(ec);
+                                         return;
+                                       }
+                                       c = std::move(cl);
+                                       open(c);
+                                     });
+    return run_until(io, done, a.timeout_s);
+  }
+  // Sets the exit status (timeout, error) and closes the connection.
+  void finish(bool in_time, std::string_view what, int& status) {
+    if (!in_time) {
+      std::cerr << "amqp-cli: timed out\n";
+      status = 1;
+    } else if (error) {
+      fail(status, what, c, error);
+    }
+    if (c) {
+      bool closed = false;
+      c.async_close([&](std::error_code) { closed = true; });
+      io.restart();
+      (void)run_until(io, closed, 10);
+    }
+  }
+};
+
 struct send_args : net_args {
   bool presettled = false;
   std::size_t size = 0;
   std::string body;
   std::vector<std::string> props;
   std::size_t window = 1000;
+  bool durable = false;
 };
 
 // Encodes message `i`: message-id "<i>", application properties, a data body.
@@ -139,6 +184,10 @@ std::vector<std::byte> make_message(const send_args& a, std::uint64_t i) {
     kv.emplace_back(std::string_view(vals[k]));
   }
   message m;
+  if (a.durable) {
+    m.header = header{};
+    m.header->durable = true;
+  }
   m.properties = properties{};
   m.properties->message_id = value(std::string_view(id));
   m.properties->creation_time = timestamp{std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -156,14 +205,11 @@ std::vector<std::byte> make_message(const send_args& a, std::uint64_t i) {
 }
 
 void run_send(const send_args& a, int& status) {
-  asio::io_context io;
-  transport::client c;
+  client_run run;
   transport::sender s;
-  bool done = false;
   std::uint64_t sent = 0;
   std::uint64_t settled = 0;
   std::uint64_t counts[5] = {};
-  std::error_code error;
 
   std::function<void()> send_more = [&] {
     while (sent < a.count && s.in_flight() < a.window) {
@@ -172,144 +218,133 @@ void run_send(const send_args& a, int& status) {
       s.async_send(bytes, [&](std::error_code ec, transport::delivery_outcome o) {
         ++settled;
         if (ec) {
-          if (!error) {
-            error = ec;
-          }
-          done = true;
+          run.stop(ec);
           return;
         }
         ++counts[static_cast<int>(o.state)];
         if (settled == a.count) {
-          done = true;
+          run.stop({});
           return;
         }
         send_more();
       });
     }
   };
-  transport::client::async_connect(
-      io, a.url, a.options(), [&](std::error_code ec, transport::client cl) {
-        if (ec) {
-          error = ec;
-          done = true;
-          return;
-        }
-        c = std::move(cl);
-        transport::sender_options so;
-        so.presettled = a.presettled;
-        c.async_open_sender(a.address, so, [&](std::error_code e, transport::sender sd) {
-          if (e) {
-            error = e;
-            done = true;
-            return;
-          }
-          s = std::move(sd);
-          send_more();
-        });
-      });
-  const bool in_time = run_until(io, done, a.timeout_s);
+  const bool in_time = run.run(a, [&](transport::client& c) {
+    transport::sender_options so;
+    so.presettled = a.presettled;
+    so.durable = a.durable;
+    c.async_open_sender(a.address, so, [&](std::error_code e, transport::sender sd) {
+      if (e) {
+        run.stop(e);
+        return;
+      }
+      s = std::move(sd);
+      send_more();
+    });
+  });
   std::cout << "sent " << settled << " accepted " << counts[0] << " rejected " << counts[1]
             << " released " << counts[2] << " modified " << counts[3] << std::endl;
-  if (!in_time) {
-    std::cerr << "amqp-cli: timed out\n";
-    status = 1;
-  } else if (error) {
-    fail(status, "send", c, error);
-  } else if (!a.presettled && counts[0] != a.count) {
+  if (in_time && !run.error && !a.presettled && counts[0] != a.count) {
     status = 1;
   }
-  if (c) {
-    bool closed = false;
-    c.async_close([&](std::error_code) { closed = true; });
-    io.restart();
-    (void)run_until(io, closed, 10);
-  }
+  run.finish(in_time, "send", status);
 }
 
 struct receive_args : net_args {
   std::string outcome = "accept";
   std::uint32_t credit = 1000;
   bool print = false;
+  bool print_id = false;
+  std::uint32_t until_idle_ms = 0;
 };
 
+// Settles `m` as --outcome says.
+result<void> settle(transport::receiver& r, const transport::received_message& m,
+                    const std::string& outcome) {
+  if (outcome == "reject") {
+    return r.reject(m, "amqp:internal-error", "rejected by amqp-cli");
+  }
+  if (outcome == "release") {
+    return r.release(m);
+  }
+  if (outcome == "modify") {
+    return r.modify(m, true, false);
+  }
+  return r.accept(m);
+}
+
+void print(const receive_args& a, const transport::received_message& m) {
+  auto v = m.decode();
+  if (!v) {
+    return;
+  }
+  if (a.print_id && v->properties) {
+    if (auto id = v->properties->message_id.get_string()) {
+      std::cout << "id " << *id << '\n';
+    }
+  }
+  if (a.print) {
+    const auto d = v->data();
+    std::cout << std::string_view(reinterpret_cast<const char*>(d.data()), d.size()) << '\n';
+  }
+}
+
 void run_receive(const receive_args& a, int& status) {
-  asio::io_context io;
-  transport::client c;
+  client_run run;
   transport::receiver r;
-  bool done = false;
   std::uint64_t received = 0;
-  std::error_code error;
+  // --until-idle: done (successfully) once no message has come for that long.
+  asio::steady_timer idle(run.io);
+  const auto arm_idle = [&] {
+    if (a.until_idle_ms == 0) {
+      return;
+    }
+    idle.expires_after(std::chrono::milliseconds(a.until_idle_ms));
+    idle.async_wait([&](std::error_code ec) {
+      if (!ec) {
+        run.stop({});
+      }
+    });
+  };
 
   std::function<void()> next = [&] {
     r.async_receive([&](std::error_code ec, transport::received_message m) {
       if (ec) {
-        error = ec;
-        done = true;
+        run.stop(ec);
         return;
       }
       ++received;
-      if (a.print) {
-        if (auto v = m.decode()) {
-          const auto d = v->data();
-          std::cout << std::string_view(reinterpret_cast<const char*>(d.data()), d.size()) << '\n';
-        }
-      }
+      arm_idle();
+      print(a, m);
       if (!m.settled()) {
-        result<void> s;
-        if (a.outcome == "reject") {
-          s = r.reject(m, "amqp:internal-error", "rejected by amqp-cli");
-        } else if (a.outcome == "release") {
-          s = r.release(m);
-        } else if (a.outcome == "modify") {
-          s = r.modify(m, true, false);
-        } else {
-          s = r.accept(m);
-        }
-        if (!s && !error) {
-          error = s.error();
+        if (auto s = settle(r, m, a.outcome); !s) {
+          run.stop(s.error());
+          return;
         }
       }
       if (received == a.count) {
-        done = true;
+        run.stop({});
         return;
       }
       next();
     });
   };
-  transport::client::async_connect(
-      io, a.url, a.options(), [&](std::error_code ec, transport::client cl) {
-        if (ec) {
-          error = ec;
-          done = true;
-          return;
-        }
-        c = std::move(cl);
-        transport::receiver_options ro;
-        ro.credit = a.credit;
-        c.async_open_receiver(a.address, ro, [&](std::error_code e, transport::receiver rv) {
-          if (e) {
-            error = e;
-            done = true;
-            return;
-          }
-          r = std::move(rv);
-          next();
-        });
-      });
-  const bool in_time = run_until(io, done, a.timeout_s);
+  const bool in_time = run.run(a, [&](transport::client& c) {
+    transport::receiver_options ro;
+    ro.credit = a.credit;
+    c.async_open_receiver(a.address, ro, [&](std::error_code e, transport::receiver rv) {
+      if (e) {
+        run.stop(e);
+        return;
+      }
+      r = std::move(rv);
+      arm_idle();
+      next();
+    });
+  });
   std::cout << "received " << received << std::endl;
-  if (!in_time) {
-    std::cerr << "amqp-cli: timed out\n";
-    status = 1;
-  } else if (error) {
-    fail(status, "receive", c, error);
-  }
-  if (c) {
-    bool closed = false;
-    c.async_close([&](std::error_code) { closed = true; });
-    io.restart();
-    (void)run_until(io, closed, 10);
-  }
+  run.finish(in_time, "receive", status);
 }
 
 } // namespace
@@ -323,6 +358,7 @@ void add_send_command(CLI::App& app, int& status) {
   c->add_option("--body", a->body, "body text (data section)");
   c->add_option("--property", a->props, "application property KEY=VALUE (repeatable)");
   c->add_option("--window", a->window, "messages in flight at most")->capture_default_str();
+  c->add_flag("--durable", a->durable, "durable messages to a durable target node");
   c->callback([a, &status] { run_send(*a, status); });
 }
 
@@ -335,6 +371,9 @@ void add_receive_command(CLI::App& app, int& status) {
       ->capture_default_str();
   c->add_option("--credit", a->credit, "link credit (prefetch)")->capture_default_str();
   c->add_flag("--print", a->print, "print each message body");
+  c->add_flag("--print-id", a->print_id, "print each message-id (\"id ID\")");
+  c->add_option("--until-idle", a->until_idle_ms,
+                "stop (successfully) when no message came for this many milliseconds");
   c->callback([a, &status] { run_receive(*a, status); });
 }
 

@@ -419,6 +419,9 @@ void client_impl::attach(link_impl& l) {
     o.source->address = l.local_address.empty() ? l.name : l.local_address;
     o.target = target{};
     o.target->address = l.address;
+    if (l.sopts.durable) {
+      o.target->durable = terminus_durability::configuration;
+    }
   } else {
     o.role = role::receiver;
     o.rcv_settle_mode =
@@ -801,39 +804,43 @@ void client::async_connect(asio::io_context& io, std::string_view url_text, clie
   });
 }
 
+namespace {
+
+std::shared_ptr<detail::link_impl> new_link(const std::shared_ptr<detail::client_impl>& c,
+                                            bool is_sender, std::string_view address,
+                                            std::string name) {
+  auto l = std::make_shared<detail::link_impl>();
+  l->client = c;
+  l->is_sender = is_sender;
+  l->address = std::string(address);
+  l->name = name.empty() ? c->next_link_name(is_sender) : std::move(name);
+  return l;
+}
+
+} // namespace
+
+// The handle given to the application once the link is attached (empty on failure).
+template <typename Handle>
+void client::on_attached(const std::shared_ptr<detail::link_impl>& l,
+                         std::function<void(std::error_code, Handle)> done) {
+  l->attach_done = [l, done = std::move(done)](std::error_code ec) {
+    done(ec, ec ? Handle{} : Handle(l));
+  };
+}
+
 void client::async_open_sender(std::string_view address, sender_options options,
                                std::function<void(std::error_code, sender)> done) {
-  auto l = std::make_shared<detail::link_impl>();
-  l->client = impl_;
-  l->is_sender = true;
-  l->address = std::string(address);
-  l->name = options.name.empty() ? impl_->next_link_name(true) : options.name;
+  auto l = new_link(impl_, true, address, options.name);
   l->sopts = std::move(options);
-  l->attach_done = [l, done = std::move(done)](std::error_code ec) {
-    sender s;
-    if (!ec) {
-      s.impl_ = l;
-    }
-    done(ec, std::move(s));
-  };
+  on_attached(l, std::move(done));
   impl_->open_link(l);
 }
 
 void client::async_open_receiver(std::string_view address, receiver_options options,
                                  std::function<void(std::error_code, receiver)> done) {
-  auto l = std::make_shared<detail::link_impl>();
-  l->client = impl_;
-  l->is_sender = false;
-  l->address = std::string(address);
-  l->name = options.name.empty() ? impl_->next_link_name(false) : options.name;
+  auto l = new_link(impl_, false, address, options.name);
   l->ropts = std::move(options);
-  l->attach_done = [l, done = std::move(done)](std::error_code ec) {
-    receiver r;
-    if (!ec) {
-      r.impl_ = l;
-    }
-    done(ec, std::move(r));
-  };
+  on_attached(l, std::move(done));
   impl_->open_link(l);
 }
 
@@ -843,20 +850,12 @@ void client::async_open_requester(std::string_view address, requester_options op
   const std::string reply = options.reply_to.empty() ? base + "-reply" : options.reply_to;
   auto table = std::make_shared<detail::request_table>();
   table->max_pending = options.max_pending;
-  auto s = std::make_shared<detail::link_impl>();
-  s->client = impl_;
-  s->is_sender = true;
-  s->address = std::string(address);
-  s->name = base + "-sender";
+  auto s = new_link(impl_, true, address, base + "-sender");
   s->local_address = reply;
-  auto r = std::make_shared<detail::link_impl>();
-  r->client = impl_;
-  r->is_sender = false;
-  r->address = std::string(address);
-  r->name = base + "-receiver";
+  s->requests = table;
+  auto r = new_link(impl_, false, address, base + "-receiver");
   r->local_address = reply;
   r->requests = table;
-  s->requests = table;
   r->ropts.credit = 100;
   // Ready when both links are attached.
   auto state = std::make_shared<std::pair<int, std::error_code>>(0, std::error_code{});

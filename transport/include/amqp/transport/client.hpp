@@ -71,6 +71,9 @@ private:
 struct sender_options {
   std::string name; // empty: generated
   bool presettled = false;
+  // Ask for a durable target node (§3.5.3 terminus-durable "configuration"), e.g. a
+  // durable queue on a broker that declares queues on attach.
+  bool durable = false;
   // Outcomes are reported at once for presettled sends; otherwise when the peer settles.
   // Messages kept for resend after a reconnect (and waiting for credit): at most this many.
   std::size_t max_in_flight = 10'000;
@@ -208,6 +211,9 @@ public:
 
 private:
   friend class detail::client_impl;
+  template <typename Handle>
+  static void on_attached(const std::shared_ptr<detail::link_impl>& l,
+                          std::function<void(std::error_code, Handle)> done);
   std::shared_ptr<detail::client_impl> impl_;
 };
 
