@@ -206,7 +206,8 @@ TEST_CASE("trace: a SASL PLAIN connection, both directions, line for line at eve
       "handle-max=1023)",
       "[ch 0] attach(name=\"sender-1\", handle=0, role=sender, target=target(address=\"q\"), "
       "initial-delivery-count=0)",
-      "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\") payload 34 bytes: "
+      "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\", message-format=0) payload "
+      "34 bytes: "
       "properties(message-id=7, to=\"q\"), application-properties{\"k\"=\"v\"}, data(5 bytes: "
       "b\"hello\")",
       "[ch 0] detach(handle=0, closed=true)",
@@ -395,14 +396,17 @@ TEST_CASE("trace: secrets in fields, properties and bodies are redacted") {
       "[ch 0] attach(name=\"sender-1\", handle=0, role=sender, "
       "target=target(address=\"amqps://user:***@host/q?sig=***&se=1\"), "
       "initial-delivery-count=0)",
-      "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\") payload 251 bytes: "
+      "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\", message-format=0) payload "
+      "251 bytes: "
       "message-annotations{:x-opt-sig=:\"x-sig=***\"}, properties(to=\"q?sig=***\"), "
       "application-properties{\"auth\"=\"SharedAccessSignature sr=a%2Fb&sig=***&se=1&skn=k\", "
       "\"conn\"=\"HostName=h;SharedAccessKeyName=owner;SharedAccessKey=***\", "
       "\"bin\"=b\"sig=***\"}, amqp-value(\"SharedAccessSignature sig=***&se=2\")",
-      "[ch 0] transfer(handle=0, delivery-id=1, delivery-tag=b\"\\x01\") payload 29 bytes: "
+      "[ch 0] transfer(handle=0, delivery-id=1, delivery-tag=b\"\\x01\", message-format=0) payload "
+      "29 bytes: "
       "data(24 bytes: b\"token=x&sig=***&se=3\")",
-      "[ch 0] transfer(handle=0, delivery-id=2, delivery-tag=b\"\\x02\") payload 101 bytes: "
+      "[ch 0] transfer(handle=0, delivery-id=2, delivery-tag=b\"\\x02\", message-format=0) payload "
+      "101 bytes: "
       "properties(to=\"$cbs\"), application-properties{\"operation\"=\"put-token\", "
       "\"type\"=\"jwt\", \"name\"=\"aud\"}, body(put-token, 37 bytes not shown)",
       "[ch 0] detach(handle=0, closed=true, error=error(condition=:amqp:unauthorized-access, "
@@ -453,16 +457,18 @@ TEST_CASE("trace: a message over several frames shows its parts by size only") {
     }
   }
   REQUIRE(transfers.size() == 5);
-  CHECK(transfers[0] == "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\", "
-                        "more=true) payload 490 bytes (part of a message)");
+  CHECK(transfers[0] ==
+        "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\", message-format=0, "
+        "more=true) payload 490 bytes (part of a message)");
   CHECK(transfers[1] == "[ch 0] transfer(handle=0, more=true) payload 492 bytes (part of a "
                         "message)");
   CHECK(transfers[2] == "[ch 0] transfer(handle=0, more=true) payload 492 bytes (part of a "
                         "message)");
   // The last frame of the delivery (more = false) is a part too.
   CHECK(transfers[3] == "[ch 0] transfer(handle=0) payload 98 bytes (part of a message)");
-  CHECK(transfers[4] == "[ch 0] transfer(handle=0, delivery-id=1, delivery-tag=b\"\\x01\") "
-                        "payload 10 bytes: amqp-value(\"after\")");
+  CHECK(transfers[4] ==
+        "[ch 0] transfer(handle=0, delivery-id=1, delivery-tag=b\"\\x01\", message-format=0) "
+        "payload 10 bytes: amqp-value(\"after\")");
   check_every_split(client, out);
 }
 
@@ -530,8 +536,10 @@ TEST_CASE("trace: a frame above the trace limit is described from its first byte
   CHECK(tr.buffered() == 0);
   CHECK_FALSE(tr.stopped());
   REQUIRE(out.size() == 5);
-  CHECK(out[4] == "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\") payload "
-                  "102408 bytes (part of a message)");
+  CHECK(
+      out[4] ==
+      "[ch 0] transfer(handle=0, delivery-id=0, delivery-tag=b\"\\x00\", message-format=0) payload "
+      "102408 bytes (part of a message)");
   CHECK(trace(client, o) == out);
   // With the default limit (64 KiB) too; the frame is skipped and the stream goes on.
   t.finish();

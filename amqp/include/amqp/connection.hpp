@@ -63,14 +63,15 @@ public:
   [[nodiscard]] result<void> receive(std::span<const std::byte> in, time_point now);
   // Zero-copy input, as Qpid Proton's driver: a buffer of exactly `n` bytes inside the
   // engine for the caller to read into (e.g. straight from a socket), then read_done() with
-  // the number of bytes written. Empty while receive() would fail (events queued, fatal
-  // error, finished). Valid until read_done() or the next non-const call. May allocate.
+  // the number of bytes written. Empty while receive() would fail (events queued or input paused,
+  // fatal error, finished). Valid until read_done() or the next non-const call. May allocate.
   [[nodiscard]] std::span<std::byte> read_buffer(std::size_t n);
   // Processes the first `n` bytes written into read_buffer(), as receive() does.
   // Errors: those of receive(); errc::invalid_argument (n above the buffer given).
   [[nodiscard]] result<void> read_done(std::size_t n, time_point now);
-  // False while events are queued, when the connection is finished, or while it waits for
-  // the application (a SASL decision).
+  // False while events are queued or input already received waits behind them (pull events
+  // until next_event() gives nothing), when the connection is finished, or while it waits
+  // for the application (a SASL decision).
   [[nodiscard]] bool wants_read() const noexcept;
 
   // The bytes to write to the peer, in order. Valid until the next non-const call.

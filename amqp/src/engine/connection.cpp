@@ -214,7 +214,10 @@ result<void> connection_impl::receive(std::span<const std::byte> bytes, time_poi
 }
 
 std::span<std::byte> connection_impl::read_buffer(std::size_t n) {
-  if (fatal || finished || event_pos < events.size()) {
+  // Not while input waits behind a full event queue either: the next next_event() reads
+  // on through it, which would clear the buffer handed out here (regression test "no read
+  // buffer while input is paused").
+  if (fatal || finished || event_pos < events.size() || input_paused) {
     return {};
   }
   make_room(n);
@@ -713,7 +716,7 @@ bool connection::wants_read() const noexcept {
     return false;
   }
   const auto& c = *impl_;
-  return !c.finished && c.event_pos >= c.events.size() &&
+  return !c.finished && c.event_pos >= c.events.size() && !c.input_paused &&
          c.sasl != connection_impl::sasl_step::wait_decision &&
          c.sasl != connection_impl::sasl_step::wait_challenge_answer;
 }

@@ -558,12 +558,13 @@ bool connection_impl::send_frames(std::uint16_t sindex, held_transfer& h,
     transfer_fields t;
     t.handle = l.handle;
     if (!h.first_sent) {
-      // §2.7.5: delivery-id, delivery-tag and message-format go in the first frame.
+      // §2.7.5: delivery-id, delivery-tag and message-format go in the first frame; the
+      // message-format "MUST be specified for the first transfer of a multi-transfer
+      // message and can only be omitted for continuation transfers" (rhea refuses a first
+      // transfer without it), so it is written even when it is 0.
       t.delivery_id = h.delivery_id;
       t.delivery_tag = binary_view(h.tag.data(), h.tag_size);
-      if (h.message_format != 0) {
-        t.message_format = h.message_format;
-      }
+      t.message_format = h.message_format;
       t.settled = h.settled;
     }
     std::span<const std::byte> part;

@@ -31,3 +31,46 @@ TEST_CASE("regression: begin and several attaches in one write (Qpid Proton clie
   CHECK_FALSE(p.client.error());
   CHECK_FALSE(p.server.error());
 }
+
+TEST_CASE("regression: no read buffer while input is paused behind a full event queue") {
+  // amqp-cli receive crashed on an assertion in read_done(): the transport took a read
+  // buffer after the last queued event was pulled but before the paused input was resumed;
+  // resuming then consumed the buffered frames and the next read_done() dropped the bytes
+  // read into that buffer. While input is paused, wants_read() is false and read_buffer()
+  // gives nothing; the next next_event() resumes.
+  connection_options so;
+  so.limits.max_events = 4;
+  engine_pair p({}, so);
+  p.auto_credit = 100;
+  const auto s = p.open_session();
+  link_options o;
+  o.name = "l";
+  o.role = role::sender;
+  o.target = target{};
+  o.target->address = "q";
+  const auto l = p.client.attach(s, o);
+  REQUIRE(l);
+  p.pump();
+  REQUIRE(p.client.credit(*l) > 20);
+  const std::byte body[1] = {std::byte{0x42}};
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(p.client.send(*l, {.payload = body, .settled = true}));
+  }
+  const auto out = p.client.pending_output();
+  const std::vector<std::byte> bytes(out.begin(), out.end());
+  p.client.consume_output(out.size());
+  REQUIRE(p.server.receive(bytes, p.now));
+  int pulled = 0;
+  for (; pulled < 4; ++pulled) {
+    REQUIRE(p.server.next_event());
+  }
+  // The queue is empty and 16 transfers wait behind it.
+  CHECK_FALSE(p.server.wants_read());
+  CHECK(p.server.read_buffer(64).empty());
+  while (auto e = p.server.next_event()) {
+    ++pulled;
+  }
+  CHECK(pulled == 20);
+  CHECK(p.server.wants_read());
+  CHECK_FALSE(p.server.read_buffer(64).empty());
+}

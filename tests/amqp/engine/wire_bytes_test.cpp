@@ -84,14 +84,14 @@ TEST_CASE("engine: §2.3.1 §2.7 exact wire bytes of open, begin, attach, transf
   (void)s.take();
 
   // transfer: handle 0 (43), delivery-id 0 (43), delivery-tag the 1-byte counter 0 (vbin8
-  // a0 01 00); message-format 0, settled and more are default/absent and dropped. Then the
-  // payload "hi".
+  // a0 01 00), message-format 0 (43: required on a first transfer, §2.7.5); settled and
+  // more are default/absent and dropped. Then the payload "hi".
   REQUIRE(s.conn.send(*l, {.payload = as_bytes("hi")}));
   s.collect();
   items = s.take();
   REQUIRE(items.size() == 1);
-  CHECK(to_hex(items[0]->bytes) == to_hex(from_hex("00 00 00 15 02 00 00 00"
-                                                   "00 53 14 c0 06 03 43 43 a0 01 00"
+  CHECK(to_hex(items[0]->bytes) == to_hex(from_hex("00 00 00 16 02 00 00 00"
+                                                   "00 53 14 c0 07 04 43 43 a0 01 00 43"
                                                    "68 69")));
 
   // A receiving link, to settle a delivery from the peer.
