@@ -1,5 +1,6 @@
 // `amqp-cli send` and `amqp-cli receive`: a client on the async API (client.hpp), one
 // connection, one link, pipelined up to --window messages in flight.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -245,6 +246,9 @@ void run_send(const send_args& a, int& status) {
   });
   std::cout << "sent " << settled << " accepted " << counts[0] << " rejected " << counts[1]
             << " released " << counts[2] << " modified " << counts[3] << std::endl;
+  if (run.c && run.c.reconnects() > 0) {
+    std::cerr << "amqp-cli: reconnected " << run.c.reconnects() << " time(s)\n";
+  }
   if (in_time && !run.error && !a.presettled && counts[0] != a.count) {
     status = 1;
   }
@@ -324,15 +328,21 @@ void run_receive(const receive_args& a, int& status) {
         }
       }
       if (received == a.count) {
+        r.set_credit(0); // nothing more in flight to us: it would be lost at close
         run.stop({});
         return;
+      }
+      // No more credit than messages still wanted: a broker that sends presettled would
+      // lose the extra ones when we close.
+      if (a.count - received < a.credit) {
+        r.set_credit(static_cast<std::uint32_t>(a.count - received));
       }
       next();
     });
   };
   const bool in_time = run.run(a, [&](transport::client& c) {
     transport::receiver_options ro;
-    ro.credit = a.credit;
+    ro.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(a.credit, a.count));
     c.async_open_receiver(a.address, ro, [&](std::error_code e, transport::receiver rv) {
       if (e) {
         run.stop(e);

@@ -473,10 +473,12 @@ void broker::impl::attach_producer(conn_state& c, const link_attached& e) {
   }
   link_options o;
   o.role = role::receiver;
-  // §2.7.3: the sender's settle mode rules what it sends; rcv-settle-mode second is served
-  // (outcomes are sent unsettled and settled once the client settles).
+  // §2.7.3: the sender's settle mode rules what it sends. The receiver's rcv-settle-mode is
+  // the broker's to choose: first (outcomes go settled) unless the options serve second
+  // (outcomes sent unsettled, settled once the client settles). Python uAMQP asks for
+  // second and then never settles, so first is the default, as Azure's brokers answer.
   o.snd_settle_mode = a.snd_settle_mode;
-  o.rcv_settle_mode = a.rcv_settle_mode;
+  o.rcv_settle_mode = opts.serve_settle_second ? a.rcv_settle_mode : receiver_settle_mode::first;
   o.source = a.source.value_or(amqp::source{});
   if (q != nullptr) {
     t.address = q->name;
@@ -495,7 +497,7 @@ void broker::impl::attach_producer(conn_state& c, const link_attached& e) {
     return;
   }
   link_entry& l = add_link(c, e, link_kind::producer, q, owns);
-  l.second = a.rcv_settle_mode == receiver_settle_mode::second;
+  l.second = o.rcv_settle_mode == receiver_settle_mode::second;
   if (q != nullptr) {
     q->producers.push_back(&l);
   } else {
@@ -796,7 +798,24 @@ void broker::impl::retry_blocked(conn_state& c) {
 
 // ---- queues --------------------------------------------------------------------------
 
+namespace {
+
+// The node an address names. An absolute URL ("amqps://host:port/q", as Python uAMQP and
+// Azure clients send) names the node of its path ("q"), as Azure's brokers read it.
+std::string_view node_name(std::string_view address) noexcept {
+  for (const std::string_view scheme : {"amqp://", "amqps://"}) {
+    if (address.substr(0, scheme.size()) == scheme) {
+      const auto slash = address.find('/', scheme.size());
+      return slash == std::string_view::npos ? std::string_view{} : address.substr(slash + 1);
+    }
+  }
+  return address;
+}
+
+} // namespace
+
 result<queue*> broker::impl::find_or_create(std::string_view address) {
+  address = node_name(address);
   auto it = queues.find(address);
   if (it != queues.end()) {
     return &it->second;

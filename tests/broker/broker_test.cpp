@@ -668,9 +668,39 @@ TEST_CASE("broker: a consumer settling with no outcome is done with the message"
 
 // ---- settle modes ------------------------------------------------------------------------
 
+TEST_CASE("broker: an absolute URL as address names the node of its path (as uAMQP sends)") {
+  harness h;
+  client& c = open_client(h);
+  const link_id tx = attach_sender(h, c, "amqps://127.0.0.1:5671/q");
+  send(c, tx, "m0");
+  REQUIRE(h.pump());
+  CHECK(h.b.queue_depth("q") == 1);
+  CHECK(h.b.queue_depth("amqps://127.0.0.1:5671/q") == 0);
+}
+
+TEST_CASE("broker: a producer asking rcv-settle-mode second gets first by default: settled "
+          "outcomes") {
+  // Python uAMQP asks for second and never settles: the broker, the receiver, chooses
+  // first (§2.7.3), as Azure's brokers do.
+  harness h;
+  client& c = open_client(h);
+  const link_id tx =
+      attach_sender(h, c, "q", sender_settle_mode::unsettled, receiver_settle_mode::second);
+  send(c, tx, "m0");
+  REQUIRE(h.pump());
+  auto updates = events(c, "delivery_updated", tx);
+  REQUIRE(updates.size() == 1);
+  CHECK(updates[0]->settled);
+  CHECK(updates[0]->state == "accepted");
+  CHECK(c.engine.unsettled(tx) == 0);
+  CHECK(h.b.queue_depth("q") == 1);
+}
+
 TEST_CASE("broker: rcv-settle-mode second on a producer: accepted unsettled, settled after "
           "the client") {
-  harness h;
+  ab::broker_options o;
+  o.serve_settle_second = true;
+  harness h(o);
   client& c = open_client(h);
   const link_id tx =
       attach_sender(h, c, "q", sender_settle_mode::unsettled, receiver_settle_mode::second);

@@ -277,8 +277,18 @@ void client_impl::on_engine_activity() {
   // A handler may close the client or open links: the engine stays valid for the loop
   // (it is replaced only from on_stream_closed/on_connected, never from inside here).
   auto keep = shared_from_this();
+  in_events_ = true;
   while (auto e = engine_->next_event()) {
     handle(*e);
+  }
+  in_events_ = false;
+  // Credit is topped up once the batch is handed out: the engine has already counted every
+  // delivery of the batch, the application not yet.
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    if (links_[i]->top_up_due) {
+      links_[i]->top_up_due = false;
+      top_up(*links_[i]);
+    }
   }
 }
 
@@ -551,14 +561,32 @@ void client_impl::top_up(link_impl& l) {
   if (!engine_ || !l.id || !l.attached || l.generation != generation || l.closing) {
     return;
   }
+  if (in_events_) {
+    l.top_up_due = true; // deliveries of this batch may still be queued as events
+    return;
+  }
   // Keep `credit` messages granted or buffered; top up when below half, so that flows go out
   // once per half window rather than once per message.
   const std::uint32_t target = l.ropts.credit;
   const std::uint64_t have = engine_->credit(*l.id) + l.ready.size();
-  if (have <= target / 2) {
+  if (target > 0 && have <= target / 2) {
     (void)engine_->flow(*l.id, static_cast<std::uint32_t>(target - l.ready.size()));
     kick();
   }
+}
+
+void client_impl::set_credit(link_impl& l, std::uint32_t credit) {
+  l.ropts.credit = credit;
+  if (!engine_ || !l.id || !l.attached || l.generation != generation || l.closing) {
+    return;
+  }
+  const auto ready = static_cast<std::uint32_t>(std::min<std::size_t>(l.ready.size(), credit));
+  if (engine_->credit(*l.id) + l.ready.size() > credit) {
+    (void)engine_->flow(*l.id, credit - ready); // §2.6.7: the receiver may lower its credit
+    kick();
+    return;
+  }
+  top_up(l);
 }
 
 void client_impl::receive(const std::shared_ptr<link_impl>& l,
@@ -1033,6 +1061,12 @@ result<void> receiver::release(const received_message& m) {
 result<void> receiver::modify(const received_message& m, bool delivery_failed,
                               bool undeliverable_here) {
   return settle(m, 3, {}, {}, delivery_failed, undeliverable_here);
+}
+
+void receiver::set_credit(std::uint32_t credit) {
+  if (auto c = impl_ ? impl_->client.lock() : nullptr) {
+    c->set_credit(*impl_, credit);
+  }
 }
 
 void receiver::async_close(std::function<void(std::error_code)> done) {

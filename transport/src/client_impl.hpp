@@ -53,6 +53,7 @@ struct link_impl {
   bool refused = false;         // the peer's attach had no terminus: a detach follows
   bool closing = false;
   bool closed = false;
+  bool top_up_due = false; // receiver: top up credit once the current event batch is done
   std::error_code error;
   std::function<void(std::error_code)> attach_done;
   std::function<void(std::error_code)> close_done;
@@ -80,6 +81,7 @@ public:
   void receive(const std::shared_ptr<link_impl>& l,
                std::function<void(std::error_code, received_message)> done);
   void top_up(link_impl& l);
+  void set_credit(link_impl& l, std::uint32_t credit);
   void answer_request(link_impl& l, received_message m);
   void kick() {
     if (driver_) {
@@ -138,6 +140,7 @@ private:
   std::minstd_rand rng_;
   bool ever_open_ = false;
   bool ws_done_ = false;         // the WebSocket handshake of the current attempt is done
+  bool in_events_ = false;       // on_engine_activity() is pulling events
   std::uint64_t attempt_id_ = 0; // invalidates callbacks of abandoned attempts
 
   friend struct link_impl;

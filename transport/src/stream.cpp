@@ -26,11 +26,19 @@ using gather_array = std::array<asio::const_buffer, max_gather>;
 template <typename Stream>
 void write_all(Stream& s, gather_array& b, const_buffers buffers, io_handler handler) {
   const std::size_t n = std::min(buffers.size(), max_gather);
+  std::size_t total = 0;
   for (std::size_t i = 0; i < n; ++i) {
     b[i] = asio::const_buffer(buffers[i].data(), buffers[i].size());
+    total += buffers[i].size();
   }
+  // Asio's default completion condition (transfer_all) offers the socket at most 64 KiB
+  // per call; asking for everything that remains makes a batch one system call (more only
+  // when the socket buffer takes part of it).
   asio::async_write(
       s, std::span<const asio::const_buffer>(b.data(), n),
+      [total](const std::error_code& ec, std::size_t done) -> std::size_t {
+        return ec ? 0 : total - done;
+      },
       [h = std::move(handler)](std::error_code ec, std::size_t written) { h(ec, written); });
 }
 

@@ -89,6 +89,9 @@ struct broker_options {
   // The credit window granted to each sending client link; topped up when half is used.
   // At least 1, at most connection.limits.max_unsettled_per_link.
   std::uint32_t producer_credit = 1000;
+  // Serve rcv-settle-mode second when a producer asks for it (§2.7.3); otherwise the
+  // broker answers first and settles each message with its outcome at once.
+  bool serve_settle_second = false;
   // Links per connection; beyond it an attach is refused with
   // amqp:resource-limit-exceeded (the engine's channel_max and handle_max still apply).
   std::size_t max_links_per_connection = 1024;

@@ -139,6 +139,10 @@ public:
   result<void> release(const received_message& m);
   result<void> modify(const received_message& m, bool delivery_failed, bool undeliverable_here);
   void async_close(std::function<void(std::error_code)> done);
+  // Changes the credit kept granted (receiver_options::credit). Lowering it takes back
+  // unused credit at once (a flow with the new, smaller link-credit), e.g. to receive
+  // exactly the messages still wanted from a broker that sends presettled.
+  void set_credit(std::uint32_t credit);
   [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
 
 private:
