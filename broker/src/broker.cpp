@@ -163,6 +163,8 @@ struct broker::impl {
 
   // ---- queues
   result<queue*> find_or_create(std::string_view address);
+  bool resolve(conn_state& c, const link_attached& e, bool dynamic, std::string_view address,
+               queue*& q, bool& owns);
   queue* create_dynamic();
   void delete_queue(queue& q);
   void maybe_gc(queue& q);
@@ -377,6 +379,30 @@ void broker::impl::on_attach(conn_state& c, const link_attached& e) {
   }
 }
 
+// The queue a link's terminus names: a new dynamic queue (§3.5.1 dynamic), or the queue at
+// `address`, found or created. Otherwise refuses the attach and returns false.
+bool broker::impl::resolve(conn_state& c, const link_attached& e, bool dynamic,
+                           std::string_view address, queue*& q, bool& owns) {
+  if (dynamic) {
+    q = create_dynamic();
+    if (q == nullptr) {
+      refuse(c, e, amqp::symbol::resource_limit_exceeded, "too many queues");
+      return false;
+    }
+    owns = true;
+    return true;
+  }
+  auto r = find_or_create(address);
+  if (!r) {
+    const bool full = r.error() == errc::resource_limit;
+    refuse(c, e, full ? amqp::symbol::resource_limit_exceeded : amqp::symbol::not_found,
+           full ? "too many queues" : "no such queue");
+    return false;
+  }
+  q = *r;
+  return true;
+}
+
 // A client's receiving link: the broker sends from the queue named by the source address,
 // or from a new dynamic queue (AMQP 1.0 §3.5.1 dynamic: the node is created and its address
 // returned in the answer's source).
@@ -384,27 +410,13 @@ void broker::impl::attach_consumer(conn_state& c, const link_attached& e) {
   const amqp::attach& a = e.remote;
   queue* q = nullptr;
   bool owns = false;
-  if (a.source && a.source->dynamic) {
-    q = create_dynamic();
-    if (q == nullptr) {
-      refuse(c, e, amqp::symbol::resource_limit_exceeded, "too many queues");
-      return;
-    }
-    owns = true;
-  } else {
-    if (!a.source || !a.source->address || a.source->address->empty()) {
-      refuse(c, e, amqp::symbol::invalid_field, "a receiving link needs a source address");
-      return;
-    }
-    auto r = find_or_create(*a.source->address);
-    if (!r) {
-      refuse(c, e,
-             r.error() == errc::resource_limit ? amqp::symbol::resource_limit_exceeded
-                                               : amqp::symbol::not_found,
-             r.error() == errc::resource_limit ? "too many queues" : "no such queue");
-      return;
-    }
-    q = *r;
+  const bool dynamic = a.source && a.source->dynamic;
+  if (!dynamic && (!a.source || !a.source->address || a.source->address->empty())) {
+    refuse(c, e, amqp::symbol::invalid_field, "a receiving link needs a source address");
+    return;
+  }
+  if (!resolve(c, e, dynamic, dynamic ? std::string_view{} : *a.source->address, q, owns)) {
+    return;
   }
   // The answer carries both termini (some clients refuse an attach without either): the
   // source as asked, at the queue's address, without the filters (none is applied, §3.5.1
@@ -453,23 +465,10 @@ void broker::impl::attach_producer(conn_state& c, const link_attached& e) {
   amqp::target t = a.target ? std::get<amqp::target>(*a.target) : amqp::target{};
   queue* q = nullptr;
   bool owns = false;
-  if (t.dynamic) {
-    q = create_dynamic();
-    if (q == nullptr) {
-      refuse(c, e, amqp::symbol::resource_limit_exceeded, "too many queues");
-      return;
-    }
-    owns = true;
-  } else if (t.address && !t.address->empty()) {
-    auto r = find_or_create(*t.address);
-    if (!r) {
-      refuse(c, e,
-             r.error() == errc::resource_limit ? amqp::symbol::resource_limit_exceeded
-                                               : amqp::symbol::not_found,
-             r.error() == errc::resource_limit ? "too many queues" : "no such queue");
-      return;
-    }
-    q = *r;
+  // No address (and not dynamic): the anonymous relay, q stays null.
+  if ((t.dynamic || (t.address && !t.address->empty())) &&
+      !resolve(c, e, t.dynamic, t.dynamic ? std::string_view{} : *t.address, q, owns)) {
+    return;
   }
   link_options o;
   o.role = role::receiver;

@@ -42,7 +42,7 @@ void write_all(Stream& s, gather_array& b, const_buffers buffers, io_handler han
       [h = std::move(handler)](std::error_code ec, std::size_t written) { h(ec, written); });
 }
 
-std::string endpoint_text(const asio::ip::tcp::socket& s) {
+std::string endpoint_text(const asio::basic_socket<asio::ip::tcp>& s) {
   std::error_code ec;
   const auto ep = s.remote_endpoint(ec);
   if (ec) {
@@ -51,41 +51,17 @@ std::string endpoint_text(const asio::ip::tcp::socket& s) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-class tcp_stream final : public byte_stream {
+// A stream over an Asio stream: a TCP socket, or a TLS stream over one (whose context it
+// keeps alive).
+template <typename Stream> class asio_stream final : public byte_stream {
 public:
-  explicit tcp_stream(asio::ip::tcp::socket s) : socket_(std::move(s)) {
-    std::error_code ec;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  }
-  void async_read_some(std::span<std::byte> buffer, io_handler handler) override {
-    socket_.async_read_some(
-        asio::buffer(buffer.data(), buffer.size()),
-        [h = std::move(handler)](std::error_code ec, std::size_t n) { h(ec, n); });
-  }
-  void async_write(const_buffers buffers, io_handler handler) override {
-    write_all(socket_, gather_, buffers, std::move(handler));
-  }
-  void close() noexcept override {
-    std::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
-  }
-  asio::any_io_executor executor() override { return socket_.get_executor(); }
-  std::string peer() const override { return endpoint_text(socket_); }
-
-private:
-  asio::ip::tcp::socket socket_;
-  gather_array gather_{};
-};
-
-class tls_stream final : public byte_stream {
-public:
-  tls_stream(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp::socket s)
-      : ctx_(std::move(ctx)), stream_(std::move(s), *ctx_) {
+  template <typename... Args>
+  explicit asio_stream(std::shared_ptr<asio::ssl::context> ctx, Args&&... args)
+      : ctx_(std::move(ctx)), stream_(std::forward<Args>(args)...) {
     std::error_code ec;
     stream_.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ec);
   }
-  asio::ssl::stream<asio::ip::tcp::socket>& stream() { return stream_; }
+  Stream& stream() { return stream_; }
 
   void async_read_some(std::span<std::byte> buffer, io_handler handler) override {
     stream_.async_read_some(
@@ -96,20 +72,24 @@ public:
     write_all(stream_, gather_, buffers, std::move(handler));
   }
   void close() noexcept override {
-    // No TLS close_notify exchange: the AMQP close handshake already ended the session, and
-    // waiting for the peer's close_notify could hang on a peer that never sends it.
+    // For TLS, no close_notify exchange: the AMQP close handshake already ended the
+    // connection, and waiting for the peer's close_notify could hang on a peer that never
+    // sends it.
     std::error_code ec;
     stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     stream_.lowest_layer().close(ec);
   }
   asio::any_io_executor executor() override { return stream_.get_executor(); }
-  std::string peer() const override { return endpoint_text(stream_.next_layer()); }
+  std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
 
 private:
-  std::shared_ptr<asio::ssl::context> ctx_;
-  asio::ssl::stream<asio::ip::tcp::socket> stream_;
+  std::shared_ptr<asio::ssl::context> ctx_; // TLS only
+  Stream stream_;
   gather_array gather_{};
 };
+
+using tcp_stream = asio_stream<asio::ip::tcp::socket>;
+using tls_stream = asio_stream<asio::ssl::stream<asio::ip::tcp::socket>>;
 
 bool is_ip_address(const std::string& host) {
   std::error_code ec;
@@ -120,7 +100,7 @@ bool is_ip_address(const std::string& host) {
 } // namespace
 
 std::shared_ptr<byte_stream> make_tcp_stream(asio::ip::tcp::socket socket) {
-  return std::make_shared<tcp_stream>(std::move(socket));
+  return std::make_shared<tcp_stream>(nullptr, std::move(socket));
 }
 
 result<std::shared_ptr<asio::ssl::context>> make_tls_context(const tls_options& o, bool server,
@@ -170,7 +150,8 @@ result<std::shared_ptr<asio::ssl::context>> make_tls_context(const tls_options& 
 void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp::socket socket,
                          bool server, const std::string& host, bool verify_host,
                          std::function<void(std::error_code, std::shared_ptr<byte_stream>)> done) {
-  auto s = std::make_shared<tls_stream>(std::move(ctx), std::move(socket));
+  auto& context = *ctx;
+  auto s = std::make_shared<tls_stream>(std::move(ctx), std::move(socket), context);
   if (!server) {
     // SNI carries names only, never addresses (RFC 6066 §3).
     if (!host.empty() && !is_ip_address(host)) {
