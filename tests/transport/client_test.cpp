@@ -161,6 +161,9 @@ TEST_CASE("transport: WebSocket, plain and over TLS") {
   big.amqp.limits.max_frame_size = 32 * 1024;
   round_trip("wss://127.0.0.1:" + std::to_string(wss_port) + "/$iothub/websocket", tls_client(), 2,
              1 << 20, false);
+  // A query string goes with the path (paths match without it).
+  round_trip("ws://127.0.0.1:" + std::to_string(ws_port) + "/$iothub/websocket?x=1", {}, 1, 10,
+             false);
   // A path the server does not serve: the upgrade is refused (404).
   auto wrong = blocking_client::connect("ws://127.0.0.1:" + std::to_string(ws_port) + "/other");
   CHECK_FALSE(wrong);

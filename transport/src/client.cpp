@@ -161,8 +161,10 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
   if (url_.websocket() && !ws_done_) {
     ws_done_ = true;
     const auto id = attempt_id_;
+    // The request-target: the URL's path and query (e.g. an SAS token in a query string).
+    const std::string target = url_.query.empty() ? url_.path : url_.path + "?" + url_.query;
     async_websocket_client(
-        std::move(stream), url_.host, url_.port, url_.tls(), url_.path,
+        std::move(stream), url_.host, url_.port, url_.tls(), target,
         [self = shared_from_this(), id](std::error_code e, std::shared_ptr<byte_stream> s) {
           if (id != self->attempt_id_) {
             return;
