@@ -2,10 +2,13 @@
 // server-role engine behind the listener: it answers each request with correlation-id =
 // message-id on the link whose source is the node, as CBS and $management do.
 #include <map>
+#include <thread>
 
+#include <asio/executor_work_guard.hpp>
 #include <doctest/doctest.h>
 
 #include "amqp/error.hpp"
+#include "amqp/transport/blocking.hpp"
 #include "amqp/transport/client.hpp"
 #include "transport/support.hpp"
 
@@ -158,4 +161,35 @@ TEST_CASE("transport: requester matches responses by correlation-id") {
   q.async_request(std::vector<std::byte>{std::byte{1}},
                   [&](std::error_code e, received_message) { bad = e; });
   CHECK(bad);
+}
+
+TEST_CASE("transport: blocking requester, with a timeout for an unanswered request") {
+  echo_node node;
+  asio::io_context io;
+  std::string why;
+  auto l = listener::listen(io, "amqp://127.0.0.1:0", {}, node, &why);
+  REQUIRE_MESSAGE(l, why);
+  auto work = asio::make_work_guard(io);
+  std::thread t([&] { io.run(); });
+  {
+    auto c = blocking_client::connect("amqp://127.0.0.1:" + std::to_string(l->port()));
+    REQUIRE(c);
+    requester_options ro;
+    ro.reply_to = "my-reply";
+    auto q = c->open_requester("$echo", ro);
+    REQUIRE(q);
+    auto r = q->request(text_message("ping"), 5s);
+    REQUIRE_MESSAGE(r, r.error().message());
+    auto v = r->decode();
+    REQUIRE(v);
+    const auto d = v->data();
+    CHECK(std::string(reinterpret_cast<const char*>(d.data()), d.size()) == "PING");
+    auto none = q->request(text_message("fail"), 200ms);
+    CHECK(none.error() == make_error_code(errc::timeout));
+    CHECK(q->close());
+    CHECK(c->close());
+  }
+  asio::post(io, [&] { l->close(); });
+  work.reset();
+  t.join();
 }

@@ -54,6 +54,16 @@ template <typename T> void set(std::promise<result<T>>& p, std::error_code ec, T
 }
 } // namespace
 
+namespace {
+// Closes a client, sender, receiver or requester on the I/O thread and waits.
+template <typename Handle> result<void> close_on(detail::blocking_state& st, Handle& h) {
+  return st.call<result<void>>([&](std::promise<result<void>>& p) {
+    h.async_close(
+        [&p](std::error_code ec) { p.set_value(ec ? result<void>(ec) : result<void>{}); });
+  });
+}
+} // namespace
+
 blocking_client::~blocking_client() {
   if (state_) {
     (void)close();
@@ -114,20 +124,31 @@ result<blocking_receiver> blocking_client::open_receiver(std::string_view addres
   return rv;
 }
 
+result<blocking_requester> blocking_client::open_requester(std::string_view address,
+                                                           requester_options options) {
+  if (!state_) {
+    return errc::invalid_state;
+  }
+  auto r = state_->call<result<requester>>([&](std::promise<result<requester>>& p) {
+    state_->c.async_open_requester(
+        address, std::move(options),
+        [&p](std::error_code ec, requester q) { set(p, ec, std::move(q)); });
+  });
+  if (!r) {
+    return r.error();
+  }
+  blocking_requester q;
+  q.state_ = state_;
+  q.requester_ = std::move(*r);
+  return q;
+}
+
 result<void> blocking_client::close() {
   if (!state_) {
     return {};
   }
   auto st = std::move(state_);
-  auto r = st->call<result<void>>([&](std::promise<result<void>>& p) {
-    st->c.async_close([&p](std::error_code ec) {
-      if (ec) {
-        p.set_value(ec);
-      } else {
-        p.set_value({});
-      }
-    });
-  });
+  auto r = close_on(*st, st->c);
   st->stop();
   return r;
 }
@@ -154,21 +175,17 @@ result<void> blocking_sender::close() {
   if (!state_) {
     return {};
   }
-  return state_->call<result<void>>([&](std::promise<result<void>>& p) {
-    sender_.async_close([&p](std::error_code ec) {
-      if (ec) {
-        p.set_value(ec);
-      } else {
-        p.set_value({});
-      }
-    });
-  });
+  return close_on(*state_, sender_);
 }
 
-result<received_message> blocking_receiver::receive(std::chrono::milliseconds timeout) {
-  if (!state_) {
-    return errc::invalid_state;
-  }
+namespace {
+
+// Starts an operation on the I/O thread (`start(done)`) and waits for its result, or for
+// `timeout`: then errc::timeout, and a result that comes later goes to `late`.
+result<received_message>
+wait_for(detail::blocking_state& st, std::chrono::milliseconds timeout,
+         std::function<void(std::function<void(std::error_code, received_message)>)> start,
+         std::function<void(std::error_code, received_message&)> late) {
   struct waiter {
     std::promise<result<received_message>> p;
     bool done = false;
@@ -176,8 +193,8 @@ result<received_message> blocking_receiver::receive(std::chrono::milliseconds ti
   };
   auto w = std::make_shared<waiter>();
   auto fut = w->p.get_future();
-  asio::post(state_->io, [this, w, timeout] {
-    w->timer.emplace(state_->io);
+  asio::post(st.io, [&st, w, timeout, start = std::move(start), late = std::move(late)] {
+    w->timer.emplace(st.io);
     w->timer->expires_after(timeout);
     w->timer->async_wait([w](std::error_code ec) {
       if (!ec && !w->done) {
@@ -185,11 +202,10 @@ result<received_message> blocking_receiver::receive(std::chrono::milliseconds ti
         w->p.set_value(errc::timeout);
       }
     });
-    receiver_.async_receive([w, r = receiver_](std::error_code ec, received_message m) mutable {
+    start([w, late](std::error_code ec, received_message m) {
       if (w->done) {
-        // Timed out already: the message is not lost, it goes back to the sender.
-        if (!ec && !m.settled()) {
-          (void)r.release(m);
+        if (late) {
+          late(ec, m);
         }
         return;
       }
@@ -199,6 +215,41 @@ result<received_message> blocking_receiver::receive(std::chrono::milliseconds ti
     });
   });
   return fut.get();
+}
+
+} // namespace
+
+result<received_message> blocking_receiver::receive(std::chrono::milliseconds timeout) {
+  if (!state_) {
+    return errc::invalid_state;
+  }
+  return wait_for(
+      *state_, timeout, [r = receiver_](auto done) mutable { r.async_receive(std::move(done)); },
+      [r = receiver_](std::error_code ec, received_message& m) mutable {
+        // Timed out already: the message is not lost, it goes back to the sender.
+        if (!ec && !m.settled()) {
+          (void)r.release(m);
+        }
+      });
+}
+
+result<received_message> blocking_requester::request(std::span<const std::byte> message,
+                                                     std::chrono::milliseconds timeout) {
+  if (!state_) {
+    return errc::invalid_state;
+  }
+  // A response after the timeout is dropped.
+  return wait_for(*state_, timeout,
+                  [q = requester_, bytes = std::vector<std::byte>(message.begin(), message.end())](
+                      auto done) mutable { q.async_request(bytes, std::move(done)); },
+                  {});
+}
+
+result<void> blocking_requester::close() {
+  if (!state_) {
+    return {};
+  }
+  return close_on(*state_, requester_);
 }
 
 namespace {
@@ -227,15 +278,7 @@ result<void> blocking_receiver::close() {
   if (!state_) {
     return {};
   }
-  return state_->call<result<void>>([&](std::promise<result<void>>& p) {
-    receiver_.async_close([&p](std::error_code ec) {
-      if (ec) {
-        p.set_value(ec);
-      } else {
-        p.set_value({});
-      }
-    });
-  });
+  return close_on(*state_, receiver_);
 }
 
 } // namespace amqp::transport

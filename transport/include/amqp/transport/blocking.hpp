@@ -54,6 +54,20 @@ private:
   receiver receiver_;
 };
 
+class blocking_requester {
+public:
+  // Sends a request and waits at most `timeout` for its response (see requester).
+  // Errors: errc::timeout, those of requester::async_request.
+  [[nodiscard]] result<received_message> request(std::span<const std::byte> message,
+                                                 std::chrono::milliseconds timeout);
+  [[nodiscard]] result<void> close();
+
+private:
+  friend class blocking_client;
+  std::shared_ptr<detail::blocking_state> state_;
+  requester requester_;
+};
+
 class blocking_client {
 public:
   blocking_client() = default;
@@ -68,6 +82,8 @@ public:
                                                     sender_options options = {});
   [[nodiscard]] result<blocking_receiver> open_receiver(std::string_view address,
                                                         receiver_options options = {});
+  [[nodiscard]] result<blocking_requester> open_requester(std::string_view address,
+                                                          requester_options options = {});
   // Closes the connection and stops the I/O thread.
   [[nodiscard]] result<void> close();
   [[nodiscard]] std::string last_error() const;
