@@ -1,12 +1,11 @@
 // Pieces shared by the benchmarks (bench_codec, bench_engine): heap allocation counting, the
 // clock, optimizer barriers, reading the reference data, the reference message built with
-// Proton C, medians and output formatting.
+// Proton C and output formatting (with bench_rounds.hpp: medians, rounds, the command line).
 //
 // This header defines the C allocation functions (malloc, calloc, realloc, free): include it
 // in exactly one translation unit of each benchmark executable.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +26,7 @@
 #include <proton/message.h>
 
 #include "amqp/value.hpp"
+#include "bench_rounds.hpp"
 #include "support/reference_message.hpp"
 
 // Heap allocation counting. Proton (C) allocates with malloc, libstdc++'s operator new calls
@@ -126,12 +126,6 @@ inline void check_allocation_counting() {
   if (heap_allocations - before < 2) {
     fail("heap allocations are not counted (malloc not interposed)");
   }
-}
-
-inline double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t k = v.size() / 2;
-  return v.size() % 2 != 0 ? v[k] : (v[k - 1] + v[k]) / 2;
 }
 
 // `NAME VALUE UNIT`, the value printed as an integer when it is one.

@@ -45,7 +45,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,28 +55,12 @@
 namespace amqp::bench {
 namespace {
 
-enum class impl : std::uint8_t { ours, proton };
-
-constexpr std::string_view impl_name(impl i) noexcept {
-  return i == impl::ours ? "ours" : "proton-c";
-}
-
-struct options {
-  int rounds = 5;
-  bool quick = false;
-  std::uint64_t messages = 0; // 0: 100,000 (10,000 with --quick)
-  std::vector<std::string> variants;
-  std::optional<impl> only;
+struct options : round_options {
+  options() : round_options("proton-c") {}
   std::uint32_t backlog = 5000;
   bool sasl = true;
-  double timeout_s = 120;
-  std::string data_dir = AMQP_BENCH_DATA_DIR;
   std::string amqp_cli = AMQP_BENCH_CLI;
   std::string proton_c_broker = AMQP_BENCH_PROTON_C_BROKER;
-  // The client role (child process).
-  std::string role;
-  bool presettled = false;
-  std::uint16_t port = 0;
 };
 
 struct run_result {
@@ -92,14 +75,8 @@ struct series {
   std::vector<double> client_cpu_us;
 };
 
-struct variant_run {
-  std::string name;
-  bool presettled = false;
-  series ours;
-  series proton;
-  std::vector<double> ratios;
-  std::vector<double> cpu_ratios; // Proton's broker CPU per message over ours
-};
+// other_ratios: the brokers' CPU per message, Proton's over ours.
+using broker_variant = variant_run<series>;
 
 // Starts the broker; returns it with the port it listens on.
 std::pair<child, std::string> start_broker(const options& o, impl i, const std::string& what) {
@@ -170,88 +147,45 @@ run_result run_once(const options& o, impl i, bool presettled, std::uint64_t n,
   return res;
 }
 
-void print_series(const variant_run& v, impl i) {
-  const series& s = i == impl::ours ? v.ours : v.proton;
+void print_series(const options& o, const broker_variant& v, impl i) {
+  const series& s = v.of(i);
   if (s.rates.empty()) {
     return;
   }
-  const std::string base = std::string(impl_name(i)) + ".broker." + v.name;
-  std::printf("%s %.0f msg/s\n", base.c_str(), median_of(s.rates));
+  const std::string base = std::string(o.name(i)) + ".broker." + v.name;
+  std::printf("%s %.0f msg/s\n", base.c_str(), median(s.rates));
   if (!s.broker_cpu_us.empty()) {
-    std::printf("%s.broker_cpu %.2f us/msg\n", base.c_str(), median_of(s.broker_cpu_us));
+    std::printf("%s.broker_cpu %.2f us/msg\n", base.c_str(), median(s.broker_cpu_us));
   }
-  std::printf("%s.client_cpu %.2f us/msg\n", base.c_str(), median_of(s.client_cpu_us));
+  std::printf("%s.client_cpu %.2f us/msg\n", base.c_str(), median(s.client_cpu_us));
 }
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: bench_broker [--quick] [--rounds N] [--messages N]"
-                       " [--variant presettled|unsettled]... [--impl ours|proton-c] [--backlog N]"
-                       " [--no-sasl] [--timeout S] [--data DIR] [--amqp-cli PATH]"
-                       " [--proton-c-broker PATH]\n");
-  std::exit(2);
+  round_usage("[--impl ours|proton-c] [--backlog N] [--no-sasl] [--timeout S] [--data DIR]"
+              " [--amqp-cli PATH] [--proton-c-broker PATH]");
 }
 
 options parse(int argc, char** argv) {
-  options o;
-  const std::span<char*> args(argv, static_cast<std::size_t>(argc));
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= args.size()) {
-        usage();
-      }
-      return args[++i];
-    };
-    if (a == "--quick") {
-      o.quick = true;
-      o.rounds = 1;
-    } else if (a == "--rounds") {
-      o.rounds = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--messages") {
-      o.messages = std::strtoull(next().c_str(), nullptr, 10);
-    } else if (a == "--variant") {
-      std::string v = next();
-      if (v.ends_with(".200")) {
-        v.resize(v.size() - 4);
-      }
-      if (v != "presettled" && v != "unsettled") {
-        usage();
-      }
-      o.variants.push_back(v);
-      o.presettled = v == "presettled";
-    } else if (a == "--impl") {
-      const std::string v = next();
-      if (v == "ours") {
-        o.only = impl::ours;
-      } else if (v == "proton" || v == "proton-c") {
-        o.only = impl::proton;
-      } else {
-        usage();
-      }
-    } else if (a == "--backlog") {
-      o.backlog = static_cast<std::uint32_t>(std::max(1L, std::atol(next().c_str())));
-    } else if (a == "--no-sasl") {
-      o.sasl = false;
-    } else if (a == "--timeout") {
-      o.timeout_s = std::max(1.0, std::atof(next().c_str()));
-    } else if (a == "--data") {
-      o.data_dir = next();
-    } else if (a == "--amqp-cli") {
-      o.amqp_cli = next();
-    } else if (a == "--proton-c-broker") {
-      o.proton_c_broker = next();
-    } else if (a == "--role") {
-      o.role = next();
-      if (o.role != "client") {
-        usage();
-      }
-    } else if (a == "--port") {
-      o.port = static_cast<std::uint16_t>(std::atoi(next().c_str()));
-    } else {
-      usage();
-    }
-  }
-  return o;
+  return parse_round_options<options>(
+      argc, argv, usage, [](options& o, std::string_view a, auto& next) {
+        if (a == "--role") {
+          o.role = next();
+          if (o.role != "client") {
+            usage();
+          }
+        } else if (a == "--backlog") {
+          o.backlog = static_cast<std::uint32_t>(std::max(1L, std::atol(next())));
+        } else if (a == "--no-sasl") {
+          o.sasl = false;
+        } else if (a == "--amqp-cli") {
+          o.amqp_cli = next();
+        } else if (a == "--proton-c-broker") {
+          o.proton_c_broker = next();
+        } else {
+          return false;
+        }
+        return true;
+      });
 }
 
 int run_client(const options& o) {
@@ -262,15 +196,7 @@ int run_client(const options& o) {
   a.backlog = o.backlog;
   a.sasl = o.sasl;
   a.timeout_s = o.timeout_s;
-  const std::string path = o.data_dir + "/reference_message.bin";
-  auto m = read_whole_file(path);
-  if (!m || m->empty()) {
-    std::fprintf(stderr, "bench_broker: cannot read %s\n", path.c_str());
-    return 1;
-  }
-  a.message = std::move(*m);
-  if (o.port == 0) {
-    std::fprintf(stderr, "bench_broker: --role client needs --port\n");
+  if (!read_sender_inputs(o, a.message)) {
     return 1;
   }
   return proton_broker_client(a);
@@ -286,77 +212,33 @@ int main(int argc, char** argv) {
   if (!opt.role.empty()) {
     return run_client(opt);
   }
-  install_signal_handlers();
-  const std::uint64_t n = opt.messages != 0 ? opt.messages : opt.quick ? 10'000 : 100'000;
-  if (n < 2) {
-    die("--messages: at least 2");
-  }
-  std::vector<impl> impls = {impl::ours, impl::proton};
-  if (opt.only) {
-    impls = {*opt.only};
-  }
-  std::vector<variant_run> runs;
-  for (const char* v : {"presettled", "unsettled"}) {
-    if (opt.variants.empty() ||
-        std::find(opt.variants.begin(), opt.variants.end(), v) != opt.variants.end()) {
-      variant_run r;
-      r.name = std::string(v) + ".200";
-      r.presettled = std::string_view(v) == "presettled";
-      runs.push_back(std::move(r));
-    }
-  }
-
-  if (!opt.quick) {
-    for (const variant_run& v : runs) {
-      for (impl i : impls) {
-        (void)run_once(opt, i, v.presettled, std::max<std::uint64_t>(n / 10, 2),
-                       std::string(impl_name(i)) + " " + v.name + " warm-up");
-      }
-    }
-  }
-
-  const auto nd = static_cast<double>(n);
-  for (int round = 0; round < opt.rounds; ++round) {
-    for (variant_run& v : runs) {
-      std::vector<impl> order = impls;
-      if (round % 2 != 0) {
-        std::reverse(order.begin(), order.end());
-      }
-      std::optional<run_result> ours;
-      std::optional<run_result> proton;
-      for (impl i : order) {
-        const run_result r = run_once(opt, i, v.presettled, n,
-                                      std::string(impl_name(i)) + " " + v.name + " round " +
-                                          std::to_string(round + 1));
-        series& s = i == impl::ours ? v.ours : v.proton;
+  const auto runs = run_rounds<series>(
+      opt,
+      [&](impl i, const broker_variant& v, std::uint64_t n, const std::string& what) {
+        return run_once(opt, i, v.presettled, n, what);
+      },
+      [](broker_variant& v, impl i, const run_result& r, std::uint64_t n) {
+        const auto nd = static_cast<double>(n);
+        series& s = v.of(i);
         s.rates.push_back(r.rate);
         if (r.broker_cpu >= 0) {
           s.broker_cpu_us.push_back(r.broker_cpu * 1e6 / nd);
         }
         s.client_cpu_us.push_back(r.client_cpu * 1e6 / nd);
-        (i == impl::ours ? ours : proton) = r;
-      }
-      if (ours && proton) {
-        v.ratios.push_back(ours->rate / proton->rate);
-        if (ours->broker_cpu > 0 && proton->broker_cpu > 0) {
-          v.cpu_ratios.push_back(proton->broker_cpu / ours->broker_cpu);
+      },
+      [](broker_variant& v, const run_result& ours, const run_result& proton) {
+        v.ratios.push_back(ours.rate / proton.rate);
+        if (ours.broker_cpu > 0 && proton.broker_cpu > 0) {
+          v.other_ratios.push_back(proton.broker_cpu / ours.broker_cpu);
         }
-      }
-    }
-  }
+      });
 
-  for (const variant_run& v : runs) {
-    print_series(v, impl::ours);
-    print_series(v, impl::proton);
-    if (!v.ratios.empty()) {
-      const std::string name = "ratio.broker." + v.name;
-      std::printf("%s %.2f x\n", name.c_str(), median_of(v.ratios));
-      for (std::size_t k = 0; k < v.ratios.size(); ++k) {
-        std::printf("%s.round%zu %.2f x\n", name.c_str(), k + 1, v.ratios[k]);
-      }
-    }
-    if (!v.cpu_ratios.empty()) {
-      std::printf("ratio.broker.%s.broker_cpu %.2f x\n", v.name.c_str(), median_of(v.cpu_ratios));
+  for (const broker_variant& v : runs) {
+    print_series(opt, v, impl::ours);
+    print_series(opt, v, impl::proton);
+    print_ratios("ratio.broker." + v.name, v.ratios);
+    if (!v.other_ratios.empty()) {
+      std::printf("ratio.broker.%s.broker_cpu %.2f x\n", v.name.c_str(), median(v.other_ratios));
     }
   }
   return 0;

@@ -62,6 +62,7 @@ using amqp::binary_view;
 using amqp::bench::as_bytes;
 using amqp::bench::escape;
 using amqp::bench::fail;
+using amqp::bench::for_each_arg;
 using amqp::bench::heap_allocations;
 using amqp::bench::key_device_id;
 using amqp::bench::key_enqueued_time;
@@ -72,6 +73,7 @@ using amqp::bench::now_seconds;
 using amqp::bench::pn_message_ptr;
 using amqp::bench::pn_view;
 using amqp::bench::print_count;
+using amqp::bench::print_ratios;
 using amqp::bench::proton_build;
 using amqp::bench::read_file;
 
@@ -492,15 +494,7 @@ struct options {
 options parse(int argc, char** argv) {
   options o;
   bool size_given = false;
-  const std::span<char*> args(argv, static_cast<std::size_t>(argc));
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= args.size()) {
-        usage();
-      }
-      return args[++i];
-    };
+  for_each_arg(argc, argv, usage, [&](std::string_view a, auto& next) {
     if (a == "--quick") {
       o.rounds = 3;
       o.target_s = 0.02;
@@ -522,9 +516,10 @@ options parse(int argc, char** argv) {
     } else if (a == "--callgrind") {
       o.callgrind = std::strtoull(next(), nullptr, 10);
     } else {
-      usage();
+      return false;
     }
-  }
+    return true;
+  });
   if (o.callgrind != 0 && !size_given) {
     o.sizes = {200};
   }
@@ -602,11 +597,7 @@ int main(int argc, char** argv) {
       const bool enc = std::string_view(oc.op).find("encode") != std::string_view::npos;
       print_impl("ours", oc, enc ? c->ours_wire : c->input.size());
       print_impl("proton-c", oc, enc ? c->proton_wire : c->input.size());
-      const std::string ratio = std::string("ratio.codec.") + oc.op + "." + size;
-      std::printf("%s %.2f x\n", ratio.c_str(), median(oc.ratios));
-      for (std::size_t k = 0; k < oc.ratios.size(); ++k) {
-        std::printf("%s.round%zu %.2f x\n", ratio.c_str(), k + 1, oc.ratios[k]);
-      }
+      print_ratios(std::string("ratio.codec.") + oc.op + "." + size, oc.ratios);
     }
   }
   return 0;

@@ -95,20 +95,28 @@
 
 #include "amqp/connection.hpp"
 #include "amqp/message.hpp"
+#include "bench_describe.hpp"
 #include "bench_support.hpp"
 #include "support/reference_message.hpp"
 
 namespace {
 
 using amqp::binary_view;
+using amqp::bench::describe;
 using amqp::bench::fail;
+using amqp::bench::for_each_arg;
 using amqp::bench::heap_allocations;
+using amqp::bench::impl;
+using amqp::bench::impls_to_run;
 using amqp::bench::median;
 using amqp::bench::now_seconds;
+using amqp::bench::parse_impl;
 using amqp::bench::pn_message_ptr;
 using amqp::bench::print_count;
+using amqp::bench::print_ratios;
 using amqp::bench::proton_build;
 using amqp::bench::read_file;
+using amqp::bench::round_order;
 
 // The most bytes moved by one memcpy from one engine to the other (a socket read's worth);
 // --chunk changes it.
@@ -602,21 +610,6 @@ struct ours_pair {
   }
 };
 
-std::string describe(std::error_code ec) {
-  return ec ? ec.message() + " (" + std::to_string(ec.value()) + ")" : std::string("none");
-}
-
-std::string describe(const std::optional<amqp::error>& e) {
-  if (!e) {
-    return "no condition";
-  }
-  std::string s(e->condition.str);
-  if (e->description) {
-    s += " \"" + std::string(*e->description) + "\"";
-  }
-  return s;
-}
-
 // Checks a command's result; a failure is the run's failure.
 template <class T> bool ours_ok(ours_pair& p, const amqp::result<T>& r, const char* what) {
   if (!r) {
@@ -916,8 +909,6 @@ void ours_report(ours_pair& p) {
 
 // --- Runs -------------------------------------------------------------------------------------
 
-enum class impl : std::uint8_t { ours, proton };
-
 constexpr std::string_view impl_name(impl i) noexcept {
   return i == impl::ours ? "ours" : "proton-c";
 }
@@ -1036,15 +1027,7 @@ struct options {
 
 options parse(int argc, char** argv) {
   options o;
-  const std::span<char*> args(argv, static_cast<std::size_t>(argc));
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= args.size()) {
-        usage();
-      }
-      return args[++i];
-    };
+  for_each_arg(argc, argv, usage, [&](std::string_view a, auto& next) {
     if (a == "--quick") {
       o.quick = true;
       o.rounds = 3;
@@ -1063,20 +1046,17 @@ options parse(int argc, char** argv) {
     } else if (a == "--cpu-time") {
       amqp::bench::use_cpu_clock = true;
     } else if (a == "--impl") {
-      const std::string_view v = next();
-      if (v == "ours") {
-        o.only = impl::ours;
-      } else if (v == "proton" || v == "proton-c") {
-        o.only = impl::proton;
-      } else {
+      o.only = parse_impl(next(), "proton-c");
+      if (!o.only) {
         usage();
       }
     } else if (a == "--callgrind") {
       o.callgrind = next();
     } else {
-      usage();
+      return false;
     }
-  }
+    return true;
+  });
   if (!o.callgrind.empty()) {
     o.variants = {o.callgrind};
   }
@@ -1127,12 +1107,7 @@ int main(int argc, char** argv) {
   amqp::bench::program_name = "bench_engine";
   const options opt = parse(argc, argv);
 
-  std::vector<impl> impls;
-  if (opt.only) {
-    impls = {*opt.only};
-  } else {
-    impls = {impl::ours, impl::proton};
-  }
+  const std::vector<impl> impls = impls_to_run(opt.only);
 
   std::vector<variant_run> runs;
   for (const variant_def& d : variant_defs) {
@@ -1166,11 +1141,7 @@ int main(int argc, char** argv) {
 
   for (int round = 0; round < opt.rounds; ++round) {
     for (variant_run& v : runs) {
-      std::vector<impl> order = impls;
-      if (round % 2 != 0) {
-        std::reverse(order.begin(), order.end());
-      }
-      for (impl i : order) {
+      for (impl i : round_order(impls, round)) {
         const run_stats st = run_once(v.w, i);
         (i == impl::ours ? v.ours : v.proton).add(v.w, st);
       }
@@ -1191,13 +1162,7 @@ int main(int argc, char** argv) {
         print_impl(v, i);
       }
     }
-    if (!v.ratios.empty()) {
-      const std::string ratio = "ratio.engine." + std::string(v.w.def->name);
-      std::printf("%s %.2f x\n", ratio.c_str(), median(v.ratios));
-      for (std::size_t k = 0; k < v.ratios.size(); ++k) {
-        std::printf("%s.round%zu %.2f x\n", ratio.c_str(), k + 1, v.ratios[k]);
-      }
-    }
+    print_ratios("ratio.engine." + std::string(v.w.def->name), v.ratios);
   }
   return 0;
 }

@@ -44,12 +44,6 @@
 namespace amqp::bench {
 namespace {
 
-[[noreturn]] void client_fail(const std::string& what) {
-  std::fprintf(stderr, "bench_broker: client: %s\n", what.c_str());
-  std::fflush(stderr);
-  std::_Exit(1);
-}
-
 std::string describe(const proton::error_condition& e) {
   return e ? e.name() + ": " + e.description() : std::string("no error condition");
 }
@@ -110,15 +104,21 @@ public:
       maybe_finish(t.connection());
     }
   }
-  void on_tracker_reject(proton::tracker&) override { client_fail("a message was rejected"); }
-  void on_tracker_release(proton::tracker&) override { client_fail("a message was released"); }
-  void on_transport_error(proton::transport& t) override {
-    client_fail("transport error: " + describe(t.error()));
+  void on_tracker_reject(proton::tracker&) override {
+    role_fail("client", "a message was rejected");
   }
-  void on_error(const proton::error_condition& e) override { client_fail("error: " + describe(e)); }
+  void on_tracker_release(proton::tracker&) override {
+    role_fail("client", "a message was released");
+  }
+  void on_transport_error(proton::transport& t) override {
+    role_fail("client", "transport error: " + describe(t.error()));
+  }
+  void on_error(const proton::error_condition& e) override {
+    role_fail("client", "error: " + describe(e));
+  }
   void on_transport_close(proton::transport& t) override {
     if (!finished_) {
-      client_fail("connection closed after " + std::to_string(received_) + " messages");
+      role_fail("client", "connection closed after " + std::to_string(received_) + " messages");
     }
     t.connection().container().stop();
   }
@@ -182,7 +182,7 @@ int proton_broker_client(const broker_client_args& a) {
     h.print_result();
     return 0;
   } catch (const std::exception& e) {
-    client_fail(e.what());
+    role_fail("client", e.what());
   }
 }
 

@@ -14,7 +14,6 @@
 //             message objects, so it encodes it again for every send (512 bytes too, the
 //             message annotations in key order).
 // Timing and result keys as in tcp_bench.cpp.
-#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,12 +46,6 @@
 namespace amqp::bench {
 namespace {
 
-[[noreturn]] void proton_fail(const char* role, const std::string& what) {
-  std::fprintf(stderr, "bench_tcp: proton-cpp %s: %s\n", role, what.c_str());
-  std::fflush(stderr);
-  std::_Exit(1);
-}
-
 std::string describe(const proton::error_condition& e) {
   return e ? e.name() + ": " + e.description() : std::string("no error condition");
 }
@@ -67,18 +60,18 @@ public:
     r.open(proton::receiver_options().credit_window(static_cast<int>(a_.credit)).auto_accept(true));
   }
   void on_message(proton::delivery& d, proton::message& m) override {
-    const std::uint64_t i = received_++;
+    const std::uint64_t i = t_.received++;
     if (i == 0) {
-      first_ = now_s();
+      t_.first = now_s();
     }
     if (m.creation_time().milliseconds() != reference_creation_time) {
-      ++bad_;
+      ++t_.bad;
     }
     if (d.settled() != a_.presettled) {
-      ++bad_settlement_;
+      ++t_.bad_settlement;
     }
-    if (received_ == a_.messages) {
-      last_ = now_s();
+    if (t_.received == a_.messages) {
+      t_.last = now_s();
     }
   }
   void on_transport_close(proton::transport& t) override {
@@ -88,28 +81,19 @@ public:
     t.connection().container().stop();
   }
   void on_transport_error(proton::transport& t) override {
-    proton_fail("receiver", "transport error: " + describe(t.error()));
+    role_fail("proton-cpp receiver", "transport error: " + describe(t.error()));
   }
   void on_error(const proton::error_condition& e) override {
-    proton_fail("receiver", "error: " + describe(e));
+    role_fail("proton-cpp receiver", "error: " + describe(e));
   }
 
   void set_listener(proton::listener* l) { listener_ = l; }
-  void print_result() const {
-    std::printf("result received=%" PRIu64 " bad=%" PRIu64 " bad_settlement=%" PRIu64
-                " first=%.9f last=%.9f\n",
-                received_, bad_, bad_settlement_, first_, last_);
-    std::fflush(stdout);
-  }
+  void print_result() const { t_.print_result(); }
 
 private:
   const tcp_role_args& a_;
   proton::listener* listener_ = nullptr;
-  std::uint64_t received_ = 0;
-  std::uint64_t bad_ = 0;
-  std::uint64_t bad_settlement_ = 0;
-  double first_ = 0;
-  double last_ = 0;
+  receiver_tally t_;
 };
 
 class port_printer final : public proton::listen_handler {
@@ -123,7 +107,7 @@ public:
     return proton::connection_options().handler(h_).sasl_enabled(false);
   }
   void on_error(proton::listener&, const std::string& what) override {
-    proton_fail("receiver", "listen: " + what);
+    role_fail("proton-cpp receiver", "listen: " + what);
   }
 
 private:
@@ -146,62 +130,53 @@ public:
   }
   void on_sendable(proton::sender& s) override { send_more(s); }
   void on_tracker_accept(proton::tracker& t) override {
-    ++outcomes_;
-    ++accepted_;
-    if (outcomes_ == a_.messages) {
-      last_ = now_s();
+    ++t_.outcomes;
+    ++t_.accepted;
+    if (t_.outcomes == a_.messages) {
+      t_.last = now_s();
       t.connection().close();
       return;
     }
     proton::sender s = t.sender();
     send_more(s);
   }
-  void on_tracker_reject(proton::tracker&) override { proton_fail("sender", "message rejected"); }
-  void on_tracker_release(proton::tracker&) override { proton_fail("sender", "message released"); }
+  void on_tracker_reject(proton::tracker&) override {
+    role_fail("proton-cpp sender", "message rejected");
+  }
+  void on_tracker_release(proton::tracker&) override {
+    role_fail("proton-cpp sender", "message released");
+  }
   void on_transport_error(proton::transport& t) override {
-    proton_fail("sender", "transport error: " + describe(t.error()));
+    role_fail("proton-cpp sender", "transport error: " + describe(t.error()));
   }
   void on_error(const proton::error_condition& e) override {
-    proton_fail("sender", "error: " + describe(e));
+    role_fail("proton-cpp sender", "error: " + describe(e));
   }
   void on_transport_close(proton::transport& t) override { t.connection().container().stop(); }
 
-  void print_result() const {
-    const auto& sc = syscalls();
-    std::printf("result sent=%" PRIu64 " outcomes=%" PRIu64 " accepted=%" PRIu64
-                " first=%.9f last=%.9f batches=-1 send_syscalls=%" PRIu64 " send_partial=%" PRIu64
-                " send_failed=%" PRIu64 " send_bytes=%" PRIu64 " send_max=%" PRIu64
-                " write_syscalls=%" PRIu64 "\n",
-                sent_, outcomes_, accepted_, first_, last_, sc.send.load(), sc.send_partial.load(),
-                sc.send_failed.load(), sc.send_bytes.load(), sc.send_max.load(), sc.write.load());
-    std::fflush(stdout);
-  }
+  void print_result() const { t_.print_result(-1); }
 
 private:
   void send_more(proton::sender& s) {
-    while (sent_ < a_.messages && s.credit() > 0 &&
-           (a_.presettled || sent_ - outcomes_ < a_.window)) {
-      if (sent_ == 0) {
-        first_ = now_s();
+    while (t_.sent < a_.messages && s.credit() > 0 &&
+           (a_.presettled || t_.sent - t_.outcomes < a_.window)) {
+      if (t_.sent == 0) {
+        t_.first = now_s();
       }
       s.send(msg_);
-      ++sent_;
+      ++t_.sent;
     }
-    if (a_.presettled && sent_ == a_.messages && outcomes_ < a_.messages) {
+    if (a_.presettled && t_.sent == a_.messages && t_.outcomes < a_.messages) {
       // Presettled: each send is its own outcome; everything is written before the close.
-      outcomes_ = sent_;
-      last_ = now_s();
+      t_.outcomes = t_.sent;
+      t_.last = now_s();
       s.connection().close();
     }
   }
 
   const tcp_role_args& a_;
   proton::message msg_;
-  std::uint64_t sent_ = 0;
-  std::uint64_t outcomes_ = 0;
-  std::uint64_t accepted_ = 0;
-  double first_ = 0;
-  double last_ = 0;
+  sender_tally t_;
 };
 
 } // namespace
@@ -219,7 +194,7 @@ int proton_tcp_receiver(const tcp_role_args& a) {
     h.print_result();
     return 0;
   } catch (const std::exception& e) {
-    proton_fail("receiver", e.what());
+    role_fail("proton-cpp receiver", e.what());
   }
 }
 
@@ -244,7 +219,7 @@ int proton_tcp_sender(const tcp_role_args& a) {
     h.print_result();
     return 0;
   } catch (const std::exception& e) {
-    proton_fail("sender", e.what());
+    role_fail("proton-cpp sender", e.what());
   }
 }
 

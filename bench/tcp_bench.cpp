@@ -61,7 +61,6 @@
 // --port P`. Each prints one `result key=value...` line.
 #include <algorithm>
 #include <chrono>
-#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -83,32 +82,12 @@
 #include "amqp/message.hpp"
 #include "amqp/transport/client.hpp"
 #include "amqp/transport/listener.hpp"
+#include "bench_describe.hpp"
 #include "tcp_bench_common.hpp"
 #include "tcp_bench_roles.hpp"
 
 namespace amqp::bench {
 namespace {
-
-[[noreturn]] void role_fail(const char* role, const std::string& what) {
-  std::fprintf(stderr, "bench_tcp: ours %s: %s\n", role, what.c_str());
-  std::fflush(stderr);
-  std::_Exit(1);
-}
-
-std::string describe(std::error_code ec) {
-  return ec ? ec.message() + " (" + std::to_string(ec.value()) + ")" : std::string("none");
-}
-
-std::string describe(const std::optional<amqp::error>& e) {
-  if (!e) {
-    return "no condition";
-  }
-  std::string s(e->condition.str);
-  if (e->description) {
-    s += " \"" + std::string(*e->description) + "\"";
-  }
-  return s;
-}
 
 // --- Our receiver -----------------------------------------------------------------------------
 
@@ -144,19 +123,19 @@ public:
       } else if (const auto* l = std::get_if<amqp::link_attached>(&*e)) {
         on_attach(c, *l);
       } else if (const auto* cc = std::get_if<amqp::connection_closed>(&*e)) {
-        if ((cc->code || !cc->remote) && received_ < a_.messages) {
-          role_fail("receiver", "connection closed after " + std::to_string(received_) +
-                                    " messages: " + describe(cc->code) + ", " +
-                                    describe(cc->error));
+        if ((cc->code || !cc->remote) && t_.received < a_.messages) {
+          role_fail("ours receiver", "connection closed after " + std::to_string(t_.received) +
+                                         " messages: " + describe(cc->code) + ", " +
+                                         describe(cc->error));
         }
       } else if (const auto* ld = std::get_if<amqp::link_detached>(&*e)) {
-        if (received_ < a_.messages) {
-          role_fail("receiver",
+        if (t_.received < a_.messages) {
+          role_fail("ours receiver",
                     "link detached: " + describe(ld->code) + ", " + describe(ld->error));
         }
       } else if (const auto* se = std::get_if<amqp::session_ended>(&*e)) {
-        if (received_ < a_.messages) {
-          role_fail("receiver",
+        if (t_.received < a_.messages) {
+          role_fail("ours receiver",
                     "session ended: " + describe(se->code) + ", " + describe(se->error));
         }
       }
@@ -169,25 +148,21 @@ public:
     }
   }
 
-  void print_result() const {
-    std::printf("result received=%" PRIu64 " bad=%" PRIu64 " bad_settlement=%" PRIu64
-                " first=%.9f last=%.9f\n",
-                received_, bad_, bad_settlement_, first_, last_);
-    std::fflush(stdout);
-  }
-  [[nodiscard]] std::uint64_t received() const noexcept { return received_; }
+  void print_result() const { t_.print_result(); }
+  [[nodiscard]] std::uint64_t received() const noexcept { return t_.received; }
 
 private:
   template <class T> void check(const amqp::result<T>& r, const char* what) {
     if (!r) {
-      role_fail("receiver", std::string(what) + " failed after " + std::to_string(received_) +
-                                " messages: " + describe(r.error()));
+      role_fail("ours receiver", std::string(what) + " failed after " +
+                                     std::to_string(t_.received) +
+                                     " messages: " + describe(r.error()));
     }
   }
 
   void on_attach(amqp::connection& c, const amqp::link_attached& a) {
     if (!a.remote_initiated || a.remote.role != amqp::role::sender) {
-      role_fail("receiver", "unexpected link_attached");
+      role_fail("ours receiver", "unexpected link_attached");
     }
     amqp::link_options o;
     o.name = a.remote.name;
@@ -205,17 +180,17 @@ private:
   }
 
   void on_delivery(amqp::connection& c, const amqp::delivery_received& d) {
-    const std::uint64_t i = received_++;
+    const std::uint64_t i = t_.received++;
     if (i == 0) {
-      first_ = now_s();
+      t_.first = now_s();
     }
     const auto m = amqp::decode_message(d.payload);
     if (!m || !m->properties || !m->properties->creation_time ||
         m->properties->creation_time->ms != reference_creation_time) {
-      ++bad_;
+      ++t_.bad;
     }
     if (d.settled != a_.presettled || d.aborted) {
-      ++bad_settlement_;
+      ++t_.bad_settlement;
     }
     if (!d.settled) {
       check(c.settle(d.delivery, amqp::accepted{}), "settle()");
@@ -225,19 +200,15 @@ private:
         c.state().remote == amqp::endpoint_status::active) {
       check(c.flow(d.delivery.link, a_.credit), "flow()");
     }
-    if (received_ == a_.messages) {
-      last_ = now_s();
+    if (t_.received == a_.messages) {
+      t_.last = now_s();
     }
   }
 
   const tcp_role_args& a_;
   asio::io_context& io_;
   std::optional<amqp::connection> engine_;
-  std::uint64_t received_ = 0;
-  std::uint64_t bad_ = 0;
-  std::uint64_t bad_settlement_ = 0;
-  double first_ = 0;
-  double last_ = 0;
+  receiver_tally t_;
 };
 
 int ours_tcp_receiver(const tcp_role_args& a) {
@@ -248,7 +219,7 @@ int ours_tcp_receiver(const tcp_role_args& a) {
   std::string why;
   auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, h, &why);
   if (!l) {
-    role_fail("receiver", "listen: " + why);
+    role_fail("ours receiver", "listen: " + why);
   }
   std::printf("port %u\n", static_cast<unsigned>(l->port()));
   std::fflush(stdout);
@@ -256,8 +227,8 @@ int ours_tcp_receiver(const tcp_role_args& a) {
   deadline.expires_after(std::chrono::milliseconds(static_cast<std::int64_t>(a.timeout_s * 1000)));
   deadline.async_wait([&](std::error_code ec) {
     if (!ec) {
-      role_fail("receiver", "timed out after reading " + std::to_string(h.received()) + " of " +
-                                std::to_string(a.messages) + " messages");
+      role_fail("ours receiver", "timed out after reading " + std::to_string(h.received()) +
+                                     " of " + std::to_string(a.messages) + " messages");
     }
   });
   io.run();
@@ -283,7 +254,7 @@ public:
     const std::string url = "amqp://127.0.0.1:" + std::to_string(a_.port);
     transport::client::async_connect(io_, url, o, [this](std::error_code ec, transport::client c) {
       if (ec) {
-        role_fail("sender", "connect: " + describe(ec));
+        role_fail("ours sender", "connect: " + describe(ec));
       }
       client_ = std::move(c);
       transport::sender_options so;
@@ -292,7 +263,7 @@ public:
       so.max_in_flight = std::max<std::size_t>(a_.window, 1) + 1;
       client_.async_open_sender("bench", so, [this](std::error_code e, transport::sender s) {
         if (e) {
-          role_fail("sender", "open_sender: " + describe(e) + " " + client_.last_error());
+          role_fail("ours sender", "open_sender: " + describe(e) + " " + client_.last_error());
         }
         sender_ = std::move(s);
         send_more();
@@ -300,19 +271,9 @@ public:
     });
   }
 
-  void print_result() const {
-    const auto& sc = syscalls();
-    std::printf("result sent=%" PRIu64 " outcomes=%" PRIu64 " accepted=%" PRIu64
-                " first=%.9f last=%.9f batches=%" PRIu64 " send_syscalls=%" PRIu64
-                " send_partial=%" PRIu64 " send_failed=%" PRIu64 " send_bytes=%" PRIu64
-                " send_max=%" PRIu64 " write_syscalls=%" PRIu64 "\n",
-                sent_, outcomes_, accepted_, first_, last_, client_.writes(), sc.send.load(),
-                sc.send_partial.load(), sc.send_failed.load(), sc.send_bytes.load(),
-                sc.send_max.load(), sc.write.load());
-    std::fflush(stdout);
-  }
+  void print_result() const { t_.print_result(static_cast<std::int64_t>(client_.writes())); }
   [[nodiscard]] std::string progress() const {
-    return std::to_string(sent_) + " sent, " + std::to_string(outcomes_) + " outcomes";
+    return std::to_string(t_.sent) + " sent, " + std::to_string(t_.outcomes) + " outcomes";
   }
 
 private:
@@ -323,11 +284,11 @@ private:
       return;
     }
     in_send_more_ = true;
-    while (sent_ < a_.messages && sender_.in_flight() < a_.window) {
-      if (sent_ == 0) {
-        first_ = now_s();
+    while (t_.sent < a_.messages && sender_.in_flight() < a_.window) {
+      if (t_.sent == 0) {
+        t_.first = now_s();
       }
-      ++sent_;
+      ++t_.sent;
       sender_.async_send(
           msg_, [this](std::error_code ec, transport::delivery_outcome o) { on_outcome(ec, o); });
     }
@@ -336,19 +297,19 @@ private:
 
   void on_outcome(std::error_code ec, const transport::delivery_outcome& o) {
     if (ec) {
-      role_fail("sender", "send failed: " + describe(ec) + " " + client_.last_error());
+      role_fail("ours sender", "send failed: " + describe(ec) + " " + client_.last_error());
     }
-    ++outcomes_;
+    ++t_.outcomes;
     const auto expected = a_.presettled ? transport::delivery_outcome::kind::settled
                                         : transport::delivery_outcome::kind::accepted;
     if (o.state != expected) {
-      role_fail("sender", "unexpected outcome " + std::string(transport::name(o.state)));
+      role_fail("ours sender", "unexpected outcome " + std::string(transport::name(o.state)));
     }
     if (o.state == transport::delivery_outcome::kind::accepted) {
-      ++accepted_;
+      ++t_.accepted;
     }
-    if (outcomes_ == a_.messages) {
-      last_ = now_s();
+    if (t_.outcomes == a_.messages) {
+      t_.last = now_s();
       client_.async_close([this](std::error_code) { io_.stop(); });
       return;
     }
@@ -360,11 +321,7 @@ private:
   std::span<const std::byte> msg_;
   transport::client client_;
   transport::sender sender_;
-  std::uint64_t sent_ = 0;
-  std::uint64_t outcomes_ = 0;
-  std::uint64_t accepted_ = 0;
-  double first_ = 0;
-  double last_ = 0;
+  sender_tally t_;
   bool in_send_more_ = false;
 };
 
@@ -376,7 +333,7 @@ int ours_tcp_sender(const tcp_role_args& a) {
   deadline.expires_after(std::chrono::milliseconds(static_cast<std::int64_t>(a.timeout_s * 1000)));
   deadline.async_wait([&](std::error_code ec) {
     if (!ec) {
-      role_fail("sender", "timed out with " + s.progress());
+      role_fail("ours sender", "timed out with " + s.progress());
     }
   });
   s.start();
@@ -388,29 +345,14 @@ int ours_tcp_sender(const tcp_role_args& a) {
 
 // --- The orchestrator -------------------------------------------------------------------------
 
-enum class impl : std::uint8_t { ours, proton };
-
-constexpr std::string_view impl_name(impl i) noexcept {
-  return i == impl::ours ? "ours" : "proton-cpp";
-}
+// --impl of a role.
 constexpr std::string_view impl_arg(impl i) noexcept {
   return i == impl::ours ? "ours" : "proton";
 }
 
-struct options {
-  int rounds = 5;
-  bool quick = false;
-  std::uint64_t messages = 0; // 0: 100,000 (10,000 with --quick)
-  std::vector<std::string> variants;
-  std::optional<impl> only;
+struct options : round_options {
+  options() : round_options("proton-cpp") {}
   std::uint32_t window = 2000;
-  double timeout_s = 120;
-  std::string data_dir = AMQP_BENCH_DATA_DIR;
-  // A role (child process).
-  std::string role;
-  impl role_impl = impl::ours;
-  bool presettled = false;
-  std::uint16_t port = 0;
 };
 
 // What one run (one receiver, one sender) measured.
@@ -442,14 +384,8 @@ struct series {
   std::vector<double> sender_cpu_us;
 };
 
-struct variant_run {
-  std::string name; // presettled.200, unsettled.200
-  bool presettled = false;
-  series ours;
-  series proton;
-  std::vector<double> ratios;
-  std::vector<double> sender_ratios;
-};
+// other_ratios: the senders' rates, ours / Proton.
+using tcp_variant = variant_run<series>;
 
 run_result run_once(const options& o, impl i, bool presettled, std::uint64_t n,
                     const std::string& what) {
@@ -530,114 +466,58 @@ void add(series& s, const run_result& r, std::uint64_t n) {
   }
 }
 
-void print_series(const variant_run& v, impl i) {
-  const series& s = i == impl::ours ? v.ours : v.proton;
+void print_series(const options& o, const tcp_variant& v, impl i) {
+  const series& s = v.of(i);
   if (s.receiver_rates.empty()) {
     return;
   }
-  const std::string base = std::string(impl_name(i)) + ".tcp." + v.name;
-  std::printf("%s %.0f msg/s\n", base.c_str(), median_of(s.receiver_rates));
+  const std::string base = std::string(o.name(i)) + ".tcp." + v.name;
+  std::printf("%s %.0f msg/s\n", base.c_str(), median(s.receiver_rates));
   if (!v.presettled) {
-    std::printf("%s.sender %.0f msg/s\n", base.c_str(), median_of(s.sender_rates));
+    std::printf("%s.sender %.0f msg/s\n", base.c_str(), median(s.sender_rates));
   }
   if (!s.writes_per_msg.empty()) {
-    std::printf("%s.writes_per_msg %.4f per_msg\n", base.c_str(), median_of(s.writes_per_msg));
+    std::printf("%s.writes_per_msg %.4f per_msg\n", base.c_str(), median(s.writes_per_msg));
   }
-  std::printf("%s.send_syscalls_per_msg %.4f per_msg\n", base.c_str(),
-              median_of(s.syscalls_per_msg));
+  std::printf("%s.send_syscalls_per_msg %.4f per_msg\n", base.c_str(), median(s.syscalls_per_msg));
   if (!s.syscalls_per_batch.empty()) {
     std::printf("%s.send_syscalls_per_batch %.3f per_batch\n", base.c_str(),
-                median_of(s.syscalls_per_batch));
+                median(s.syscalls_per_batch));
     std::printf("%s.send_syscalls_per_batch.short %.3f per_batch\n", base.c_str(),
-                median_of(s.short_per_batch));
-    std::printf("%s.batch_bytes %.0f bytes\n", base.c_str(), median_of(s.batch_bytes));
+                median(s.short_per_batch));
+    std::printf("%s.batch_bytes %.0f bytes\n", base.c_str(), median(s.batch_bytes));
   }
   if (!s.bytes_per_send.empty()) {
-    std::printf("%s.bytes_per_send_syscall %.0f bytes\n", base.c_str(),
-                median_of(s.bytes_per_send));
+    std::printf("%s.bytes_per_send_syscall %.0f bytes\n", base.c_str(), median(s.bytes_per_send));
     std::printf("%s.bytes_per_send_syscall.max %.0f bytes\n", base.c_str(),
                 *std::max_element(s.send_max.begin(), s.send_max.end()));
   }
-  std::printf("%s.receiver_cpu %.2f us/msg\n", base.c_str(), median_of(s.receiver_cpu_us));
-  std::printf("%s.sender_cpu %.2f us/msg\n", base.c_str(), median_of(s.sender_cpu_us));
-}
-
-void print_ratios(const std::string& name, const std::vector<double>& ratios) {
-  if (ratios.empty()) {
-    return;
-  }
-  std::printf("%s %.2f x\n", name.c_str(), median_of(ratios));
-  for (std::size_t k = 0; k < ratios.size(); ++k) {
-    std::printf("%s.round%zu %.2f x\n", name.c_str(), k + 1, ratios[k]);
-  }
+  std::printf("%s.receiver_cpu %.2f us/msg\n", base.c_str(), median(s.receiver_cpu_us));
+  std::printf("%s.sender_cpu %.2f us/msg\n", base.c_str(), median(s.sender_cpu_us));
 }
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: bench_tcp [--quick] [--rounds N] [--messages N]"
-                       " [--variant presettled|unsettled]... [--impl ours|proton] [--window N]"
-                       " [--timeout S] [--data DIR]\n"
-                       "       bench_tcp --role receiver|sender --impl ours|proton"
-                       " --variant presettled|unsettled [--messages N] [--port P] [--window N]"
-                       " [--timeout S] [--data DIR]\n");
-  std::exit(2);
+  round_usage("[--impl ours|proton] [--window N] [--timeout S] [--data DIR]\n"
+              "       bench_tcp --role receiver|sender --impl ours|proton"
+              " --variant presettled|unsettled [--messages N] [--port P] [--window N]"
+              " [--timeout S] [--data DIR]");
 }
 
 options parse(int argc, char** argv) {
-  options o;
-  const std::span<char*> args(argv, static_cast<std::size_t>(argc));
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= args.size()) {
-        usage();
-      }
-      return args[++i];
-    };
-    if (a == "--quick") {
-      o.quick = true;
-      o.rounds = 1;
-    } else if (a == "--rounds") {
-      o.rounds = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--messages") {
-      o.messages = std::strtoull(next().c_str(), nullptr, 10);
-    } else if (a == "--variant") {
-      std::string v = next();
-      if (v.ends_with(".200")) {
-        v.resize(v.size() - 4);
-      }
-      if (v != "presettled" && v != "unsettled") {
-        usage();
-      }
-      o.variants.push_back(v);
-      o.presettled = v == "presettled";
-    } else if (a == "--impl") {
-      const std::string v = next();
-      if (v == "ours") {
-        o.only = impl::ours;
-      } else if (v == "proton" || v == "proton-cpp") {
-        o.only = impl::proton;
-      } else {
-        usage();
-      }
-      o.role_impl = *o.only;
-    } else if (a == "--window") {
-      o.window = static_cast<std::uint32_t>(std::max(1L, std::atol(next().c_str())));
-    } else if (a == "--timeout") {
-      o.timeout_s = std::max(1.0, std::atof(next().c_str()));
-    } else if (a == "--data") {
-      o.data_dir = next();
-    } else if (a == "--role") {
-      o.role = next();
-      if (o.role != "receiver" && o.role != "sender") {
-        usage();
-      }
-    } else if (a == "--port") {
-      o.port = static_cast<std::uint16_t>(std::atoi(next().c_str()));
-    } else {
-      usage();
-    }
-  }
-  return o;
+  return parse_round_options<options>(
+      argc, argv, usage, [](options& o, std::string_view a, auto& next) {
+        if (a == "--window") {
+          o.window = static_cast<std::uint32_t>(std::max(1L, std::atol(next())));
+        } else if (a == "--role") {
+          o.role = next();
+          if (o.role != "receiver" && o.role != "sender") {
+            usage();
+          }
+        } else {
+          return false;
+        }
+        return true;
+      });
 }
 
 int run_role(const options& o) {
@@ -647,21 +527,14 @@ int run_role(const options& o) {
   a.port = o.port;
   a.window = o.window;
   a.timeout_s = o.timeout_s;
+  const impl i = o.only.value_or(impl::ours);
   if (o.role == "receiver") {
-    return o.role_impl == impl::ours ? ours_tcp_receiver(a) : proton_tcp_receiver(a);
+    return i == impl::ours ? ours_tcp_receiver(a) : proton_tcp_receiver(a);
   }
-  const std::string path = o.data_dir + "/reference_message.bin";
-  auto m = read_whole_file(path);
-  if (!m || m->empty()) {
-    std::fprintf(stderr, "bench_tcp: cannot read %s\n", path.c_str());
+  if (!read_sender_inputs(o, a.message)) {
     return 1;
   }
-  a.message = std::move(*m);
-  if (o.port == 0) {
-    std::fprintf(stderr, "bench_tcp: --role sender needs --port\n");
-    return 1;
-  }
-  return o.role_impl == impl::ours ? ours_tcp_sender(a) : proton_tcp_sender(a);
+  return i == impl::ours ? ours_tcp_sender(a) : proton_tcp_sender(a);
 }
 
 } // namespace
@@ -674,64 +547,23 @@ int main(int argc, char** argv) {
   if (!opt.role.empty()) {
     return run_role(opt);
   }
-  install_signal_handlers();
-  const std::uint64_t n = opt.messages != 0 ? opt.messages : opt.quick ? 10'000 : 100'000;
-  if (n < 2) {
-    die("--messages: at least 2");
-  }
-  std::vector<impl> impls = {impl::ours, impl::proton};
-  if (opt.only) {
-    impls = {*opt.only};
-  }
-  std::vector<variant_run> runs;
-  for (const char* v : {"presettled", "unsettled"}) {
-    if (opt.variants.empty() ||
-        std::find(opt.variants.begin(), opt.variants.end(), v) != opt.variants.end()) {
-      variant_run r;
-      r.name = std::string(v) + ".200";
-      r.presettled = std::string_view(v) == "presettled";
-      runs.push_back(std::move(r));
-    }
-  }
+  const auto runs = run_rounds<series>(
+      opt,
+      [&](impl i, const tcp_variant& v, std::uint64_t n, const std::string& what) {
+        return run_once(opt, i, v.presettled, n, what);
+      },
+      [](tcp_variant& v, impl i, const run_result& r, std::uint64_t n) { add(v.of(i), r, n); },
+      [](tcp_variant& v, const run_result& ours, const run_result& proton) {
+        v.ratios.push_back(ours.receiver_rate / proton.receiver_rate);
+        v.other_ratios.push_back(ours.sender_rate / proton.sender_rate);
+      });
 
-  // Warm-up (and a first self-check): one short run of each.
-  if (!opt.quick) {
-    for (const variant_run& v : runs) {
-      for (impl i : impls) {
-        (void)run_once(opt, i, v.presettled, std::max<std::uint64_t>(n / 10, 2),
-                       std::string(impl_name(i)) + " " + v.name + " warm-up");
-      }
-    }
-  }
-
-  for (int round = 0; round < opt.rounds; ++round) {
-    for (variant_run& v : runs) {
-      std::vector<impl> order = impls;
-      if (round % 2 != 0) {
-        std::reverse(order.begin(), order.end());
-      }
-      std::optional<run_result> ours;
-      std::optional<run_result> proton;
-      for (impl i : order) {
-        const run_result r = run_once(opt, i, v.presettled, n,
-                                      std::string(impl_name(i)) + " " + v.name + " round " +
-                                          std::to_string(round + 1));
-        add(i == impl::ours ? v.ours : v.proton, r, n);
-        (i == impl::ours ? ours : proton) = r;
-      }
-      if (ours && proton) {
-        v.ratios.push_back(ours->receiver_rate / proton->receiver_rate);
-        v.sender_ratios.push_back(ours->sender_rate / proton->sender_rate);
-      }
-    }
-  }
-
-  for (const variant_run& v : runs) {
-    print_series(v, impl::ours);
-    print_series(v, impl::proton);
+  for (const tcp_variant& v : runs) {
+    print_series(opt, v, impl::ours);
+    print_series(opt, v, impl::proton);
     print_ratios("ratio.tcp." + v.name, v.ratios);
     if (!v.presettled) {
-      print_ratios("ratio.tcp." + v.name + ".sender", v.sender_ratios);
+      print_ratios("ratio.tcp." + v.name + ".sender", v.other_ratios);
     }
     if (!v.ours.syscalls_per_batch.empty()) {
       const auto& all = v.ours.syscalls_per_batch;

@@ -6,9 +6,13 @@
 // print what went wrong on stderr and exit 1. bench_broker's client is at the end.
 #pragma once
 
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
+
+#include "tcp_bench_common.hpp"
 
 namespace amqp::bench {
 
@@ -24,6 +28,44 @@ struct tcp_role_args {
 
 // The reference message's creation-time, checked by every receiver.
 inline constexpr std::int64_t reference_creation_time = 1700000000000;
+
+// What a bench_tcp receiver counts, and its result line.
+struct receiver_tally {
+  std::uint64_t received = 0;
+  std::uint64_t bad = 0;            // without the reference creation-time
+  std::uint64_t bad_settlement = 0; // settled otherwise than the variant asks (or aborted)
+  double first = 0;                 // now_s() at the first message
+  double last = 0;                  // ... and at the last (the N-th)
+
+  void print_result() const {
+    std::printf("result received=%" PRIu64 " bad=%" PRIu64 " bad_settlement=%" PRIu64
+                " first=%.9f last=%.9f\n",
+                received, bad, bad_settlement, first, last);
+    std::fflush(stdout);
+  }
+};
+
+// What a bench_tcp sender counts, and its result line (with the process's send system calls).
+struct sender_tally {
+  std::uint64_t sent = 0;
+  std::uint64_t outcomes = 0; // deliveries settled (presettled: sent)
+  std::uint64_t accepted = 0;
+  double first = 0; // now_s() at the first send
+  double last = 0;  // ... and at the last outcome
+
+  // `batches`: our sender's write batches (-1: Proton's, not known).
+  void print_result(std::int64_t batches) const {
+    const auto& sc = syscalls();
+    std::printf("result sent=%" PRIu64 " outcomes=%" PRIu64 " accepted=%" PRIu64
+                " first=%.9f last=%.9f batches=%" PRId64 " send_syscalls=%" PRIu64
+                " send_partial=%" PRIu64 " send_failed=%" PRIu64 " send_bytes=%" PRIu64
+                " send_max=%" PRIu64 " write_syscalls=%" PRIu64 "\n",
+                sent, outcomes, accepted, first, last, batches, sc.send.load(),
+                sc.send_partial.load(), sc.send_failed.load(), sc.send_bytes.load(),
+                sc.send_max.load(), sc.write.load());
+    std::fflush(stdout);
+  }
+};
 
 int proton_tcp_receiver(const tcp_role_args& a);
 int proton_tcp_sender(const tcp_role_args& a);

@@ -388,6 +388,31 @@ class Peer:
         self.stop()
 
 
+class ProcessPeer(Peer):
+    """A server peer that is one process of the workspace (`proc`), which prints a line on
+    stdout when it listens."""
+    proc = None
+
+    def _launch(self, argv, pattern, timeout, count=1, cwd=None):
+        """Starts the peer (stdout watched) and waits for `count` stdout lines matching
+        `pattern` (regex); returns their match objects."""
+        self.proc = self.ws.start(self.name, argv, cwd=cwd, watch_stdout=True)
+        return self.proc.wait_line(pattern, timeout, count=count)
+
+    def _ready(self, timeout):
+        """Waits until the plain port answers an AMQP header; returns self."""
+        wait_for_port(self.port, timeout=timeout, proc=self.proc, amqp=True)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+
+
 class RabbitMQ(Peer):
     """A private RabbitMQ node with the AMQP 1.0 plugin, and its own epmd.
 
@@ -554,7 +579,7 @@ class RabbitMQ(Peer):
         return result
 
 
-class ProtonCBroker(Peer):
+class ProtonCBroker(ProcessPeer):
     """Qpid Proton's C example broker (examples/c/broker.c), built as proton_c_broker.
 
     It answers TLS and plain AMQP on the same port (the server certificate is copied to
@@ -570,30 +595,18 @@ class ProtonCBroker(Peer):
         self.ws, self.binary, self.name = ws, binary, name
         self.certs = certs if certs is not None else ws.certs()
         self.cwd = ws.mkdir(name)
-        self.proc = None
 
     def start(self, timeout=10.0):
         ssl_dir = os.path.join(self.cwd, 'ssl-certs')
         os.makedirs(ssl_dir, exist_ok=True)
         shutil.copy(self.certs.server_cert, os.path.join(ssl_dir, 'tserver-certificate.pem'))
         shutil.copy(self.certs.server_key_encrypted, os.path.join(ssl_dir, 'tserver-private-key.pem'))
-        self.proc = self.ws.start(self.name, [self.binary, HOST, '0'], cwd=self.cwd,
-                                  watch_stdout=True)
-        m = self.proc.wait_line(r'listening on (\d+)', timeout)[0]
+        m = self._launch([self.binary, HOST, '0'], r'listening on (\d+)', timeout, cwd=self.cwd)[0]
         self.port = self.tls_port = int(m.group(1))
-        wait_for_port(self.port, timeout=timeout, proc=self.proc, amqp=True)
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop()
-
-    def kill(self):
-        if self.proc is not None:
-            self.proc.kill()
+        return self._ready(timeout)
 
 
-class ProtonPyBroker(Peer):
+class ProtonPyBroker(ProcessPeer):
     """Qpid Proton's Python example broker (examples/python/broker.py, unmodified, imported
     by proton_py_broker.py, which adds a TLS listener). SASL ANONYMOUS only."""
 
@@ -606,7 +619,6 @@ class ProtonPyBroker(Peer):
         self.port, self.tls_port = free_ports(2)
         if self.certs is None:
             self.tls_port = None
-        self.proc = None
 
     def start(self, timeout=15.0):
         argv = [PYTHON, os.path.join(HERE, 'proton_py_broker.py'),
@@ -614,21 +626,11 @@ class ProtonPyBroker(Peer):
         if self.tls_port:
             argv += ['--listen', 'amqps://%s:%d' % (HOST, self.tls_port),
                      '--cert', self.certs.server_cert, '--key', self.certs.server_key]
-        self.proc = self.ws.start(self.name, argv, watch_stdout=True)
-        self.proc.wait_line(r'^listening ', timeout, count=2 if self.tls_port else 1)
-        wait_for_port(self.port, timeout=timeout, proc=self.proc, amqp=True)
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop()
-
-    def kill(self):
-        if self.proc is not None:
-            self.proc.kill()
+        self._launch(argv, r'^listening ', timeout, count=2 if self.tls_port else 1)
+        return self._ready(timeout)
 
 
-class CliBroker(Peer):
+class CliBroker(ProcessPeer):
     """A broker with the `amqp-cli broker` command line:
         --listen URL... [--cert F --key F] [--user U:P]... [--no-anonymous] [--idle-timeout MS]
     printing "listening URL" (actual port) once per listener. Listens on port 0."""
@@ -643,7 +645,6 @@ class CliBroker(Peer):
         self.anonymous = anonymous
         self.idle_timeout_ms = idle_timeout_ms
         self.extra_args = list(extra_args)
-        self.proc = None
         self.listening = []
 
     def argv(self):
@@ -660,25 +661,15 @@ class CliBroker(Peer):
         return argv + self.extra_args
 
     def start(self, timeout=15.0):
-        self.proc = self.ws.start(self.name, self.argv(), watch_stdout=True)
         n = 2 if self.certs is not None else 1
-        ms = self.proc.wait_line(r'^listening (amqps?)://[^\s:]+:(\d+)', timeout, count=n)
+        ms = self._launch(self.argv(), r'^listening (amqps?)://[^\s:]+:(\d+)', timeout, count=n)
         self.listening = [m.group(0).split(' ', 1)[1] for m in ms]
         for m in ms:
             if m.group(1) == 'amqps':
                 self.tls_port = int(m.group(2))
             else:
                 self.port = int(m.group(2))
-        wait_for_port(self.port, timeout=timeout, proc=self.proc, amqp=True)
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop()
-
-    def kill(self):
-        if self.proc is not None:
-            self.proc.kill()
+        return self._ready(timeout)
 
 
 def RheaBroker(ws, name='rhea-broker', **kw):

@@ -11,7 +11,6 @@ Prints "sent N accepted A rejected R released L modified M" or "received N"; exi
 when the scenario succeeded (send: N sent and, unless --presettled, all accepted).
 """
 
-import argparse
 import ipaddress
 import os
 import sys
@@ -21,30 +20,11 @@ from proton import Delivery, Message, SSLDomain
 from proton.handlers import MessagingHandler
 from proton.reactor import AtLeastOnce, AtMostOnce, Container
 
+from client_args import client_parser
+
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog='proton_client.py')
-    p.add_argument('mode', choices=('send', 'receive'))
-    p.add_argument('url')
-    p.add_argument('address')
-    p.add_argument('--count', type=int, default=1)
-    p.add_argument('--presettled', action='store_true')
-    p.add_argument('--size', type=int)
-    p.add_argument('--body')
-    p.add_argument('--property', action='append', default=[])
-    p.add_argument('--ca')
-    p.add_argument('--cert')
-    p.add_argument('--key')
-    p.add_argument('--insecure', action='store_true')
-    p.add_argument('--sasl')
-    p.add_argument('--idle-timeout', type=int)
-    p.add_argument('--trace', action='store_true')
-    p.add_argument('--timeout', type=float, default=30)
-    p.add_argument('--outcome', choices=('accept', 'reject', 'release', 'modify'), default='accept')
-    p.add_argument('--credit', type=int, default=100)
-    p.add_argument('--print', action='store_true')
-    p.add_argument('--expect-size', type=int)
-    return p.parse_args(argv)
+    return client_parser('proton_client.py').parse_args(argv)
 
 
 def is_ip(host):

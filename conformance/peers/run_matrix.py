@@ -311,6 +311,15 @@ PROTON_PY_NO_HEARTBEAT = ("Qpid Proton Python 0.37 sends no heartbeats (no empty
                           "closed as AMQP 1.0 §2.4.5 allows")
 
 
+# Qpid Proton C++ 0.37 against a broker whose open (idle-time-out 2000) crosses the client's
+# pipelined open/begin/attach/flow: in most runs here a frame trace shows no frame at all from
+# the client for 2 s after its first flow (in the other runs, one empty frame per second), so
+# our broker closes as §2.4.5 allows. Flaky, so not run.
+PROTON_CPP_LATE_HEARTBEAT = ("Qpid Proton C++ 0.37 often schedules no heartbeat after reading an "
+                             "idle-time-out from an open that crossed its pipelined frames (frame "
+                             "trace: nothing for 2 s after its flow, in most runs here)")
+
+
 def cell_heartbeat_client_idle(t):
     """The client asks for a short idle-time-out: the broker must send empty frames."""
     if t.broker_kind == 'proton_py_broker':
@@ -325,6 +334,8 @@ def cell_heartbeat_broker_idle(t):
         raise Skip(SKIP_REASONS[(t.broker_kind, 'idle')])
     if t.client.name == 'proton-python':
         raise Skip(PROTON_PY_NO_HEARTBEAT)
+    if t.client.name == 'proton-cpp' and t.broker_kind == 'our_broker':
+        raise Skip(PROTON_CPP_LATE_HEARTBEAT)
     b = t.env.idle_broker(t)
     url = b.url(tls=t.client.tls_only)
     _idle_round_trip(t, 'hb-broker', IDLE_WAIT_S, url=url)
@@ -515,6 +526,13 @@ def build_targets(args, env, errors):
         rows.append((Target(row, kind, c, env, key, None if isinstance(i, PeerError) else i,
                             tshark), row))
 
+    def add_our_broker_rows(label):
+        # Every --client against our broker (or, --self-test, rhea standing in for it).
+        for cname in args.client:
+            add('%s <- %s' % (label, cname), 'our_broker', cname, 'our_broker',
+                'rhea' if cname == 'proton_python' else 'proton_python',
+                tshark=(cname == 'proton_python'))
+
     if args.self_test:
         plan_a = [('rabbitmq', 'proton_cpp', 'proton_python'),
                   ('proton_broker', 'rhea', 'proton_python'),
@@ -525,19 +543,13 @@ def build_targets(args, env, errors):
                 add('%s <- %s' % (kind, cname), kind, cname, kind, interop,
                     tshark=(kind == 'rhea_broker'))
         if args.direction in ('broker', 'both'):
-            for cname in args.client:
-                add('rhea-as-our-broker <- %s' % cname, 'our_broker', cname, 'our_broker',
-                    'rhea' if cname == 'proton_python' else 'proton_python',
-                    tshark=(cname == 'proton_python'))
+            add_our_broker_rows('rhea-as-our-broker')
         return rows
     if args.direction in ('client', 'both'):
         for kind in args.broker:
             add('%s <- amqp-cli' % kind, kind, 'ours', kind, 'proton_python')
     if args.direction in ('broker', 'both'):
-        for cname in args.client:
-            add('amqp-cli broker <- %s' % cname, 'our_broker', cname, 'our_broker',
-                'rhea' if cname == 'proton_python' else 'proton_python',
-                tshark=(cname == 'proton_python'))
+        add_our_broker_rows('amqp-cli broker')
     return rows
 
 

@@ -16,7 +16,6 @@ receiver asks for rcv-settle-mode second (uAMQP's default, --rcv-settle-mode fir
 "accepted" or "not accepted": every other outcome is counted as rejected.
 """
 
-import argparse
 import logging
 import sys
 import time
@@ -25,29 +24,11 @@ from urllib.parse import unquote, urlsplit
 import uamqp
 from uamqp import authentication, constants, errors
 
+from client_args import client_parser
+
 
 def parse(argv):
-    p = argparse.ArgumentParser(prog='uamqp_client.py')
-    p.add_argument('mode', choices=('send', 'receive'))
-    p.add_argument('url')
-    p.add_argument('address')
-    p.add_argument('--count', type=int, default=1)
-    p.add_argument('--presettled', action='store_true')
-    p.add_argument('--size', type=int)
-    p.add_argument('--body')
-    p.add_argument('--property', action='append', default=[])
-    p.add_argument('--ca')
-    p.add_argument('--cert')
-    p.add_argument('--key')
-    p.add_argument('--insecure', action='store_true')
-    p.add_argument('--sasl')
-    p.add_argument('--idle-timeout', type=int)
-    p.add_argument('--trace', action='store_true')
-    p.add_argument('--timeout', type=float, default=30)
-    p.add_argument('--outcome', choices=('accept', 'reject', 'release', 'modify'), default='accept')
-    p.add_argument('--credit', type=int, default=100)
-    p.add_argument('--print', action='store_true')
-    p.add_argument('--expect-size', type=int)
+    p = client_parser('uamqp_client.py')
     p.add_argument('--rcv-settle-mode', choices=('first', 'second'), default='second')
     return p.parse_args(argv)
 
