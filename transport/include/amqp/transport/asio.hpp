@@ -1,0 +1,90 @@
+// Asio completion tokens for the asynchronous client (client.hpp): every operation as an
+// asio::async_initiate, so that asio::use_awaitable (C++20 coroutines), asio::use_future,
+// asio::deferred or a plain handler all work. Opt-in: this header includes Asio, client.hpp
+// does not.
+//
+//   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+//     auto c = co_await amqp::transport::async_connect(io, url, {}, asio::use_awaitable);
+//     auto s = co_await amqp::transport::async_open_sender(c, "q", {}, asio::use_awaitable);
+//     auto outcome = co_await amqp::transport::async_send(s, bytes, asio::use_awaitable);
+//   }, asio::detached);
+//
+// Errors are reported the Asio way: as std::system_error from co_await (use_awaitable), or as
+// the handler's error_code. With GCC 12, pass options as named variables, not `{}`: it
+// destroys temporaries in a co_await expression twice.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <asio/async_result.hpp>
+#include <asio/io_context.hpp>
+
+#include "amqp/transport/client.hpp"
+
+namespace amqp::transport {
+
+namespace detail {
+// Our operations take std::function, which must be copyable; Asio's handlers (a coroutine's
+// continuation) may be move-only: they are held by a shared_ptr and called once.
+template <typename Handler> auto shared_handler(Handler&& h) {
+  return [p = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(h))](auto&&... args) {
+    std::move (*p)(std::forward<decltype(args)>(args)...);
+  };
+}
+} // namespace detail
+
+template <typename Token>
+auto async_connect(asio::io_context& io, std::string_view url, client_options options,
+                   Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, client)>(
+      [&io, u = std::string(url), o = std::move(options)](auto handler) mutable {
+        client::async_connect(io, u, std::move(o), detail::shared_handler(std::move(handler)));
+      },
+      token);
+}
+
+template <typename Token>
+auto async_open_sender(client& c, std::string_view address, sender_options options, Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, sender)>(
+      [&c, a = std::string(address), o = std::move(options)](auto handler) mutable {
+        c.async_open_sender(a, std::move(o), detail::shared_handler(std::move(handler)));
+      },
+      token);
+}
+
+template <typename Token>
+auto async_open_receiver(client& c, std::string_view address, receiver_options options,
+                         Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, receiver)>(
+      [&c, a = std::string(address), o = std::move(options)](auto handler) mutable {
+        c.async_open_receiver(a, std::move(o), detail::shared_handler(std::move(handler)));
+      },
+      token);
+}
+
+// The message bytes are copied when the operation starts.
+template <typename Token>
+auto async_send(sender& s, std::span<const std::byte> message, Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, delivery_outcome)>(
+      [&s, message](auto handler) {
+        s.async_send(message, detail::shared_handler(std::move(handler)));
+      },
+      token);
+}
+
+template <typename Token> auto async_receive(receiver& r, Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code, received_message)>(
+      [&r](auto handler) { r.async_receive(detail::shared_handler(std::move(handler))); }, token);
+}
+
+template <typename Token> auto async_close(client& c, Token&& token) {
+  return asio::async_initiate<Token, void(std::error_code)>(
+      [&c](auto handler) { c.async_close(detail::shared_handler(std::move(handler))); }, token);
+}
+
+} // namespace amqp::transport
