@@ -31,6 +31,10 @@ def main():
         rabbit = peers.RabbitMQ(ws, certs=None, tls=False)
         rabbit.start()
         rabbit.declare_durable_queue('dq')
+        # The declaration must survive the SIGKILL: mnesia writes it to a log that is synced
+        # lazily, and RabbitMQ accepts and drops messages sent to /amq/queue/ of a queue that
+        # does not exist (a CI run lost it that way). Sync the log, then check after restart.
+        rabbit.ctl('eval', 'mnesia:sync_log().')
         url = rabbit.url(user='guest')
         send_log = os.path.join(ws.dir, 'send.out')
         t0 = time.monotonic()
@@ -49,6 +53,10 @@ def main():
             print('broker SIGKILLed after %.1f s of sending' % killed_at)
             rabbit.start()
             print('broker restarted after %.1f s' % (time.monotonic() - t0))
+            if 'dq' not in rabbit.queues():
+                print('FAIL: RabbitMQ lost the durable queue dq in the SIGKILL (queues: %s)'
+                      % rabbit.queues())
+                return 1
             rc = sender.wait(timeout=200)
         finally:
             if sender.poll() is None:
