@@ -62,11 +62,7 @@ client_impl::client_impl(asio::io_context& io, url u, client_options o)
   if (container_id_.empty()) {
     container_id_ = "amqp-cpp-" + std::to_string(rng_()) + "-" + std::to_string(rng_());
   }
-  if (!trace_from_environment()) {
-    // keep opts_.trace as given
-  } else {
-    opts_.trace = true;
-  }
+  opts_.trace = opts_.trace || trace_from_environment();
 }
 
 client_impl::~client_impl() {
@@ -221,16 +217,14 @@ void client_impl::attempt_failed(std::error_code ec) {
   }
   const bool retry = opts_.reconnect.enabled && ec != make_error_code(errc::unauthorized) &&
                      (opts_.reconnect.max_attempts == 0 || attempt_ < opts_.reconnect.max_attempts);
+  // The first connection reports its failure: a URL or credential error should not be
+  // retried in silence.
   if (!retry || !ever_open_) {
-    // The first connection reports its failure: a URL or credential error should not be
-    // retried in silence.
-    if (!ever_open_ || !retry) {
-      phase_ = phase::closed;
-      timer_.cancel();
-      fail_all(ec);
-      finish_connect(ec);
-      return;
-    }
+    phase_ = phase::closed;
+    timer_.cancel();
+    fail_all(ec);
+    finish_connect(ec);
+    return;
   }
   phase_ = phase::waiting_reconnect;
   // Exponential backoff with jitter: initial * 2^attempt, capped, reduced by up to jitter.

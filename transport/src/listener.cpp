@@ -112,12 +112,13 @@ struct listener::impl : std::enable_shared_from_this<listener::impl> {
 
   void activity(server_handler::handle h) {
     handler.process(h, std::chrono::steady_clock::now());
-    // Routing may have queued output on other connections: write it.
+    write_dirty(h); // h's own driver kicks itself after this call
+  }
+
+  // Routing may have queued output on other connections: write it.
+  void write_dirty(server_handler::handle except) {
     for (const auto other : handler.take_dirty()) {
-      if (other == h) {
-        continue; // its driver kicks itself after this call
-      }
-      if (auto it = conns.find(other); it != conns.end()) {
+      if (auto it = conns.find(other); other != except && it != conns.end()) {
         it->second->driver->kick();
       }
     }
@@ -132,11 +133,7 @@ struct listener::impl : std::enable_shared_from_this<listener::impl> {
     auto keep = std::move(it->second);
     conns.erase(it);
     handler.on_closed(h);
-    for (const auto other : handler.take_dirty()) {
-      if (auto o = conns.find(other); o != conns.end()) {
-        o->second->driver->kick();
-      }
-    }
+    write_dirty(h); // h is gone: requeued messages may go to the others
   }
 
   void close_all() {

@@ -19,10 +19,13 @@ namespace {
 // Bytes read from the inner stream at a time.
 constexpr std::size_t read_chunk = 64 * 1024;
 
-ws::masking_key random_key() {
+// The masking key of the next frame: random for a client (RFC 6455 §10.3: from a strong
+// source of entropy); a server does not mask, so it draws nothing.
+ws::masking_key frame_key(ws::role r) {
   ws::masking_key k{};
-  // RFC 6455 §10.3: masking keys come from a strong source of entropy.
-  (void)RAND_bytes(reinterpret_cast<unsigned char*>(k.data()), static_cast<int>(k.size()));
+  if (r == ws::role::client) {
+    (void)RAND_bytes(reinterpret_cast<unsigned char*>(k.data()), static_cast<int>(k.size()));
+  }
   return k;
 }
 
@@ -76,7 +79,7 @@ public:
     for (const auto& b : buffers) {
       total += b.size();
     }
-    const auto key = random_key();
+    const auto key = frame_key(role_);
     auto hs = framer_.write_data_header(header_, total, key);
     if (!hs) {
       asio::post(inner_->executor(), [h = std::move(handler), ec = hs.error()] { h(ec, 0); });
@@ -119,7 +122,7 @@ private:
     while (!unread_.empty() && data_.empty()) {
       auto r = framer_.feed(unread_);
       if (!r) {
-        queue_control(framer_.close(ws::close_code(r.error()), {}, random_key()));
+        queue_control(framer_.close(ws::close_code(r.error()), {}, frame_key(role_)));
         return r.error();
       }
       unread_ = unread_.subspan(r->consumed);
@@ -129,11 +132,11 @@ private:
       if (const auto* d = std::get_if<ws::data_received>(&*r->event)) {
         data_ = d->bytes;
       } else if (const auto* p = std::get_if<ws::ping_received>(&*r->event)) {
-        queue_control(framer_.pong(p->payload, random_key())); // §5.5.2
+        queue_control(framer_.pong(p->payload, frame_key(role_))); // §5.5.2
       } else if (std::holds_alternative<ws::close_received>(*r->event)) {
         // §5.5.1: answer the close once, then the stream ends.
         if (!framer_.close_sent()) {
-          queue_control(framer_.close(ws::close_code_value::normal, {}, random_key()));
+          queue_control(framer_.close(ws::close_code_value::normal, {}, frame_key(role_)));
         }
         eof_ = true;
         unread_ = {};
