@@ -96,6 +96,10 @@ void connection_impl::push(event e) {
 }
 
 void connection_impl::write_header(protocol_id id) {
+  if (id == protocol_id::amqp && reading_input) {
+    amqp_header_due = true; // written by process_input, after the input read
+    return;
+  }
   const auto h = protocol_header_bytes(id);
   out.append(h);
   last_output = now;
@@ -245,6 +249,18 @@ result<void> connection_impl::read_done(std::size_t n, time_point t) {
 }
 
 void connection_impl::process_input() {
+  // Our AMQP header (and the frames waiting for it) goes out once this input is read, so a
+  // peer's open that came with its header is known before they are written.
+  reading_input = true;
+  read_frames();
+  reading_input = false;
+  if (amqp_header_due) {
+    amqp_header_due = false;
+    write_header(protocol_id::amqp);
+  }
+}
+
+void connection_impl::read_frames() {
   while (ph != phase::done && !fatal) {
     if (events.size() - event_pos >= opts.limits.max_events) {
       input_paused = true; // bounded events: the rest is read once they are pulled
@@ -435,6 +451,46 @@ void connection_impl::on_open(const amqp::open& o, const frame_view& f) {
   remote_channel_max = o.channel_max;
   remote_idle = milliseconds{o.idle_time_out.value_or(0)};
   push(connection_opened{remote_open});
+  end_sessions_above_channel_max();
+}
+
+// §2.7.1: a session begun before the peer's open, on a channel above the channel-max that
+// open announces, can say nothing more (an end on that channel breaks the same rule). Its
+// frames still waiting for our AMQP header are dropped; the session ends locally.
+void connection_impl::end_sessions_above_channel_max() {
+  const std::size_t first = std::size_t{remote_channel_max} + 1;
+  if (first >= sessions.size()) {
+    return;
+  }
+  if (!amqp_header_sent) {
+    std::size_t keep = 0;
+    for (std::size_t at = 0; at + frame_header_size <= deferred.size();) {
+      const auto h = parse_frame_header(
+          std::span<const std::byte, frame_header_size>(deferred.data() + at, frame_header_size));
+      if (h.channel < first) {
+        std::memmove(deferred.data() + keep, deferred.data() + at, h.size);
+        keep += h.size;
+      }
+      at += h.size;
+    }
+    deferred.truncate(keep);
+  }
+  if (disp.active && disp.session >= first) {
+    disp.active = false;
+  }
+  for (std::size_t i = first; i < sessions.size(); ++i) {
+    session_state& s = sessions[i];
+    if (!s.used || s.st.local == endpoint_status::closed) {
+      continue;
+    }
+    const auto idx = static_cast<std::uint16_t>(i);
+    s.st.local = endpoint_status::closed;
+    s.st.remote = endpoint_status::closed;
+    amqp::error err{symbol_view{to_condition_symbol(errc::resource_limit)},
+                    "channel above the peer's channel-max", value{}};
+    push(session_ended{session_id{idx}, errc::resource_limit, err, false});
+    free_session_if_done(idx);
+  }
 }
 
 void connection_impl::on_close(const amqp::close& c) {

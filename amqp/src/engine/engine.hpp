@@ -228,6 +228,8 @@ struct connection_impl {
 
   // Protocol headers and SASL.
   bool amqp_header_sent = false;
+  bool reading_input = false;   // in process_input
+  bool amqp_header_due = false; // our AMQP header goes out when process_input ends
   enum class sasl_step : std::uint8_t {
     none,                  // SASL not used or finished
     wait_mechanisms,       // client
@@ -267,6 +269,7 @@ struct connection_impl {
   std::span<std::byte> read_buffer(std::size_t n);
   result<void> read_done(std::size_t n, time_point t);
   void process_input();
+  void read_frames();
   bool process_header();
   void handle_frame(const frame_view& f);
   void fail(std::error_code ec, std::string_view description = {});
@@ -277,6 +280,7 @@ struct connection_impl {
                            std::span<const std::byte> payload = {});
   result<void> write_sasl(const sasl_frame& f);
   void on_open(const amqp::open& o, const frame_view& f);
+  void end_sessions_above_channel_max();
   void on_close(const amqp::close& c);
   void send_open();
   void send_close(const std::optional<amqp::error>& e);

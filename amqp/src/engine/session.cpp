@@ -161,8 +161,9 @@ result<session_id> connection_impl::begin(const session_options& o) {
   if (st.local != endpoint_status::active || close_sent) {
     return errc::invalid_state;
   }
-  // §2.7.1: channels above either channel-max are not used (before the peer's open, only
-  // channel 0 is known to be allowed, §2.4.1).
+  // §2.7.1: channels above either channel-max are not used. Before the peer's open its
+  // channel-max is unknown: a session on a channel it turns out not to allow ends when the
+  // open arrives (on_open).
   const std::uint32_t max = open_received ? std::min(opts.limits.channel_max, remote_channel_max)
                                           : opts.limits.channel_max;
   const std::uint32_t idx = free_channel(sessions, max);

@@ -145,6 +145,82 @@ TEST_CASE("engine: §2.7.1 begin stays within the peer's channel-max") {
   CHECK(third.error() == errc::resource_limit);
 }
 
+TEST_CASE("engine: §2.7.1 sessions begun before the peer's open, above its channel-max, end "
+          "without another frame on their channel") {
+  // Found by the sasl fuzz target: a session begun before the peer's open sat on channel 1;
+  // the peer's open said channel-max 0, and the session's frames still went out.
+  auto open_ch0 = peer_open("peer");
+  open_ch0.channel_max = 0;
+  auto header_and_open = header_bytes(detail::protocol_id::amqp);
+  const auto open_bytes = frame_bytes(open_ch0);
+  header_and_open.insert(header_and_open.end(), open_bytes.begin(), open_bytes.end());
+  const auto frames_on = [](const frame_script& s, std::uint16_t ch) {
+    std::size_t n = 0;
+    for (const auto& i : s.out.items) {
+      if (i.is_frame() && i.channel() == ch) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  const auto check_ended = [](const frame_script& s, session_id ssn) {
+    const session_ended* e = nullptr;
+    for (const auto& ev : s.events) {
+      if (const auto* x = std::get_if<session_ended>(&ev); x != nullptr && x->session == ssn) {
+        e = x;
+      }
+    }
+    REQUIRE(e != nullptr);
+    CHECK(e->code == errc::resource_limit);
+    CHECK_FALSE(e->remote);
+  };
+
+  SUBCASE("server: its begin waits for our AMQP header and is dropped") {
+    frame_script s({}, connection_role::server);
+    REQUIRE(s.conn.open());
+    auto s0 = s.conn.begin();
+    auto s1 = s.conn.begin();
+    REQUIRE(s0);
+    REQUIRE(s1);
+    CHECK(s1->value == 1);
+    s.collect();
+    CHECK(s.out.items.empty()); // nothing before the peer's header
+    REQUIRE(s.feed_bytes(header_and_open));
+    INFO("engine wrote: " << joined(s.out.names()));
+    CHECK(s.out.names() == std::vector<std::string>{"header amqp", "open", "begin"});
+    CHECK(frames_on(s, 1) == 0);
+    check_ended(s, *s1);
+    CHECK_FALSE(s.conn.state(*s1));
+    CHECK(s.conn.state(*s0));
+    CHECK_FALSE(s.conn.error());
+  }
+  SUBCASE("client: its pipelined begin is out; nothing more follows on that channel") {
+    frame_script s({}, connection_role::client);
+    REQUIRE(s.conn.open());
+    auto s0 = s.conn.begin();
+    auto s1 = s.conn.begin();
+    REQUIRE(s0);
+    REQUIRE(s1);
+    s.collect();
+    CHECK(frames_on(s, 1) == 1);
+    REQUIRE(s.feed_bytes(header_and_open));
+    check_ended(s, *s1);
+    link_options o;
+    o.name = "late";
+    o.role = role::sender;
+    o.target = target{};
+    auto a = s.conn.attach(*s1, o);
+    REQUIRE_FALSE(a);
+    CHECK(a.error() == errc::invalid_state);
+    CHECK_FALSE(s.conn.end(*s1));
+    REQUIRE(s.conn.attach(*s0, o));
+    s.collect();
+    CHECK(frames_on(s, 1) == 1);
+    CHECK(s.out.names().back() == "attach");
+    CHECK_FALSE(s.conn.error());
+  }
+}
+
 TEST_CASE("engine: §2.7.1 a channel above our channel-max: close with framing-error") {
   connection_options o;
   o.limits.channel_max = 3;
