@@ -123,6 +123,7 @@ struct link_state {
   std::uint32_t credit = 0;
   std::uint32_t available = 0;
   bool drain = false;
+  bool flow_unreported = false; // the peer's flow came before this end answered its attach
   std::uint32_t unsettled = 0;
   std::uint64_t tag_counter = 0;
   bool held = false; // a delivery of this link waits in the session's held queue

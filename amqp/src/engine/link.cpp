@@ -33,6 +33,7 @@ void reset(link_state& l) {
   l.credit = 0;
   l.available = 0;
   l.drain = false;
+  l.flow_unreported = false;
   l.unsettled = 0;
   l.tag_counter = 0;
   l.held = false;
@@ -218,6 +219,12 @@ result<void> connection_impl::attach(link_id id, const link_options& o) {
   l->rcv_settle_mode = o.rcv_settle_mode;
   l->st.local = endpoint_status::active;
   send_attach(id.value, o);
+  if (l->flow_unreported) {
+    // The peer's flow came with its attach (credit, drain, available): reported now that
+    // the link is open on this end too.
+    l->flow_unreported = false;
+    push(link_flow{id, l->credit, l->delivery_count, l->available, l->drain});
+  }
   return {};
 }
 
@@ -473,9 +480,6 @@ void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
       const std::uint32_t limit = rcv_count + f.link_credit.value_or(0);
       l->credit = serial_lt(l->delivery_count, limit) ? limit - l->delivery_count : 0;
       l->drain = f.drain;
-      if (l->st.local == endpoint_status::active) {
-        push(link_flow{link_id{idx}, l->credit, l->delivery_count, l->available, l->drain});
-      }
     } else {
       // The sender's view: its delivery-count moved on by what it sent, and by the credit
       // it used up when draining (§2.6.7).
@@ -488,9 +492,11 @@ void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
       if (l->drain && l->credit == 0) {
         l->drain = false;
       }
-      if (l->st.local == endpoint_status::active) {
-        push(link_flow{link_id{idx}, l->credit, l->delivery_count, l->available, l->drain});
-      }
+    }
+    if (l->st.local == endpoint_status::active) {
+      push(link_flow{link_id{idx}, l->credit, l->delivery_count, l->available, l->drain});
+    } else if (l->st.local == endpoint_status::uninit) {
+      l->flow_unreported = true;
     }
     if (f.echo && l->st.local == endpoint_status::active && l->attach_sent) {
       send_link_flow(idx); // §2.7.4 echo

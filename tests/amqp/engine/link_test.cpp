@@ -555,6 +555,49 @@ TEST_CASE("engine: §2.5.2 end timeout when the peer never answers") {
   CHECK(s.conn.error() == errc::timeout);
 }
 
+TEST_CASE("engine: §2.6.7 a flow that comes with the peer's attach is reported once this end "
+          "answers the attach") {
+  // A receiver commonly writes attach and flow together; the sender's application answers
+  // the attach later and must still learn the credit and the drain request.
+  frame_script s({}, connection_role::server);
+  s.handshake(peer_open("client"));
+  REQUIRE(s.feed(peer_begin(std::nullopt), 0));
+  REQUIRE(s.conn.begin(s.find<session_begun>()->session));
+  s.collect();
+  auto bytes = frame_bytes(peer_attach("pull", 0, role::receiver));
+  auto f = peer_flow(0, 0, 5);
+  f.drain = true;
+  const auto flow_bytes = frame_bytes(f);
+  bytes.insert(bytes.end(), flow_bytes.begin(), flow_bytes.end());
+  REQUIRE(s.feed_bytes(bytes));
+  const auto* la = s.find<link_attached>();
+  REQUIRE(la != nullptr);
+  const link_id l = la->link;
+  CHECK(s.count<link_flow>() == 0); // not before the link is open on this end
+  link_options o;
+  o.name = "pull";
+  o.role = role::sender;
+  o.source = source{};
+  REQUIRE(s.conn.attach(l, o));
+  s.collect();
+  const auto* lf = s.find<link_flow>();
+  REQUIRE(lf != nullptr);
+  CHECK(lf->link == l);
+  CHECK(lf->credit == 5);
+  CHECK(lf->drain);
+  // Nothing to send: the drain is answered, using up the credit (§2.6.7).
+  (void)s.take();
+  REQUIRE(s.conn.drained(l));
+  s.collect();
+  auto answer = s.last<amqp::flow>();
+  REQUIRE(answer);
+  CHECK(answer->delivery_count == std::optional<std::uint32_t>(5));
+  CHECK(answer->link_credit == std::optional<std::uint32_t>(0));
+  // Reported once.
+  s.collect();
+  CHECK(s.count<link_flow>() == 0);
+}
+
 TEST_CASE("engine: §2.6.3 refusing a peer's attach: attach with a null terminus, then detach") {
   frame_script s({}, connection_role::server);
   s.handshake(peer_open("client"));
