@@ -79,10 +79,6 @@ struct queue {
 struct conn_state {
   connection_handle handle = 0;
   amqp::connection engine;
-  // The first bytes, held until they tell a SASL header from an AMQP one.
-  bool header_decided = false;
-  std::vector<std::byte> header;
-  std::size_t header_reading = 0; // size of `header` before the read_buffer() given out
   bool dirty = false;
   bool any_blocked = false;
   std::vector<std::uint32_t> top_ups; // producer links whose credit is looked at after process
@@ -113,8 +109,7 @@ struct broker::impl {
   broker_options opts;
   std::string container_id;
   std::string mechanisms;
-  connection_options sasl_opts;  // engines that start with SASL
-  connection_options plain_opts; // engines for clients that skip SASL
+  connection_options conn_opts;
 
   std::unordered_map<connection_handle, std::unique_ptr<conn_state>> conns;
   std::map<std::string, queue, std::less<>> queues;
@@ -141,9 +136,6 @@ struct broker::impl {
       dirty.push_back(c.handle);
     }
   }
-
-  // ---- input
-  result<void> decide_header(conn_state& c, time_point now);
 
   // ---- events
   void process(conn_state& c);
@@ -197,49 +189,19 @@ broker::impl::impl(broker_options o) : opts(std::move(o)) {
   // ANONYMOUS when that is allowed, else failing with a SASL outcome (auth) rather than
   // leaving the client with no mechanism in common.
   mechanisms = opts.allow_anonymous ? "PLAIN ANONYMOUS" : "PLAIN";
-  sasl_opts = opts.connection;
-  sasl_opts.role = connection_role::server;
-  sasl_opts.container_id = container_id;
-  if (sasl_opts.offered_capabilities.is_null()) {
-    sasl_opts.offered_capabilities = value(anonymous_relay);
+  conn_opts = opts.connection;
+  conn_opts.role = connection_role::server;
+  conn_opts.container_id = container_id;
+  if (conn_opts.offered_capabilities.is_null()) {
+    conn_opts.offered_capabilities = value(anonymous_relay);
   }
-  sasl_opts.sasl = sasl_options{};
-  sasl_opts.sasl.enabled = true;
-  sasl_opts.sasl.server_mechanisms = mechanisms;
-  sasl_opts.sasl.accept_anonymous = opts.allow_anonymous;
-  plain_opts = sasl_opts;
-  plain_opts.sasl.enabled = false;
-}
-
-// ---- input ---------------------------------------------------------------------------
-
-// The first bytes of a stream are held here until they tell the protocol header the client
-// sent (AMQP 1.0 §2.2: protocol id 3 for SASL, 0 for AMQP, in the fifth byte). The engine
-// serves one of the two, so a client that skips SASL gets an engine without it (when
-// anonymous access is allowed); anything else goes to the SASL engine, which answers with
-// the SASL header and refuses it (§5.3.1: a server may require SASL).
-result<void> broker::impl::decide_header(conn_state& c, time_point now) {
-  static constexpr std::byte prefix[4] = {std::byte{'A'}, std::byte{'M'}, std::byte{'Q'},
-                                          std::byte{'P'}};
-  const std::size_t n = c.header.size();
-  if (n == 0) {
-    return {};
-  }
-  const bool amqp_prefix = std::memcmp(c.header.data(), prefix, std::min<std::size_t>(n, 4)) == 0;
-  if (amqp_prefix && n < 5) {
-    return {};
-  }
-  c.header_decided = true;
-  if (amqp_prefix && c.header[4] == std::byte{0} && opts.allow_anonymous) {
-    c.engine = amqp::connection(plain_opts);
-    c.info.sasl = false;
-    c.info.authenticated = true;
-  } else {
-    c.info.sasl = true;
-  }
-  std::vector<std::byte> bytes = std::move(c.header);
-  c.header = {};
-  return c.engine.receive(bytes, now);
+  conn_opts.sasl = sasl_options{};
+  conn_opts.sasl.enabled = true;
+  conn_opts.sasl.server_mechanisms = mechanisms;
+  conn_opts.sasl.accept_anonymous = opts.allow_anonymous;
+  // A client that skips SASL (AMQP 1.0 §5.3.1) is served only when anonymous access is
+  // allowed; otherwise the engine answers with the SASL header and closes.
+  conn_opts.sasl.optional = opts.allow_anonymous;
 }
 
 // ---- events --------------------------------------------------------------------------
@@ -257,6 +219,10 @@ void broker::impl::process(conn_state& c) {
       c.info.mechanism = sd->mechanism.str;
       c.info.authenticated = sd->code == sasl_code::ok;
     } else if (std::holds_alternative<connection_opened>(*e)) {
+      if (c.engine.sasl_skipped()) {
+        c.info.sasl = false;
+        c.info.authenticated = true; // anonymous, as allowed
+      }
       // AMQP 1.0 §2.4.1: the server answers the client's open with its own (our idle
       // timeout from the options; the engine keeps within the client's with heartbeats).
       if (c.engine.state().local == endpoint_status::uninit) {
@@ -1088,7 +1054,7 @@ broker& broker::operator=(broker&&) noexcept = default;
 
 connection_handle broker::add_connection(time_point now) {
   (void)now; // the engine's clocks start at its first input or deadline
-  auto c = std::make_unique<conn_state>(impl_->sasl_opts);
+  auto c = std::make_unique<conn_state>(impl_->conn_opts);
   const connection_handle h = impl_->next_handle++;
   c->handle = h;
   impl_->conns.emplace(h, std::move(c));
@@ -1105,11 +1071,7 @@ result<void> broker::receive(connection_handle c, std::span<const std::byte> in,
   if (s == nullptr) {
     return errc::invalid_state;
   }
-  if (s->header_decided) {
-    return s->engine.receive(in, now);
-  }
-  s->header.insert(s->header.end(), in.begin(), in.end());
-  return impl_->decide_header(*s, now);
+  return s->engine.receive(in, now);
 }
 
 std::span<std::byte> broker::read_buffer(connection_handle c, std::size_t n) {
@@ -1117,15 +1079,7 @@ std::span<std::byte> broker::read_buffer(connection_handle c, std::size_t n) {
   if (s == nullptr) {
     return {};
   }
-  if (s->header_decided) {
-    return s->engine.read_buffer(n);
-  }
-  if (s->engine.finished()) {
-    return {};
-  }
-  s->header_reading = s->header.size();
-  s->header.resize(s->header_reading + n);
-  return std::span<std::byte>(s->header).subspan(s->header_reading, n);
+  return s->engine.read_buffer(n);
 }
 
 result<void> broker::read_done(connection_handle c, std::size_t n, time_point now) {
@@ -1133,14 +1087,7 @@ result<void> broker::read_done(connection_handle c, std::size_t n, time_point no
   if (s == nullptr) {
     return errc::invalid_state;
   }
-  if (s->header_decided) {
-    return s->engine.read_done(n, now);
-  }
-  if (n > s->header.size() - s->header_reading) {
-    return errc::invalid_argument;
-  }
-  s->header.resize(s->header_reading + n);
-  return impl_->decide_header(*s, now);
+  return s->engine.read_done(n, now);
 }
 
 void broker::process(connection_handle c, time_point now) {

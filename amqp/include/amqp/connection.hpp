@@ -104,6 +104,9 @@ public:
                                            std::span<const std::byte> additional_data = {});
   // Client: answers a challenge (§5.3.3.4). Errors: errc::invalid_state.
   [[nodiscard]] result<void> sasl_respond(std::span<const std::byte> response);
+  // Server with sasl_options::optional: true once the client sent the AMQP header without
+  // a SASL layer (it is not authenticated).
+  [[nodiscard]] bool sasl_skipped() const noexcept;
 
   // ---- connection ------------------------------------------------------------------------
 

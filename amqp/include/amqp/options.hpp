@@ -97,6 +97,9 @@ struct sasl_options {
   std::string_view server_mechanisms = "ANONYMOUS";
   // Server: accept ANONYMOUS without asking the application.
   bool accept_anonymous = false;
+  // Server: a client that sends the AMQP header instead of the SASL one (§5.3.1) is served
+  // without SASL rather than refused; connection::sasl_skipped() then tells it apart.
+  bool optional = false;
 };
 
 // Options of a connection engine. Strings are copied by the constructor.

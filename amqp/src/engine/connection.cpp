@@ -348,6 +348,13 @@ bool connection_impl::process_header() {
       ph = phase::amqp;
       return true;
     }
+    if (info.kind == protocol_header_kind::amqp && !after_sasl && opts.sasl.optional) {
+      // §5.3.1 lets a server require SASL; this one does not.
+      sasl_skipped = true;
+      write_header(protocol_id::amqp);
+      ph = phase::amqp;
+      return true;
+    }
     write_header(sasl_on && !after_sasl ? protocol_id::sasl : protocol_id::amqp);
     fail_local(errc::protocol_mismatch);
     return false;
@@ -861,6 +868,10 @@ bool connection::finished() const noexcept {
 
 std::error_code connection::error() const noexcept {
   return impl_ ? impl_->fatal : std::error_code(errc::out_of_memory);
+}
+
+bool connection::sasl_skipped() const noexcept {
+  return impl_ != nullptr && impl_->sasl_skipped;
 }
 
 result<void> connection::sasl_challenge(std::span<const std::byte> challenge) {

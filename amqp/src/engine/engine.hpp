@@ -241,6 +241,7 @@ struct connection_impl {
     wait_response,         // server: challenge sent
   } sasl = sasl_step::none;
   bool sasl_init_sent = false;
+  bool sasl_skipped = false; // server, SASL optional: the client sent the AMQP header
   pstring sasl_chosen;
 
   // Connection endpoint.

@@ -158,6 +158,39 @@ TEST_CASE("engine: §5.3.1 server that requires SASL answers the AMQP header wit
   check_refused(s, "header sasl");
 }
 
+TEST_CASE("engine: §5.3.1 server with optional SASL serves either header") {
+  auto o = sasl_server_options();
+  o.sasl.optional = true;
+  SUBCASE("AMQP header: no SASL layer") {
+    engine_pair p({}, o);
+    p.record_wire = true;
+    REQUIRE(p.client.open());
+    REQUIRE(p.pump());
+    CHECK(p.server_wire.names() == std::vector<std::string>{"header amqp", "open"});
+    CHECK(p.server_log == std::vector<std::string>{"connection_opened"});
+    CHECK(p.server.sasl_skipped());
+    CHECK_FALSE(p.server.error());
+  }
+  SUBCASE("SASL header: the SASL exchange") {
+    connection_options c;
+    c.sasl.enabled = true;
+    o.sasl.server_mechanisms = "ANONYMOUS";
+    o.sasl.accept_anonymous = true;
+    engine_pair p(c, o);
+    p.record_wire = true;
+    REQUIRE(p.client.open());
+    REQUIRE(p.pump());
+    CHECK(p.server_wire.names().front() == "header sasl");
+    CHECK(p.server_log == std::vector<std::string>{"sasl_done 0", "connection_opened"});
+    CHECK_FALSE(p.server.sasl_skipped());
+  }
+  SUBCASE("anything else is still refused") {
+    frame_script s(o, connection_role::server);
+    (void)s.feed_header(protocol_id::tls);
+    check_refused(s, "header sasl");
+  }
+}
+
 TEST_CASE("engine: §2.2 server without SASL answers the SASL header with the AMQP header") {
   frame_script s({}, connection_role::server);
   (void)s.feed_header(protocol_id::sasl);
