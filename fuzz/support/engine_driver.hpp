@@ -1155,7 +1155,7 @@ private:
       const auto l = pick_link(amqp::role::sender);
       const std::uint8_t m = in_.decide(choice::arg);
       if (l) {
-        (void)check(c().set_available(*l, m));
+        (void)check(c().set_available(*l, m, (m & 1U) == 0));
       }
       break;
     }

@@ -155,8 +155,11 @@ public:
   [[nodiscard]] std::uint32_t credit(link_id l) const noexcept;
   // Sender: nothing more to send on a draining link: uses up the credit (§2.6.7).
   [[nodiscard]] result<void> drained(link_id l);
-  // Sender: reports how many messages are available (§2.7.4), in the next flow.
-  [[nodiscard]] result<void> set_available(link_id l, std::uint32_t available);
+  // Sender: how many messages are available (§2.7.4). Sent in a flow now, or, with
+  // `send_now` false, in the next flow this end sends anyway (a drain answer, an echo).
+  // Errors: errc::invalid_state (not an attached sender).
+  [[nodiscard]] result<void> set_available(link_id l, std::uint32_t available,
+                                           bool send_now = true);
 
   // Sender: sends a message (§2.6.12), split into frames at the peer's max-frame-size.
   // Errors: errc::invalid_state (not an attached sender), errc::would_block (no credit,

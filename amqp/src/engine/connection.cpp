@@ -981,8 +981,8 @@ result<void> connection::drained(link_id l) {
   return guarded(impl_.get(), [&] { return impl_->drained(l); });
 }
 
-result<void> connection::set_available(link_id l, std::uint32_t available) {
-  return guarded(impl_.get(), [&] { return impl_->set_available(l, available); });
+result<void> connection::set_available(link_id l, std::uint32_t available, bool send_now) {
+  return guarded(impl_.get(), [&] { return impl_->set_available(l, available, send_now); });
 }
 
 result<delivery_id> connection::send(link_id l, const transfer_options& t) {

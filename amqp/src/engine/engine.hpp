@@ -327,7 +327,7 @@ struct connection_impl {
   result<void> detach(link_id l, bool closed, const std::optional<amqp::error>& e);
   result<void> flow(link_id l, std::uint32_t credit, bool drain);
   result<void> drained(link_id l);
-  result<void> set_available(link_id l, std::uint32_t n);
+  result<void> set_available(link_id l, std::uint32_t n, bool send_now);
   result<delivery_id> send(link_id l, const transfer_options& t);
   result<void> abort(link_id l);
   result<void> settle(delivery_id d, const std::optional<delivery_state>& s);

@@ -539,7 +539,7 @@ result<void> connection_impl::drained(link_id id) {
   return {};
 }
 
-result<void> connection_impl::set_available(link_id id, std::uint32_t n) {
+result<void> connection_impl::set_available(link_id id, std::uint32_t n, bool send_now) {
   if (fatal) {
     return fatal;
   }
@@ -549,7 +549,9 @@ result<void> connection_impl::set_available(link_id id, std::uint32_t n) {
     return errc::invalid_state;
   }
   l->available = n;
-  send_link_flow(id.value);
+  if (send_now) {
+    send_link_flow(id.value);
+  }
   return {};
 }
 

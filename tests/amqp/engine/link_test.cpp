@@ -368,9 +368,13 @@ TEST_CASE("engine: §2.7.4 echo: the engine answers with its link state") {
 TEST_CASE("engine: §2.7.4 available reaches the receiver") {
   engine_pair p;
   std::vector<std::uint32_t> available;
+  link_id at_server{};
   p.on_event = [&](side s, connection&, const event& e) {
     if (const auto* f = std::get_if<link_flow>(&e); f != nullptr && s == side::server) {
       available.push_back(f->available);
+    }
+    if (const auto* a = std::get_if<link_attached>(&e); a != nullptr && s == side::server) {
+      at_server = a->link;
     }
     return false;
   };
@@ -381,6 +385,20 @@ TEST_CASE("engine: §2.7.4 available reaches the receiver") {
   REQUIRE(p.client.set_available(*l, 42));
   REQUIRE(p.pump());
   CHECK(available == std::vector<std::uint32_t>{42});
+  SUBCASE("without a flow of its own: in the next flow sent anyway") {
+    const auto before = p.client_bytes;
+    REQUIRE(p.client.set_available(*l, 7, false));
+    REQUIRE(p.pump());
+    CHECK(p.client_bytes == before); // nothing written
+    CHECK(available == std::vector<std::uint32_t>{42});
+    // The receiver drains; the sender's answer carries the new value.
+    REQUIRE(p.server.flow(at_server, 3, true));
+    REQUIRE(p.pump());
+    REQUIRE(p.client.drained(*l));
+    REQUIRE(p.pump());
+    REQUIRE(available.size() >= 2);
+    CHECK(available.back() == 7);
+  }
 }
 
 TEST_CASE("engine: §2.6.7 transfer beyond credit: amqp:link:transfer-limit-exceeded") {
