@@ -612,14 +612,14 @@ std::optional<time_point> connection_impl::deadline() const noexcept {
   if (close_deadline) {
     take(*close_deadline);
   }
-  for (const auto& s : sessions) {
-    if (s.used && s.end_deadline) {
-      take(*s.end_deadline);
+  for (std::size_t i = 0; end_timers != 0 && i < sessions.size(); ++i) {
+    if (sessions[i].used && sessions[i].end_deadline) {
+      take(*sessions[i].end_deadline);
     }
   }
-  for (const auto& l : links) {
-    if (l.used && l.detach_deadline) {
-      take(*l.detach_deadline);
+  for (std::size_t i = 0; detach_timers != 0 && i < links.size(); ++i) {
+    if (links[i].used && links[i].detach_deadline) {
+      take(*links[i].detach_deadline);
     }
   }
   return d;
@@ -657,16 +657,24 @@ void connection_impl::on_deadline(time_point t) {
     fail(errc::timeout, "idle timeout: no frame received");
     return;
   }
-  for (const auto& s : sessions) {
+  for (std::size_t i = 0; end_timers != 0 && i < sessions.size(); ++i) {
+    const session_state& s = sessions[i];
     if (s.used && s.end_deadline && t >= *s.end_deadline) {
+      // A session the peer does not end: the connection goes (§2.4.3 bounds that too).
       fail(errc::timeout, "the peer did not answer end");
       return;
     }
   }
-  for (const auto& l : links) {
+  for (std::size_t i = 0; detach_timers != 0 && i < links.size(); ++i) {
+    link_state& l = links[i];
     if (l.used && l.detach_deadline && t >= *l.detach_deadline) {
-      fail(errc::timeout, "the peer did not answer detach");
-      return;
+      // A link the peer does not detach: its session ends (itself under a deadline), so
+      // the rest of the connection carries on.
+      disarm(l.detach_deadline, detach_timers);
+      session_error(l.session, errc::timeout, "the peer did not answer detach");
+      if (fatal) {
+        return;
+      }
     }
   }
   if (remote_idle.count() > 0 && amqp_header_sent && !close_sent &&

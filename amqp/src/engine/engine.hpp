@@ -260,6 +260,9 @@ struct connection_impl {
   pvec<link_state> links;
   pvec<std::uint32_t> free_links;
   pending_disposition disp{};
+  // How many end and detach deadlines are set: next_deadline() skips the scans when none.
+  std::uint32_t end_timers = 0;
+  std::uint32_t detach_timers = 0;
   bool window_used = false;  // some session received transfers in this receive()
   bool input_paused = false; // max_events reached: the rest of `in` waits for next_event()
 
@@ -293,6 +296,19 @@ struct connection_impl {
     return amqp_header_sent && !close_sent && fatal_ok();
   }
   [[nodiscard]] bool fatal_ok() const noexcept { return !fatal; }
+  // Starts the close timeout of an end or a detach (timeouts.close from now).
+  void arm(std::optional<time_point>& deadline, std::uint32_t& count) {
+    if (!deadline) {
+      ++count;
+    }
+    deadline = now + opts.timeouts.close;
+  }
+  static void disarm(std::optional<time_point>& deadline, std::uint32_t& count) noexcept {
+    if (deadline) {
+      --count;
+      deadline.reset();
+    }
+  }
 
   // ---- sasl.cpp
   void on_sasl_server_start();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "amqp/assert.hpp"
 #include "engine/engine.hpp"
 #include "frame/transfer_codec.hpp"
 
@@ -39,7 +40,7 @@ void reset(link_state& l) {
   l.held = false;
   l.in_progress = false;
   l.in_buf.clear();
-  l.detach_deadline.reset();
+  AMQP_ASSERT(!l.detach_deadline); // disarmed when the link was freed
 }
 
 void set_handle(pvec<std::uint32_t>& table, std::uint32_t handle, std::uint32_t link) {
@@ -248,7 +249,7 @@ result<void> connection_impl::detach(link_id id, bool closed, const std::optiona
   l->detach_closed = closed;
   send_detach(id.value, e);
   if (l->st.remote != endpoint_status::closed) {
-    l->detach_deadline = now + opts.timeouts.close;
+    arm(l->detach_deadline, detach_timers);
   }
   free_link_if_done(id.value);
   return {};
@@ -294,7 +295,7 @@ void connection_impl::link_error(std::uint32_t index, std::error_code ec,
   l.detach_closed = true;
   l.in_progress = false;
   send_detach(index, err);
-  l.detach_deadline = now + opts.timeouts.close;
+  arm(l.detach_deadline, detach_timers);
   push(link_detached{link_id{index}, true, ec, err, false});
 }
 
@@ -316,7 +317,7 @@ void connection_impl::free_link(std::uint32_t index) {
     it = it->link == index ? s.held.erase(it) : it + 1;
   }
   l.used = false;
-  l.detach_deadline.reset();
+  disarm(l.detach_deadline, detach_timers);
   free_links.push_back(index);
 }
 
@@ -425,7 +426,7 @@ void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
   l->remote_handle = no_index;
   l->st.remote = endpoint_status::closed;
   l->in_progress = false;
-  l->detach_deadline.reset();
+  disarm(l->detach_deadline, detach_timers);
   if (l->st.local != endpoint_status::closed) {
     // §2.6.6: a detach is answered with a detach; a closing one with a closing one.
     l->st.local = endpoint_status::closed;

@@ -3,6 +3,7 @@
 // transfers that wait for the peer's incoming window.
 #include <algorithm>
 
+#include "amqp/assert.hpp"
 #include "engine/engine.hpp"
 
 namespace amqp::detail {
@@ -34,7 +35,7 @@ void reset(session_state& s) {
   s.outgoing.clear();
   s.incoming.clear();
   s.held.clear();
-  s.end_deadline.reset();
+  AMQP_ASSERT(!s.end_deadline); // disarmed when the session was freed
   s.window_used = false;
 }
 
@@ -228,7 +229,7 @@ result<void> connection_impl::end(session_id id, const std::optional<amqp::error
   s->st.local = endpoint_status::closed;
   send_end(id.value, e);
   if (s->st.remote != endpoint_status::closed) {
-    s->end_deadline = now + opts.timeouts.close;
+    arm(s->end_deadline, end_timers);
   }
   free_session_if_done(id.value);
   return {};
@@ -269,7 +270,7 @@ void connection_impl::session_error(std::uint16_t index, std::error_code ec,
   }
   s.st.local = endpoint_status::closed;
   send_end(index, err);
-  s.end_deadline = now + opts.timeouts.close;
+  arm(s.end_deadline, end_timers);
   push(session_ended{session_id{index}, ec, err, false});
 }
 
@@ -364,7 +365,7 @@ void connection_impl::free_session_if_done(std::uint16_t index) {
     }
   }
   s.used = false;
-  s.end_deadline.reset();
+  disarm(s.end_deadline, end_timers);
   s.held.clear();
   s.outgoing.clear();
   s.incoming.clear();

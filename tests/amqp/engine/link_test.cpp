@@ -549,12 +549,36 @@ TEST_CASE("engine: §2.6.5 detach timeout when the peer never answers") {
   s.advance(2999ms);
   CHECK(s.take().empty());
   s.advance(1ms);
-  // engine_timeouts::close: the link can no longer be trusted: the connection is closed
-  // with amqp:resource-limit-exceeded.
-  auto c = s.last<amqp::close>();
-  REQUIRE(c);
-  CHECK(condition_of(c) == symbol::resource_limit_exceeded);
-  CHECK(s.conn.error() == errc::timeout);
+  // engine_timeouts::close: the link can no longer be trusted: its session ends with
+  // amqp:resource-limit-exceeded; the connection stays.
+  auto e = s.last<amqp::end>();
+  REQUIRE(e);
+  CHECK(condition_of(e) == symbol::resource_limit_exceeded);
+  const auto* ended = s.find<session_ended>();
+  REQUIRE(ended != nullptr);
+  CHECK(ended->code == errc::timeout);
+  CHECK_FALSE(s.last<amqp::close>());
+  CHECK_FALSE(s.conn.error());
+  SUBCASE("the peer answers the end: the connection carries on") {
+    REQUIRE(s.feed(amqp::end{}, 0));
+    CHECK_FALSE(s.conn.state(ssn));
+    auto again = s.conn.begin();
+    REQUIRE(again);
+    CHECK(again->value == ssn.value);
+    s.advance(10000ms);
+    CHECK_FALSE(s.last<amqp::close>());
+    CHECK_FALSE(s.conn.error());
+  }
+  SUBCASE("the peer does not answer the end either: the connection is closed") {
+    (void)s.take();
+    s.advance(2999ms);
+    CHECK(s.take().empty());
+    s.advance(1ms);
+    auto c = s.last<amqp::close>();
+    REQUIRE(c);
+    CHECK(condition_of(c) == symbol::resource_limit_exceeded);
+    CHECK(s.conn.error() == errc::timeout);
+  }
 }
 
 TEST_CASE("engine: §2.5.2 end timeout when the peer never answers") {
