@@ -4,6 +4,7 @@
 // reassembly buffers.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <memory_resource>
@@ -77,6 +78,20 @@ public:
       std::memmove(data_, data_ + n, size_ - n);
     }
     size_ -= n;
+  }
+  // Moves the bytes from `from` on into new storage of at least `cap` bytes (the first
+  // `from` bytes are dropped, not copied). May throw std::bad_alloc.
+  void reallocate_from(std::size_t from, std::size_t cap) {
+    const std::size_t keep = size_ - from;
+    cap = std::max(cap, keep);
+    auto* p = static_cast<std::byte*>(mem_->allocate(cap, 1));
+    if (keep != 0) {
+      std::memcpy(p, data_ + from, keep);
+    }
+    release();
+    data_ = p;
+    size_ = keep;
+    cap_ = cap;
   }
   // Frees the storage.
   void release() noexcept {

@@ -154,17 +154,28 @@ result<void> connection_impl::write_sasl(const sasl_frame& f) {
   return {};
 }
 
-// Drops the input already processed. The partial frame held is moved to the front only
-// when `incoming` bytes would not fit after it: the move costs a copy, so it is done once
-// per buffer's worth of input, not per call.
-void connection_impl::make_room(std::size_t incoming) noexcept {
+// Drops the input already processed, so that `incoming` bytes fit after the partial frame
+// held. Moving that frame to the front costs a copy of it, so it is done only when the bytes
+// would not fit, once per buffer's worth of input. A partial frame large against the buffer
+// (big frames read in smaller pieces) would be moved at nearly every read: the buffer grows
+// instead, to four times the larger of the frame part and the read, which bounds the moves
+// to a quarter of the input (the peer's frames are bounded by our max-frame-size).
+void connection_impl::make_room(std::size_t incoming) {
   if (in_pos == in.size()) {
     in.clear();
     in_pos = 0;
-  } else if (in_pos > 0 && incoming > in.capacity() - in.size()) {
-    in.erase_front(in_pos);
-    in_pos = 0;
   }
+  if (incoming <= in.capacity() - in.size()) {
+    return;
+  }
+  const std::size_t partial = in.size() - in_pos;
+  const std::size_t wanted = 4 * std::max(partial, incoming);
+  if (partial > in.capacity() / 4 && in.capacity() < wanted) {
+    in.reallocate_from(in_pos, wanted);
+  } else {
+    in.erase_front(in_pos);
+  }
+  in_pos = 0;
 }
 
 // Starts a receive of `incoming` bytes: checks the state, resets the event queue, and makes
@@ -617,7 +628,7 @@ std::optional<time_point> connection_impl::deadline() const noexcept {
       take(*sessions[i].end_deadline);
     }
   }
-  for (std::size_t i = 0; detach_timers != 0 && i < links.size(); ++i) {
+  for (std::size_t i = 0; detach_timers != 0 && !close_sent && i < links.size(); ++i) {
     if (links[i].used && links[i].detach_deadline) {
       take(*links[i].detach_deadline);
     }
@@ -665,7 +676,8 @@ void connection_impl::on_deadline(time_point t) {
       return;
     }
   }
-  for (std::size_t i = 0; detach_timers != 0 && i < links.size(); ++i) {
+  // After our close, the close timeout alone bounds what is left (nothing more is sent).
+  for (std::size_t i = 0; detach_timers != 0 && !close_sent && i < links.size(); ++i) {
     link_state& l = links[i];
     if (l.used && l.detach_deadline && t >= *l.detach_deadline) {
       // A link the peer does not detach: its session ends (itself under a deadline), so

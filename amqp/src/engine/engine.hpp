@@ -268,7 +268,7 @@ struct connection_impl {
 
   // ---- connection.cpp
   result<void> receive(std::span<const std::byte> in, time_point t);
-  void make_room(std::size_t incoming) noexcept;
+  void make_room(std::size_t incoming);
   result<void> begin_input(std::size_t incoming, time_point t);
   result<void> end_input();
   std::span<std::byte> read_buffer(std::size_t n);

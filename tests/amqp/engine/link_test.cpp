@@ -581,6 +581,32 @@ TEST_CASE("engine: §2.6.5 detach timeout when the peer never answers") {
   }
 }
 
+TEST_CASE("engine: §2.4.3 after our close, an unanswered detach sends nothing more") {
+  // Found by the connection fuzz targets: the detach timeout ended the session after the
+  // close had gone out, writing an end after the close.
+  connection_options o;
+  o.timeouts.close = 3000ms;
+  o.timeouts.idle_time_out = 0ms;
+  frame_script s(o, connection_role::client);
+  auto ssn = open_session(s);
+  auto l = attach_link(s, ssn, sender_opts(), 0);
+  REQUIRE(s.conn.detach(l));
+  s.advance(1000ms);
+  const std::byte heartbeat[8] = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{8},
+                                  std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}};
+  REQUIRE(s.feed_bytes(heartbeat)); // the engine's clock is at 1 s now
+  REQUIRE(s.conn.close());
+  s.collect();
+  CHECK(s.take().back()->name() == "close");
+  s.advance(2500ms); // the detach's deadline passes
+  CHECK(s.take().empty());
+  CHECK_FALSE(s.conn.finished());
+  s.advance(500ms); // the close's deadline (4 s)
+  CHECK(s.take().empty());
+  CHECK(s.conn.finished());
+  CHECK(s.conn.error() == errc::timeout);
+}
+
 TEST_CASE("engine: §2.5.2 end timeout when the peer never answers") {
   connection_options o;
   o.timeouts.close = 3000ms;
