@@ -108,13 +108,18 @@ void connection_impl::write_header(protocol_id id) {
     // Frames written before the header (pipelined open, begin, attach) follow it.
     out.append(deferred.view());
     deferred.release();
-  } else if (id == protocol_id::sasl) {
   }
 }
 
 result<void> connection_impl::write_frame(std::uint16_t channel, const performative& p,
                                           std::span<const std::byte> payload) {
-  if (disp.active && !std::holds_alternative<amqp::disposition>(p)) {
+  // A disposition being coalesced goes out before any other frame but a transfer: a flow
+  // after a release must not reach the peer first (it would send the next message before
+  // taking the released one back), nor a detach, end or close. Transfers do not wait for
+  // it, so a broker that settles each message it takes and sends one on meanwhile still
+  // settles a whole batch with one range.
+  if (disp.active && !std::holds_alternative<amqp::disposition>(p) &&
+      !std::holds_alternative<amqp::transfer>(p)) {
     flush_disposition();
   }
   auto n = encoded_frame_size(p, payload.size());

@@ -560,9 +560,6 @@ bool connection_impl::send_frames(std::uint16_t sindex, held_transfer& h,
                                   std::span<const std::byte> payload) {
   session_state& s = sessions[sindex];
   link_state& l = links[h.link];
-  if (disp.active) {
-    flush_disposition(); // keep frames in the order they were decided
-  }
   while (s.remote_incoming_window > 0) {
     transfer_fields t;
     t.handle = l.handle;

@@ -399,6 +399,50 @@ TEST_CASE("engine: §2.7.6 consecutive settlements go out as one disposition ran
   }
 }
 
+TEST_CASE("engine: §2.7.6 a range being coalesced lets transfers pass, not flows") {
+  // A broker settles each message it takes and sends another one on meanwhile: the
+  // settlements still go out as one range, after the transfers. A flow (credit after a
+  // release) must not overtake the settlement it follows.
+  frame_script s({}, connection_role::client);
+  auto ssn = open_session(s);
+  const link_id rx = attach_link(s, ssn, receiver_opts(), 0);
+  const link_id tx = attach_link(s, ssn, sender_opts(), 1);
+  REQUIRE(s.feed(peer_flow(1, 0, 100)));
+  REQUIRE(s.conn.flow(rx, 100));
+  s.collect();
+  std::vector<delivery_id> got;
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    const std::byte tag{static_cast<unsigned char>(i)};
+    REQUIRE(s.feed(peer_transfer(0, i, binary_view(std::span<const std::byte>(&tag, 1))), 0,
+                   as_bytes("m")));
+    const auto* d = s.find<delivery_received>();
+    REQUIRE(d != nullptr);
+    got.push_back(d->delivery);
+  }
+  (void)s.take();
+  for (const auto& d : got) {
+    REQUIRE(s.conn.settle(d, accepted{}));
+    REQUIRE(s.conn.send(tx, {.payload = as_bytes("out")}));
+  }
+  s.collect();
+  CHECK(s.take_names() ==
+        names{"transfer", "transfer", "transfer", "transfer", "transfer", "disposition"});
+  auto d = s.last<amqp::disposition>();
+  REQUIRE(d);
+  CHECK(d->first == 0);
+  CHECK(d->last == std::optional<std::uint32_t>(4));
+
+  REQUIRE(s.feed(peer_transfer(0, 5, binary_view(as_bytes("t5"))), 0, as_bytes("m")));
+  const auto* d5 = s.find<delivery_received>();
+  REQUIRE(d5 != nullptr);
+  const delivery_id fifth = d5->delivery;
+  (void)s.take();
+  REQUIRE(s.conn.settle(fifth, released{}));
+  REQUIRE(s.conn.flow(rx, 100));
+  s.collect();
+  CHECK(s.take_names() == names{"disposition", "flow"});
+}
+
 TEST_CASE("engine: §2.7.6 a disposition over a huge range costs only the unsettled "
           "deliveries") {
   frame_script s({}, connection_role::client);
