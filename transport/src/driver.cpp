@@ -79,21 +79,18 @@ void engine_driver::flush() {
   if (writing_ || closed_) {
     return;
   }
-  const auto pending = engine_.pending_output();
-  if (pending.empty()) {
+  // The batch is written from the engine's own buffer (no copy); the engine appends to a
+  // second one meanwhile, and gets the first back in on_write().
+  const auto batch = engine_.take_output();
+  if (batch.empty()) {
     return;
   }
-  // The engine's buffer grows while the write is in flight (input keeps being processed),
-  // so the batch is moved into the driver's own buffer: one copy, the same as a socket
-  // buffer would make, and the engine is free to append.
-  out_.assign(pending.begin(), pending.end());
-  engine_.consume_output(pending.size());
   if (trace_) {
-    trace_(true, out_);
+    trace_(true, batch);
   }
   writing_ = true;
   ++writes_;
-  const std::span<const std::byte> one[1] = {out_};
+  const std::span<const std::byte> one[1] = {batch};
   stream_->async_write(
       one, [self = shared_from_this()](std::error_code e, std::size_t) { self->on_write(e); });
 }
@@ -101,8 +98,9 @@ void engine_driver::flush() {
 void engine_driver::on_write(std::error_code ec) {
   writing_ = false;
   if (closed_) {
-    return;
+    return; // the engine may be gone (its owner destroys it once the stream is closed)
   }
+  engine_.output_written();
   if (ec) {
     stream_ended(ec);
     return;

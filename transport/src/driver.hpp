@@ -10,7 +10,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <vector>
 
 #include <asio/steady_timer.hpp>
 
@@ -81,7 +80,6 @@ private:
   trace_hook trace_;
   asio::steady_timer timer_;
   time_point timer_at_ = time_point::max();
-  std::vector<std::byte> out_;       // the batch being written
   std::span<std::byte> read_span_{}; // the engine buffer the read in flight fills
   bool reading_ = false;
   bool writing_ = false;

@@ -78,6 +78,14 @@ public:
   [[nodiscard]] std::span<const std::byte> pending_output() noexcept;
   // Marks the first `n` bytes of pending_output() written. Precondition: n <= its size.
   void consume_output(std::size_t n) noexcept;
+  // Zero-copy output for asynchronous writes: takes all the pending output out of the engine
+  // as one batch, which stays valid and unchanged until output_written() (or the engine's
+  // destruction) while the engine writes new frames into a second buffer. One batch at a
+  // time: empty while a batch is out, or when nothing is pending. Do not mix with
+  // consume_output() of the same bytes.
+  [[nodiscard]] std::span<const std::byte> take_output() noexcept;
+  // The batch of take_output() is written (or will never be): its buffer is reused.
+  void output_written() noexcept;
 
   // The next event, or nothing when none is queued.
   [[nodiscard]] std::optional<event> next_event();

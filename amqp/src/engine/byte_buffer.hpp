@@ -34,6 +34,13 @@ public:
     return *this;
   }
 
+  void swap(byte_buffer& o) noexcept {
+    std::swap(mem_, o.mem_);
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(cap_, o.cap_);
+  }
+
   [[nodiscard]] std::byte* data() noexcept { return data_; }
   [[nodiscard]] const std::byte* data() const noexcept { return data_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }

@@ -28,9 +28,9 @@ connection_impl::connection_impl(const connection_options& o)
     : mem(o.memory != nullptr ? o.memory : std::pmr::new_delete_resource()), opts(o),
       container_id(mem), hostname(mem), sasl_mechanism(mem), sasl_username(mem), sasl_password(mem),
       sasl_authzid(mem), sasl_hostname(mem), sasl_server_mechanisms(mem),
-      sasl_initial_response(mem), open_values(mem), in(mem), out(mem), deferred(mem), retired(mem),
-      events(mem), sasl_chosen(mem), remote_open_bytes(mem), sessions(mem), remote_channels(mem),
-      links(mem), free_links(mem) {
+      sasl_initial_response(mem), open_values(mem), in(mem), out(mem), out_taken(mem),
+      deferred(mem), retired(mem), events(mem), sasl_chosen(mem), remote_open_bytes(mem),
+      sessions(mem), remote_channels(mem), links(mem), free_links(mem) {
   opts.memory = mem;
   opts.container_id = keep(container_id, o.container_id);
   opts.hostname = keep(hostname, o.hostname);
@@ -821,6 +821,32 @@ std::span<const std::byte> connection::pending_output() noexcept {
     });
   }
   return c.out.view().subspan(c.out_pos);
+}
+
+std::span<const std::byte> connection::take_output() noexcept {
+  if (!impl_ || impl_->output_out) {
+    return {};
+  }
+  auto& c = *impl_;
+  const auto pending = pending_output();
+  if (pending.empty()) {
+    return {};
+  }
+  // The filled buffer goes to the caller; the engine goes on in the other one (empty, its
+  // capacity kept from the previous batch: no allocation in steady state).
+  const std::size_t from = c.out_pos;
+  c.out.swap(c.out_taken);
+  c.out.clear();
+  c.out_pos = 0;
+  c.output_out = true;
+  return c.out_taken.view().subspan(from);
+}
+
+void connection::output_written() noexcept {
+  if (impl_) {
+    impl_->out_taken.clear();
+    impl_->output_out = false;
+  }
 }
 
 void connection::consume_output(std::size_t n) noexcept {

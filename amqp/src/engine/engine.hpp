@@ -207,6 +207,8 @@ struct connection_impl {
   std::size_t in_pos = 0;
   byte_buffer out; // bytes to write, from out_pos
   std::size_t out_pos = 0;
+  byte_buffer out_taken; // the batch of take_output() being written by the caller
+  bool output_out = false;
   byte_buffer deferred;                   // AMQP frames written before our AMQP header
   pvec<byte_buffer> retired;              // reassembled messages still viewed by events
   std::pmr::deque<amqp::attach> attaches; // the peer's attaches of this receive() (events)

@@ -616,7 +616,8 @@ result<delivery_id> connection_impl::send(link_id id, const transfer_options& t)
     return errc::invalid_state;
   }
   session_state& s = sessions[l->session];
-  if (l->held || l->credit == 0 || out.size() - out_pos > opts.limits.max_pending_output) {
+  if (l->held || l->credit == 0 ||
+      out.size() - out_pos + out_taken.size() > opts.limits.max_pending_output) {
     return errc::would_block;
   }
   if (t.tag.size() > 32) {

@@ -1,4 +1,5 @@
 // Engine pair tests: the whole lifecycle between a client and a server engine in memory.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -6,6 +7,8 @@
 
 #include "amqp/connection.hpp"
 #include "support/engine_pair.hpp"
+#include "support/failing_resource.hpp"
+#include "support/frame_script.hpp"
 
 using namespace amqp;
 using amqp::test::engine_pair;
@@ -77,4 +80,49 @@ TEST_CASE("engine: open, begin, attach, transfer, settle, detach, end, close") {
                                                  "link_attached", "delivery_received",
                                                  "delivery_received", "link_detached closed",
                                                  "session_ended", "connection_closed remote"});
+}
+
+TEST_CASE("engine: take_output hands a batch out unchanged while the engine writes on, and "
+          "reuses its buffer") {
+  amqp::test::failing_resource mem;
+  connection_options o;
+  o.memory = &mem;
+  amqp::test::frame_script s(o, connection_role::client);
+  auto ssn = amqp::test::open_session(s);
+  link_options lo = sender_to("q");
+  lo.snd_settle_mode = sender_settle_mode::settled;
+  auto l = amqp::test::attach_link(s, ssn, lo, 0);
+  REQUIRE(s.feed(amqp::test::peer_flow(0, 0, 1000)));
+  CHECK(s.conn.pending_output().empty());
+
+  REQUIRE(s.conn.send(l, {.payload = bytes_of("first")}));
+  const auto batch = s.conn.take_output();
+  REQUIRE_FALSE(batch.empty());
+  const std::vector<std::byte> copy(batch.begin(), batch.end());
+  CHECK(s.conn.pending_output().empty()); // everything went into the batch
+
+  REQUIRE(s.conn.send(l, {.payload = bytes_of("second")}));
+  CHECK(std::equal(batch.begin(), batch.end(), copy.begin(), copy.end())); // unchanged
+  CHECK(s.conn.take_output().empty());                                     // one batch at a time
+  const auto next = s.conn.pending_output();
+  REQUIRE_FALSE(next.empty());
+  const std::vector<std::byte> second(next.begin(), next.end());
+  s.conn.output_written();
+  const auto batch2 = s.conn.take_output();
+  CHECK(std::equal(batch2.begin(), batch2.end(), second.begin(), second.end()));
+  s.conn.output_written();
+
+  // Steady state: the two buffers alternate without allocating.
+  for (int i = 0; i < 8; ++i) {
+    REQUIRE(s.conn.send(l, {.payload = bytes_of("warm")}));
+    REQUIRE_FALSE(s.conn.take_output().empty());
+    s.conn.output_written();
+  }
+  const std::size_t before = mem.allocations();
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(s.conn.send(l, {.payload = bytes_of("steady")}));
+    REQUIRE_FALSE(s.conn.take_output().empty());
+    s.conn.output_written();
+  }
+  CHECK(mem.allocations() == before);
 }
