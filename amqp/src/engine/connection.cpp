@@ -174,7 +174,7 @@ void connection_impl::make_room(std::size_t incoming) {
     return;
   }
   const std::size_t partial = in.size() - in_pos;
-  const std::size_t wanted = 4 * std::max(partial, incoming);
+  const std::size_t wanted = 8 * std::max(partial, incoming);
   if (partial > in.capacity() / 4 && in.capacity() < wanted) {
     in.reallocate_from(in_pos, wanted);
   } else {
