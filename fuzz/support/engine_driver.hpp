@@ -744,8 +744,11 @@ private:
   void flush_all_now() { flush(0); }
 
   // Writes the output: all of it (n == 0) or n * 64 bytes.
+  // Whole flushes take the output as a batch (take_output) every other time, so both ways
+  // of writing are exercised.
   void flush(std::uint8_t n) {
-    auto out = c().pending_output();
+    const bool batch = n == 0 && (sum_.output_bytes / 64U) % 2U == 1U;
+    auto out = batch ? c().take_output() : c().pending_output();
     if (finished_ && written_when_finished_) {
       require(out.empty());
     }
@@ -761,7 +764,12 @@ private:
     }
     sum_.output_bytes += k;
     in_.written(out.first(k), now_);
-    c().consume_output(k);
+    if (batch) {
+      require(c().pending_output().empty());
+      c().output_written();
+    } else {
+      c().consume_output(k);
+    }
     if (finished_ && c().pending_output().empty()) {
       written_when_finished_ = true;
     }
