@@ -2,7 +2,6 @@
 // call to an amqp::broker::broker. Used by `amqp-cli broker` and by the transport tests.
 #pragma once
 
-#include <span>
 #include <vector>
 
 #include "amqp/broker.hpp"
@@ -15,12 +14,6 @@ public:
   explicit broker_handler(broker::broker& b) : b_(b) {}
   handle on_accept(time_point now) override { return b_.add_connection(now); }
   amqp::connection* engine(handle h) override { return b_.engine(h); }
-  std::span<std::byte> read_buffer(handle h, std::size_t n) override {
-    return b_.read_buffer(h, n);
-  }
-  result<void> read_done(handle h, std::size_t n, time_point now) override {
-    return b_.read_done(h, n, now);
-  }
   void process(handle h, time_point now) override { b_.process(h, now); }
   std::vector<handle> take_dirty() override { return b_.take_dirty(); }
   void on_output_written(handle h) override { b_.on_output_written(h); }

@@ -1074,22 +1074,6 @@ result<void> broker::receive(connection_handle c, std::span<const std::byte> in,
   return s->engine.receive(in, now);
 }
 
-std::span<std::byte> broker::read_buffer(connection_handle c, std::size_t n) {
-  conn_state* s = impl_->find(c);
-  if (s == nullptr) {
-    return {};
-  }
-  return s->engine.read_buffer(n);
-}
-
-result<void> broker::read_done(connection_handle c, std::size_t n, time_point now) {
-  conn_state* s = impl_->find(c);
-  if (s == nullptr) {
-    return errc::invalid_state;
-  }
-  return s->engine.read_done(n, now);
-}
-
 void broker::process(connection_handle c, time_point now) {
   (void)now; // the engine has the time of its input and deadlines
   if (conn_state* s = impl_->find(c)) {

@@ -1451,10 +1451,10 @@ TEST_CASE("broker: the protocol header may arrive one byte at a time, through re
   for (int i = 0; i < 8; ++i) {
     auto out = c.engine.pending_output();
     REQUIRE_FALSE(out.empty());
-    auto buf = h.b.read_buffer(c.handle, 1);
+    auto buf = h.b.engine(c.handle)->read_buffer(1);
     REQUIRE(buf.size() == 1);
     buf[0] = out[0];
-    REQUIRE(h.b.read_done(c.handle, 1, h.now));
+    REQUIRE(h.b.engine(c.handle)->read_done(1, h.now));
     c.engine.consume_output(1);
     h.b.process(c.handle, h.now);
   }

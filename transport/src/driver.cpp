@@ -44,8 +44,7 @@ void engine_driver::kick() {
 }
 
 void engine_driver::start_read() {
-  const auto buffer = owner_ != nullptr ? owner_->read_buffer(engine_, read_chunk)
-                                        : engine_.read_buffer(read_chunk);
+  const auto buffer = engine_.read_buffer(read_chunk);
   if (buffer.empty()) {
     return;
   }
@@ -70,7 +69,7 @@ void engine_driver::on_read(std::error_code ec, std::size_t n) {
   }
   // Errors stick in the engine and surface as connection_closed events; the engine has
   // queued its close frame, which flush() writes.
-  (void)(owner_ != nullptr ? owner_->read_done(engine_, n, now()) : engine_.read_done(n, now()));
+  (void)engine_.read_done(n, now());
   notify_activity();
   kick();
 }

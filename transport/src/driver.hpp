@@ -29,13 +29,6 @@ public:
     virtual void on_output_written() {}
     // The stream is closed; the driver does nothing more.
     virtual void on_stream_closed(std::error_code ec) = 0;
-    // Input goes through these (a broker may look at the first bytes before its engine).
-    virtual std::span<std::byte> read_buffer(amqp::connection& e, std::size_t n) {
-      return e.read_buffer(n);
-    }
-    virtual result<void> read_done(amqp::connection& e, std::size_t n, time_point now) {
-      return e.read_done(n, now);
-    }
 
   protected:
     ~owner() = default;

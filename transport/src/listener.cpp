@@ -26,12 +26,6 @@ struct listener::impl : std::enable_shared_from_this<listener::impl> {
     void on_engine_activity() override { owner->activity(h); }
     void on_output_written() override { owner->handler.on_output_written(h); }
     void on_stream_closed(std::error_code) override { owner->closed(h); }
-    std::span<std::byte> read_buffer(amqp::connection&, std::size_t n) override {
-      return owner->handler.read_buffer(h, n);
-    }
-    result<void> read_done(amqp::connection&, std::size_t n, time_point now) override {
-      return owner->handler.read_done(h, n, now);
-    }
   };
 
   impl(asio::io_context& io, server_handler& hd) : acceptor(io), handler(hd) {}

@@ -5,7 +5,7 @@
 // touches a socket, a clock or a thread: a transport drives it from one thread.
 //
 //   c = add_connection(now)                          // a socket was accepted
-//   receive(c, bytes, now) or read_buffer/read_done  // bytes read from the socket
+//   receive(c, bytes, now) (or engine(c)->read_buffer/read_done) // bytes read
 //   process(c, now)                                  // pull and act on c's events, route
 //   write(engine(c)->pending_output()); engine(c)->consume_output(n); on_output_written(c)
 //   for (d : take_dirty()) write d's output too      // routing put output on other engines
@@ -155,22 +155,14 @@ public:
   connection_handle add_connection(time_point now);
   // The engine of `c`, or null for an unknown (removed) handle. The transport uses it for
   // output (pending_output/consume_output), timers (next_deadline/on_deadline), the end of
-  // the stream (on_transport_closed) and finished(); input goes through receive() or
-  // read_buffer()/read_done() below. The pointer stays valid until remove_connection(c).
+  // the stream (on_transport_closed), finished(), and zero-copy input
+  // (read_buffer/read_done). The pointer stays valid until remove_connection(c).
   [[nodiscard]] amqp::connection* engine(connection_handle c) noexcept;
-  // Feeds bytes read from the socket of `c`; then call process(c, now). The first bytes
-  // decide, before the engine sees them, whether the client uses SASL or (if anonymous
-  // access is allowed) not. Errors: errc::invalid_state (unknown handle), and those of
-  // connection::receive (errc::would_block: process(c) first; the sticky fatal error).
+  // Feeds bytes read from the socket of `c`; then call process(c, now).
+  // Errors: errc::invalid_state (unknown handle), and those of connection::receive
+  // (errc::would_block: process(c) first; the sticky fatal error).
   [[nodiscard]] result<void> receive(connection_handle c, std::span<const std::byte> in,
                                      time_point now);
-  // Zero-copy input, as connection::read_buffer/read_done: a buffer of exactly `n` bytes to
-  // read into, valid until read_done() or the next call on `c`; empty when the engine cannot
-  // take input now (events to process, or finished) or for an unknown handle.
-  [[nodiscard]] std::span<std::byte> read_buffer(connection_handle c, std::size_t n);
-  // Processes the first `n` bytes written into read_buffer(c, ...); then call process().
-  // Errors: those of receive(); errc::invalid_argument (n above the buffer given).
-  [[nodiscard]] result<void> read_done(connection_handle c, std::size_t n, time_point now);
   // Pulls every event of c's engine and acts on it (SASL, open, begin, attach, credit,
   // messages, outcomes, detach, end, close), routing messages to consumers on any
   // connection. Call after input, after on_deadline() and after on_transport_closed().

@@ -28,14 +28,6 @@ public:
   virtual handle on_accept(time_point now) = 0;
   // The engine of `h` (the listener feeds it bytes and time, and writes its output).
   virtual amqp::connection* engine(handle h) = 0;
-  // Input for `h` goes through these two (default: straight to its engine), so that a
-  // handler may look at the first bytes, e.g. to choose between a SASL and a plain engine.
-  virtual std::span<std::byte> read_buffer(handle h, std::size_t n) {
-    return engine(h)->read_buffer(n);
-  }
-  virtual result<void> read_done(handle h, std::size_t n, time_point now) {
-    return engine(h)->read_done(n, now);
-  }
   // Input was processed or a deadline ran on `h`: pull its events and act.
   virtual void process(handle h, time_point now) = 0;
   // Connections that have new output because of what process() did on another connection
