@@ -6,7 +6,6 @@
 #include "amqp/broker.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <unordered_map>
