@@ -121,7 +121,8 @@ struct broker::impl {
   std::size_t total_bytes = 0;
   broker_stats counters{};
   std::vector<connection_handle> dirty;
-  conn_state* current = nullptr; // the connection being processed (not reported dirty)
+  conn_state* current = nullptr;   // the connection being processed (not reported dirty)
+  route_decision refused_by_route; // the last refusal of broker_options::route
 
   explicit impl(broker_options o);
 
@@ -154,8 +155,10 @@ struct broker::impl {
 
   // ---- queues
   result<queue*> find_or_create(std::string_view address);
-  bool resolve(conn_state& c, const link_attached& e, bool dynamic, std::string_view address,
-               queue*& q, bool& owns);
+  result<queue*> routed(conn_state& c, bool consume, std::string_view address,
+                        amqp::error& refusal);
+  bool resolve(conn_state& c, const link_attached& e, bool consume, bool dynamic,
+               std::string_view address, queue*& q, bool& owns);
   queue* create_dynamic();
   void delete_queue(queue& q);
   void maybe_gc(queue& q);
@@ -267,7 +270,12 @@ void broker::impl::process(conn_state& c) {
 
 void broker::impl::on_sasl_init(conn_state& c, const sasl_init_received& e) {
   bool ok = false;
-  if (e.mechanism.str == "PLAIN") {
+  if (e.mechanism.str == "PLAIN" && opts.authenticate) {
+    ok = opts.authenticate(sasl_login{e.username, e.password, e.authzid, e.hostname});
+    if (ok) {
+      c.info.user = e.username;
+    }
+  } else if (e.mechanism.str == "PLAIN") {
     if (opts.users.empty()) {
       ok = opts.allow_anonymous;
     } else {
@@ -346,7 +354,31 @@ void broker::impl::on_attach(conn_state& c, const link_attached& e) {
 
 // The queue a link's terminus names: a new dynamic queue (§3.5.1 dynamic), or the queue at
 // `address`, found or created. Otherwise refuses the attach and returns false.
-bool broker::impl::resolve(conn_state& c, const link_attached& e, bool dynamic,
+// The queue for an address a client names, through broker_options::route if set; on failure
+// `refusal` says why.
+result<queue*> broker::impl::routed(conn_state& c, bool consume, std::string_view address,
+                                    amqp::error& refusal) {
+  route_decision d;
+  if (opts.route) {
+    d = opts.route(route_request{c.info, consume, address});
+    if (!d.condition.empty()) {
+      // Kept here: the refusal's views are written out before the next routing decision.
+      refused_by_route = std::move(d);
+      refusal = make_error(refused_by_route.condition, refused_by_route.description);
+      return errc::unauthorized;
+    }
+    address = d.queue;
+  }
+  auto r = find_or_create(address);
+  if (!r) {
+    const bool full = r.error() == errc::resource_limit;
+    refusal = make_error(full ? amqp::symbol::resource_limit_exceeded : amqp::symbol::not_found,
+                         full ? "too many queues" : "no such queue");
+  }
+  return r;
+}
+
+bool broker::impl::resolve(conn_state& c, const link_attached& e, bool consume, bool dynamic,
                            std::string_view address, queue*& q, bool& owns) {
   if (dynamic) {
     q = create_dynamic();
@@ -357,11 +389,10 @@ bool broker::impl::resolve(conn_state& c, const link_attached& e, bool dynamic,
     owns = true;
     return true;
   }
-  auto r = find_or_create(address);
+  amqp::error refusal{};
+  auto r = routed(c, consume, address, refusal);
   if (!r) {
-    const bool full = r.error() == errc::resource_limit;
-    refuse(c, e, full ? amqp::symbol::resource_limit_exceeded : amqp::symbol::not_found,
-           full ? "too many queues" : "no such queue");
+    refuse(c, e, refusal.condition.str, refusal.description.value_or(std::string_view{}));
     return false;
   }
   q = *r;
@@ -380,7 +411,7 @@ void broker::impl::attach_consumer(conn_state& c, const link_attached& e) {
     refuse(c, e, amqp::symbol::invalid_field, "a receiving link needs a source address");
     return;
   }
-  if (!resolve(c, e, dynamic, dynamic ? std::string_view{} : *a.source->address, q, owns)) {
+  if (!resolve(c, e, true, dynamic, dynamic ? std::string_view{} : *a.source->address, q, owns)) {
     return;
   }
   // The answer carries both termini (some clients refuse an attach without either): the
@@ -414,8 +445,8 @@ void broker::impl::attach_consumer(conn_state& c, const link_attached& e) {
   // unsettled get unsettled ones (at-least-once).
   l.presettle = a.snd_settle_mode == sender_settle_mode::settled;
   q->consumers.push_back(&l);
-  // Credit the client sent with its attach (before this answer) is in the engine but was
-  // not reported as a link_flow: serve it now.
+  // Credit the client sent with its attach (before this answer) is in the engine: serve it
+  // now (its link_flow event follows this answer).
   dispatch(*q);
 }
 
@@ -432,7 +463,7 @@ void broker::impl::attach_producer(conn_state& c, const link_attached& e) {
   bool owns = false;
   // No address (and not dynamic): the anonymous relay, q stays null.
   if ((t.dynamic || (t.address && !t.address->empty())) &&
-      !resolve(c, e, t.dynamic, t.dynamic ? std::string_view{} : *t.address, q, owns)) {
+      !resolve(c, e, false, t.dynamic, t.dynamic ? std::string_view{} : *t.address, q, owns)) {
     return;
   }
   link_options o;
@@ -502,12 +533,12 @@ void broker::impl::on_delivery(link_entry& l, const delivery_received& d) {
   if (q == nullptr) {
     // Anonymous relay: the message names its address (§3.2.4 properties.to).
     auto m = decode_message(d.payload);
+    amqp::error why{};
+    result<queue*> r = errc::invalid_argument;
     if (!m || !m->properties || !m->properties->to || m->properties->to->empty()) {
       refusal = make_error(amqp::symbol::not_found, "no address in properties.to");
-    } else if (auto r = find_or_create(*m->properties->to); !r) {
-      refusal = r.error() == errc::resource_limit
-                    ? make_error(amqp::symbol::resource_limit_exceeded, "too many queues")
-                    : make_error(amqp::symbol::not_found, "no such queue");
+    } else if (r = routed(c, false, *m->properties->to, why); !r) {
+      refusal = why;
     } else if (full(**r)) {
       refusal = make_error(amqp::symbol::resource_limit_exceeded, "queue full");
       maybe_gc(**r);

@@ -1605,3 +1605,82 @@ TEST_CASE("broker: a link to a transaction coordinator is refused with amqp:not-
   REQUIRE(d->error);
   CHECK(d->error->condition.str == "amqp:not-implemented");
 }
+
+// ----------------------------------------------------------------------------------------
+// Server-side hooks: the authenticator and link routing.
+
+TEST_CASE("broker: broker_options::authenticate decides SASL PLAIN logins") {
+  ab::broker_options o;
+  o.allow_anonymous = false;
+  std::vector<std::string> asked;
+  o.authenticate = [&](const ab::sasl_login& l) {
+    asked.emplace_back(l.username);
+    return l.username == "device-1" && l.password == "key-1" && l.authzid.empty();
+  };
+  harness h(o);
+  connection_options co;
+  co.sasl.enabled = true;
+  co.sasl.username = "device-1";
+  SUBCASE("accepted") {
+    co.sasl.password = "key-1";
+    client& c = open_client(h, co);
+    CHECK(events(c, "connection_opened").size() == 1);
+    CHECK(h.b.info(c.handle)->user == "device-1");
+    CHECK(h.b.info(c.handle)->authenticated);
+  }
+  SUBCASE("refused: outcome auth") {
+    co.sasl.password = "key-2";
+    client& c = open_client(h, co);
+    CHECK(events(c, "sasl_done")[0]->sasl_code == 1);
+    CHECK(events(c, "connection_opened").empty());
+    CHECK(h.b.info(c.handle)->user.empty());
+  }
+  CHECK(asked == strings{"device-1"});
+}
+
+TEST_CASE("broker: broker_options::route maps addresses to queues, and refuses") {
+  ab::broker_options o;
+  std::vector<std::string> seen;
+  o.route = [&](const ab::route_request& r) {
+    seen.push_back(std::string(r.consume ? "consume " : "send ") + std::string(r.address));
+    CHECK(r.connection.authenticated);
+    if (!r.consume && r.address.starts_with("/devices/")) {
+      return ab::route_decision::to("telemetry");
+    }
+    if (r.consume && r.address == "telemetry") {
+      return ab::route_decision::to("telemetry");
+    }
+    return ab::route_decision::refuse("amqp:unauthorized-access", "not for you");
+  };
+  harness h(o);
+  client& c = open_client(h);
+  const link_id tx = attach_sender(h, c, "/devices/d1/messages/events");
+  CHECK(events(c, "link_detached", tx).empty());
+  send(c, tx, "t1");
+  REQUIRE(h.pump());
+  CHECK(states(c, tx) == strings{"accepted settled"});
+  CHECK(qstats(h, "telemetry").depth == 1);
+  CHECK_FALSE(h.b.stats("/devices/d1/messages/events"));
+
+  const link_id rx = attach_receiver(h, c, "telemetry", {.credit = 10});
+  CHECK(bodies(c, rx) == strings{"t1"});
+
+  SUBCASE("a refused attach carries the route's condition") {
+    const link_id bad = attach_receiver(h, c, "/devices/d1/messages/events");
+    auto d = events(c, "link_detached", bad);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0]->condition == "amqp:unauthorized-access");
+    CHECK(events(c, "session_ended").empty());
+  }
+  SUBCASE("the anonymous relay routes each message's properties.to") {
+    const link_id relay = attach_sender(h, c, std::nullopt);
+    send(c, relay, "t2", false, "/devices/d2/messages/events");
+    send(c, relay, "t3", false, "elsewhere");
+    REQUIRE(h.pump());
+    CHECK(states(c, relay) ==
+          strings{"accepted settled", "rejected amqp:unauthorized-access settled"});
+    CHECK(bodies(c, rx) == strings{"t1", "t2"});
+    CHECK(seen.back() == "send elsewhere");
+  }
+  CHECK(seen.front() == "send /devices/d1/messages/events");
+}

@@ -14,8 +14,11 @@
 //   engine(c)->finished() and its output written: close the socket, remove_connection(c)
 //
 // Behaviour (details in broker.cpp):
-// - SASL PLAIN against broker_options::users, ANONYMOUS when allowed, and clients that skip
-//   SASL (send the AMQP header directly) when anonymous access is allowed.
+// - SASL PLAIN against broker_options::users or the broker_options::authenticate callback,
+//   ANONYMOUS when allowed, and clients that skip SASL (send the AMQP header directly) when
+//   anonymous access is allowed.
+// - Every address a client names goes through broker_options::route when set (link
+//   routing: address to queue, or a refusal with an error condition).
 // - A client's receiving link with source address A consumes from queue A; a sending link
 //   with target address A produces into A; a sending link with no target address is an
 //   anonymous relay (each message goes to its properties.to). A dynamic source or target
@@ -36,6 +39,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -50,6 +54,38 @@
 #include "amqp/types.hpp"
 
 namespace amqp::broker {
+
+struct connection_info;
+
+// A SASL PLAIN login (RFC 4616) for broker_options::authenticate. Views valid for the call.
+struct sasl_login {
+  std::string_view username{}; // authcid
+  std::string_view password{};
+  std::string_view authzid{};  // empty unless the client asks to act as someone else
+  std::string_view hostname{}; // sasl-init hostname, if the client sent one
+};
+
+// A client naming a node (broker_options::route): the source address of a link it receives
+// on, the target address of a link it sends on, or, through the anonymous relay, a
+// message's properties.to. Views valid for the call.
+struct route_request {
+  const connection_info& connection;
+  bool consume = false;       // the client receives from the node (else it sends to it)
+  std::string_view address{}; // as the client wrote it
+};
+
+// broker_options::route's answer: the queue that serves the request, or a refusal (the
+// attach is refused, or the relayed message rejected, with this AMQP error condition).
+struct route_decision {
+  std::string queue{};
+  std::string condition{}; // refused when not empty, e.g. "amqp:unauthorized-access"
+  std::string description{};
+
+  static route_decision to(std::string q) { return {std::move(q), {}, {}}; }
+  static route_decision refuse(std::string condition, std::string description = {}) {
+    return {{}, std::move(condition), std::move(description)};
+  }
+};
 
 // Options of a broker. Copied by the constructor; views inside `connection` (container-id,
 // capabilities, properties) are copied too, except the `value`s of the open frame
@@ -68,6 +104,13 @@ struct broker_options {
   // checked: without a user list PLAIN is no stronger than ANONYMOUS). When both are off,
   // every connection fails authentication.
   std::vector<std::pair<std::string, std::string>> users{};
+  // Decides SASL PLAIN logins instead of `users` (ANONYMOUS stays with allow_anonymous).
+  std::function<bool(const sasl_login&)> authenticate{};
+  // Link routing: maps each address a client names to a queue, or refuses it. Unset: the
+  // address (an absolute URL's path) is the queue's name. Queues it names are found or
+  // created as for any address (auto_create_queues, max_queues). Dynamic nodes are not
+  // routed.
+  std::function<route_decision(const route_request&)> route{};
   // Create the queue of an unknown address on first use. Off: only queues declared with
   // declare_queue() (and dynamic ones) exist; other addresses are refused with
   // amqp:not-found.
