@@ -21,6 +21,7 @@ namespace {
 struct broker_args {
   std::vector<std::string> listen;
   std::string cert;
+  bool require_client_cert = false;
   std::string key;
   std::string ca;
   std::vector<std::string> users;
@@ -58,6 +59,7 @@ void run_broker(const broker_args& a, int& status) {
     lo.tls.cert_file = a.cert;
     lo.tls.key_file = a.key;
     lo.tls.ca_file = a.ca;
+    lo.tls.require_client_certificate = a.require_client_cert;
     lo.trace = a.trace;
     lo.websocket_paths = a.ws_paths;
     std::string why;
@@ -106,6 +108,9 @@ void add_broker_command(CLI::App& app, int& status) {
   c->add_option("--cert", a->cert, "PEM server certificate (amqps, wss)");
   c->add_option("--key", a->key, "PEM private key of --cert");
   c->add_option("--ca", a->ca, "PEM CA file for client certificates");
+  c->add_flag("--require-client-cert", a->require_client_cert,
+              "TLS clients must present a certificate signed by --ca (SASL EXTERNAL then "
+              "authenticates them as its subject)");
   c->add_option("--user", a->users, "SASL PLAIN account USER:PASSWORD (repeatable)");
   c->add_flag("--no-anonymous", a->no_anonymous, "refuse ANONYMOUS and clients without SASL");
   c->add_option("--idle-timeout", a->idle_timeout_ms, "our idle-time-out in milliseconds");

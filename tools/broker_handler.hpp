@@ -12,7 +12,9 @@ namespace amqp::cli {
 class broker_handler final : public transport::server_handler {
 public:
   explicit broker_handler(broker::broker& b) : b_(b) {}
-  handle on_accept(time_point now) override { return b_.add_connection(now); }
+  handle on_accept(time_point now, const transport::accepted_peer& peer) override {
+    return b_.add_connection(now, peer.certificate_subject);
+  }
   amqp::connection* engine(handle h) override { return b_.engine(h); }
   void process(handle h, time_point now) override { b_.process(h, now); }
   std::vector<handle> take_dirty() override { return b_.take_dirty(); }

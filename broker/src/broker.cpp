@@ -109,6 +109,8 @@ struct broker::impl {
   std::string container_id;
   std::string mechanisms;
   connection_options conn_opts;
+  std::string external_mechanisms;
+  connection_options external_opts; // clients with a verified certificate: EXTERNAL too
 
   std::unordered_map<connection_handle, std::unique_ptr<conn_state>> conns;
   std::map<std::string, queue, std::less<>> queues;
@@ -204,6 +206,9 @@ broker::impl::impl(broker_options o) : opts(std::move(o)) {
   // A client that skips SASL (AMQP 1.0 §5.3.1) is served only when anonymous access is
   // allowed; otherwise the engine answers with the SASL header and closes.
   conn_opts.sasl.optional = opts.allow_anonymous;
+  external_mechanisms = "EXTERNAL " + mechanisms;
+  external_opts = conn_opts;
+  external_opts.sasl.server_mechanisms = external_mechanisms;
 }
 
 // ---- events --------------------------------------------------------------------------
@@ -294,6 +299,16 @@ void broker::impl::on_sasl_init(conn_state& c, const sasl_init_received& e) {
     }
   } else if (e.mechanism.str == "ANONYMOUS") {
     ok = opts.allow_anonymous;
+  } else if (e.mechanism.str == "EXTERNAL") {
+    // RFC 4422 appendix A: the identity is the one the TLS layer established; the client
+    // may ask for an authorization identity, which must be that identity here.
+    const std::string_view authz(reinterpret_cast<const char*>(e.initial_response.data()),
+                                 e.initial_response.size());
+    ok = !c.info.certificate_subject.empty() &&
+         (authz.empty() || authz == c.info.certificate_subject);
+    if (ok) {
+      c.info.user = c.info.certificate_subject;
+    }
   }
   // AMQP 1.0 §5.3.3.6: auth (1) for bad credentials; the engine then ends the connection.
   (void)c.engine.sasl_complete(ok ? sasl_code::ok : sasl_code::auth);
@@ -1082,9 +1097,11 @@ broker::~broker() = default;
 broker::broker(broker&&) noexcept = default;
 broker& broker::operator=(broker&&) noexcept = default;
 
-connection_handle broker::add_connection(time_point now) {
+connection_handle broker::add_connection(time_point now, std::string_view certificate_subject) {
   (void)now; // the engine's clocks start at its first input or deadline
-  auto c = std::make_unique<conn_state>(impl_->conn_opts);
+  auto c = std::make_unique<conn_state>(certificate_subject.empty() ? impl_->conn_opts
+                                                                    : impl_->external_opts);
+  c->info.certificate_subject = certificate_subject;
   const connection_handle h = impl_->next_handle++;
   c->handle = h;
   impl_->conns.emplace(h, std::move(c));

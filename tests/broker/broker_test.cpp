@@ -150,7 +150,7 @@ public:
   std::vector<std::unique_ptr<client>> clients;
   std::error_code broker_error{}; // last error of a broker receive()
 
-  client& connect(connection_options o = {}) {
+  client& connect(connection_options o = {}, std::string_view certificate_subject = {}) {
     o.role = connection_role::client;
     const std::string id = "client-" + std::to_string(clients.size() + 1);
     if (o.container_id.empty()) {
@@ -158,7 +158,7 @@ public:
     }
     clients.push_back(std::make_unique<client>(o));
     client& c = *clients.back();
-    c.handle = b.add_connection(now);
+    c.handle = b.add_connection(now, certificate_subject);
     return c;
   }
 
@@ -1683,4 +1683,39 @@ TEST_CASE("broker: broker_options::route maps addresses to queues, and refuses")
     CHECK(seen.back() == "send elsewhere");
   }
   CHECK(seen.front() == "send /devices/d1/messages/events");
+}
+
+TEST_CASE("broker: SASL EXTERNAL authenticates a client as its verified certificate") {
+  ab::broker_options o;
+  o.allow_anonymous = false;
+  harness h(o);
+  connection_options co;
+  co.sasl.enabled = true;
+  co.sasl.mechanism = "EXTERNAL";
+  SUBCASE("with a certificate subject") {
+    client& c = h.connect(co, "CN=device-7");
+    REQUIRE(c.engine.open());
+    REQUIRE(h.pump());
+    CHECK(events(c, "connection_opened").size() == 1);
+    const auto* i = h.b.info(c.handle);
+    CHECK(i->mechanism == "EXTERNAL");
+    CHECK(i->user == "CN=device-7");
+    CHECK(i->authenticated);
+  }
+  SUBCASE("asking for another identity") {
+    const std::string other = "CN=device-8";
+    co.sasl.initial_response = std::as_bytes(std::span(other.data(), other.size()));
+    client& c = h.connect(co, "CN=device-7");
+    REQUIRE(c.engine.open());
+    REQUIRE(h.pump());
+    CHECK(events(c, "sasl_done")[0]->sasl_code == 1);
+    CHECK(events(c, "connection_opened").empty());
+  }
+  SUBCASE("without a certificate EXTERNAL is not offered") {
+    client& c = h.connect(co);
+    REQUIRE(c.engine.open());
+    REQUIRE(h.pump());
+    CHECK(events(c, "connection_opened").empty());
+    CHECK(events(c, "connection_closed")[0]->code == errc::unauthorized);
+  }
 }

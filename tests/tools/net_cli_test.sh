@@ -7,8 +7,10 @@ cli=$1
 certs=$2
 work=$(mktemp -d)
 broker_pid=
+broker2_pid=
 cleanup() {
   [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  [ -n "$broker2_pid" ] && kill "$broker2_pid" 2>/dev/null && wait "$broker2_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,3 +71,22 @@ fi
 grep -q "authentication failed" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
 echo "ok: wrong password refused"
 echo "all amqp-cli network checks passed"
+# TLS client certificates: a broker that requires one, and SASL EXTERNAL as its subject.
+"$cli" broker --listen amqps://127.0.0.1:0 --cert "$certs/server.pem" --key "$certs/server.key" \
+  --ca "$certs/ca.pem" --require-client-cert --no-anonymous --trace \
+  >"$work/broker2.out" 2>"$work/broker2.err" &
+broker2_pid=$!
+for _ in $(seq 50); do
+  grep -q '^listening' "$work/broker2.out" && break
+  sleep 0.1
+done
+mtls=$(sed -n "s|^listening amqps://127.0.0.1:\([0-9]*\).*|\1|p" "$work/broker2.out")
+[ -n "$mtls" ] || { cat "$work/broker2.out" "$work/broker2.err"; exit 1; }
+expect "sent 1 accepted 1" "$cli" send "amqps://127.0.0.1:$mtls" q9 --ca "$certs/ca.pem" \
+  --cert "$certs/client.pem" --key "$certs/client.key" --sasl EXTERNAL
+grep -q "sasl-init(mechanism=:EXTERNAL" "$work/broker2.err" || { echo "FAILED: no EXTERNAL"; exit 1; }
+if "$cli" send "amqps://127.0.0.1:$mtls" q9 --ca "$certs/ca.pem" --timeout 5 >/dev/null 2>&1; then
+  echo "FAILED: a client without a certificate was accepted"
+  exit 1
+fi
+echo "ok: client certificate required"

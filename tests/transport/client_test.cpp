@@ -146,6 +146,37 @@ TEST_CASE("transport: TLS with certificate and host-name verification") {
   round_trip("amqps://127.0.0.1:" + p, insecure, 1, 10, false);
 }
 
+TEST_CASE("transport: TLS client certificate and SASL EXTERNAL") {
+  // The broker's router sees who each link belongs to (on the broker's thread).
+  std::vector<std::string> users;
+  broker::broker_options bo;
+  bo.route = [&](const broker::route_request& r) {
+    users.push_back(r.connection.mechanism + " " + r.connection.user + " / " +
+                    r.connection.certificate_subject);
+    return broker::route_decision::to(std::string(r.address));
+  };
+  test::broker_server b(bo);
+  auto lo = tls_listener();
+  lo.tls.ca_file = test::cert_dir() + "ca.pem";
+  lo.tls.require_client_certificate = true;
+  const auto port = b.listen("amqps://127.0.0.1:0", lo);
+  b.start();
+  const auto url = "amqps://127.0.0.1:" + std::to_string(port);
+  auto o = tls_client();
+  o.tls.cert_file = test::cert_dir() + "client.pem";
+  o.tls.key_file = test::cert_dir() + "client.key";
+  o.amqp.sasl.mechanism = "EXTERNAL";
+  round_trip(url, o, 3, 10, false);
+  // The broker authenticated the client as its certificate's subject.
+  const auto seen = b.on_thread([&](broker::broker&) { return users; });
+  REQUIRE_FALSE(seen.empty());
+  CHECK(seen.front() == "EXTERNAL CN=client / CN=client");
+
+  // Without a client certificate the TLS handshake is refused.
+  auto no_cert = blocking_client::connect(url, tls_client());
+  CHECK_FALSE(no_cert);
+}
+
 TEST_CASE("transport: WebSocket, plain and over TLS") {
   test::broker_server b;
   listener_options lo;

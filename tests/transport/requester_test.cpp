@@ -22,7 +22,7 @@ namespace {
 // status-code 200 in the application properties; requests with body "fail" get no answer.
 class echo_node final : public server_handler {
 public:
-  handle on_accept(time_point) override {
+  handle on_accept(time_point, const transport::accepted_peer&) override {
     connection_options o;
     o.role = connection_role::server;
     o.container_id = "echo";

@@ -85,7 +85,8 @@ struct listener::impl : std::enable_shared_from_this<listener::impl> {
   }
 
   void start(std::shared_ptr<detail::byte_stream> st) {
-    const auto h = handler.on_accept(std::chrono::steady_clock::now());
+    const accepted_peer peer{st->peer(), st->peer_certificate_subject()};
+    const auto h = handler.on_accept(std::chrono::steady_clock::now(), peer);
     auto* engine = handler.engine(h);
     if (engine == nullptr) {
       st->close();

@@ -2,13 +2,16 @@
 #include "stream.hpp"
 
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl.hpp>
 #include <asio/write.hpp>
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "amqp/error.hpp"
 
@@ -51,6 +54,30 @@ std::string endpoint_text(const asio::basic_socket<asio::ip::tcp>& s) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+// The subject of the peer's certificate, when the handshake verified it.
+std::string verified_subject(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) {
+    return {};
+  }
+  std::string subject;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio != nullptr) {
+      if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+        char* data = nullptr;
+        const long n = BIO_get_mem_data(bio, &data);
+        if (n > 0 && data != nullptr) {
+          subject.assign(data, static_cast<std::size_t>(n));
+        }
+      }
+      BIO_free(bio);
+    }
+  }
+  X509_free(cert);
+  return subject;
+}
+
 // A stream over an Asio stream: a TCP socket, or a TLS stream over one (whose context it
 // keeps alive).
 template <typename Stream> class asio_stream final : public byte_stream {
@@ -81,6 +108,13 @@ public:
   }
   asio::any_io_executor executor() override { return stream_.get_executor(); }
   std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
+  std::string peer_certificate_subject() const override {
+    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+      return {};
+    } else {
+      return verified_subject(const_cast<Stream&>(stream_).native_handle());
+    }
+  }
 
 private:
   std::shared_ptr<asio::ssl::context> ctx_; // TLS only

@@ -36,6 +36,9 @@ public:
   [[nodiscard]] virtual asio::any_io_executor executor() = 0;
   // A short description of the peer ("127.0.0.1:5672"), for logs.
   [[nodiscard]] virtual std::string peer() const = 0;
+  // TLS: the subject (RFC 2253) of the certificate the peer presented, if it was verified
+  // against the trusted CAs; empty otherwise (and for plain TCP).
+  [[nodiscard]] virtual std::string peer_certificate_subject() const { return {}; }
 };
 
 // A stream over a connected TCP socket (TCP_NODELAY set).

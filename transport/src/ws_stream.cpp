@@ -108,6 +108,9 @@ public:
   void close() noexcept override { inner_->close(); }
   asio::any_io_executor executor() override { return inner_->executor(); }
   std::string peer() const override { return inner_->peer(); }
+  std::string peer_certificate_subject() const override {
+    return inner_->peer_certificate_subject();
+  }
 
 private:
   void deliver(std::span<std::byte> buffer, io_handler handler) {

@@ -4,7 +4,7 @@
 // The broker owns one server engine (amqp::connection) per accepted byte stream and never
 // touches a socket, a clock or a thread: a transport drives it from one thread.
 //
-//   c = add_connection(now)                          // a socket was accepted
+//   c = add_connection(now[, tls_subject])           // a socket was accepted
 //   receive(c, bytes, now) (or engine(c)->read_buffer/read_done) // bytes read
 //   process(c, now)                                  // pull and act on c's events, route
 //   write(engine(c)->pending_output()); engine(c)->consume_output(n); on_output_written(c)
@@ -177,9 +177,10 @@ struct connection_info {
   bool sasl = false;          // the client used SASL (false: it skipped it, anonymous)
   bool authenticated = false; // SASL succeeded, or anonymous access without SASL
   std::string mechanism{};    // the SASL mechanism used
-  std::string user{};         // the PLAIN identity (authcid); empty for anonymous
-  bool closed = false;        // the AMQP connection ended (the engine reported it)
-  std::size_t links = 0;      // links attached through the broker
+  std::string user{};         // the PLAIN identity (authcid) or EXTERNAL subject; empty: anonymous
+  std::string certificate_subject{}; // the client's verified TLS certificate, if any
+  bool closed = false;               // the AMQP connection ended (the engine reported it)
+  std::size_t links = 0;             // links attached through the broker
 };
 
 class broker {
@@ -194,8 +195,10 @@ public:
   // ---- connections -------------------------------------------------------------------
 
   // A new accepted byte stream: creates its server engine. The handshake clock starts at
-  // the first input or engine deadline.
-  connection_handle add_connection(time_point now);
+  // the first input or engine deadline. `certificate_subject`: the subject of the client's
+  // verified TLS certificate, if any; the connection then also offers SASL EXTERNAL, which
+  // authenticates the client as that subject (RFC 4422 appendix A).
+  connection_handle add_connection(time_point now, std::string_view certificate_subject = {});
   // The engine of `c`, or null for an unknown (removed) handle. The transport uses it for
   // output (pending_output/consume_output), timers (next_deadline/on_deadline), the end of
   // the stream (on_transport_closed), finished(), and zero-copy input

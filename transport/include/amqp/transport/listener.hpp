@@ -19,13 +19,23 @@ class io_context;
 
 namespace amqp::transport {
 
+// What a listener knows of an accepted connection.
+struct accepted_peer {
+  std::string address; // "127.0.0.1:40312"
+  // TLS with a client certificate verified against the listener's CAs
+  // (tls_options::require_client_certificate): its subject, RFC 2253 ("CN=device-1,O=x"),
+  // the identity for SASL EXTERNAL. Empty otherwise.
+  std::string certificate_subject;
+};
+
 // What a listener drives. Single-threaded: called on the io_context's thread only.
 class server_handler {
 public:
   using handle = std::uint64_t;
   virtual ~server_handler() = default;
-  // A connection was accepted: create its engine (server role) and return its handle.
-  virtual handle on_accept(time_point now) = 0;
+  // A connection was accepted (after its TLS and WebSocket handshakes): create its engine
+  // (server role) and return its handle.
+  virtual handle on_accept(time_point now, const accepted_peer& peer) = 0;
   // The engine of `h` (the listener feeds it bytes and time, and writes its output).
   virtual amqp::connection* engine(handle h) = 0;
   // Input was processed or a deadline ran on `h`: pull its events and act.
