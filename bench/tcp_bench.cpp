@@ -95,7 +95,7 @@ class ours_receiver final : public transport::server_handler {
 public:
   ours_receiver(const tcp_role_args& a, asio::io_context& io) : a_(a), io_(io) {}
 
-  handle on_accept(time_point) override {
+  handle on_accept(time_point, const transport::accepted_peer&) override {
     if (engine_) {
       return 2; // one connection only: engine(2) is null, the listener closes it
     }
