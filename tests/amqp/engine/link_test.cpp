@@ -73,6 +73,14 @@ void check_detached_with(frame_script& s, std::string_view condition) {
   CHECK_FALSE(s.conn.error());
 }
 
+// Detach, end and close each given 3 s to be answered; no heartbeats to get in the way.
+connection_options close_within_3s() {
+  connection_options o;
+  o.timeouts.close = 3000ms;
+  o.timeouts.idle_time_out = 0ms;
+  return o;
+}
+
 } // namespace
 
 TEST_CASE("engine: §2.7.3 attach fields reach the peer") {
@@ -537,10 +545,7 @@ TEST_CASE("engine: §2.6.6 peer answering a closing detach with a non-closing on
 }
 
 TEST_CASE("engine: §2.6.5 detach timeout when the peer never answers") {
-  connection_options o;
-  o.timeouts.close = 3000ms;
-  o.timeouts.idle_time_out = 0ms;
-  frame_script s(o, connection_role::client);
+  frame_script s(close_within_3s(), connection_role::client);
   auto ssn = open_session(s);
   auto l = attach_link(s, ssn, sender_opts(), 0);
   REQUIRE(s.conn.detach(l));
@@ -584,10 +589,7 @@ TEST_CASE("engine: §2.6.5 detach timeout when the peer never answers") {
 TEST_CASE("engine: §2.4.3 after our close, an unanswered detach sends nothing more") {
   // Found by the connection fuzz targets: the detach timeout ended the session after the
   // close had gone out, writing an end after the close.
-  connection_options o;
-  o.timeouts.close = 3000ms;
-  o.timeouts.idle_time_out = 0ms;
-  frame_script s(o, connection_role::client);
+  frame_script s(close_within_3s(), connection_role::client);
   auto ssn = open_session(s);
   auto l = attach_link(s, ssn, sender_opts(), 0);
   REQUIRE(s.conn.detach(l));
@@ -608,10 +610,7 @@ TEST_CASE("engine: §2.4.3 after our close, an unanswered detach sends nothing m
 }
 
 TEST_CASE("engine: §2.5.2 end timeout when the peer never answers") {
-  connection_options o;
-  o.timeouts.close = 3000ms;
-  o.timeouts.idle_time_out = 0ms;
-  frame_script s(o, connection_role::client);
+  frame_script s(close_within_3s(), connection_role::client);
   auto ssn = open_session(s);
   REQUIRE(s.conn.end(ssn));
   s.collect();

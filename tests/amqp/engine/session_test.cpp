@@ -175,45 +175,47 @@ TEST_CASE("engine: §2.7.1 sessions begun before the peer's open, above its chan
     CHECK_FALSE(e->remote);
   };
 
-  SUBCASE("server: its begin waits for our AMQP header and is dropped") {
-    frame_script s({}, connection_role::server);
+  // Opens, then begins sessions on channels 0 and 1, all before the peer's open.
+  const auto open_and_begin_two = [](frame_script& s) {
     REQUIRE(s.conn.open());
     auto s0 = s.conn.begin();
     auto s1 = s.conn.begin();
     REQUIRE(s0);
     REQUIRE(s1);
-    CHECK(s1->value == 1);
+    return std::pair{*s0, *s1};
+  };
+
+  SUBCASE("server: its begin waits for our AMQP header and is dropped") {
+    frame_script s({}, connection_role::server);
+    const auto [s0, s1] = open_and_begin_two(s);
+    CHECK(s1.value == 1);
     s.collect();
     CHECK(s.out.items.empty()); // nothing before the peer's header
     REQUIRE(s.feed_bytes(header_and_open));
     INFO("engine wrote: " << joined(s.out.names()));
     CHECK(s.out.names() == std::vector<std::string>{"header amqp", "open", "begin"});
     CHECK(frames_on(s, 1) == 0);
-    check_ended(s, *s1);
-    CHECK_FALSE(s.conn.state(*s1));
-    CHECK(s.conn.state(*s0));
+    check_ended(s, s1);
+    CHECK_FALSE(s.conn.state(s1));
+    CHECK(s.conn.state(s0));
     CHECK_FALSE(s.conn.error());
   }
   SUBCASE("client: its pipelined begin is out; nothing more follows on that channel") {
     frame_script s({}, connection_role::client);
-    REQUIRE(s.conn.open());
-    auto s0 = s.conn.begin();
-    auto s1 = s.conn.begin();
-    REQUIRE(s0);
-    REQUIRE(s1);
+    const auto [s0, s1] = open_and_begin_two(s);
     s.collect();
     CHECK(frames_on(s, 1) == 1);
     REQUIRE(s.feed_bytes(header_and_open));
-    check_ended(s, *s1);
+    check_ended(s, s1);
     link_options o;
     o.name = "late";
     o.role = role::sender;
     o.target = target{};
-    auto a = s.conn.attach(*s1, o);
+    auto a = s.conn.attach(s1, o);
     REQUIRE_FALSE(a);
     CHECK(a.error() == errc::invalid_state);
-    CHECK_FALSE(s.conn.end(*s1));
-    REQUIRE(s.conn.attach(*s0, o));
+    CHECK_FALSE(s.conn.end(s1));
+    REQUIRE(s.conn.attach(s0, o));
     s.collect();
     CHECK(frames_on(s, 1) == 1);
     CHECK(s.out.names().back() == "attach");
