@@ -107,10 +107,11 @@ void add_broker_command(CLI::App& app, int& status) {
       ->required();
   c->add_option("--cert", a->cert, "PEM server certificate (amqps, wss)");
   c->add_option("--key", a->key, "PEM private key of --cert");
-  c->add_option("--ca", a->ca, "PEM CA file for client certificates");
+  c->add_option("--ca", a->ca,
+                "PEM CA file for client certificates: TLS clients are asked for one, which "
+                "must be signed by it (SASL EXTERNAL then authenticates them as its subject)");
   c->add_flag("--require-client-cert", a->require_client_cert,
-              "TLS clients must present a certificate signed by --ca (SASL EXTERNAL then "
-              "authenticates them as its subject)");
+              "refuse TLS clients without a certificate signed by --ca");
   c->add_option("--user", a->users, "SASL PLAIN account USER:PASSWORD (repeatable)");
   c->add_flag("--no-anonymous", a->no_anonymous, "refuse ANONYMOUS and clients without SASL");
   c->add_option("--idle-timeout", a->idle_timeout_ms, "our idle-time-out in milliseconds");

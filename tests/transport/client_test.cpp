@@ -1,5 +1,6 @@
 // The client (async and blocking) and the listener on 127.0.0.1 sockets, against the
 // in-memory broker: TCP, TLS, WebSocket, SASL, outcomes, large messages, faults.
+#include <algorithm>
 #include <set>
 
 #include <doctest/doctest.h>
@@ -175,6 +176,45 @@ TEST_CASE("transport: TLS client certificate and SASL EXTERNAL") {
   // Without a client certificate the TLS handshake is refused.
   auto no_cert = blocking_client::connect(url, tls_client());
   CHECK_FALSE(no_cert);
+}
+
+TEST_CASE("transport: an optional client certificate: EXTERNAL with one, PLAIN or ANONYMOUS "
+          "without") {
+  std::vector<std::string> users;
+  broker::broker_options bo;
+  bo.users = {{"alice", "pw"}};
+  bo.route = [&](const broker::route_request& r) {
+    users.push_back(r.connection.mechanism + " " + r.connection.user);
+    return broker::route_decision::to(std::string(r.address));
+  };
+  test::broker_server b(bo);
+  auto lo = tls_listener();
+  lo.tls.ca_file = test::cert_dir() + "ca.pem"; // asks for a certificate, does not require one
+  const auto port = std::to_string(b.listen("amqps://127.0.0.1:0", lo));
+  b.start();
+  auto with_cert = [](const std::string& cert, const std::string& key) {
+    auto o = tls_client();
+    o.tls.cert_file = test::cert_dir() + cert;
+    o.tls.key_file = test::cert_dir() + key;
+    o.amqp.sasl.mechanism = "EXTERNAL";
+    return o;
+  };
+  round_trip("amqps://127.0.0.1:" + port, with_cert("client.pem", "client.key"), 1, 10, false);
+  round_trip("amqps://alice:pw@127.0.0.1:" + port, tls_client(), 1, 10, false);
+  round_trip("amqps://127.0.0.1:" + port, tls_client(), 1, 10, false);
+  const auto seen = b.on_thread([&](broker::broker&) { return users; });
+  CHECK(std::find(seen.begin(), seen.end(), "EXTERNAL CN=client") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "PLAIN alice") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "ANONYMOUS ") != seen.end());
+  // A certificate the CA did not sign is refused in the TLS handshake.
+  auto wrong = blocking_client::connect("amqps://127.0.0.1:" + port,
+                                        with_cert("other-server.pem", "other-server.key"));
+  CHECK_FALSE(wrong);
+  // Without a certificate, EXTERNAL is not offered: the SASL exchange fails.
+  auto no_cert = tls_client();
+  no_cert.amqp.sasl.mechanism = "EXTERNAL";
+  auto external_without = blocking_client::connect("amqps://127.0.0.1:" + port, no_cert);
+  CHECK_FALSE(external_without);
 }
 
 TEST_CASE("transport: WebSocket, plain and over TLS") {

@@ -172,9 +172,13 @@ result<std::shared_ptr<asio::ssl::context>> make_tls_context(const tls_options& 
     return errc::invalid_argument;
   }
   if (server) {
-    ctx->set_verify_mode(o.require_client_certificate
-                             ? asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert
-                             : asio::ssl::verify_none);
+    // With a CA file, clients are asked for a certificate and one they present must verify;
+    // requiring one refuses those without.
+    if (o.require_client_certificate) {
+      ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    } else {
+      ctx->set_verify_mode(o.ca_file.empty() ? asio::ssl::verify_none : asio::ssl::verify_peer);
+    }
   } else {
     ctx->set_verify_mode(o.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
   }

@@ -13,7 +13,9 @@ namespace amqp::transport {
 // TLS through OpenSSL. Certificate and host-name verification are on by default; TLS 1.2 is
 // the minimum version.
 struct tls_options {
-  // PEM file of trusted CAs; empty: the system's default trust store.
+  // PEM file of trusted CAs; empty: the system's default trust store. On a listener, the CAs
+  // of client certificates: clients are then asked for one (optional unless
+  // require_client_certificate), and one they present must verify.
   std::string ca_file;
   // PEM client certificate chain and private key (TLS client authentication, e.g. for SASL
   // EXTERNAL); on a listener, the server's certificate and key (required there).
@@ -24,7 +26,7 @@ struct tls_options {
   bool verify = true;
   // The name sent as SNI and checked against the certificate; empty: the URL's host.
   std::string server_name;
-  // Listener: ask clients for a certificate (and refuse those without a valid one).
+  // Listener: refuse clients without a valid certificate (signed by a CA of ca_file).
   bool require_client_certificate = false;
 };
 
