@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -258,6 +259,7 @@ void run_send(const send_args& a, int& status) {
 struct receive_args : net_args {
   std::string outcome = "accept";
   std::uint32_t credit = 1000;
+  std::optional<std::uint32_t> credit_overrun;
   bool print = false;
   bool print_id = false;
   std::uint32_t until_idle_ms = 0;
@@ -343,6 +345,7 @@ void run_receive(const receive_args& a, int& status) {
   const bool in_time = run.run(a, [&](transport::client& c) {
     transport::receiver_options ro;
     ro.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(a.credit, a.count));
+    ro.credit_overrun = a.credit_overrun;
     c.async_open_receiver(a.address, ro, [&](std::error_code e, transport::receiver rv) {
       if (e) {
         run.stop(e);
@@ -380,6 +383,9 @@ void add_receive_command(CLI::App& app, int& status) {
       ->check(CLI::IsMember({"accept", "reject", "release", "modify"}))
       ->capture_default_str();
   c->add_option("--credit", a->credit, "link credit (prefetch)")->capture_default_str();
+  c->add_option("--credit-overrun", a->credit_overrun,
+                "transfers tolerated beyond the credit (RabbitMQ before 4.0 overshoots); "
+                "default: as many as --credit, 0: strict");
   c->add_flag("--print", a->print, "print each message body");
   c->add_flag("--print-id", a->print_id, "print each message-id (\"id ID\")");
   c->add_option("--until-idle", a->until_idle_ms,

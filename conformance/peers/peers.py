@@ -632,10 +632,12 @@ class ProtonPyBroker(ProcessPeer):
 
 class CliBroker(ProcessPeer):
     """A broker with the `amqp-cli broker` command line:
-        --listen URL... [--cert F --key F] [--user U:P]... [--no-anonymous] [--idle-timeout MS]
-    printing "listening URL" (actual port) once per listener. Listens on port 0."""
+        --listen URL... [--cert F --key F --ca F] [--user U:P]... [--no-anonymous]
+        [--idle-timeout MS]
+    printing "listening URL" (actual port) once per listener. Listens on port 0. With TLS,
+    clients may present a certificate of the workspace CA (SASL EXTERNAL)."""
 
-    sasl_mechs = ('ANONYMOUS', 'PLAIN')
+    sasl_mechs = ('ANONYMOUS', 'PLAIN', 'EXTERNAL')
 
     def __init__(self, ws, argv_prefix, name, certs=None, tls=True, users=None,
                  anonymous=True, idle_timeout_ms=None, extra_args=()):
@@ -651,7 +653,8 @@ class CliBroker(ProcessPeer):
         argv = self.argv_prefix + ['--listen', 'amqp://%s:0' % HOST]
         if self.certs is not None:
             argv += ['--listen', 'amqps://%s:0' % HOST,
-                     '--cert', self.certs.server_cert, '--key', self.certs.server_key]
+                     '--cert', self.certs.server_cert, '--key', self.certs.server_key,
+                     '--ca', self.certs.ca]
         for u, p in self.users.items():
             argv += ['--user', '%s:%s' % (u, p)]
         if not self.anonymous:
@@ -678,12 +681,8 @@ def RheaBroker(ws, name='rhea-broker', **kw):
         raise PeerError('node not found')
     if not os.path.isdir(os.path.join(HERE, 'node', 'node_modules', 'rhea')):
         raise PeerError('rhea not installed: npm ci --prefix %s' % os.path.join(HERE, 'node'))
-    b = CliBroker(ws, [NODE, '--no-deprecation', os.path.join(HERE, 'node', 'rhea_broker.js')],
-                  name, **kw)
-    if b.certs is not None:
-        b.extra_args += ['--ca', b.certs.ca]  # verify client certificates (SASL EXTERNAL)
-    b.sasl_mechs = ('ANONYMOUS', 'PLAIN', 'EXTERNAL')
-    return b
+    return CliBroker(ws, [NODE, '--no-deprecation', os.path.join(HERE, 'node', 'rhea_broker.js')],
+                     name, **kw)
 
 
 def OurBroker(ws, cli, name='our-broker', **kw):

@@ -122,9 +122,10 @@ def send(o, u, auth, common):
 
 
 def receive(o, u, auth, common):
+    prefetch = max(1, min(o.credit, o.count))
     client = uamqp.ReceiveClient(
         'amqps://%s:%d/%s' % (u.hostname, u.port or 5671, o.address), auth=auth,
-        auto_complete=False, prefetch=max(1, min(o.credit, o.count)),
+        auto_complete=False, prefetch=prefetch,
         receive_settle_mode=constants.ReceiverSettleMode.ReceiveAndDelete
         if o.rcv_settle_mode == 'first' else constants.ReceiverSettleMode.PeekLock,
         send_settle_mode=constants.SenderSettleMode.Settled if o.presettled
@@ -140,7 +141,8 @@ def receive(o, u, auth, common):
             if left <= 0:
                 failure = 'timed out after %g s' % o.timeout
                 break
-            batch = client.receive_message_batch(max_batch_size=o.count - received,
+            # uAMQP refuses a batch larger than its prefetch (the link credit).
+            batch = client.receive_message_batch(max_batch_size=min(o.count - received, prefetch),
                                                  timeout=int(min(left, 1.0) * 1000) or 1)
             for m in batch:
                 if o.expect_size is not None and body_size(m) != o.expect_size and not failure:

@@ -201,7 +201,7 @@ TEST_CASE("trace: a SASL PLAIN connection, both directions, line for line at eve
       "passwd=***), hostname=\"vhost.example\")",
       "AMQP 0 1.0.0",
       "[ch 0] open(container-id=\"client\", max-frame-size=262144, channel-max=255, "
-      "idle-time-out=60000)",
+      "idle-time-out=30000)",
       "[ch 0] begin(next-outgoing-id=0, incoming-window=2048, outgoing-window=2147483647, "
       "handle-max=1023)",
       "[ch 0] attach(name=\"sender-1\", handle=0, role=sender, target=target(address=\"q\"), "
@@ -221,7 +221,7 @@ TEST_CASE("trace: a SASL PLAIN connection, both directions, line for line at eve
       "[sasl] sasl-outcome(code=ok)",
       "AMQP 0 1.0.0",
       "[ch 0] open(container-id=\"server\", max-frame-size=262144, channel-max=255, "
-      "idle-time-out=60000)",
+      "idle-time-out=30000)",
       "[ch 0] begin(remote-channel=0, next-outgoing-id=0, incoming-window=2048, "
       "outgoing-window=2147483647, handle-max=1023)",
       "[ch 0] attach(name=\"sender-1\", handle=0, role=receiver, target=target(address=\"q\"), "
@@ -296,7 +296,7 @@ TEST_CASE("trace: other SASL mechanisms show the sizes of responses, challenges 
       "[sasl] sasl-response(response=<15 bytes>)",
       "AMQP 0 1.0.0",
       "[ch 0] open(container-id=\"client\", max-frame-size=262144, channel-max=255, "
-      "idle-time-out=60000)",
+      "idle-time-out=30000)",
   };
   const lines server_lines = {
       "SASL 3 1.0.0",
@@ -305,7 +305,7 @@ TEST_CASE("trace: other SASL mechanisms show the sizes of responses, challenges 
       "[sasl] sasl-outcome(code=ok, additional-data=<12 bytes>)",
       "AMQP 0 1.0.0",
       "[ch 0] open(container-id=\"server\", max-frame-size=262144, channel-max=255, "
-      "idle-time-out=60000)",
+      "idle-time-out=30000)",
   };
   check_every_split(client, client_lines);
   check_every_split(server, server_lines);
@@ -389,7 +389,7 @@ TEST_CASE("trace: secrets in fields, properties and bodies are redacted") {
   const lines client_lines = {
       "AMQP 0 1.0.0",
       "[ch 0] open(container-id=\"client\", hostname=\"hub.example?sig=***\", "
-      "max-frame-size=262144, channel-max=255, idle-time-out=60000, "
+      "max-frame-size=262144, channel-max=255, idle-time-out=30000, "
       "properties={:token=\"SharedAccessSignature sr=x&sig=***&se=1\"})",
       "[ch 0] begin(next-outgoing-id=0, incoming-window=2048, outgoing-window=2147483647, "
       "handle-max=1023)",

@@ -432,6 +432,7 @@ void client_impl::attach(link_impl& l) {
     o.role = role::receiver;
     o.rcv_settle_mode =
         l.ropts.settle_second ? receiver_settle_mode::second : receiver_settle_mode::first;
+    o.credit_overrun = l.ropts.credit_overrun.value_or(l.ropts.credit);
     o.source = source{};
     o.source->address = l.address;
     o.target = target{};

@@ -60,8 +60,11 @@ struct engine_limits {
 
 // Timers. All are enforced through next_deadline()/on_deadline().
 struct engine_timeouts {
-  // The idle timeout announced in our open (§2.4.5): if the peer sends nothing for this
-  // long, the connection is closed with amqp:resource-limit-exceeded. Zero: none.
+  // §2.4.5 idle timeout: if the peer sends nothing for this long, the connection is closed
+  // with amqp:resource-limit-exceeded. Our open announces half of it (rounded up), as §2.4.5
+  // recommends to avoid spurious timeouts: peers send at half the announced value, but some
+  // (Qpid Proton) only check on their next timer tick and can stay silent for the whole
+  // announced time. Zero: none.
   milliseconds idle_time_out{60'000};
   // The smallest idle-time-out accepted from the peer: a smaller one would make this end
   // send heartbeats more often than it can guarantee, so the connection is closed with
@@ -147,6 +150,12 @@ struct link_options {
   // (unlimited) for a sender.
   std::uint64_t max_message_size = 0;
   std::uint32_t initial_delivery_count = 0; // sender only
+  // Receiver only: transfers accepted beyond the credit this end granted, counted from its
+  // last flow, before the link is detached with amqp:link:transfer-limit-exceeded (§2.6.7).
+  // 0 is strict. Some brokers overshoot now and then (RabbitMQ before 4.0, its issue
+  // #2597); the session's incoming window and max_unsettled_per_link still bound them.
+  // Transfers the sender made before it saw this end lower its credit are always accepted.
+  std::uint32_t credit_overrun = 0;
   value offered_capabilities{};
   value desired_capabilities{};
   value properties{};

@@ -538,7 +538,8 @@ void connection_impl::send_open() {
   o.max_frame_size = opts.limits.max_frame_size;
   o.channel_max = opts.limits.channel_max;
   if (opts.timeouts.idle_time_out.count() > 0) {
-    o.idle_time_out = static_cast<std::uint32_t>(opts.timeouts.idle_time_out.count());
+    // Half the real threshold (§2.4.5); see engine_timeouts::idle_time_out.
+    o.idle_time_out = static_cast<std::uint32_t>((opts.timeouts.idle_time_out.count() + 1) / 2);
   }
   o.offered_capabilities = symbols{opts.offered_capabilities};
   o.desired_capabilities = symbols{opts.desired_capabilities};

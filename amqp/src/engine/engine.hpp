@@ -121,6 +121,11 @@ struct link_state {
   // Flow state (§2.6.7).
   std::uint32_t delivery_count = 0;
   std::uint32_t credit = 0;
+  // Receiver: transfers the sender may still make against a larger credit this end granted
+  // before lowering it (§2.6.7: they were in flight when our flow went out).
+  std::uint32_t stale_credit = 0;
+  std::uint32_t credit_overrun = 0; // receiver: link_options::credit_overrun
+  std::uint32_t overrun_left = 0;   // of it, since our last flow
   std::uint32_t available = 0;
   bool drain = false;
   bool flow_unreported = false; // the peer's flow came before this end answered its attach

@@ -32,6 +32,9 @@ void reset(link_state& l) {
   l.remote_max_message_size = 0;
   l.delivery_count = 0;
   l.credit = 0;
+  l.stale_credit = 0;
+  l.credit_overrun = 0;
+  l.overrun_left = 0;
   l.available = 0;
   l.drain = false;
   l.flow_unreported = false;
@@ -184,6 +187,8 @@ result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
     l.max_message_size = o.max_message_size != 0
                              ? std::min(o.max_message_size, opts.limits.max_message_size)
                              : opts.limits.max_message_size;
+    l.credit_overrun = o.credit_overrun;
+    l.overrun_left = o.credit_overrun;
   } else {
     l.max_message_size = o.max_message_size;
     l.delivery_count = o.initial_delivery_count;
@@ -213,6 +218,8 @@ result<void> connection_impl::attach(link_id id, const link_options& o) {
     l->max_message_size = o.max_message_size != 0
                               ? std::min(o.max_message_size, opts.limits.max_message_size)
                               : opts.limits.max_message_size;
+    l->credit_overrun = o.credit_overrun;
+    l->overrun_left = o.credit_overrun;
   } else {
     l->max_message_size = o.max_message_size;
   }
@@ -486,7 +493,9 @@ void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
       // it used up when draining (§2.6.7).
       if (f.delivery_count && serial_lt(l->delivery_count, *f.delivery_count)) {
         const std::uint32_t advanced = *f.delivery_count - l->delivery_count;
-        l->credit -= std::min(advanced, l->credit);
+        const std::uint32_t from_credit = std::min(advanced, l->credit);
+        l->credit -= from_credit;
+        l->stale_credit -= std::min(advanced - from_credit, l->stale_credit);
         l->delivery_count = *f.delivery_count;
       }
       l->available = f.available.value_or(0);
@@ -517,7 +526,15 @@ result<void> connection_impl::flow(link_id id, std::uint32_t credit, bool drain)
       close_sent) {
     return errc::invalid_state;
   }
+  // §2.6.7: transfers the sender made under what we granted before may still be on their
+  // way; with a lower credit they are accepted beyond it, up to what was granted.
+  const std::uint64_t owed = std::uint64_t{l->credit} + l->stale_credit;
+  l->stale_credit =
+      owed > credit
+          ? static_cast<std::uint32_t>(std::min<std::uint64_t>(owed - credit, 0xFFFF'FFFF))
+          : 0;
   l->credit = credit;
+  l->overrun_left = l->credit_overrun;
   l->drain = drain;
   send_link_flow(id.value);
   return {};
@@ -745,14 +762,19 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
       session_error(sidx, errc::invalid_field, "delivery-tag longer than 32 bytes");
       return;
     }
-    if (l->credit == 0) {
+    if (l->credit > 0) {
+      --l->credit;
+    } else if (l->stale_credit > 0) {
+      --l->stale_credit; // sent before the sender saw us lower the credit
+    } else if (l->overrun_left > 0) {
+      --l->overrun_left; // tolerated: link_options::credit_overrun
+    } else {
       // §2.6.7: the sender must not send beyond the credit granted.
       link_error(idx, errc::transfer_limit_exceeded, "transfer beyond link credit");
       return;
     }
     s->in_delivery_seen = true;
     s->next_in_delivery_id = *t.delivery_id + 1;
-    --l->credit;
     ++l->delivery_count;
     const bool settled = t.settled.value_or(false) || t.aborted;
     if (!settled) {

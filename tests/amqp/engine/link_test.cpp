@@ -424,6 +424,81 @@ TEST_CASE("engine: §2.6.7 transfer beyond credit: amqp:link:transfer-limit-exce
   check_detached_with(s, symbol::transfer_limit_exceeded);
 }
 
+// Feeds the peer's single-frame transfers with delivery-ids [first, first + n) on handle 0;
+// returns how many of them the engine reported.
+std::size_t feed_transfers(frame_script& s, std::uint32_t first, std::uint32_t n) {
+  std::size_t received = 0;
+  for (std::uint32_t i = first; i < first + n; ++i) {
+    const std::byte tag[1] = {static_cast<std::byte>(i)};
+    const bool fed =
+        static_cast<bool>(s.feed(peer_transfer(0, i, binary_view(tag)), 0, as_bytes("m")));
+    received += s.count<delivery_received>(); // the events of this feed
+    if (!fed) {
+      break;
+    }
+  }
+  return received;
+}
+
+TEST_CASE("engine: §2.6.7 lowered credit: transfers sent before the sender saw it are accepted, "
+          "up to what was granted") {
+  frame_script s({}, connection_role::client);
+  auto ssn = open_session(s);
+  auto l = attach_link(s, ssn, receiver_opts(), 0);
+  REQUIRE(s.conn.flow(l, 5));
+  REQUIRE(s.conn.flow(l, 1)); // the sender may already have sent 5
+  s.collect();
+  SUBCASE("the five in flight arrive; a sixth is beyond every grant") {
+    CHECK(feed_transfers(s, 0, 5) == 5);
+    CHECK(s.conn.credit(l) == 0);
+    CHECK_FALSE(s.last<amqp::detach>());
+    CHECK(feed_transfers(s, 5, 1) == 0);
+    check_detached_with(s, symbol::transfer_limit_exceeded);
+  }
+  SUBCASE("a new, larger grant replaces the old one") {
+    CHECK(feed_transfers(s, 0, 2) == 2); // the credit of 1, then one in flight
+    REQUIRE(s.conn.flow(l, 3));          // delivery-count 2 + 3: up to delivery 5
+    CHECK(feed_transfers(s, 2, 3) == 3);
+    CHECK_FALSE(s.last<amqp::detach>());
+    CHECK(feed_transfers(s, 5, 1) == 0);
+    check_detached_with(s, symbol::transfer_limit_exceeded);
+  }
+  SUBCASE("the sender's flow says it used the old credit up: nothing more is owed") {
+    // A drained sender moves its delivery-count on to the end of the credit it had.
+    REQUIRE(s.feed(peer_flow(0, 5, 0), 0));
+    CHECK(feed_transfers(s, 0, 1) == 0);
+    check_detached_with(s, symbol::transfer_limit_exceeded);
+  }
+}
+
+TEST_CASE("engine: §2.6.7 link_options::credit_overrun tolerates that many transfers beyond the "
+          "credit, counted from this end's last flow") {
+  frame_script s({}, connection_role::client);
+  auto ssn = open_session(s);
+  link_options rx = receiver_opts();
+  rx.credit_overrun = 2;
+  auto l = attach_link(s, ssn, rx, 0);
+  REQUIRE(s.conn.flow(l, 1));
+  s.collect();
+  CHECK(feed_transfers(s, 0, 3) == 3);
+  CHECK_FALSE(s.last<amqp::detach>());
+  SUBCASE("the next flow gives the tolerance again") {
+    REQUIRE(s.conn.flow(l, 1));
+    s.collect();
+    const auto f = s.last<amqp::flow>();
+    REQUIRE(f);
+    CHECK(f->delivery_count == 3U); // the overshoot is counted: the grant starts after it
+    CHECK(feed_transfers(s, 3, 3) == 3);
+    CHECK_FALSE(s.last<amqp::detach>());
+    CHECK(feed_transfers(s, 6, 1) == 0);
+    check_detached_with(s, symbol::transfer_limit_exceeded);
+  }
+  SUBCASE("one more is beyond it") {
+    CHECK(feed_transfers(s, 3, 1) == 0);
+    check_detached_with(s, symbol::transfer_limit_exceeded);
+  }
+}
+
 TEST_CASE("engine: §2.7.3 message above max-message-size: amqp:link:message-size-exceeded") {
   link_options rx = receiver_opts();
   rx.max_message_size = 100;

@@ -94,7 +94,7 @@ TEST_CASE("engine: §2.7.1 open fields reach the peer both ways (remote_open)") 
   CHECK(at_server->max_frame_size == 4096);
   CHECK(at_server->channel_max == 7);
   REQUIRE(at_server->idle_time_out);
-  CHECK(*at_server->idle_time_out == 30'000);
+  CHECK(*at_server->idle_time_out == 15'000); // half the threshold, as §2.4.5 recommends
   CHECK(symbol_list(at_server->offered_capabilities) == names{"ANONYMOUS-RELAY"});
   CHECK(symbol_list(at_server->desired_capabilities) == names{"DELAYED_DELIVERY", "SHARED-SUBS"});
   auto product = at_server->properties.find("product");
@@ -108,7 +108,7 @@ TEST_CASE("engine: §2.7.1 open fields reach the peer both ways (remote_open)") 
   CHECK(at_client->max_frame_size == 16384);
   CHECK(at_client->channel_max == 3);
   REQUIRE(at_client->idle_time_out);
-  CHECK(*at_client->idle_time_out == 20'000);
+  CHECK(*at_client->idle_time_out == 10'000);
   CHECK(symbol_list(at_client->offered_capabilities) == names{"DELAYED_DELIVERY"});
   CHECK(at_client->desired_capabilities.empty());
   auto version = at_client->properties.find("version");
@@ -214,7 +214,7 @@ TEST_CASE("engine: §2.4.5 idle-time-out below min_peer_idle_time_out is refused
 
 TEST_CASE("engine: §2.4.5 heartbeats at half the peer's idle timeout") {
   connection_options co;
-  co.timeouts.idle_time_out = 1000ms;
+  co.timeouts.idle_time_out = 2000ms; // the client announces 1000 ms
   connection_options so;
   so.timeouts.idle_time_out = 0ms; // the server asks for none
   engine_pair p(co, so);
@@ -246,6 +246,19 @@ TEST_CASE("engine: §2.4.5 silent peer: close with amqp:resource-limit-exceeded 
           "timeout") {
   connection_options o;
   o.timeouts.idle_time_out = 1000ms;
+  SUBCASE("our open announces half the threshold, rounded up") {
+    for (const auto& [threshold, announced] :
+         {std::pair{1000ms, 500U}, std::pair{1ms, 1U}, std::pair{2001ms, 1001U}}) {
+      connection_options x;
+      x.timeouts.idle_time_out = threshold;
+      frame_script t(x, connection_role::server);
+      t.handshake(peer_open("client"));
+      const auto ours = t.last<amqp::open>();
+      REQUIRE(ours);
+      REQUIRE(ours->idle_time_out);
+      CHECK(*ours->idle_time_out == announced);
+    }
+  }
   SUBCASE("nothing at all") {
     frame_script s = opened_server(o);
     s.advance(999ms);
