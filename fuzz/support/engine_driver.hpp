@@ -1068,6 +1068,7 @@ private:
       o.target->address = "queue-b";
       o.max_message_size = (m & 8U) != 0 ? 1024U : 0U;
       o.initial_delivery_count = (m & 16U) != 0 ? 0xFFFF'FFF0U : 0U;
+      o.credit_overrun = (m & 32U) != 0 ? 3U : 0U; // receivers only
       if (auto l = check(c().attach(*s, o))) {
         links_.push_back(link_rec{*l, o.role, true});
       }
