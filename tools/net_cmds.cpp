@@ -260,6 +260,7 @@ struct receive_args : net_args {
   std::string outcome = "accept";
   std::uint32_t credit = 1000;
   std::optional<std::uint32_t> credit_overrun;
+  bool settle_second = false;
   bool print = false;
   bool print_id = false;
   std::uint32_t until_idle_ms = 0;
@@ -346,6 +347,7 @@ void run_receive(const receive_args& a, int& status) {
     transport::receiver_options ro;
     ro.credit = static_cast<std::uint32_t>(std::min<std::uint64_t>(a.credit, a.count));
     ro.credit_overrun = a.credit_overrun;
+    ro.settle_second = a.settle_second;
     c.async_open_receiver(a.address, ro, [&](std::error_code e, transport::receiver rv) {
       if (e) {
         run.stop(e);
@@ -386,6 +388,8 @@ void add_receive_command(CLI::App& app, int& status) {
   c->add_option("--credit-overrun", a->credit_overrun,
                 "transfers tolerated beyond the credit (RabbitMQ before 4.0 overshoots); "
                 "default: as many as --credit, 0: strict");
+  c->add_flag("--settle-second", a->settle_second,
+              "rcv-settle-mode second: outcomes go unsettled, the sender settles them");
   c->add_flag("--print", a->print, "print each message body");
   c->add_flag("--print-id", a->print_id, "print each message-id (\"id ID\")");
   c->add_option("--until-idle", a->until_idle_ms,

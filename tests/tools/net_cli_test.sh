@@ -50,6 +50,15 @@ expect "received 50" "$cli" receive "ws://127.0.0.1:$ws/amqp" q4 -n 50
 expect "sent 1 accepted 1" "$cli" send "amqp://127.0.0.1:$amqp" q5 --body hello
 expect "received 1" "$cli" receive "amqp://127.0.0.1:$amqp" q5 --outcome release
 expect "hello" "$cli" receive "amqp://127.0.0.1:$amqp" q5 --print
+# rcv-settle-mode second: the broker settles each outcome; released ones still come back.
+expect "sent 20 accepted 20" "$cli" send "amqp://127.0.0.1:$amqp" q8 -n 20
+expect "received 20" "$cli" receive "amqp://127.0.0.1:$amqp" q8 -n 20 --settle-second --outcome release
+expect "received 20" "$cli" receive "amqp://127.0.0.1:$amqp" q8 -n 20 --settle-second
+if "$cli" receive "amqp://127.0.0.1:$amqp" q8 --timeout 1 >/dev/null 2>&1; then
+  echo "FAILED: q8 still has a message after 20 accepted with --settle-second"
+  exit 1
+fi
+echo "ok: q8 empty"
 # A wrong CA: the TLS handshake fails, exit status 1.
 if "$cli" send "amqps://127.0.0.1:$amqps" q6 --ca "$certs/other-ca.pem" --timeout 5 >/dev/null 2>&1; then
   echo "FAILED: TLS with an untrusted CA succeeded"

@@ -609,7 +609,10 @@ result<void> client_impl::settle(link_impl& l, const received_message& m,
       l.generation != generation) {
     return errc::invalid_state;
   }
-  auto r = engine_->settle(delivery_id{*l.id, m.delivery_}, state);
+  // rcv-settle-mode second (§2.7.3): the outcome goes unsettled; the sender settles it, and
+  // the engine forgets the delivery then. First: settled with the outcome.
+  const delivery_id d{*l.id, m.delivery_};
+  auto r = l.settle_second ? engine_->update(d, state) : engine_->settle(d, state);
   kick();
   return r;
 }
@@ -664,6 +667,10 @@ void client_impl::handle(const event& e) {
       l->unsettled.clear();
       pump(*l);
     } else {
+      // A sender that cannot settle second says first in its attach (§2.7.3): then the
+      // outcomes go settled.
+      l->settle_second =
+          l->ropts.settle_second && la->remote.rcv_settle_mode == receiver_settle_mode::second;
       top_up(*l);
     }
     if (auto d = std::move(l->attach_done)) {

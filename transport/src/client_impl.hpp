@@ -54,6 +54,8 @@ struct link_impl {
   bool closing = false;
   bool closed = false;
   bool top_up_due = false; // receiver: top up credit once the current event batch is done
+  // Receiver: rcv-settle-mode second asked for and echoed in the sender's attach.
+  bool settle_second = false;
   std::error_code error;
   std::function<void(std::error_code)> attach_done;
   std::function<void(std::error_code)> close_done;

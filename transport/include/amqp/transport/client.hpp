@@ -93,7 +93,8 @@ struct receiver_options {
   std::vector<source_filter> filters;
   // Credit kept granted to the sender (prefetch): topped up as messages are handed out.
   std::uint32_t credit = 1000;
-  // rcv-settle-mode second (§2.7.3); first by default.
+  // rcv-settle-mode second (§2.7.3): accept/reject/release/modify send the outcome
+  // unsettled and the sender settles it. First (settled with the outcome) by default.
   bool settle_second = false;
   // Transfers accepted beyond the credit before the link fails with
   // amqp:link:transfer-limit-exceeded (amqp::link_options::credit_overrun); unset: as many
