@@ -31,7 +31,24 @@ struct broker_args {
   std::string container_id = "amqp-cli-broker";
   std::vector<std::string> ws_paths;
   std::uint32_t max_frame_size = 65536;
+  bool outcome_prefixes = false;
 };
+
+// --outcome-prefixes: a message for a queue named "$reject/...", "$release/..." or
+// "$modify/..." is answered with that outcome and dropped, so that a client's handling of
+// each outcome can be tested.
+broker::admission outcome_by_prefix(const broker::incoming_message& m) {
+  if (m.queue.starts_with("$reject/")) {
+    return broker::admission::reject("amqp:precondition-failed", "rejected by address");
+  }
+  if (m.queue.starts_with("$release/")) {
+    return broker::admission::release();
+  }
+  if (m.queue.starts_with("$modify/")) {
+    return broker::admission::modify(true, true);
+  }
+  return broker::admission::accept();
+}
 
 void run_broker(const broker_args& a, int& status) {
   broker::broker_options bo;
@@ -41,6 +58,9 @@ void run_broker(const broker_args& a, int& status) {
   }
   bo.connection.limits.max_frame_size = a.max_frame_size;
   bo.allow_anonymous = !a.no_anonymous;
+  if (a.outcome_prefixes) {
+    bo.admit = outcome_by_prefix;
+  }
   for (const auto& u : a.users) {
     const auto colon = u.find(':');
     if (colon == std::string::npos) {
@@ -113,6 +133,9 @@ void add_broker_command(CLI::App& app, int& status) {
   c->add_flag("--require-client-cert", a->require_client_cert,
               "refuse TLS clients without a certificate signed by --ca");
   c->add_option("--user", a->users, "SASL PLAIN account USER:PASSWORD (repeatable)");
+  c->add_flag("--outcome-prefixes", a->outcome_prefixes,
+              "messages to $reject/..., $release/... or $modify/... are answered with that "
+              "outcome and dropped (to test clients)");
   c->add_flag("--no-anonymous", a->no_anonymous, "refuse ANONYMOUS and clients without SASL");
   c->add_option("--idle-timeout", a->idle_timeout_ms, "our idle-time-out in milliseconds");
   // 64 KiB, as IoT Hub and Service Bus announce: Python uAMQP splits a large message only

@@ -567,14 +567,40 @@ void broker::impl::on_delivery(link_entry& l, const delivery_received& d) {
       maybe_gc(*q);
     }
   }
+  std::optional<delivery_state> outcome;
+  admission verdict;
   if (refusal) {
+    outcome = rejected{refusal};
+  } else if (opts.admit) {
+    verdict = opts.admit(incoming_message{c.info, q->name, d.payload, d.settled});
+    switch (verdict.outcome) {
+    case admission::kind::accept:
+      break;
+    case admission::kind::reject:
+      outcome = rejected{make_error(verdict.condition, verdict.description)};
+      break;
+    case admission::kind::release:
+      outcome = released{};
+      break;
+    case admission::kind::modify: {
+      modified m;
+      m.delivery_failed = verdict.delivery_failed;
+      m.undeliverable_here = verdict.undeliverable_here;
+      outcome = m;
+      break;
+    }
+    }
+    if (outcome) {
+      maybe_gc(*q);
+    }
+  }
+  if (outcome) {
     ++counters.refused;
     if (!d.settled) {
-      const delivery_state st = rejected{refusal};
       if (l.second) {
-        (void)c.engine.update(d.delivery, st);
+        (void)c.engine.update(d.delivery, *outcome);
       } else {
-        (void)c.engine.settle(d.delivery, st);
+        (void)c.engine.settle(d.delivery, *outcome);
       }
     }
     top_up(l);

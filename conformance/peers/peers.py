@@ -633,7 +633,7 @@ class ProtonPyBroker(ProcessPeer):
 class CliBroker(ProcessPeer):
     """A broker with the `amqp-cli broker` command line:
         --listen URL... [--cert F --key F --ca F] [--user U:P]... [--no-anonymous]
-        [--idle-timeout MS]
+        [--idle-timeout MS] --outcome-prefixes
     printing "listening URL" (actual port) once per listener. Listens on port 0. With TLS,
     clients may present a certificate of the workspace CA (SASL EXTERNAL)."""
 
@@ -650,7 +650,8 @@ class CliBroker(ProcessPeer):
         self.listening = []
 
     def argv(self):
-        argv = self.argv_prefix + ['--listen', 'amqp://%s:0' % HOST]
+        # --outcome-prefixes: "$reject/..." etc. answer with that outcome (cell sender_outcomes)
+        argv = self.argv_prefix + ['--listen', 'amqp://%s:0' % HOST, '--outcome-prefixes']
         if self.certs is not None:
             argv += ['--listen', 'amqps://%s:0' % HOST,
                      '--cert', self.certs.server_cert, '--key', self.certs.server_key,

@@ -78,7 +78,7 @@ PROFILES = {
     'our_broker': dict(
         label='amqp-cli broker', sasl={'ANONYMOUS', 'PLAIN', 'EXTERNAL'}, user=('test', 'secret'),
         outcomes=True, requeues_released=True, requeues_modified=True,
-        sender_outcomes=None, idle_option=True, tls=True),
+        sender_outcomes='$%s/', idle_option=True, tls=True),
 }
 
 SKIP_REASONS = {
@@ -91,7 +91,6 @@ SKIP_REASONS = {
     ('rabbitmq', 'sender_outcomes'): 'RabbitMQ accepts every transfer here (no address rejects)',
     ('proton_broker', 'sender_outcomes'): 'broker.c accepts every transfer',
     ('proton_py_broker', 'sender_outcomes'): 'broker.py accepts every transfer',
-    ('our_broker', 'sender_outcomes'): 'amqp-cli broker has no address that rejects',
     ('proton_broker', 'sasl'): 'Proton brokers offer ANONYMOUS only (no Cyrus SASL password db)',
     ('proton_py_broker', 'sasl'): 'Proton brokers offer ANONYMOUS only (no Cyrus SASL password db)',
     ('proton_broker', 'idle'): 'broker.c has no idle-time-out option',
@@ -230,12 +229,20 @@ def cell_sender_outcomes(t):
     prefix = t.profile['sender_outcomes']
     if not prefix:
         raise Skip(SKIP_REASONS[(t.broker_kind, 'sender_outcomes')])
+    note = None
     for outcome, field in (('reject', 'rejected'), ('release', 'released'), ('modify', 'modified')):
+        if t.client.name == 'uamqp' and outcome == 'modify':
+            # uamqp/errors.py builds MessageException(condition=None) for a modified outcome
+            # (it has no error) and fails on condition.decode(): the send never completes.
+            note = ('modify not run: Python uAMQP 1.5.3 raises AttributeError on a modified '
+                    'outcome (errors.py, condition None)')
+            continue
         r = t.send((prefix % outcome) + t.addr('sender-outcome'), count=2)
         if t.client.name == 'uamqp':  # tells only "not accepted" (counted as rejected)
             expect(r, 'send to a %s address' % outcome, ok=False, sent=2, accepted=0)
         else:
             expect(r, 'send to a %s address' % outcome, ok=False, sent=2, accepted=0, **{field: 2})
+    return note
 
 
 def cell_small_credit(t):

@@ -1719,3 +1719,40 @@ TEST_CASE("broker: SASL EXTERNAL authenticates a client as its verified certific
     CHECK(events(c, "connection_closed")[0]->code == errc::unauthorized);
   }
 }
+
+TEST_CASE("broker: broker_options::admit decides each message's outcome before it is queued") {
+  ab::broker_options o;
+  std::vector<std::string> seen;
+  o.admit = [&](const ab::incoming_message& m) {
+    const auto body = decode_message(m.payload)->data();
+    const std::string text(reinterpret_cast<const char*>(body.data()), body.size());
+    seen.push_back(std::string(m.queue) + " " + text + (m.settled ? " settled" : ""));
+    CHECK(m.connection.authenticated);
+    if (text == "bad") {
+      return ab::admission::reject("amqp:precondition-failed", "not today");
+    }
+    if (text == "later") {
+      return ab::admission::release();
+    }
+    if (text == "elsewhere") {
+      return ab::admission::modify(true, true);
+    }
+    return ab::admission::accept();
+  };
+  harness h(o);
+  client& c = open_client(h);
+  const link_id tx = attach_sender(h, c, "q");
+  for (const char* body : {"ok", "bad", "later", "elsewhere", "ok2"}) {
+    send(c, tx, body);
+  }
+  send(c, tx, "bad", true); // presettled: dropped, nothing goes back
+  REQUIRE(h.pump());
+  CHECK(states(c, tx) == strings{"accepted settled", "rejected amqp:precondition-failed settled",
+                                 "released settled", "modified settled", "accepted settled"});
+  CHECK(seen == strings{"q ok", "q bad", "q later", "q elsewhere", "q ok2", "q bad settled"});
+  CHECK(qstats(h, "q").depth == 2);
+  CHECK(h.b.stats().received == 2);
+  CHECK(h.b.stats().refused == 4);
+  const link_id rx = attach_receiver(h, c, "q", {.credit = 10});
+  CHECK(bodies(c, rx) == strings{"ok", "ok2"});
+}

@@ -87,6 +87,36 @@ struct route_decision {
   }
 };
 
+// A message a client sent, before the broker queues it (broker_options::admit). Views valid
+// for the call.
+struct incoming_message {
+  const connection_info& connection;
+  std::string_view queue{};             // the queue it is for
+  std::span<const std::byte> payload{}; // its encoded sections, as the client sent them
+  bool settled = false;                 // sent presettled: no outcome goes back
+};
+
+// broker_options::admit's answer: queue the message (accepted, §3.4.2), or drop it and
+// settle it with another outcome: rejected with an error condition (§3.4.3), released
+// (§3.4.4) or modified (§3.4.5).
+struct admission {
+  enum class kind : std::uint8_t { accept, reject, release, modify };
+  kind outcome = kind::accept;
+  std::string condition{}; // reject: e.g. "amqp:precondition-failed"
+  std::string description{};
+  bool delivery_failed = false;    // modify
+  bool undeliverable_here = false; // modify
+
+  static admission accept() { return {}; }
+  static admission reject(std::string condition, std::string description = {}) {
+    return {kind::reject, std::move(condition), std::move(description), false, false};
+  }
+  static admission release() { return {kind::release, {}, {}, false, false}; }
+  static admission modify(bool failed, bool undeliverable) {
+    return {kind::modify, {}, {}, failed, undeliverable};
+  }
+};
+
 // Options of a broker. Copied by the constructor; views inside `connection` (container-id,
 // capabilities, properties) are copied too, except the `value`s of the open frame
 // (offered/desired capabilities, properties), which must outlive the broker.
@@ -111,6 +141,10 @@ struct broker_options {
   // created as for any address (auto_create_queues, max_queues). Dynamic nodes are not
   // routed.
   std::function<route_decision(const route_request&)> route{};
+  // Decides each message a client sends, once its queue is known and before it is queued:
+  // accepted (queued) or another outcome (dropped). Unset: every message is accepted while
+  // the limits below allow.
+  std::function<admission(const incoming_message&)> admit{};
   // Create the queue of an unknown address on first use. Off: only queues declared with
   // declare_queue() (and dynamic ones) exist; other addresses are refused with
   // amqp:not-found.
@@ -168,7 +202,8 @@ struct broker_stats {
   std::size_t queues = 0;
   std::size_t stored_bytes = 0; // every queued and in-flight message
   std::uint64_t received = 0;   // messages accepted from producers
-  std::uint64_t refused = 0;    // messages from producers rejected (or dropped if presettled)
+  std::uint64_t refused = 0;    // messages from producers not queued: rejected by a limit or
+                                // a route, or refused by admit (dropped if presettled)
   std::uint64_t aborted = 0;    // deliveries aborted by producers, discarded
 };
 

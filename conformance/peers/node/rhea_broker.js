@@ -4,12 +4,13 @@
 //
 //   node rhea_broker.js --listen amqp://127.0.0.1:0 [--listen amqps://127.0.0.1:0]
 //        [--cert F --key F [--ca F]] [--user USER:PASS]... [--no-anonymous]
-//        [--idle-timeout MS] [--trace]
+//        [--idle-timeout MS] [--trace] [--outcome-prefixes]
 //
 // Prints "listening URL" (actual port) once per listener, then serves until SIGTERM/SIGINT.
 // Every address is a queue (created on first use; "amqps://host/NAME" means NAME). Transfers to an address starting with
 // "$reject/", "$release/" or "$modify/" are answered with that outcome and dropped
-// (to test how a sender handles outcomes). Deliveries to consumers are unsettled unless
+// (to test how a sender handles outcomes; always on, --outcome-prefixes is accepted for
+// the command line of `amqp-cli broker`). Deliveries to consumers are unsettled unless
 // the receiver asked for snd-settle-mode settled; a released or modified delivery goes
 // back to the head of its queue (modified + delivery-failed increments delivery-count),
 // a rejected one is dropped, and unsettled deliveries of a link or connection that goes
@@ -22,7 +23,7 @@ let opts;
 try {
   opts = parse_args(process.argv.slice(2), {
     listen: 'list', cert: 'value', key: 'value', ca: 'value', user: 'list',
-    no_anonymous: 'flag', idle_timeout: 'value', trace: 'flag',
+    no_anonymous: 'flag', idle_timeout: 'value', trace: 'flag', outcome_prefixes: 'flag',
   });
   if (!opts.listen.length) throw new Error('at least one --listen URL is needed');
 } catch (e) {
