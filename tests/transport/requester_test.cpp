@@ -1,10 +1,7 @@
 // The requester (request/response over a link pair) against a node written directly on a
 // server-role engine behind the listener: it answers each request with correlation-id =
 // message-id on the link whose source is the node, as CBS and $management do.
-#include <map>
-#include <thread>
 
-#include <asio/executor_work_guard.hpp>
 #include <doctest/doctest.h>
 
 #include "amqp/error.hpp"
@@ -20,80 +17,49 @@ namespace {
 
 // A server whose only node "$echo" answers every request with its body, upper-cased, and
 // status-code 200 in the application properties; requests with body "fail" get no answer.
-class echo_node final : public server_handler {
-public:
-  handle on_accept(time_point, const transport::accepted_peer&) override {
-    connection_options o;
-    o.role = connection_role::server;
-    o.container_id = "echo";
-    o.sasl.enabled = true;
-    o.sasl.accept_anonymous = true;
-    engines_.emplace(++next_, connection(o));
-    return next_;
+class echo_node final : public test::raw_node {
+protected:
+  void on_attached(connection& c, const link_attached& la) override {
+    if (la.remote.role == role::receiver) {
+      reply_link_ = la.link; // our sender: source "$echo", target the reply address
+    } else {
+      (void)c.flow(la.link, 100);
+    }
   }
-  amqp::connection* engine(handle h) override { return &engines_.at(h); }
-  std::vector<handle> take_dirty() override { return {}; }
-  void on_closed(handle h) override { engines_.erase(h); }
 
-  void process(handle h, time_point) override {
-    auto& c = engines_.at(h);
-    while (auto e = c.next_event()) {
-      if (std::holds_alternative<connection_opened>(*e)) {
-        (void)c.open();
-      } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
-        if (sb->remote_initiated) {
-          (void)c.begin(sb->session);
-        }
-      } else if (const auto* la = std::get_if<link_attached>(&*e)) {
-        link_options o;
-        o.source = la->remote.source;
-        if (la->remote.target) {
-          if (const auto* t = std::get_if<target>(&*la->remote.target)) {
-            o.target = *t;
-          }
-        }
-        if (la->remote.role == role::receiver) {
-          reply_link_ = la->link; // our sender: source "$echo", target the reply address
-        }
-        (void)c.attach(la->link, o);
-        if (la->remote.role == role::sender) {
-          (void)c.flow(la->link, 100);
-        }
-      } else if (const auto* d = std::get_if<delivery_received>(&*e)) {
-        auto v = decode_message(d->payload);
-        REQUIRE(v);
-        (void)c.settle(d->delivery, accepted{});
-        const auto body = v->data();
-        std::string text(reinterpret_cast<const char*>(body.data()), body.size());
-        if (text == "fail") {
-          continue;
-        }
-        for (auto& ch : text) {
-          ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-        }
-        CHECK(v->properties->reply_to == std::optional<std::string_view>("my-reply"));
-        message m;
-        m.properties = properties{};
-        m.properties->correlation_id = v->properties->message_id;
-        const value kv[2] = {value("status-code"), value(std::int32_t{200})};
-        m.application_properties = value::map(kv);
-        const value sections[1] = {
-            value(binary_view(reinterpret_cast<const std::byte*>(text.data()), text.size()))};
-        m.body = body_kind::data;
-        m.body_sections = sections;
-        std::vector<std::byte> out;
-        REQUIRE(encode_append(m, out));
-        transfer_options t;
-        t.payload = out;
-        t.settled = true;
-        REQUIRE(c.send(reply_link_, t));
+  void on_event(connection& c, const event& e) override {
+    if (const auto* d = std::get_if<delivery_received>(&e)) {
+      auto v = decode_message(d->payload);
+      REQUIRE(v);
+      (void)c.settle(d->delivery, accepted{});
+      const auto body = v->data();
+      std::string text(reinterpret_cast<const char*>(body.data()), body.size());
+      if (text == "fail") {
+        return;
       }
+      for (auto& ch : text) {
+        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      }
+      CHECK(v->properties->reply_to == std::optional<std::string_view>("my-reply"));
+      message m;
+      m.properties = properties{};
+      m.properties->correlation_id = v->properties->message_id;
+      const value kv[2] = {value("status-code"), value(std::int32_t{200})};
+      m.application_properties = value::map(kv);
+      const value sections[1] = {
+          value(binary_view(reinterpret_cast<const std::byte*>(text.data()), text.size()))};
+      m.body = body_kind::data;
+      m.body_sections = sections;
+      std::vector<std::byte> out;
+      REQUIRE(encode_append(m, out));
+      transfer_options t;
+      t.payload = out;
+      t.settled = true;
+      REQUIRE(c.send(reply_link_, t));
     }
   }
 
 private:
-  std::map<handle, connection> engines_;
-  handle next_ = 0;
   link_id reply_link_{};
 };
 
@@ -165,14 +131,9 @@ TEST_CASE("transport: requester matches responses by correlation-id") {
 
 TEST_CASE("transport: blocking requester, with a timeout for an unanswered request") {
   echo_node node;
-  asio::io_context io;
-  std::string why;
-  auto l = listener::listen(io, "amqp://127.0.0.1:0", {}, node, &why);
-  REQUIRE_MESSAGE(l, why);
-  auto work = asio::make_work_guard(io);
-  std::thread t([&] { io.run(); });
   {
-    auto c = blocking_client::connect("amqp://127.0.0.1:" + std::to_string(l->port()));
+    const test::serving served(node);
+    auto c = blocking_client::connect(served.url());
     REQUIRE(c);
     requester_options ro;
     ro.reply_to = "my-reply";
@@ -189,7 +150,4 @@ TEST_CASE("transport: blocking requester, with a timeout for an unanswered reque
     CHECK(q->close());
     CHECK(c->close());
   }
-  asio::post(io, [&] { l->close(); });
-  work.reset();
-  t.join();
 }

@@ -1,12 +1,10 @@
 // rcv-settle-mode second (§2.7.3) on the client's receiver, against a node written directly
 // on a server-role engine behind the listener: the node sends one unsettled message and
 // records the dispositions the client sends for it.
-#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
-#include <asio/executor_work_guard.hpp>
 #include <doctest/doctest.h>
 
 #include "amqp/transport/blocking.hpp"
@@ -27,68 +25,42 @@ struct seen_update {
 // A node that sends one message on every link a client attaches to receive from it,
 // answering the client's rcv-settle-mode with `answer_mode`, and settles each outcome the
 // client leaves unsettled.
-class source_node final : public server_handler {
+class source_node final : public test::raw_node {
 public:
   explicit source_node(receiver_settle_mode answer_mode) : answer_mode_(answer_mode) {}
 
-  handle on_accept(time_point, const transport::accepted_peer&) override {
-    connection_options o;
-    o.role = connection_role::server;
-    o.container_id = "source";
-    o.sasl.enabled = true;
-    o.sasl.accept_anonymous = true;
-    engines_.emplace(++next_, connection(o));
-    return next_;
+protected:
+  void answer(const link_attached&, link_options& o) override {
+    o.snd_settle_mode = sender_settle_mode::unsettled;
+    o.rcv_settle_mode = answer_mode_;
   }
-  amqp::connection* engine(handle h) override { return &engines_.at(h); }
-  std::vector<handle> take_dirty() override { return {}; }
-  void on_closed(handle h) override { engines_.erase(h); }
 
-  void process(handle h, time_point) override {
-    auto& c = engines_.at(h);
-    while (auto e = c.next_event()) {
-      if (std::holds_alternative<connection_opened>(*e)) {
-        (void)c.open();
-      } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
-        if (sb->remote_initiated) {
-          (void)c.begin(sb->session);
-        }
-      } else if (const auto* la = std::get_if<link_attached>(&*e)) {
-        link_options o;
-        o.source = la->remote.source;
-        if (la->remote.target) {
-          if (const auto* t = std::get_if<target>(&*la->remote.target)) {
-            o.target = *t;
-          }
-        }
-        o.snd_settle_mode = sender_settle_mode::unsettled;
-        o.rcv_settle_mode = answer_mode_;
-        (void)c.attach(la->link, o);
-      } else if (const auto* lf = std::get_if<link_flow>(&*e)) {
-        if (lf->credit > 0 && sent_.insert(lf->link.value).second) {
-          const auto payload = test::make_message("m", 10);
-          transfer_options t;
-          t.payload = payload;
-          REQUIRE(c.send(lf->link, t));
-        }
-      } else if (const auto* du = std::get_if<delivery_updated>(&*e)) {
-        std::string state = "none";
-        if (du->state) {
-          state = std::holds_alternative<accepted>(*du->state)   ? "accepted"
-                  : std::holds_alternative<released>(*du->state) ? "released"
-                                                                 : "other";
-        }
-        {
-          const std::lock_guard lock(mu_);
-          updates_.push_back(seen_update{state, du->settled});
-        }
-        if (!du->settled && du->state) {
-          (void)c.settle(du->delivery, du->state); // the sender settles (§2.7.3)
-        }
+  void on_event(connection& c, const event& e) override {
+    if (const auto* lf = std::get_if<link_flow>(&e)) {
+      if (lf->credit > 0 && sent_.insert(lf->link.value).second) {
+        const auto payload = test::make_message("m", 10);
+        transfer_options t;
+        t.payload = payload;
+        REQUIRE(c.send(lf->link, t));
+      }
+    } else if (const auto* du = std::get_if<delivery_updated>(&e)) {
+      std::string state = "none";
+      if (du->state) {
+        state = std::holds_alternative<accepted>(*du->state)   ? "accepted"
+                : std::holds_alternative<released>(*du->state) ? "released"
+                                                               : "other";
+      }
+      {
+        const std::lock_guard lock(mu_);
+        updates_.push_back(seen_update{state, du->settled});
+      }
+      if (!du->settled && du->state) {
+        (void)c.settle(du->delivery, du->state); // the sender settles (§2.7.3)
       }
     }
   }
 
+public:
   std::vector<seen_update> updates() {
     const std::lock_guard lock(mu_);
     return updates_;
@@ -96,8 +68,6 @@ public:
 
 private:
   receiver_settle_mode answer_mode_;
-  std::map<handle, connection> engines_;
-  handle next_ = 0;
   std::set<std::uint32_t> sent_;
   std::mutex mu_;
   std::vector<seen_update> updates_;
@@ -106,14 +76,9 @@ private:
 // Receives the node's message with `settle_second` and accepts it; returns what the node saw.
 std::vector<seen_update> accept_one(receiver_settle_mode answer_mode, bool settle_second) {
   source_node node(answer_mode);
-  asio::io_context io;
-  std::string why;
-  auto l = listener::listen(io, "amqp://127.0.0.1:0", {}, node, &why);
-  REQUIRE_MESSAGE(l, why);
-  auto work = asio::make_work_guard(io);
-  std::thread t([&] { io.run(); });
   {
-    auto c = blocking_client::connect("amqp://127.0.0.1:" + std::to_string(l->port()));
+    const test::serving served(node);
+    auto c = blocking_client::connect(served.url());
     REQUIRE(c);
     receiver_options ro;
     ro.settle_second = settle_second;
@@ -128,9 +93,6 @@ std::vector<seen_update> accept_one(receiver_settle_mode answer_mode, bool settl
     }
     CHECK(c->close());
   }
-  asio::post(io, [&] { l->close(); });
-  work.reset();
-  t.join();
   return node.updates();
 }
 

@@ -6,11 +6,14 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
@@ -26,6 +29,91 @@ namespace amqp::test {
 inline std::string cert_dir() {
   return std::string(AMQP_TEST_DATA_DIR) + "/transport/certs/";
 }
+
+// A server written directly on server-role engines behind a listener (SASL ANONYMOUS). It
+// answers open, begin and every attach (mirroring the peer's termini); a subclass adjusts the
+// answer and sees every other event.
+class raw_node : public transport::server_handler {
+public:
+  handle on_accept(time_point, const transport::accepted_peer&) override {
+    connection_options o;
+    o.role = connection_role::server;
+    o.container_id = "raw-node";
+    o.sasl.enabled = true;
+    o.sasl.accept_anonymous = true;
+    engines_.emplace(++next_, connection(o));
+    return next_;
+  }
+  amqp::connection* engine(handle h) override { return &engines_.at(h); }
+  std::vector<handle> take_dirty() override { return {}; }
+  void on_closed(handle h) override { engines_.erase(h); }
+
+  void process(handle h, time_point) override {
+    auto& c = engines_.at(h);
+    while (auto e = c.next_event()) {
+      if (std::holds_alternative<connection_opened>(*e)) {
+        (void)c.open();
+      } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
+        if (sb->remote_initiated) {
+          (void)c.begin(sb->session);
+        }
+      } else if (const auto* la = std::get_if<link_attached>(&*e)) {
+        link_options o;
+        o.source = la->remote.source;
+        if (la->remote.target) {
+          if (const auto* t = std::get_if<target>(&*la->remote.target)) {
+            o.target = *t;
+          }
+        }
+        answer(*la, o);
+        (void)c.attach(la->link, o);
+        on_attached(c, *la);
+      } else {
+        on_event(c, *e);
+      }
+    }
+  }
+
+protected:
+  virtual void answer(const link_attached&, link_options&) {}
+  virtual void on_attached(amqp::connection&, const link_attached&) {}
+  virtual void on_event(amqp::connection&, const amqp::event&) {}
+
+private:
+  std::map<handle, amqp::connection> engines_;
+  handle next_ = 0;
+};
+
+// `handler` behind a plain listener on 127.0.0.1, served by a thread of its own until
+// destroyed.
+class serving {
+public:
+  explicit serving(transport::server_handler& handler) {
+    std::string why;
+    auto l = transport::listener::listen(io_, "amqp://127.0.0.1:0", {}, handler, &why);
+    if (!l) {
+      throw std::runtime_error("listen: " + why);
+    }
+    listener_.emplace(std::move(*l));
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~serving() {
+    asio::post(io_, [this] { listener_->close(); });
+    work_.reset();
+    thread_.join();
+  }
+  serving(const serving&) = delete;
+  serving& operator=(const serving&) = delete;
+
+  [[nodiscard]] std::string url() const { return "amqp://127.0.0.1:" + std::to_string(port()); }
+  [[nodiscard]] std::uint16_t port() const { return listener_->port(); }
+
+private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  std::optional<transport::listener> listener_;
+  std::thread thread_;
+};
 
 // The broker behind listener(s), served by one thread.
 class broker_server {
