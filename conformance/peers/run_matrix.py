@@ -574,6 +574,9 @@ def run_cell(t, name, fn, results, verbose):
     except Exception as e:  # a harness bug is a failure too, with its traceback
         status, detail = 'FAIL', 'harness: %s\n%s' % (e, traceback.format_exc())
     elapsed = time.monotonic() - t0
+    proc = getattr(t.broker, 'proc', None)
+    if status == 'FAIL' and proc is not None and not proc.alive():
+        detail += ' [the broker process is gone: exit status %s]' % proc.returncode()
     results[(t.name, name)] = (status, detail, elapsed)
     if verbose or status == 'FAIL':
         peers.log('%-28s %-26s %-4s %5.1fs %s' % (t.name, name, status, elapsed,

@@ -68,6 +68,10 @@ client_impl::client_impl(asio::io_context& io, url u, client_options o)
 client_impl::~client_impl() {
   if (driver_) {
     driver_->detach_owner();
+    // Operations in flight may still use the engine's buffers: it lives on with the driver.
+    if (engine_) {
+      driver_->keep_alive(std::make_shared<amqp::connection>(std::move(*engine_)));
+    }
     driver_->abort();
   }
 }

@@ -58,6 +58,7 @@ void engine_driver::start_read() {
 void engine_driver::on_read(std::error_code ec, std::size_t n) {
   reading_ = false;
   if (closed_) {
+    report_closed_when_idle();
     return;
   }
   if (ec) {
@@ -97,7 +98,8 @@ void engine_driver::flush() {
 void engine_driver::on_write(std::error_code ec) {
   writing_ = false;
   if (closed_) {
-    return; // the engine may be gone (its owner destroys it once the stream is closed)
+    report_closed_when_idle();
+    return;
   }
   engine_.output_written();
   if (ec) {
@@ -159,13 +161,23 @@ void engine_driver::finish(std::error_code ec) {
     return;
   }
   closed_ = true;
+  close_error_ = ec;
   timer_.cancel();
   stream_->close();
-  if (owner_ != nullptr) {
-    auto* o = owner_;
-    owner_ = nullptr;
-    o->on_stream_closed(ec);
+  report_closed_when_idle();
+}
+
+void engine_driver::report_closed_when_idle() {
+  // A read in flight still fills the engine's input buffer when it completes (a TLS or
+  // WebSocket stream decodes into it then, even after the close), and a write in flight
+  // reads the engine's output batch: the owner, who destroys the engine once told, hears of
+  // the close only when neither is left. Closing the stream makes both complete soon.
+  if (reading_ || writing_ || owner_ == nullptr) {
+    return;
   }
+  auto* o = owner_;
+  owner_ = nullptr;
+  o->on_stream_closed(close_error_);
 }
 
 } // namespace amqp::transport::detail

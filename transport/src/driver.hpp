@@ -27,7 +27,8 @@ public:
     virtual void on_engine_activity() = 0;
     // A batch of output was written (output that did not fit may now be produced).
     virtual void on_output_written() {}
-    // The stream is closed; the driver does nothing more.
+    // The stream is closed and no read or write into the engine's buffers is in flight any
+    // more: the driver does nothing more, and the owner may destroy the engine.
     virtual void on_stream_closed(std::error_code ec) = 0;
 
   protected:
@@ -43,10 +44,14 @@ public:
   void start();
   // After commands on the engine: writes its output, re-arms the timer, resumes reading.
   void kick();
-  // Closes the stream now (pending operations are cancelled); on_stream_closed follows.
+  // Closes the stream now (pending operations are cancelled); on_stream_closed follows once
+  // they have completed.
   void abort();
   // The owner is going away: no more calls into it (reads then go to the engine).
   void detach_owner() noexcept { owner_ = nullptr; }
+  // Keeps `x` (e.g. the engine of an owner that is going away) alive as long as the driver,
+  // i.e. until the operations in flight, which may still use the engine's buffers, are done.
+  void keep_alive(std::shared_ptr<void> x) { kept_ = std::move(x); }
   [[nodiscard]] bool closed() const noexcept { return closed_; }
   [[nodiscard]] std::string peer() const { return stream_->peer(); }
   // System-level write batches so far (for benchmarks: at most one per batch of frames).
@@ -61,6 +66,7 @@ private:
   void on_timer();
   void stream_ended(std::error_code ec);
   void finish(std::error_code ec);
+  void report_closed_when_idle();
   void notify_activity() {
     if (owner_ != nullptr) {
       owner_->on_engine_activity();
@@ -68,6 +74,7 @@ private:
   }
 
   std::shared_ptr<byte_stream> stream_;
+  std::shared_ptr<void> kept_;
   amqp::connection& engine_;
   owner* owner_;
   trace_hook trace_;
@@ -79,6 +86,7 @@ private:
   bool closed_ = false;
   bool started_ = false;
   std::error_code end_error_;
+  std::error_code close_error_; // reported to the owner once no operation is in flight
   std::uint64_t writes_ = 0;
 };
 

@@ -29,6 +29,15 @@ struct listener::impl : std::enable_shared_from_this<listener::impl> {
   };
 
   impl(asio::io_context& io, server_handler& hd) : acceptor(io), handler(hd) {}
+  ~impl() {
+    // Connections whose close is not reported yet (a read or write still in flight) must not
+    // call back into a listener that is gone.
+    for (auto& [h, c] : conns) {
+      c->driver->detach_owner();
+    }
+  }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
 
   asio::ip::tcp::acceptor acceptor;
   server_handler& handler;
