@@ -102,6 +102,26 @@ amqp::error make_error(std::string_view condition, std::string_view description)
   return amqp::error{symbol_view{condition}, description, value{}};
 }
 
+// broker_options::admit's verdict as the outcome of a message not queued; none for accept.
+// The outcome views the verdict's strings.
+std::optional<delivery_state> outcome_of(const admission& a) {
+  switch (a.outcome) {
+  case admission::kind::accept:
+    break;
+  case admission::kind::reject:
+    return rejected{make_error(a.condition, a.description)};
+  case admission::kind::release:
+    return released{};
+  case admission::kind::modify: {
+    modified m;
+    m.delivery_failed = a.delivery_failed;
+    m.undeliverable_here = a.undeliverable_here;
+    return m;
+  }
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
 struct broker::impl {
@@ -568,28 +588,12 @@ void broker::impl::on_delivery(link_entry& l, const delivery_received& d) {
     }
   }
   std::optional<delivery_state> outcome;
-  admission verdict;
+  admission verdict; // outlives `outcome`, which views its strings
   if (refusal) {
     outcome = rejected{refusal};
   } else if (opts.admit) {
     verdict = opts.admit(incoming_message{c.info, q->name, d.payload, d.settled});
-    switch (verdict.outcome) {
-    case admission::kind::accept:
-      break;
-    case admission::kind::reject:
-      outcome = rejected{make_error(verdict.condition, verdict.description)};
-      break;
-    case admission::kind::release:
-      outcome = released{};
-      break;
-    case admission::kind::modify: {
-      modified m;
-      m.delivery_failed = verdict.delivery_failed;
-      m.undeliverable_here = verdict.undeliverable_here;
-      outcome = m;
-      break;
-    }
-    }
+    outcome = outcome_of(verdict);
     if (outcome) {
       maybe_gc(*q);
     }

@@ -69,9 +69,7 @@ client_impl::~client_impl() {
   if (driver_) {
     driver_->detach_owner();
     // Operations in flight may still use the engine's buffers: it lives on with the driver.
-    if (engine_) {
-      driver_->keep_alive(std::make_shared<amqp::connection>(std::move(*engine_)));
-    }
+    driver_->keep_alive(engine_);
     driver_->abort();
   }
 }
@@ -193,7 +191,7 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
   } else if (!opts_.no_sasl) {
     co.sasl.enabled = true;
   }
-  engine_.emplace(co);
+  engine_ = std::make_shared<amqp::connection>(co);
   session_.reset();
   session_ready_ = false;
   ++generation;
@@ -493,7 +491,7 @@ void client_impl::close(std::function<void(std::error_code)> done) {
     finish_close({});
     return;
   }
-  const bool had_engine = engine_.has_value() && driver_ != nullptr;
+  const bool had_engine = engine_ != nullptr && driver_ != nullptr;
   phase_ = phase::closing;
   ++attempt_id_; // no more reconnects
   if (!had_engine) {

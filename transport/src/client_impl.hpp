@@ -127,7 +127,9 @@ private:
   client_options opts_;
   std::string container_id_;
   std::string sasl_mechanism_;
-  std::optional<amqp::connection> engine_;
+  // Shared with the driver when this client goes away: reads and writes still in flight
+  // use the engine's buffers (engine_driver::keep_alive).
+  std::shared_ptr<amqp::connection> engine_;
   std::shared_ptr<engine_driver> driver_;
   std::optional<session_id> session_;
   bool session_ready_ = false;

@@ -68,6 +68,21 @@ std::uint8_t simple_outcome(const std::optional<delivery_state>& s) noexcept {
   return 3;
 }
 
+// This end's attach options for its side of the link, on either attach path (ours first or
+// the answer to the peer's).
+void apply_local_options(link_state& l, const link_options& o, std::uint64_t max_message_size) {
+  l.snd_settle_mode = o.snd_settle_mode;
+  l.rcv_settle_mode = o.rcv_settle_mode;
+  if (l.role == amqp::role::receiver) {
+    l.max_message_size =
+        o.max_message_size != 0 ? std::min(o.max_message_size, max_message_size) : max_message_size;
+    l.credit_overrun = o.credit_overrun;
+    l.overrun_left = o.credit_overrun;
+  } else {
+    l.max_message_size = o.max_message_size;
+  }
+}
+
 } // namespace
 
 link_state* connection_impl::link_at(link_id l) noexcept {
@@ -181,16 +196,8 @@ result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
   set_handle(s->local_handles, h, idx);
   l.role = o.role;
   l.name.assign(o.name.data(), o.name.size());
-  l.snd_settle_mode = o.snd_settle_mode;
-  l.rcv_settle_mode = o.rcv_settle_mode;
-  if (o.role == amqp::role::receiver) {
-    l.max_message_size = o.max_message_size != 0
-                             ? std::min(o.max_message_size, opts.limits.max_message_size)
-                             : opts.limits.max_message_size;
-    l.credit_overrun = o.credit_overrun;
-    l.overrun_left = o.credit_overrun;
-  } else {
-    l.max_message_size = o.max_message_size;
+  apply_local_options(l, o, opts.limits.max_message_size);
+  if (o.role == amqp::role::sender) {
     l.delivery_count = o.initial_delivery_count;
   }
   l.st.local = endpoint_status::active;
@@ -214,17 +221,7 @@ result<void> connection_impl::attach(link_id id, const link_options& o) {
   }
   l->handle = h;
   set_handle(s.local_handles, h, id.value);
-  if (l->role == amqp::role::receiver) {
-    l->max_message_size = o.max_message_size != 0
-                              ? std::min(o.max_message_size, opts.limits.max_message_size)
-                              : opts.limits.max_message_size;
-    l->credit_overrun = o.credit_overrun;
-    l->overrun_left = o.credit_overrun;
-  } else {
-    l->max_message_size = o.max_message_size;
-  }
-  l->snd_settle_mode = o.snd_settle_mode;
-  l->rcv_settle_mode = o.rcv_settle_mode;
+  apply_local_options(*l, o, opts.limits.max_message_size);
   l->st.local = endpoint_status::active;
   send_attach(id.value, o);
   if (l->flow_unreported) {
