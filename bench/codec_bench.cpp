@@ -104,7 +104,7 @@ constexpr std::string_view content_encoding = "utf-8";
 
 // --- Ours -------------------------------------------------------------------------------------
 
-AMQP_BENCH_OP std::size_t ours_encode_once(const amqp::message& m, std::span<std::byte> out) {
+AMQP_BENCH_OP std::size_t ours_encode_once(const amqp::message_parts& m, std::span<std::byte> out) {
   auto n = amqp::encode(m, out);
   return n ? *n : 0;
 }

@@ -201,13 +201,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // Nothing replaced: the exact bytes come back (after whatever `out` already held).
   std::vector<std::byte> out{std::byte{0xCD}};
-  require(encode_append(m, message{}, section_set::none, out).has_value());
+  require(encode_append(m, message_parts{}, section_set::none, out).has_value());
   require(out.size() == 1 + in.size() && out[0] == std::byte{0xCD});
   require(same_bytes(std::span<const std::byte>(out).subspan(1), in));
 
   // Each section, and then all of them, replaced by its own decoded content: the encoding
   // decodes to an equal message.
-  message with;
+  message_parts with;
   with.header = m.header;
   with.delivery_annotations = m.delivery_annotations;
   with.message_annotations = m.message_annotations;

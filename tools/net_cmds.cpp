@@ -185,7 +185,7 @@ std::vector<std::byte> make_message(const send_args& a, std::uint64_t i) {
     kv.emplace_back(std::string_view(keys[k]));
     kv.emplace_back(std::string_view(vals[k]));
   }
-  message m;
+  message_parts m;
   if (a.durable) {
     m.header = header{};
     m.header->durable = true;

@@ -60,7 +60,7 @@ bool request_response::ready(const connection& c) const noexcept {
   return sender_attached_ && receiver_attached_ && !failed_ && c.credit(*sender_) > 0;
 }
 
-result<std::uint64_t> request_response::request(connection& c, const message& m) {
+result<std::uint64_t> request_response::request(connection& c, const message_parts& m) {
   if (!sender_ || failed_ || !sender_attached_ || !receiver_attached_) {
     return failed_ ? failed_ : std::error_code(errc::invalid_state);
   }
@@ -68,7 +68,7 @@ result<std::uint64_t> request_response::request(connection& c, const message& m)
     return errc::would_block;
   }
   const std::uint64_t id = next_id_;
-  message req = m;
+  message_parts req = m;
   properties p = m.properties.value_or(properties{});
   p.message_id = value(id);
   p.reply_to = std::string_view(reply_to_);

@@ -696,7 +696,7 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
       // §3.4.5: delivery-failed counts in the header's delivery-count; message-annotations
       // are merged into the message's. Only the sections changed are re-encoded.
       if (auto mv = decode_message(m.payload)) {
-        message with;
+        message_parts with;
         section_set replaced = section_set::none;
         if (failed) {
           header h = mv->header.value_or(header{});

@@ -261,7 +261,7 @@ link_pair open_links(harness& h, topology t, const link_plan& p = {}) {
 // A message whose body is one amqp-value string, encoded by us.
 std::vector<std::byte> ours_text_message(const std::string& body) {
   const amqp::value v[] = {amqp::value(std::string_view(body))};
-  amqp::message m;
+  amqp::message_parts m;
   m.body = amqp::body_kind::amqp_value;
   m.body_sections = v;
   std::vector<std::byte> out;
@@ -272,7 +272,7 @@ std::vector<std::byte> ours_text_message(const std::string& body) {
 // A message whose body is one data section, encoded by us.
 std::vector<std::byte> ours_data_message(std::span<const std::byte> data) {
   const amqp::value v[] = {amqp::value(amqp::binary_view(data))};
-  amqp::message m;
+  amqp::message_parts m;
   m.body = amqp::body_kind::data;
   m.body_sections = v;
   std::vector<std::byte> out;

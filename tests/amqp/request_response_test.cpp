@@ -55,7 +55,7 @@ struct node {
     const auto op = req->application_properties.find("operation");
     const bool ok = op && op->get_string() == std::optional<std::string_view>("put-token");
     value app[] = {value("status-code"), value(std::int32_t{ok ? 200 : 404})};
-    message resp;
+    message_parts resp;
     resp.properties = properties{};
     resp.properties->correlation_id = req->properties->message_id;
     resp.application_properties = value::map(app);
@@ -68,11 +68,11 @@ struct node {
   }
 };
 
-message put_token(std::string_view op) {
+message_parts put_token(std::string_view op) {
   static value app[2];
   app[0] = value("operation");
   app[1] = value(op);
-  message m;
+  message_parts m;
   m.application_properties = value::map(app);
   return m;
 }

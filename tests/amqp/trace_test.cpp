@@ -151,7 +151,7 @@ struct traced_pair {
     REQUIRE(p.pump());
   }
 
-  void send(const message& m) {
+  void send(const message_parts& m) {
     std::vector<std::byte> payload;
     REQUIRE(encode_append(m, payload));
     REQUIRE(p.client.send(link, {.payload = payload}));
@@ -180,7 +180,7 @@ TEST_CASE("trace: a SASL PLAIN connection, both directions, line for line at eve
   traced_pair t(sasl_plain_client(), sasl_server("PLAIN"));
   std::array<value, 2> app = {value{"k"}, value{"v"}};
   std::array<value, 1> body = {value{as_bytes("hello")}};
-  message m;
+  message_parts m;
   properties props;
   props.message_id = value{std::uint64_t{7}};
   props.to = "q";
@@ -351,7 +351,7 @@ TEST_CASE("trace: secrets in fields, properties and bodies are redacted") {
   std::array<value, 2> annotations = {value{symbol_view{"x-opt-sig"}},
                                       value{symbol_view{"x-sig=SYMSIG"}}};
   std::array<value, 1> body = {value{"SharedAccessSignature sig=BODYSIG&se=2"}};
-  message m1;
+  message_parts m1;
   properties p1;
   p1.to = "q?sig=TOSIG";
   m1.properties = p1;
@@ -362,7 +362,7 @@ TEST_CASE("trace: secrets in fields, properties and bodies are redacted") {
   t.send(m1);
 
   std::array<value, 1> data = {value{as_bytes("token=x&sig=DATASIG&se=3")}};
-  message m2;
+  message_parts m2;
   m2.body = body_kind::data;
   m2.body_sections = data;
   t.send(m2);
@@ -371,7 +371,7 @@ TEST_CASE("trace: secrets in fields, properties and bodies are redacted") {
   std::array<value, 6> cbs = {value{"operation"}, value{"put-token"}, value{"type"},
                               value{"jwt"},       value{"name"},      value{"aud"}};
   std::array<value, 1> jwt = {value{"eyJhbGciOiJIUzI1NiJ9.JWTSECRET.x"}};
-  message m3;
+  message_parts m3;
   properties p3;
   p3.to = "$cbs";
   m3.properties = p3;
@@ -436,14 +436,14 @@ TEST_CASE("trace: a message over several frames shows its parts by size only") {
   const std::string token = "SharedAccessSignature sr=x&se=1&sig=" + std::string(1500, 'S');
   std::array<value, 2> cbs = {value{"operation"}, value{"put-token"}};
   std::array<value, 1> body = {value{std::string_view(token)}};
-  message m;
+  message_parts m;
   m.application_properties = value::map(cbs);
   m.body = body_kind::amqp_value;
   m.body_sections = body;
   t.send(m);
   // Then a one-frame message on the same link is whole again.
   std::array<value, 1> small = {value{"after"}};
-  message m2;
+  message_parts m2;
   m2.body = body_kind::amqp_value;
   m2.body_sections = small;
   t.send(m2);
@@ -474,7 +474,7 @@ TEST_CASE("trace: a message over several frames shows its parts by size only") {
 
 TEST_CASE("trace: an aborted delivery, or a detach, ends a multi-frame delivery") {
   std::array<value, 1> body = {value{"m"}};
-  message m;
+  message_parts m;
   m.body = body_kind::amqp_value;
   m.body_sections = body;
   std::vector<std::byte> msg;
@@ -516,7 +516,7 @@ TEST_CASE("trace: a frame above the trace limit is described from its first byte
   traced_pair t({}, {});
   const std::vector<std::byte> big(100 * 1024, std::byte{'x'});
   std::array<value, 1> body = {value{binary_view(big)}};
-  message m;
+  message_parts m;
   m.body = body_kind::data;
   m.body_sections = body;
   t.send(m);
@@ -652,7 +652,7 @@ TEST_CASE("trace: garbage gives one line, then nothing") {
 TEST_CASE("trace: a recorded stream with any byte changed never crashes the tracer") {
   traced_pair t(sasl_plain_client(), sasl_server("PLAIN"));
   std::array<value, 1> body = {value{"payload"}};
-  message m;
+  message_parts m;
   m.body = body_kind::amqp_value;
   m.body_sections = body;
   t.send(m);
@@ -822,7 +822,7 @@ TEST_CASE("trace: describe performatives, SASL frames and messages") {
   std::array<value, 2> ann = {value{symbol_view{"x-opt-partition"}}, value{std::int32_t{2}}};
   std::array<value, 2> seq = {value{std::int32_t{1}}, value{std::int32_t{2}}};
   std::array<value, 1> body = {value::list(seq)};
-  message m;
+  message_parts m;
   header hd;
   hd.durable = true;
   m.header = hd;

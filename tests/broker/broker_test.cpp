@@ -39,7 +39,7 @@ std::span<const std::byte> bytes_of(std::string_view s) {
 std::vector<std::byte> make_message(std::string_view body,
                                     std::optional<std::string_view> to = std::nullopt,
                                     value annotations = {}) {
-  message m;
+  message_parts m;
   const value sections[1] = {value(bytes_of(body))};
   m.body = body_kind::data;
   m.body_sections = sections;

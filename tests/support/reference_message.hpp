@@ -30,7 +30,7 @@ struct reference_message {
   std::array<value, 8> annotations;
   std::array<value, 6> app_properties;
   std::array<value, 1> body;
-  message msg;
+  message_parts msg;
 
   // Builds the message; `body_bytes` must outlive it (empty: the 200-byte JSON body).
   explicit reference_message(binary_view body_bytes = {}) noexcept {

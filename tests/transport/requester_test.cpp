@@ -41,7 +41,7 @@ protected:
         ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       }
       CHECK(v->properties->reply_to == std::optional<std::string_view>("my-reply"));
-      message m;
+      message_parts m;
       m.properties = properties{};
       m.properties->correlation_id = v->properties->message_id;
       const value kv[2] = {value("status-code"), value(std::int32_t{200})};
@@ -64,7 +64,7 @@ private:
 };
 
 std::vector<std::byte> text_message(std::string_view text) {
-  message m;
+  message_parts m;
   const value sections[1] = {
       value(binary_view(reinterpret_cast<const std::byte*>(text.data()), text.size()))};
   m.body = body_kind::data;

@@ -280,7 +280,7 @@ inline std::vector<std::byte> make_message(const std::string& id, std::size_t si
   for (std::size_t i = 0; i < size; ++i) {
     body[i] = static_cast<std::byte>('A' + i % 26);
   }
-  message m;
+  message_parts m;
   m.properties = properties{};
   m.properties->message_id = value(std::string_view(id));
   const value sections[1] = {value(binary_view(body))};

@@ -932,7 +932,7 @@ void requester::async_request(std::span<const std::byte> request,
   }
   // The same message with our message-id and reply-to in its properties.
   const std::uint64_t id = table.next_id++;
-  message with;
+  message_parts with;
   with.properties = view->properties.value_or(properties{});
   with.properties->message_id = value(id);
   with.properties->reply_to = std::string_view(receiver_->local_address);

@@ -85,7 +85,7 @@ enum class body_kind : std::uint8_t { none, data, amqp_sequence, amqp_value };
 
 // A message to encode. Nothing is owned: values, strings and the body array must outlive
 // the encoding call. Sections left null/empty are not written.
-struct message {
+struct message_parts {
   std::optional<amqp::header> header;
   value delivery_annotations; // map with symbol keys, or null
   value message_annotations;  // map with symbol keys, or null
@@ -100,12 +100,12 @@ struct message {
 
 // The encoded size of `m`. Errors: errc::invalid_argument (a section value of the wrong type,
 // e.g. a data section that is not a binary, or an unencodable value).
-[[nodiscard]] result<std::size_t> encoded_size(const message& m) noexcept;
+[[nodiscard]] result<std::size_t> encoded_size(const message_parts& m) noexcept;
 // Encodes `m` into the front of `out`; returns the bytes written. Errors: those of
 // encoded_size, errc::buffer_too_small.
-[[nodiscard]] result<std::size_t> encode(const message& m, std::span<std::byte> out) noexcept;
+[[nodiscard]] result<std::size_t> encode(const message_parts& m, std::span<std::byte> out) noexcept;
 // Appends the encoding of `m` to `out`. Errors: those of encoded_size.
-[[nodiscard]] result<void> encode_append(const message& m, std::vector<std::byte>& out);
+[[nodiscard]] result<void> encode_append(const message_parts& m, std::vector<std::byte>& out);
 
 // A decoded message. Every section was validated when decoded, so reading it cannot fail.
 // All views point into the decoded bytes and are valid as long as they are.
@@ -158,7 +158,7 @@ private:
 // (byte-identical), except the sections named in `replaced`, which are taken from `with`
 // (a replaced section that is absent/null in `with` is dropped). This is how a broker adds
 // or changes annotations and forwards the rest untouched.
-[[nodiscard]] result<void> encode_append(const message_view& original, const message& with,
+[[nodiscard]] result<void> encode_append(const message_view& original, const message_parts& with,
                                          section_set replaced, std::vector<std::byte>& out);
 
 } // namespace amqp

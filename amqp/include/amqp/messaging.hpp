@@ -80,6 +80,37 @@ struct transactional_state {
 using delivery_state = std::variant<received, accepted, rejected, released, modified, declared,
                                     transactional_state, value>;
 
+// The kind of a delivery's state (AMQP 1.0 §3.4 outcomes and received, §4.5.5 declared,
+// §4.5.6 transactional-state): the one vocabulary for delivery states from the engine to the
+// client and the broker. `none`: no state at all (a delivery sent presettled, or settled
+// without an outcome); `other`: a described value with a descriptor this library does not
+// know (§3.4 lets peers define outcomes of their own).
+enum class state_kind : std::uint8_t {
+  none,
+  received,
+  accepted,
+  rejected,
+  released,
+  modified,
+  declared,
+  transactional,
+  other,
+};
+
+// The kind of `s`; kind_of(nullopt) is state_kind::none.
+[[nodiscard]] state_kind kind_of(const delivery_state& s) noexcept;
+[[nodiscard]] state_kind kind_of(const std::optional<delivery_state>& s) noexcept;
+[[nodiscard]] state_kind kind_of(const outcome& o) noexcept;
+// The AMQP name of the state ("accepted", "transactional-state", ...); "none" and "other"
+// for those two.
+[[nodiscard]] std::string_view name(state_kind k) noexcept;
+// True for the terminal outcomes of AMQP 1.0 §3.4 (accepted, rejected, released, modified)
+// and peer-defined ones (`other`).
+[[nodiscard]] constexpr bool is_outcome(state_kind k) noexcept {
+  return k == state_kind::accepted || k == state_kind::rejected || k == state_kind::released ||
+         k == state_kind::modified || k == state_kind::other;
+}
+
 // AMQP 1.0 §3.5.3 terminus-durability: what terminus state is retained durably.
 enum class terminus_durability : std::uint32_t { none = 0, configuration = 1, unsettled_state = 2 };
 

@@ -55,7 +55,7 @@ public:
   // Errors: errc::invalid_state (not open, or the links are gone), errc::would_block (no
   // credit, or max_pending requests outstanding), errc::invalid_argument (m does not
   // encode), and those of connection::send.
-  [[nodiscard]] result<std::uint64_t> request(connection& c, const message& m);
+  [[nodiscard]] result<std::uint64_t> request(connection& c, const message_parts& m);
   // Offers one event of the connection. Returns the response it carries, if any; the
   // delivery is settled (accepted). Responses to no pending request (unknown or missing
   // correlation-id) are accepted and dropped. Detaching links fail the helper

@@ -73,7 +73,7 @@ void write_value_section(section s, const value& v, writer& w) noexcept {
 
 // Calls f(section, const value&) or f(section, composite) for each section `m` has, in
 // order; stops at the first error f returns.
-template <class F> result<void> for_each_section(const message& m, section_set only, F&& f) {
+template <class F> result<void> for_each_section(const message_parts& m, section_set only, F&& f) {
   auto want = [&](section_set s) { return only == section_set::none || contains(only, s); };
   result<void> r;
   if (want(section_set::header) && m.header) {
@@ -233,7 +233,7 @@ std::string_view section_name(section s) noexcept {
   return k < std::size(section_names) ? section_names[k] : std::string_view{};
 }
 
-result<std::size_t> encoded_size(const message& m) noexcept {
+result<std::size_t> encoded_size(const message_parts& m) noexcept {
   sizer s;
   auto r = for_each_section(m, section_set::none, s);
   if (!r) {
@@ -242,7 +242,7 @@ result<std::size_t> encoded_size(const message& m) noexcept {
   return s.total;
 }
 
-result<std::size_t> encode(const message& m, std::span<std::byte> out) noexcept {
+result<std::size_t> encode(const message_parts& m, std::span<std::byte> out) noexcept {
   writer w(out);
   if (auto r = for_each_section(m, section_set::none, checked_section_writer{w}); !r) {
     return r.error();
@@ -250,7 +250,7 @@ result<std::size_t> encode(const message& m, std::span<std::byte> out) noexcept 
   return out.size() - w.remaining();
 }
 
-result<void> encode_append(const message& m, std::vector<std::byte>& out) {
+result<void> encode_append(const message_parts& m, std::vector<std::byte>& out) {
   auto n = encoded_size(m);
   if (!n) {
     return n.error();
@@ -389,8 +389,8 @@ result<message_view> decode_message(std::span<const std::byte> in,
   return m;
 }
 
-result<void> encode_append(const message_view& original, const message& with, section_set replaced,
-                           std::vector<std::byte>& out) {
+result<void> encode_append(const message_view& original, const message_parts& with,
+                           section_set replaced, std::vector<std::byte>& out) {
   // Sizes first, then one resize, then writes.
   auto set_of = [](section s) {
     switch (s) {

@@ -594,6 +594,25 @@ TEST_CASE("composite: delivery states by descriptor, unknown ones kept") {
   CHECK(std::holds_alternative<modified>(o));
 }
 
+TEST_CASE("composite: state_kind names every delivery state") {
+  CHECK(kind_of(std::optional<delivery_state>{}) == state_kind::none);
+  CHECK(kind_of(delivery_state{received{}}) == state_kind::received);
+  CHECK(kind_of(delivery_state{accepted{}}) == state_kind::accepted);
+  CHECK(kind_of(delivery_state{rejected{}}) == state_kind::rejected);
+  CHECK(kind_of(delivery_state{released{}}) == state_kind::released);
+  CHECK(kind_of(delivery_state{modified{}}) == state_kind::modified);
+  CHECK(kind_of(delivery_state{declared{}}) == state_kind::declared);
+  CHECK(kind_of(delivery_state{transactional_state{}}) == state_kind::transactional);
+  CHECK(kind_of(delivery_state{value{}}) == state_kind::other);
+  CHECK(kind_of(outcome{released{}}) == state_kind::released);
+  CHECK(name(state_kind::transactional) == "transactional-state");
+  CHECK(name(state_kind::accepted) == "accepted");
+  CHECK(is_outcome(state_kind::modified));
+  CHECK(is_outcome(state_kind::other));
+  CHECK_FALSE(is_outcome(state_kind::received));
+  CHECK_FALSE(is_outcome(state_kind::none));
+}
+
 TEST_CASE("composite: an unknown state in a disposition re-encodes byte for byte") {
   std::string hex = h("005315c01005 41 43 40 41 00a3" + str_hex("x:state") + "45");
   auto b = from_hex(hex);

@@ -66,7 +66,7 @@ TEST_CASE("message: an unchanged decoded message re-encodes byte-identically") {
   auto m = decode_message(bytes);
   REQUIRE(m.has_value());
   std::vector<std::byte> out;
-  REQUIRE(encode_append(*m, message{}, section_set::none, out).has_value());
+  REQUIRE(encode_append(*m, message_parts{}, section_set::none, out).has_value());
   CHECK(out == bytes);
 }
 
@@ -75,7 +75,7 @@ TEST_CASE("message: replacing one section keeps the others' bytes") {
   auto m = decode_message(bytes);
   REQUIRE(m.has_value());
   value ann[] = {value{symbol_view{"x-opt-partition-key"}}, value{"p"}};
-  message with;
+  message_parts with;
   with.message_annotations = value::map(ann);
   std::vector<std::byte> out;
   REQUIRE(encode_append(*m, with, section_set::message_annotations, out).has_value());
@@ -89,7 +89,7 @@ TEST_CASE("message: replacing one section keeps the others' bytes") {
   }
   SUBCASE("a replaced section absent from `with` is dropped") {
     std::vector<std::byte> out2;
-    REQUIRE(encode_append(*m, message{}, section_set::header | section_set::body, out2));
+    REQUIRE(encode_append(*m, message_parts{}, section_set::header | section_set::body, out2));
     auto d = decode_message(out2);
     REQUIRE(d.has_value());
     CHECK_FALSE(d->header.has_value());
@@ -131,7 +131,7 @@ TEST_CASE("message: every body kind") {
   value seq1_items[] = {value{1U}, value{"a"}};
   value seq2_items[] = {value{true}};
   value seqs[] = {value::list(seq1_items), value::list(seq2_items)};
-  message m;
+  message_parts m;
   m.body = body_kind::amqp_sequence;
   m.body_sections = seqs;
   std::vector<std::byte> out;
@@ -150,7 +150,7 @@ TEST_CASE("message: every body kind") {
   CHECK(got[1] == seqs[1]);
 
   value v[] = {value{std::int64_t{-5}}};
-  message mv;
+  message_parts mv;
   mv.body = body_kind::amqp_value;
   mv.body_sections = v;
   out.clear();
@@ -162,7 +162,7 @@ TEST_CASE("message: every body kind") {
   CHECK(dv->body_value().as_long() == -5);
 
   SUBCASE("mismatched body values are refused") {
-    message bad;
+    message_parts bad;
     bad.body = body_kind::data;
     bad.body_sections = v;
     CHECK(encoded_size(bad).error() == errc::invalid_argument);
@@ -207,7 +207,7 @@ TEST_CASE("message: section order is enforced (AMQP 1.0 §3.2)") {
 }
 
 TEST_CASE("message: header fields and defaults") {
-  message m;
+  message_parts m;
   header h;
   h.durable = true;
   h.priority = 9;
