@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "amqp/codec.hpp"
@@ -160,5 +162,208 @@ private:
 // or changes annotations and forwards the rest untouched.
 [[nodiscard]] result<void> encode_append(const message_view& original, const message_parts& with,
                                          section_set replaced, std::vector<std::byte>& out);
+
+} // namespace amqp
+
+// ---- the owning message --------------------------------------------------------------------
+//
+// amqp::message is the message applications build, send and receive, as Qpid Proton's
+// proton::message: every section owned (deep copies), so it can be kept, copied and passed
+// between threads. The views above (message_parts, message_view) are the codec's zero-copy
+// forms; message converts to and from them.
+//
+//   amqp::message m("hello");                           // amqp-value "hello"
+//   m.properties.message_id = "order-42";
+//   m.properties.content_type = "text/plain";
+//   m.application_properties.set("priority", "high");
+//   auto bytes = m.encode();                            // result<std::vector<std::byte>>
+//   auto back = amqp::message::decode(*bytes);          // result<message>
+//   back->body_text();                                  // "hello"
+
+namespace amqp {
+
+// One AMQP value that owns its data (a deep copy): scalars are held inline, strings, symbols
+// and binaries as their bytes, lists, maps, arrays and described values as their encoding.
+// get() is a view valid as long as this object, unchanged.
+class owned_value {
+public:
+  owned_value() noexcept = default;
+  owned_value(std::nullptr_t) noexcept {}
+  // A scalar (bool, the fixed-width integers, float, double, char32_t, timestamp, uuid,
+  // decimals): every type amqp::value has a constructor for.
+  template <class T>
+  requires(std::is_arithmetic_v<T> || std::is_same_v<T, timestamp> || std::is_same_v<T, uuid> ||
+           std::is_same_v<T, decimal32> || std::is_same_v<T, decimal64> ||
+           std::is_same_v<T, decimal128>) owned_value(T v)
+  noexcept : v_(v) {}
+  // A string (UTF-8), copied.
+  owned_value(std::string_view s);
+  owned_value(const char* s) : owned_value(std::string_view(s)) {}
+  owned_value(const std::string& s) : owned_value(std::string_view(s)) {}
+  // A symbol (ASCII), copied.
+  owned_value(symbol_view s);
+  // A binary, copied.
+  owned_value(binary_view b);
+  // Any value, deep-copied (a decoded value keeps its exact encoding).
+  // Errors: errc::invalid_argument (a value with no encoding).
+  [[nodiscard]] static result<owned_value> copy_of(const value& v);
+
+  owned_value(const owned_value& o);
+  owned_value& operator=(const owned_value& o);
+  owned_value(owned_value&& o) noexcept;
+  owned_value& operator=(owned_value&& o) noexcept;
+  ~owned_value() = default;
+
+  // The value, a view into this object.
+  [[nodiscard]] const value& get() const noexcept { return v_; }
+  [[nodiscard]] type kind() const noexcept { return v_.kind(); }
+  [[nodiscard]] bool is_null() const noexcept { return v_.is_null(); }
+  friend bool operator==(const owned_value& a, const owned_value& b) noexcept {
+    return a.v_ == b.v_;
+  }
+
+private:
+  void rebind() noexcept; // points v_ at bytes_ again (after a copy or move)
+  value v_{};
+  std::vector<std::byte> bytes_{}; // string/symbol/binary bytes, or the encoding of a compound
+};
+
+// The key type of a value_map's entries set by text: symbols for annotations and the footer
+// (AMQP 1.0 §3.2.10, §3.2.3, §3.2.11), strings for application-properties (§3.2.5).
+enum class map_keys : std::uint8_t { symbol, string };
+
+// An owned map section (annotations, application-properties, footer): entries in insertion
+// order (the wire order), one per key.
+class value_map {
+public:
+  struct entry {
+    owned_value key;
+    owned_value value;
+    friend bool operator==(const entry&, const entry&) = default;
+  };
+
+  explicit value_map(map_keys keys = map_keys::string) noexcept : keys_(keys) {}
+
+  // Sets `key` (a symbol or a string, as this map's keys are) to `v`, replacing the value
+  // of an entry with the same key text.
+  void set(std::string_view key, owned_value v);
+  // Sets the entry with a ulong key (annotations only: AMQP 1.0 §3.2.10 reserves them).
+  void set(std::uint64_t key, owned_value v) { set_entry(owned_value(key), std::move(v)); }
+  // Sets an entry with any key (as decoded), replacing the value of an equal key.
+  void set_entry(owned_value key, owned_value v);
+  // The value whose key (string or symbol) has the text `key`, or nullopt. The view is valid
+  // until the map changes.
+  [[nodiscard]] std::optional<value> get(std::string_view key) const noexcept;
+  [[nodiscard]] bool contains(std::string_view key) const noexcept { return get(key).has_value(); }
+  // Removes the entry with key text `key`; false if there was none.
+  bool erase(std::string_view key) noexcept;
+  void clear() noexcept { entries_.clear(); }
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+  [[nodiscard]] const entry* begin() const noexcept { return entries_.data(); }
+  [[nodiscard]] const entry* end() const noexcept { return entries_.data() + entries_.size(); }
+  [[nodiscard]] map_keys keys() const noexcept { return keys_; }
+  friend bool operator==(const value_map& a, const value_map& b) noexcept {
+    return a.entries_ == b.entries_;
+  }
+
+private:
+  map_keys keys_;
+  std::vector<entry> entries_;
+};
+
+// AMQP 1.0 §3.2.4 properties, owned. Fields left empty (null, nullopt) are not sent; the
+// section is left out when every field is empty.
+struct message_properties {
+  owned_value message_id; // ulong, uuid, binary or string
+  std::optional<std::vector<std::byte>> user_id;
+  std::optional<std::string> to;
+  std::optional<std::string> subject;
+  std::optional<std::string> reply_to;
+  owned_value correlation_id;                  // as message_id
+  std::optional<std::string> content_type;     // a symbol (ASCII)
+  std::optional<std::string> content_encoding; // a symbol (ASCII)
+  std::optional<timestamp> absolute_expiry_time;
+  std::optional<timestamp> creation_time;
+  std::optional<std::string> group_id;
+  std::optional<std::uint32_t> group_sequence;
+  std::optional<std::string> reply_to_group_id;
+
+  // True when no field is set.
+  [[nodiscard]] bool empty() const noexcept;
+  friend bool operator==(const message_properties&, const message_properties&) = default;
+};
+
+class message {
+public:
+  message() = default;
+  // Body: one amqp-value section holding the string `text` (as proton::message("hello")).
+  explicit message(std::string_view text) { set_body(text); }
+  explicit message(const char* text) : message(std::string_view(text)) {}
+  // Body: one data section holding a copy of `data`.
+  explicit message(std::span<const std::byte> data) { set_body(data); }
+  // Body: one amqp-value section holding a deep copy of `body`.
+  // Errors: errc::invalid_argument (a value with no encoding).
+  [[nodiscard]] static result<message> with_value(const value& body);
+  // Every section of an encoded message, copied (see decode_message for what is checked).
+  // Errors: those of decode_message.
+  [[nodiscard]] static result<message> decode(std::span<const std::byte> encoded,
+                                              const decode_limits& limits = {});
+  // Every section of a decoded message, copied. Errors: errc::invalid_argument (only for a
+  // message_view that was not produced by decode_message).
+  [[nodiscard]] static result<message> copy_of(const message_view& v);
+
+  std::optional<amqp::header> header;                 // §3.2.1
+  value_map delivery_annotations{map_keys::symbol};   // §3.2.2
+  value_map message_annotations{map_keys::symbol};    // §3.2.3
+  message_properties properties;                      // §3.2.4
+  value_map application_properties{map_keys::string}; // §3.2.5
+  value_map footer{map_keys::symbol};                 // §3.2.11
+
+  // ---- body (§3.2.6 data, §3.2.7 amqp-sequence, §3.2.8 amqp-value)
+
+  [[nodiscard]] amqp::body_kind body_kind() const noexcept { return body_kind_; }
+  // Replaces the body with one amqp-value section holding the string `text`.
+  void set_body(std::string_view text);
+  // Replaces the body with one data section holding a copy of `data`.
+  void set_body(std::span<const std::byte> data);
+  // Replaces the body with one amqp-value section holding a copy of `v`.
+  // Errors: errc::invalid_argument (no encoding); the body is then unchanged.
+  [[nodiscard]] result<void> set_body_value(const value& v);
+  // Appends a data section (the body becomes data if it was another kind).
+  void add_data(std::span<const std::byte> data);
+  // Appends an amqp-sequence section holding a copy of the list `items` (the body becomes
+  // amqp-sequence if it was another kind). Errors: errc::invalid_argument (not a list, or
+  // no encoding); the body is then unchanged.
+  [[nodiscard]] result<void> add_sequence(const value& items);
+  void clear_body() noexcept;
+  // The body sections: binaries (data), lists (amqp-sequence) or one value (amqp-value).
+  [[nodiscard]] std::span<const owned_value> body_sections() const noexcept { return body_; }
+  // The body as text: an amqp-value string or symbol, or the data sections joined when they
+  // are valid UTF-8; nullopt otherwise.
+  [[nodiscard]] std::optional<std::string> body_text() const;
+  // The body as bytes: the data sections joined, or an amqp-value binary, string or symbol;
+  // nullopt otherwise.
+  [[nodiscard]] std::optional<std::vector<std::byte>> body_bytes() const;
+  // The amqp-value body, or null.
+  [[nodiscard]] value body_value() const noexcept;
+
+  // ---- encoding
+
+  // Errors (all three): errc::invalid_argument, when a field cannot be encoded: check() says
+  // which and why.
+  [[nodiscard]] result<std::size_t> encoded_size() const;
+  [[nodiscard]] result<void> encode_append(std::vector<std::byte>& out) const;
+  [[nodiscard]] result<std::vector<std::byte>> encode() const;
+  // Empty if the message can be encoded; otherwise what is wrong, naming the field
+  // ("properties.content-type: a symbol must be ASCII").
+  [[nodiscard]] std::string check() const;
+
+  friend bool operator==(const message&, const message&) = default;
+
+private:
+  amqp::body_kind body_kind_ = amqp::body_kind::none;
+  std::vector<owned_value> body_;
+};
 
 } // namespace amqp
