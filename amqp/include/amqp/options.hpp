@@ -115,8 +115,10 @@ struct connection_options {
   std::string_view container_id{};
   // The hostname of the open frame (§2.7.1): the virtual host asked for. Client only.
   std::string_view hostname{};
-  // The open frame's offered and desired capabilities and properties, as encoded AMQP
-  // values (a symbol or array of symbols; a map), or null. Encoded when the open is sent.
+  // The open frame's offered and desired capabilities and properties, as AMQP values (a
+  // symbol or array of symbols; a map), or null. Encoded by the constructor, which refuses
+  // a value with no encoding or of another type (errc::invalid_argument): each goes out in
+  // its own field or the engine does not start.
   value offered_capabilities{};
   value desired_capabilities{};
   value properties{};

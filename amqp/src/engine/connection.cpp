@@ -44,9 +44,12 @@ connection_impl::connection_impl(const connection_options& o)
     sasl_initial_response.assign(o.sasl.initial_response->begin(), o.sasl.initial_response->end());
     opts.sasl.initial_response = std::span<const std::byte>(sasl_initial_response);
   }
-  // The open frame's values are encoded once, here, and decoded back into views.
+  // The open frame's values are encoded once, here, and decoded back into views. One that
+  // has no encoding, or the open they make, refuses the options: our open is never another
+  // frame than the one asked for (each value decodes into its own field).
   const value* vals[3] = {&o.offered_capabilities, &o.desired_capabilities, &o.properties};
   value* dst[3] = {&opts.offered_capabilities, &opts.desired_capabilities, &opts.properties};
+  std::size_t offsets[3] = {};
   for (int i = 0; i < 3; ++i) {
     *dst[i] = value{};
     if (vals[i]->is_null()) {
@@ -54,25 +57,28 @@ connection_impl::connection_impl(const connection_options& o)
     }
     auto n = encoded_size(*vals[i]);
     if (!n) {
-      continue;
+      refuse_options(n.error());
+      return;
     }
-    const std::size_t at = open_values.size();
-    open_values.resize(at + *n);
-    if (!encode(*vals[i], std::span<std::byte>(open_values).subspan(at, *n))) {
-      open_values.resize(at);
-    }
+    offsets[i] = open_values.size();
+    open_values.resize(offsets[i] + *n);
+    (void)encode(*vals[i], std::span<std::byte>(open_values).subspan(offsets[i], *n));
   }
-  std::size_t at = 0;
   for (int i = 0; i < 3; ++i) {
-    if (vals[i]->is_null() || at >= open_values.size()) {
+    if (vals[i]->is_null()) {
       continue;
     }
     std::size_t used = 0;
-    auto v = decode_value(std::span<const std::byte>(open_values).subspan(at), used);
-    if (v) {
-      *dst[i] = *v;
-      at += used;
-    }
+    auto v = decode_value(std::span<const std::byte>(open_values).subspan(offsets[i]), used);
+    AMQP_ASSERT(v);
+    *dst[i] = *v;
+  }
+  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes, and ours may have
+  // to go first: an open that does not fit, or whose values do not fit its fields (symbols,
+  // a map), could never be sent.
+  if (auto n = encoded_frame_size(open_frame(), 0); !n || *n > min_max_frame_size) {
+    refuse_options(n ? errc::frame_too_large : n.error());
+    return;
   }
   limits.max_frame_size = min_max_frame_size; // §2.4.1: until our open has been sent
   limits.sasl_max_frame_size = opts.limits.sasl_max_frame_size;
@@ -111,8 +117,27 @@ void connection_impl::write_header(protocol_id id) {
   }
 }
 
+result<std::size_t> connection_impl::frame_size(const performative& p,
+                                                std::size_t payload_size) const noexcept {
+  auto n = encoded_frame_size(p, payload_size);
+  if (!n) {
+    return n.error();
+  }
+  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes.
+  const std::uint32_t limit = open_received ? remote_max_frame_size : min_max_frame_size;
+  if (*n > limit) {
+    return errc::frame_too_large;
+  }
+  return n;
+}
+
 result<void> connection_impl::write_frame(std::uint16_t channel, const performative& p,
                                           std::span<const std::byte> payload) {
+  // Checked first: a frame that cannot be sent leaves the output as it was.
+  auto n = frame_size(p, payload.size());
+  if (!n) {
+    return n.error();
+  }
   // A disposition being coalesced goes out before any other frame but a transfer: a flow
   // after a release must not reach the peer first (it would send the next message before
   // taking the released one back), nor a detach, end or close. Transfers do not wait for
@@ -121,15 +146,6 @@ result<void> connection_impl::write_frame(std::uint16_t channel, const performat
   if (disp.active && !std::holds_alternative<amqp::disposition>(p) &&
       !std::holds_alternative<amqp::transfer>(p)) {
     flush_disposition();
-  }
-  auto n = encoded_frame_size(p, payload.size());
-  if (!n) {
-    return n.error();
-  }
-  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes.
-  const std::uint32_t limit = open_received ? remote_max_frame_size : min_max_frame_size;
-  if (*n > limit) {
-    return errc::frame_size_too_small;
   }
   byte_buffer& dst = amqp_header_sent ? out : deferred;
   const std::size_t at = dst.size();
@@ -141,6 +157,12 @@ result<void> connection_impl::write_frame(std::uint16_t channel, const performat
   }
   last_output = now;
   return {};
+}
+
+void connection_impl::write_own_frame(std::uint16_t channel, const performative& p) {
+  const auto w = write_frame(channel, p);
+  AMQP_ASSERT(w);
+  (void)w;
 }
 
 result<void> connection_impl::write_sasl(const sasl_frame& f) {
@@ -529,7 +551,7 @@ void connection_impl::on_close(const amqp::close& c) {
   report_closed(c.error ? std::error_code(errc::remote_error) : std::error_code{}, c.error, true);
 }
 
-void connection_impl::send_open() {
+amqp::open connection_impl::open_frame() const {
   amqp::open o;
   o.container_id = opts.container_id;
   if (!opts.hostname.empty()) {
@@ -544,7 +566,20 @@ void connection_impl::send_open() {
   o.offered_capabilities = symbols{opts.offered_capabilities};
   o.desired_capabilities = symbols{opts.desired_capabilities};
   o.properties = opts.properties;
-  (void)write_frame(0, o);
+  return o;
+}
+
+void connection_impl::refuse_options(std::error_code ec) {
+  fatal = ec;
+  ph = phase::done;
+  finished = true;
+  closed_reported = true; // as when the engine cannot be allocated: no event, nothing sent
+}
+
+void connection_impl::send_open() {
+  // The constructor checked that the open encodes within 512 bytes, the least frame size
+  // any peer accepts (§2.4.1).
+  write_own_frame(0, open_frame());
   open_sent = true;
   // Our open announces the frame size we accept from now on (§2.7.1).
   limits.max_frame_size = std::max(opts.limits.max_frame_size, min_max_frame_size);
@@ -556,11 +591,10 @@ void connection_impl::send_close(const std::optional<amqp::error>& e) {
   }
   amqp::close c;
   c.error = e;
-  if (!write_frame(0, c)) {
-    c.error->description.reset();
-    c.error->info = value{};
-    (void)write_frame(0, c);
-  }
+  // close() checked the application's condition; the engine's own (fail) is a condition
+  // symbol and a short description, which always encode within 512 bytes: a protocol
+  // error's close always goes out.
+  write_own_frame(0, c);
   close_sent = true;
   close_deadline = now + opts.timeouts.close;
 }
@@ -777,6 +811,9 @@ result<connection> connection::create(const connection_options& opts) noexcept {
   if (!c.impl_) {
     return errc::out_of_memory;
   }
+  if (c.impl_->fatal) {
+    return c.impl_->fatal; // options refused (invalid_argument, frame_too_large)
+  }
   return c;
 }
 connection::~connection() = default;
@@ -961,6 +998,12 @@ result<void> connection::close(const std::optional<amqp::error>& error) {
     }
     if (c.st.local == endpoint_status::closed || c.close_sent) {
       return errc::invalid_state;
+    }
+    // A close that cannot be sent as asked is refused; none other goes out instead.
+    amqp::close frame;
+    frame.error = error;
+    if (auto n = c.frame_size(frame, 0); !n) {
+      return n.error();
     }
     c.st.local = endpoint_status::closed;
     c.send_close(error);

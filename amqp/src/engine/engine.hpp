@@ -288,12 +288,27 @@ struct connection_impl {
   void fail_local(std::error_code ec); // ends without a close frame
   void push(event e);
   void write_header(protocol_id id);
+  // The size of the frame carrying `p` and `payload_size` payload bytes, if it can be sent
+  // now. Errors: errc::invalid_argument (a field of `p` has no encoding),
+  // errc::frame_too_large (above 512 bytes before the peer's open, §2.4.1, or its
+  // max-frame-size, §2.7.1).
+  [[nodiscard]] result<std::size_t> frame_size(const performative& p,
+                                               std::size_t payload_size) const noexcept;
+  // Writes a frame; on error (those of frame_size) nothing is written.
   result<void> write_frame(std::uint16_t channel, const performative& p,
                            std::span<const std::byte> payload = {});
+  // Writes a frame the engine built from values that always encode within 512 bytes (or
+  // that its command checked with frame_size first).
+  void write_own_frame(std::uint16_t channel, const performative& p);
   result<void> write_sasl(const sasl_frame& f);
   void on_open(const amqp::open& o, const frame_view& f);
   void end_sessions_above_channel_max();
   void on_close(const amqp::close& c);
+  // Our open (§2.7.1), from the options.
+  [[nodiscard]] amqp::open open_frame() const;
+  // The constructor's options cannot make a valid open: the engine is failed with `ec`,
+  // without an event and without writing anything.
+  void refuse_options(std::error_code ec);
   void send_open();
   void send_close(const std::optional<amqp::error>& e);
   void report_closed(std::error_code ec, const std::optional<amqp::error>& e, bool remote);
@@ -356,7 +371,6 @@ struct connection_impl {
   result<void> settle(delivery_id d, const std::optional<delivery_state>& s);
   result<void> update(delivery_id d, const delivery_state& s);
   void flush_disposition();
-  void send_attach(std::uint32_t index, const link_options& o);
   void send_detach(std::uint32_t index, const std::optional<amqp::error>& e);
   void link_error(std::uint32_t index, std::error_code ec, std::string_view description);
   void on_attach(std::uint16_t channel, const amqp::attach& a);
@@ -368,7 +382,7 @@ struct connection_impl {
   void free_link(std::uint32_t index);
   session_state* session_for(std::uint16_t channel, std::string_view what);
   [[nodiscard]] std::uint32_t free_handle(const session_state& s) const noexcept;
-  bool answer_refused_attach(std::uint32_t index);
+  result<void> answer_refused_attach(std::uint32_t index);
   void free_link_if_done(std::uint32_t index);
   bool send_frames(std::uint16_t sindex, held_transfer& h, std::span<const std::byte> payload);
   void send_link_flow(std::uint32_t index, bool echo = false);

@@ -68,19 +68,59 @@ std::uint8_t simple_outcome(const std::optional<delivery_state>& s) noexcept {
   return 3;
 }
 
-// This end's attach options for its side of the link, on either attach path (ours first or
-// the answer to the peer's).
-void apply_local_options(link_state& l, const link_options& o, std::uint64_t max_message_size) {
-  l.snd_settle_mode = o.snd_settle_mode;
-  l.rcv_settle_mode = o.rcv_settle_mode;
-  if (l.role == amqp::role::receiver) {
-    l.max_message_size =
+// This end's settings for its side of a link, from its options (on either attach path:
+// ours first or the answer to the peer's).
+struct local_settings {
+  sender_settle_mode snd_settle_mode = sender_settle_mode::mixed;
+  receiver_settle_mode rcv_settle_mode = receiver_settle_mode::first;
+  std::uint64_t max_message_size = 0; // 0: none
+};
+
+local_settings settings_of(amqp::role role, const link_options& o,
+                           std::uint64_t max_message_size) noexcept {
+  local_settings s{o.snd_settle_mode, o.rcv_settle_mode, o.max_message_size};
+  if (role == amqp::role::receiver) {
+    s.max_message_size =
         o.max_message_size != 0 ? std::min(o.max_message_size, max_message_size) : max_message_size;
+  }
+  return s;
+}
+
+void apply_local_options(link_state& l, const link_options& o, const local_settings& s) {
+  l.snd_settle_mode = s.snd_settle_mode;
+  l.rcv_settle_mode = s.rcv_settle_mode;
+  l.max_message_size = s.max_message_size;
+  if (l.role == amqp::role::receiver) {
     l.credit_overrun = o.credit_overrun;
     l.overrun_left = o.credit_overrun;
-  } else {
-    l.max_message_size = o.max_message_size;
   }
+}
+
+// Our attach (§2.7.3) of link `name` on `handle`, with the termini, capabilities and
+// properties of `o`. Views point into `name` and `o`.
+amqp::attach make_attach(std::string_view name, std::uint32_t handle, amqp::role role,
+                         const local_settings& s, std::uint32_t delivery_count,
+                         const link_options& o) {
+  amqp::attach a;
+  a.name = name;
+  a.handle = handle;
+  a.role = role;
+  a.snd_settle_mode = s.snd_settle_mode;
+  a.rcv_settle_mode = s.rcv_settle_mode;
+  a.source = o.source;
+  if (o.target) {
+    a.target = attach_target{*o.target};
+  }
+  if (role == amqp::role::sender) {
+    a.initial_delivery_count = delivery_count;
+  }
+  if (s.max_message_size != 0) {
+    a.max_message_size = s.max_message_size;
+  }
+  a.offered_capabilities = symbols{o.offered_capabilities};
+  a.desired_capabilities = symbols{o.desired_capabilities};
+  a.properties = o.properties;
+  return a;
 }
 
 } // namespace
@@ -124,18 +164,26 @@ std::uint32_t connection_impl::free_handle(const session_state& s) const noexcep
 }
 
 // Answers a peer's attach that the application did not accept, with no terminus, so that a
-// detach can follow (§2.6.3). False when no handle is free within the peer's handle-max.
-bool connection_impl::answer_refused_attach(std::uint32_t index) {
+// detach can follow (§2.6.3). Errors: errc::resource_limit (no handle free within the peer's
+// handle-max), errc::frame_too_large (the peer's link name does not fit in its own
+// max-frame-size); nothing is sent then.
+result<void> connection_impl::answer_refused_attach(std::uint32_t index) {
   link_state& l = links[index];
   session_state& s = sessions[l.session];
   const std::uint32_t h = free_handle(s);
   if (h == no_index) {
-    return false;
+    return errc::resource_limit;
+  }
+  const amqp::attach a =
+      make_attach(l.name, h, l.role, {l.snd_settle_mode, l.rcv_settle_mode, l.max_message_size},
+                  l.delivery_count, link_options{});
+  if (auto w = write_frame(l.session, a); !w) {
+    return w.error();
   }
   l.handle = h;
   set_handle(s.local_handles, h, index);
-  send_attach(index, link_options{});
-  return true;
+  l.attach_sent = true;
+  return {};
 }
 
 // The session a frame on `channel` belongs to (§2.5.1), or null when the frame is dropped:
@@ -148,31 +196,6 @@ session_state* connection_impl::session_for(std::uint16_t channel, std::string_v
     return nullptr;
   }
   return s->st.local == endpoint_status::closed ? nullptr : s;
-}
-
-void connection_impl::send_attach(std::uint32_t index, const link_options& o) {
-  link_state& l = links[index];
-  amqp::attach a;
-  a.name = l.name;
-  a.handle = l.handle;
-  a.role = l.role;
-  a.snd_settle_mode = l.snd_settle_mode;
-  a.rcv_settle_mode = l.rcv_settle_mode;
-  a.source = o.source;
-  if (o.target) {
-    a.target = attach_target{*o.target};
-  }
-  if (l.role == amqp::role::sender) {
-    a.initial_delivery_count = l.delivery_count;
-  }
-  if (l.max_message_size != 0) {
-    a.max_message_size = l.max_message_size;
-  }
-  a.offered_capabilities = symbols{o.offered_capabilities};
-  a.desired_capabilities = symbols{o.desired_capabilities};
-  a.properties = o.properties;
-  (void)write_frame(l.session, a);
-  l.attach_sent = true;
 }
 
 result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
@@ -188,6 +211,12 @@ result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
   if (h == no_index) {
     return errc::resource_limit;
   }
+  // An attach that cannot be sent as asked is refused; none other goes out instead.
+  const local_settings ls = settings_of(o.role, o, opts.limits.max_message_size);
+  const amqp::attach frame = make_attach(o.name, h, o.role, ls, o.initial_delivery_count, o);
+  if (auto n = frame_size(frame, 0); !n) {
+    return n.error();
+  }
   const std::uint32_t idx = new_link(*this);
   s = &sessions[sid.value]; // (new_link does not touch sessions; kept for clarity)
   link_state& l = links[idx];
@@ -196,12 +225,13 @@ result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
   set_handle(s->local_handles, h, idx);
   l.role = o.role;
   l.name.assign(o.name.data(), o.name.size());
-  apply_local_options(l, o, opts.limits.max_message_size);
+  apply_local_options(l, o, ls);
   if (o.role == amqp::role::sender) {
     l.delivery_count = o.initial_delivery_count;
   }
   l.st.local = endpoint_status::active;
-  send_attach(idx, o);
+  write_own_frame(l.session, frame);
+  l.attach_sent = true;
   return link_id{idx};
 }
 
@@ -219,11 +249,18 @@ result<void> connection_impl::attach(link_id id, const link_options& o) {
   if (h == no_index) {
     return errc::resource_limit;
   }
+  // An attach that cannot be sent as asked is refused; none other goes out instead.
+  const local_settings ls = settings_of(l->role, o, opts.limits.max_message_size);
+  const amqp::attach frame = make_attach(l->name, h, l->role, ls, l->delivery_count, o);
+  if (auto n = frame_size(frame, 0); !n) {
+    return n.error();
+  }
   l->handle = h;
   set_handle(s.local_handles, h, id.value);
-  apply_local_options(*l, o, opts.limits.max_message_size);
+  apply_local_options(*l, o, ls);
   l->st.local = endpoint_status::active;
-  send_attach(id.value, o);
+  write_own_frame(l->session, frame);
+  l->attach_sent = true;
   if (l->flow_unreported) {
     // The peer's flow came with its attach (credit, drain, available): reported now that
     // the link is open on this end too.
@@ -243,10 +280,22 @@ result<void> connection_impl::detach(link_id id, bool closed, const std::optiona
       sessions[l->session].st.local != endpoint_status::active) {
     return errc::invalid_state;
   }
+  // A detach that cannot be sent as asked is refused; none other goes out instead.
+  const std::uint32_t h = l->attach_sent ? l->handle : free_handle(sessions[l->session]);
+  if (h == no_index) {
+    return errc::resource_limit;
+  }
+  amqp::detach frame;
+  frame.handle = h;
+  frame.closed = closed;
+  frame.error = e;
+  if (auto n = frame_size(frame, 0); !n) {
+    return n.error();
+  }
   if (!l->attach_sent) {
     // Refusing a peer's attach: §2.6.3 answers it (with no terminus) before detaching.
-    if (!answer_refused_attach(id.value)) {
-      return errc::resource_limit;
+    if (auto r = answer_refused_attach(id.value); !r) {
+      return r.error();
     }
   }
   l->st.local = endpoint_status::closed;
@@ -265,10 +314,9 @@ void connection_impl::send_detach(std::uint32_t index, const std::optional<amqp:
   d.handle = l.handle;
   d.closed = l.detach_closed;
   d.error = e;
-  if (!write_frame(l.session, d)) {
-    d.error.reset();
-    (void)write_frame(l.session, d);
-  }
+  // detach() checked the application's condition; the engine's own (link_error) is a
+  // condition symbol and a short description, which always encode within 512 bytes.
+  write_own_frame(l.session, d);
   // Deliveries still being sent are dropped with the link (§2.6.14 aborts them).
   session_state& s = sessions[l.session];
   for (auto it = s.held.begin(); it != s.held.end();) {
@@ -909,30 +957,37 @@ void connection_impl::flush_disposition() {
   } else if (disp.outcome == 2) {
     d.state = released{};
   }
-  (void)write_frame(disp.session, d);
+  write_own_frame(disp.session, d);
 }
 
 // Queues a disposition, coalescing consecutive delivery-ids with the same simple state.
-static void queue_disposition(connection_impl& c, std::uint16_t session, amqp::role role,
-                              std::uint32_t id, bool settled,
-                              const std::optional<delivery_state>& state) {
+// Errors: those of connection_impl::frame_size, for a state sent on its own (nothing is
+// sent then).
+static result<void> queue_disposition(connection_impl& c, std::uint16_t session, amqp::role role,
+                                      std::uint32_t id, bool settled,
+                                      const std::optional<delivery_state>& state) {
   const std::uint8_t kind = simple_outcome(state);
   auto& p = c.disp;
   if (kind != 3 && p.active && p.session == session && p.role == role && p.settled == settled &&
       p.outcome == kind && id == p.last + 1) {
     p.last = id;
-    return;
+    return {};
   }
-  c.flush_disposition();
   if (kind == 3) {
     amqp::disposition d;
     d.role = role;
     d.first = id;
     d.settled = settled;
     d.state = state;
-    (void)c.write_frame(session, d);
-    return;
+    // A state that cannot be sent as asked is refused; none other goes out instead.
+    if (auto n = c.frame_size(d, 0); !n) {
+      return n.error();
+    }
+    c.flush_disposition();
+    c.write_own_frame(session, d);
+    return {};
   }
+  c.flush_disposition();
   p.active = true;
   p.session = session;
   p.role = role;
@@ -940,6 +995,7 @@ static void queue_disposition(connection_impl& c, std::uint16_t session, amqp::r
   p.last = id;
   p.settled = settled;
   p.outcome = kind;
+  return {};
 }
 
 result<void> connection_impl::settle(delivery_id d, const std::optional<delivery_state>& s) {
@@ -957,7 +1013,9 @@ result<void> connection_impl::settle(delivery_id d, const std::optional<delivery
     return errc::invalid_state;
   }
   if (ss.st.local == endpoint_status::active && !close_sent) {
-    queue_disposition(*this, l->session, l->role, d.number, true, s);
+    if (auto q = queue_disposition(*this, l->session, l->role, d.number, true, s); !q) {
+      return q.error(); // still unsettled
+    }
   }
   --l->unsettled;
   ring.erase(slot);
@@ -979,8 +1037,7 @@ result<void> connection_impl::update(delivery_id d, const delivery_state& s) {
   if (slot == nullptr || slot->link != d.link.value) {
     return errc::invalid_state;
   }
-  queue_disposition(*this, l->session, l->role, d.number, false, s);
-  return {};
+  return queue_disposition(*this, l->session, l->role, d.number, false, s);
 }
 
 } // namespace amqp::detail

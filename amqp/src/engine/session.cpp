@@ -208,7 +208,7 @@ void connection_impl::send_begin(std::uint16_t index) {
   b.incoming_window = s.incoming_window;
   b.outgoing_window = our_outgoing_window;
   b.handle_max = s.handle_max;
-  (void)write_frame(index, b);
+  write_own_frame(index, b);
   s.begin_sent = true;
 }
 
@@ -220,6 +220,12 @@ result<void> connection_impl::end(session_id id, const std::optional<amqp::error
   if (s == nullptr || s->st.local == endpoint_status::closed || close_sent ||
       (!s->begin_sent && !open_sent)) {
     return errc::invalid_state;
+  }
+  // An end that cannot be sent as asked is refused; none other goes out instead.
+  amqp::end frame;
+  frame.error = e;
+  if (auto n = frame_size(frame, 0); !n) {
+    return n.error();
   }
   if (!s->begin_sent) {
     // A peer's begin that was never answered: answer it, then end (§2.5.1).
@@ -239,10 +245,9 @@ void connection_impl::send_end(std::uint16_t index, const std::optional<amqp::er
   session_state& s = sessions[index];
   amqp::end en;
   en.error = e;
-  if (!write_frame(index, en)) {
-    en.error.reset();
-    (void)write_frame(index, en);
-  }
+  // end() checked the application's condition; the engine's own (session_error) is a
+  // condition symbol and a short description, which always encode within 512 bytes.
+  write_own_frame(index, en);
   // §2.7.8: ending a session detaches its links; their deliveries are forgotten.
   for (std::uint32_t li : s.local_handles) {
     if (li != no_index) {
@@ -390,7 +395,7 @@ void connection_impl::send_session_flow(std::uint16_t index, const link_state* l
     f.drain = l->drain;
   }
   f.echo = echo;
-  (void)write_frame(index, f);
+  write_own_frame(index, f);
 }
 
 // Called once all the bytes of a receive() are processed. The window is restored after the
