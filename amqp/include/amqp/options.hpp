@@ -72,8 +72,12 @@ struct engine_timeouts {
   // why").
   milliseconds min_peer_idle_time_out{100};
   // Protocol headers, SASL and open must all be done within this time after the first
-  // call (hostile peers that connect and stay silent). Zero: none.
-  milliseconds handshake{30'000};
+  // call (hostile peers that connect and stay silent), in both roles: the peer's open must
+  // have arrived. Past it, the connection is closed with amqp:resource-limit-exceeded
+  // (errc::timeout; without a close frame when the protocol headers did not agree). 10 s
+  // is ample for a round trip or two and a SASL exchange, and bounds how long a server
+  // holds a connection that never opens. Zero: none.
+  milliseconds handshake{10'000};
   // After this end sends close (or end, or detach), how long it waits for the peer's
   // answer before giving up: the connection is then finished (for end and detach: closed
   // with amqp:resource-limit-exceeded, as the session or link can no longer be trusted).
