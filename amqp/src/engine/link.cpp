@@ -368,6 +368,12 @@ void connection_impl::free_link(std::uint32_t index) {
   for (auto it = s.held.begin(); it != s.held.end();) {
     it = it->link == index ? s.held.erase(it) : it + 1;
   }
+  if (l.in_epoch == epoch && !l.in_buf.empty()) {
+    // A message reassembled here is still viewed by a queued event: its bytes stay until
+    // the next receive(), whatever the slot is used for meanwhile.
+    retired.push_back(std::move(l.in_buf));
+    l.in_buf = byte_buffer(mem);
+  }
   l.used = false;
   disarm(l.detach_deadline, detach_timers);
   free_links.push_back(index);
