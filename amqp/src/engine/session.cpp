@@ -1,6 +1,6 @@
 // Sessions (AMQP 1.0 §2.5): begin/end, channel allocation, and the session flow state
-// (next-incoming-id, next-outgoing-id, incoming and outgoing windows, §2.5.6), with held
-// transfers that wait for the peer's incoming window.
+// (next-incoming-id, next-outgoing-id, incoming and outgoing windows, §2.5.6). The
+// transfers held for the peer's incoming window are sent from delivery.cpp.
 #include <algorithm>
 
 #include "amqp/assert.hpp"
@@ -40,87 +40,6 @@ void reset(session_state& s) {
 }
 
 } // namespace
-
-std::size_t delivery_table::lower_bound(std::uint32_t id) const noexcept {
-  if (head_ >= v_.size()) {
-    return v_.size();
-  }
-  // Offsets from the oldest entry order the ids (serial arithmetic, RFC 1982).
-  const std::uint32_t base = v_[head_].id;
-  const std::uint32_t key = serial_lt(id, base) ? 0 : id - base;
-  std::size_t lo = head_;
-  std::size_t hi = v_.size();
-  while (lo < hi) {
-    const std::size_t mid = lo + (hi - lo) / 2;
-    if (v_[mid].id - base < key) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
-
-delivery_slot* delivery_table::find(std::uint32_t id) noexcept {
-  if (head_ < v_.size() && v_[head_].id == id) {
-    return v_[head_].link == no_index ? nullptr : &v_[head_]; // the common case
-  }
-  const std::size_t i = lower_bound(id);
-  if (i < v_.size() && v_[i].id == id && v_[i].link != no_index) {
-    return &v_[i];
-  }
-  return nullptr;
-}
-
-result<delivery_slot*> delivery_table::push(std::uint32_t id, std::uint32_t link) {
-  if (head_ < v_.size() && !serial_lt(v_.back().id, id)) {
-    return errc::invalid_field;
-  }
-  if (head_ > 0 && head_ * 2 >= v_.size()) {
-    v_.erase(v_.begin(), v_.begin() + static_cast<std::ptrdiff_t>(head_));
-    head_ = 0;
-  }
-  v_.push_back(delivery_slot{id, link});
-  ++live_;
-  return &v_.back();
-}
-
-void delivery_table::erase(delivery_slot* s) noexcept {
-  s->link = no_index;
-  --live_;
-}
-
-void delivery_table::trim() noexcept {
-  while (head_ < v_.size() && v_[head_].link == no_index) {
-    ++head_;
-  }
-  if (head_ == v_.size()) {
-    v_.clear();
-    head_ = 0;
-    return;
-  }
-  const std::size_t dead = v_.size() - head_ - live_;
-  if (dead > static_cast<std::size_t>(live_) + 64) {
-    std::size_t w = 0;
-    for (std::size_t r = head_; r < v_.size(); ++r) {
-      if (v_[r].link != no_index) {
-        v_[w++] = v_[r];
-      }
-    }
-    v_.resize(w);
-    head_ = 0;
-  }
-}
-
-void delivery_table::erase_link(std::uint32_t l) noexcept {
-  for (std::size_t i = head_; i < v_.size(); ++i) {
-    if (v_[i].link == l) {
-      v_[i].link = no_index;
-      --live_;
-    }
-  }
-  trim();
-}
 
 session_state* connection_impl::session_at(session_id s) noexcept {
   if (s.value >= sessions.size() || !sessions[s.value].used) {
@@ -421,22 +340,6 @@ void connection_impl::replenish_incoming_window(std::uint16_t index) {
   if (s.incoming_window <= s.incoming_window_max / 2 && s.st.local == endpoint_status::active) {
     s.incoming_window = s.incoming_window_max;
     send_session_flow(index, nullptr);
-  }
-}
-
-void connection_impl::pump_held(std::uint16_t index) {
-  session_state& s = sessions[index];
-  std::size_t done = 0;
-  while (done < s.held.size() && s.remote_incoming_window > 0) {
-    held_transfer& h = s.held[done];
-    if (!send_frames(index, h, h.payload.view())) {
-      break;
-    }
-    links[h.link].held = false;
-    ++done;
-  }
-  if (done > 0) {
-    s.held.erase(s.held.begin(), s.held.begin() + static_cast<std::ptrdiff_t>(done));
   }
 }
 
