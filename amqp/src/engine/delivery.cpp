@@ -114,16 +114,17 @@ void delivery_table::erase_link(std::uint32_t l) noexcept {
 void connection_impl::pump_held(std::uint16_t index) {
   session_state& s = sessions[index];
   std::size_t done = 0;
-  while (done < s.held.size() && s.remote_incoming_window > 0) {
-    held_transfer& h = s.held[done];
+  while (done < s.deliveries.held.size() && s.remote_incoming_window > 0) {
+    held_transfer& h = s.deliveries.held[done];
     if (!send_frames(index, h, h.payload.view())) {
       break;
     }
-    links[h.link].held = false;
+    links[h.link].deliveries.held = false;
     ++done;
   }
   if (done > 0) {
-    s.held.erase(s.held.begin(), s.held.begin() + static_cast<std::ptrdiff_t>(done));
+    s.deliveries.held.erase(s.deliveries.held.begin(),
+                            s.deliveries.held.begin() + static_cast<std::ptrdiff_t>(done));
   }
 }
 
@@ -152,14 +153,15 @@ bool connection_impl::send_frames(std::uint16_t sindex, held_transfer& h,
       // max-frame-size (§2.7.1) continues in the next.
       const std::size_t remaining = payload.size() - h.offset;
       std::size_t take = remaining;
-      if (frame_header_size + transfer_performative_size(t) + remaining > remote_max_frame_size) {
+      if (frame_header_size + transfer_performative_size(t) + remaining >
+          endpoint.remote_max_frame_size) {
         t.more = true;
         const std::size_t overhead = frame_header_size + transfer_performative_size(t);
-        if (overhead >= remote_max_frame_size) {
+        if (overhead >= endpoint.remote_max_frame_size) {
           fail(errc::frame_size_too_small, "transfer does not fit in the peer's max-frame-size");
           return true;
         }
-        take = std::min<std::size_t>(remaining, remote_max_frame_size - overhead);
+        take = std::min<std::size_t>(remaining, endpoint.remote_max_frame_size - overhead);
       }
       part = payload.subspan(h.offset, take);
     }
@@ -183,11 +185,11 @@ result<delivery_id> connection_impl::send(link_id id, const transfer_options& t)
   }
   link_state* l = link_at(id);
   if (l == nullptr || l->role != amqp::role::sender || l->st.local != endpoint_status::active ||
-      l->st.remote != endpoint_status::active || close_sent) {
+      l->st.remote != endpoint_status::active || endpoint.close_sent) {
     return errc::invalid_state;
   }
   session_state& s = sessions[l->session];
-  if (l->held || l->credit == 0 ||
+  if (l->deliveries.held || l->credit == 0 ||
       out.size() - out_pos + out_taken.size() > opts.limits.max_pending_output) {
     return errc::would_block;
   }
@@ -199,13 +201,13 @@ result<delivery_id> connection_impl::send(link_id id, const transfer_options& t)
   }
   const bool settled = l->snd_settle_mode == sender_settle_mode::settled ||
                        (t.settled && l->snd_settle_mode != sender_settle_mode::unsettled);
-  if (!settled && (l->unsettled >= opts.limits.max_unsettled_per_link ||
-                   s.outgoing.span() >= opts.limits.max_unsettled_per_session)) {
+  if (!settled && (l->deliveries.unsettled >= opts.limits.max_unsettled_per_link ||
+                   s.deliveries.outgoing.span() >= opts.limits.max_unsettled_per_session)) {
     return errc::resource_limit;
   }
   held_transfer h{};
   h.link = id.value;
-  h.delivery_id = s.next_delivery_id;
+  h.delivery_id = s.deliveries.next_delivery_id;
   h.message_format = t.message_format;
   h.settled = settled;
   if (!t.tag.empty()) {
@@ -213,7 +215,7 @@ result<delivery_id> connection_impl::send(link_id id, const transfer_options& t)
     h.tag_size = static_cast<std::uint8_t>(t.tag.size());
   } else {
     // A per-link counter, big-endian, in as few bytes as it needs.
-    std::uint64_t n = l->tag_counter++;
+    std::uint64_t n = l->deliveries.tag_counter++;
     std::uint8_t k = 0;
     std::byte tmp[8];
     do {
@@ -226,24 +228,24 @@ result<delivery_id> connection_impl::send(link_id id, const transfer_options& t)
     h.tag_size = k;
   }
   if (!settled) {
-    auto slot = s.outgoing.push(h.delivery_id, id.value);
+    auto slot = s.deliveries.outgoing.push(h.delivery_id, id.value);
     if (!slot) {
       return slot.error();
     }
-    ++l->unsettled;
+    ++l->deliveries.unsettled;
   }
-  ++s.next_delivery_id;
+  ++s.deliveries.next_delivery_id;
   ++l->delivery_count;
   --l->credit;
-  if (!s.held.empty() || !send_frames(l->session, h, t.payload)) {
+  if (!s.deliveries.held.empty() || !send_frames(l->session, h, t.payload)) {
     // The session window is closed (§2.5.6): the rest waits for the peer's flow.
     h.payload = byte_buffer(mem);
     h.payload.append(t.payload.subspan(h.offset));
     h.offset = 0;
-    s.held.push_back(std::move(h));
-    l->held = true;
+    s.deliveries.held.push_back(std::move(h));
+    l->deliveries.held = true;
   }
-  return delivery_id{id, s.next_delivery_id - 1};
+  return delivery_id{id, s.deliveries.next_delivery_id - 1};
 }
 
 result<void> connection_impl::abort(link_id id) {
@@ -251,18 +253,18 @@ result<void> connection_impl::abort(link_id id) {
     return fatal;
   }
   link_state* l = link_at(id);
-  if (l == nullptr || l->role != amqp::role::sender || !l->held) {
+  if (l == nullptr || l->role != amqp::role::sender || !l->deliveries.held) {
     return errc::invalid_state;
   }
   session_state& s = sessions[l->session];
-  for (auto& h : s.held) {
+  for (auto& h : s.deliveries.held) {
     if (h.link == id.value) {
       h.aborted = true;
       // §2.6.14: an aborted delivery is settled.
-      if (auto* slot = s.outgoing.find(h.delivery_id)) {
-        s.outgoing.erase(slot);
-        s.outgoing.trim();
-        --l->unsettled;
+      if (auto* slot = s.deliveries.outgoing.find(h.delivery_id)) {
+        s.deliveries.outgoing.erase(slot);
+        s.deliveries.outgoing.trim();
+        --l->deliveries.unsettled;
       }
     }
   }
@@ -300,14 +302,15 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
     window_used = true;
     return; // detaching: frames until the peer's detach are discarded
   }
-  if (!l->in_progress) {
+  incoming_delivery& rx = l->deliveries.in;
+  if (!rx.in_progress) {
     // The first frame of a delivery (§2.7.5).
     if (!t.delivery_id || !t.delivery_tag) {
       session_error(sidx, errc::invalid_field,
                     "first transfer of a delivery without delivery-id or delivery-tag");
       return;
     }
-    if (s->in_delivery_seen && *t.delivery_id != s->next_in_delivery_id) {
+    if (s->deliveries.in_delivery_seen && *t.delivery_id != s->deliveries.next_in_delivery_id) {
       // Delivery-ids are assigned in sequence within a session (§2.6.12).
       session_error(sidx, errc::invalid_field, "delivery-id out of sequence");
       return;
@@ -327,24 +330,24 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
       link_error(idx, errc::transfer_limit_exceeded, "transfer beyond link credit");
       return;
     }
-    s->in_delivery_seen = true;
-    s->next_in_delivery_id = *t.delivery_id + 1;
+    s->deliveries.in_delivery_seen = true;
+    s->deliveries.next_in_delivery_id = *t.delivery_id + 1;
     ++l->delivery_count;
     const bool settled = t.settled.value_or(false) || t.aborted;
     if (!settled) {
-      if (l->unsettled >= opts.limits.max_unsettled_per_link) {
+      if (l->deliveries.unsettled >= opts.limits.max_unsettled_per_link) {
         link_error(idx, errc::resource_limit, "too many unsettled deliveries on the link");
         return;
       }
-      if (s->incoming.span() >= opts.limits.max_unsettled_per_session) {
+      if (s->deliveries.incoming.span() >= opts.limits.max_unsettled_per_session) {
         session_error(sidx, errc::resource_limit, "too many unsettled deliveries in the session");
         return;
       }
-      if (!s->incoming.push(*t.delivery_id, idx)) {
+      if (!s->deliveries.incoming.push(*t.delivery_id, idx)) {
         session_error(sidx, errc::invalid_field, "delivery-id out of sequence");
         return;
       }
-      ++l->unsettled;
+      ++l->deliveries.unsettled;
     }
     const std::uint32_t fmt = t.message_format.value_or(0);
     if (t.aborted) {
@@ -364,61 +367,55 @@ void connection_impl::on_transfer(std::uint16_t channel, const amqp::transfer& t
       push(delivery_received{delivery_id{link_id{idx}, *t.delivery_id}, *t.delivery_tag, payload,
                              fmt, settled, false, t.resume, t.state});
     } else {
-      l->in_progress = true;
-      l->in_id = *t.delivery_id;
-      l->in_format = fmt;
-      l->in_settled = settled;
-      l->in_tag_size = static_cast<std::uint8_t>(t.delivery_tag->size());
-      std::memcpy(l->in_tag.data(), t.delivery_tag->data(), l->in_tag_size);
-      if (l->in_epoch == epoch && !l->in_buf.empty()) {
+      rx.in_progress = true;
+      rx.id = *t.delivery_id;
+      rx.format = fmt;
+      rx.settled = settled;
+      rx.tag_size = static_cast<std::uint8_t>(t.delivery_tag->size());
+      std::memcpy(rx.tag.data(), t.delivery_tag->data(), rx.tag_size);
+      if (rx.epoch == epoch && !rx.buf.empty()) {
         // The last message reassembled here is still viewed by a queued event.
-        retired.push_back(std::move(l->in_buf));
-        l->in_buf = byte_buffer(mem);
+        retired.push_back(std::move(rx.buf));
+        rx.buf = byte_buffer(mem);
       }
-      l->in_buf.clear();
+      rx.buf.clear();
       if (l->max_message_size != 0 && payload.size() > l->max_message_size) {
         link_error(idx, errc::message_size_exceeded, "message above max-message-size");
         return;
       }
-      l->in_buf.append(payload);
+      rx.buf.append(payload);
     }
   } else {
     // A continuation frame (§2.6.14).
-    if (t.delivery_id && *t.delivery_id != l->in_id) {
+    if (t.delivery_id && *t.delivery_id != rx.id) {
       session_error(sidx, errc::invalid_field, "delivery-id changed within a delivery");
       return;
     }
     if (t.settled.value_or(false)) {
-      l->in_settled = true;
+      rx.settled = true;
     }
-    const binary_view tag(l->in_tag.data(), l->in_tag_size);
+    const binary_view tag(rx.tag.data(), rx.tag_size);
     if (t.aborted) {
-      l->in_progress = false;
-      l->in_buf.clear();
-      if (auto* slot = s->incoming.find(l->in_id)) {
-        s->incoming.erase(slot);
-        s->incoming.trim();
-        --l->unsettled;
+      rx.in_progress = false;
+      rx.buf.clear();
+      if (auto* slot = s->deliveries.incoming.find(rx.id)) {
+        s->deliveries.incoming.erase(slot);
+        s->deliveries.incoming.trim();
+        --l->deliveries.unsettled;
       }
-      push(delivery_received{delivery_id{link_id{idx}, l->in_id},
-                             tag,
-                             {},
-                             l->in_format,
-                             true,
-                             true,
-                             t.resume,
-                             t.state});
+      push(delivery_received{
+          delivery_id{link_id{idx}, rx.id}, tag, {}, rx.format, true, true, t.resume, t.state});
     } else {
-      if (l->max_message_size != 0 && l->in_buf.size() + payload.size() > l->max_message_size) {
+      if (l->max_message_size != 0 && rx.buf.size() + payload.size() > l->max_message_size) {
         link_error(idx, errc::message_size_exceeded, "message above max-message-size");
         return;
       }
-      l->in_buf.append(payload);
+      rx.buf.append(payload);
       if (!t.more) {
-        l->in_progress = false;
-        l->in_epoch = epoch;
-        push(delivery_received{delivery_id{link_id{idx}, l->in_id}, tag, l->in_buf.view(),
-                               l->in_format, l->in_settled, false, t.resume, t.state});
+        rx.in_progress = false;
+        rx.epoch = epoch;
+        push(delivery_received{delivery_id{link_id{idx}, rx.id}, tag, rx.buf.view(), rx.format,
+                               rx.settled, false, t.resume, t.state});
       }
     }
   }
@@ -432,7 +429,8 @@ void connection_impl::on_disposition(std::uint16_t channel, const amqp::disposit
     return;
   }
   // role = receiver: about deliveries we sent; role = sender: about ones we received.
-  delivery_table& ring = d.role == amqp::role::receiver ? s->outgoing : s->incoming;
+  delivery_table& ring =
+      d.role == amqp::role::receiver ? s->deliveries.outgoing : s->deliveries.incoming;
   const std::uint32_t last = d.last.value_or(d.first);
   if (serial_lt(last, d.first)) {
     fail(errc::invalid_field, "disposition with last before first");
@@ -442,7 +440,7 @@ void connection_impl::on_disposition(std::uint16_t channel, const amqp::disposit
   ring.for_range(d.first, last, [&](std::uint32_t id, delivery_slot& slot) {
     push(delivery_updated{delivery_id{link_id{slot.link}, id}, d.state, d.settled});
     if (d.settled) {
-      --links[slot.link].unsettled;
+      --links[slot.link].deliveries.unsettled;
       ring.erase(&slot);
     }
   });
@@ -516,17 +514,18 @@ result<void> connection_impl::settle(delivery_id d, const std::optional<delivery
     return errc::invalid_state;
   }
   session_state& ss = sessions[l->session];
-  delivery_table& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
+  delivery_table& ring =
+      l->role == amqp::role::sender ? ss.deliveries.outgoing : ss.deliveries.incoming;
   delivery_slot* slot = ring.find(d.number);
   if (slot == nullptr || slot->link != d.link.value) {
     return errc::invalid_state;
   }
-  if (ss.st.local == endpoint_status::active && !close_sent) {
+  if (ss.st.local == endpoint_status::active && !endpoint.close_sent) {
     if (auto q = queue_disposition(*this, l->session, l->role, d.number, true, s); !q) {
       return q.error(); // still unsettled
     }
   }
-  --l->unsettled;
+  --l->deliveries.unsettled;
   ring.erase(slot);
   ring.trim();
   return {};
@@ -537,11 +536,13 @@ result<void> connection_impl::update(delivery_id d, const delivery_state& s) {
     return fatal;
   }
   link_state* l = link_at(d.link);
-  if (l == nullptr || close_sent || sessions[l->session].st.local != endpoint_status::active) {
+  if (l == nullptr || endpoint.close_sent ||
+      sessions[l->session].st.local != endpoint_status::active) {
     return errc::invalid_state; // a disposition only goes on a session that is not ended
   }
   session_state& ss = sessions[l->session];
-  delivery_table& ring = l->role == amqp::role::sender ? ss.outgoing : ss.incoming;
+  delivery_table& ring =
+      l->role == amqp::role::sender ? ss.deliveries.outgoing : ss.deliveries.incoming;
   delivery_slot* slot = ring.find(d.number);
   if (slot == nullptr || slot->link != d.link.value) {
     return errc::invalid_state;

@@ -13,37 +13,6 @@ namespace {
 // Handles are table indexes; a handle-max above this is lowered to it.
 constexpr std::uint32_t handle_table_max = 0xFFFF;
 
-void reset(link_state& l) {
-  l.used = true;
-  l.st = {};
-  l.session = 0;
-  l.handle = no_index;
-  l.remote_handle = no_index;
-  l.role = amqp::role::sender;
-  l.remote_initiated = false;
-  l.attach_sent = false;
-  l.detach_closed = true;
-  l.name.clear();
-  l.snd_settle_mode = sender_settle_mode::mixed;
-  l.rcv_settle_mode = receiver_settle_mode::first;
-  l.max_message_size = 0;
-  l.remote_max_message_size = 0;
-  l.delivery_count = 0;
-  l.credit = 0;
-  l.stale_credit = 0;
-  l.credit_overrun = 0;
-  l.overrun_left = 0;
-  l.available = 0;
-  l.drain = false;
-  l.flow_unreported = false;
-  l.unsettled = 0;
-  l.tag_counter = 0;
-  l.held = false;
-  l.in_progress = false;
-  l.in_buf.clear();
-  AMQP_ASSERT(!l.detach_deadline); // disarmed when the link was freed
-}
-
 void set_handle(pvec<std::uint32_t>& table, std::uint32_t handle, std::uint32_t link) {
   if (handle >= table.size()) {
     table.resize(static_cast<std::size_t>(handle) + 1, no_index);
@@ -131,7 +100,9 @@ static std::uint32_t new_link(connection_impl& c) {
     idx = static_cast<std::uint32_t>(c.links.size());
     c.links.emplace_back(c.mem);
   }
-  reset(c.links[idx]);
+  link_state& l = c.links[idx];
+  AMQP_ASSERT(!l.used && !l.detach_deadline); // a free slot holds a fresh link_state
+  l.used = true;
   return idx;
 }
 
@@ -186,7 +157,7 @@ result<link_id> connection_impl::attach(session_id sid, const link_options& o) {
     return fatal;
   }
   session_state* s = session_at(sid);
-  if (s == nullptr || s->st.local != endpoint_status::active || close_sent) {
+  if (s == nullptr || s->st.local != endpoint_status::active || endpoint.close_sent) {
     return errc::invalid_state;
   }
   // §2.7.2 handle-max: our handles stay within the peer's limit, and within ours.
@@ -224,7 +195,7 @@ result<void> connection_impl::attach(link_id id, const link_options& o) {
   }
   link_state* l = link_at(id);
   if (l == nullptr || !l->remote_initiated || l->st.local != endpoint_status::uninit ||
-      close_sent || sessions[l->session].st.local != endpoint_status::active) {
+      endpoint.close_sent || sessions[l->session].st.local != endpoint_status::active) {
     return errc::invalid_state;
   }
   session_state& s = sessions[l->session];
@@ -259,7 +230,7 @@ result<void> connection_impl::detach(link_id id, bool closed, const std::optiona
   }
   link_state* l = link_at(id);
   // Frames of a link only go out in a session this end has begun (§2.5.1).
-  if (l == nullptr || l->st.local == endpoint_status::closed || close_sent ||
+  if (l == nullptr || l->st.local == endpoint_status::closed || endpoint.close_sent ||
       sessions[l->session].st.local != endpoint_status::active) {
     return errc::invalid_state;
   }
@@ -302,10 +273,10 @@ void connection_impl::send_detach(std::uint32_t index, const std::optional<amqp:
   write_own_frame(l.session, d);
   // Deliveries still being sent are dropped with the link (§2.6.14 aborts them).
   session_state& s = sessions[l.session];
-  for (auto it = s.held.begin(); it != s.held.end();) {
-    it = it->link == index ? s.held.erase(it) : it + 1;
+  for (auto it = s.deliveries.held.begin(); it != s.deliveries.held.end();) {
+    it = it->link == index ? s.deliveries.held.erase(it) : it + 1;
   }
-  l.held = false;
+  l.deliveries.held = false;
 }
 
 void connection_impl::link_error(std::uint32_t index, std::error_code ec,
@@ -328,7 +299,7 @@ void connection_impl::link_error(std::uint32_t index, std::error_code ec,
   amqp::error err{symbol_view{to_condition_symbol(ec)}, description, value{}};
   l.st.local = endpoint_status::closed;
   l.detach_closed = true;
-  l.in_progress = false;
+  l.deliveries.in.in_progress = false;
   send_detach(index, err);
   arm(l.detach_deadline, detach_timers);
   push(link_detached{link_id{index}, true, ec, err, false});
@@ -344,21 +315,22 @@ void connection_impl::free_link(std::uint32_t index) {
     s.remote_handles[l.remote_handle] = no_index;
   }
   if (l.role == amqp::role::sender) {
-    s.outgoing.erase_link(index);
+    s.deliveries.outgoing.erase_link(index);
   } else {
-    s.incoming.erase_link(index);
+    s.deliveries.incoming.erase_link(index);
   }
-  for (auto it = s.held.begin(); it != s.held.end();) {
-    it = it->link == index ? s.held.erase(it) : it + 1;
+  for (auto it = s.deliveries.held.begin(); it != s.deliveries.held.end();) {
+    it = it->link == index ? s.deliveries.held.erase(it) : it + 1;
   }
-  if (l.in_epoch == epoch && !l.in_buf.empty()) {
+  disarm(l.detach_deadline, detach_timers);
+  const incoming_delivery& rx = l.deliveries.in;
+  if (rx.epoch == epoch && !rx.buf.empty()) {
     // A message reassembled here is still viewed by a queued event: its bytes stay until
     // the next receive(), whatever the slot is used for meanwhile.
-    retired.push_back(std::move(l.in_buf));
-    l.in_buf = byte_buffer(mem);
+    retired.push_back(std::move(l.deliveries.in.buf));
   }
-  l.used = false;
-  disarm(l.detach_deadline, detach_timers);
+  // The slot is reset (and its memory given back) by a fresh object, unused.
+  links[index] = link_state(mem);
   free_links.push_back(index);
 }
 
@@ -466,7 +438,7 @@ void connection_impl::on_detach(std::uint16_t channel, const amqp::detach& d) {
   s->remote_handles[d.handle] = no_index;
   l->remote_handle = no_index;
   l->st.remote = endpoint_status::closed;
-  l->in_progress = false;
+  l->deliveries.in.in_progress = false;
   disarm(l->detach_deadline, detach_timers);
   if (l->st.local != endpoint_status::closed) {
     // §2.6.6: a detach is answered with a detach; a closing one with a closing one.
@@ -545,7 +517,7 @@ void connection_impl::on_flow(std::uint16_t channel, const amqp::flow& f) {
     if (f.echo && l->st.local == endpoint_status::active && l->attach_sent) {
       send_link_flow(idx); // §2.7.4 echo
     }
-  } else if (f.echo && s->begin_sent && open_sent) {
+  } else if (f.echo && s->begin_sent && endpoint.open_sent) {
     send_session_flow(sidx, nullptr); // only on a session this end has begun (§2.5.1)
   }
   pump_held(sidx);
@@ -557,7 +529,7 @@ result<void> connection_impl::flow(link_id id, std::uint32_t credit, bool drain)
   }
   link_state* l = link_at(id);
   if (l == nullptr || l->role != amqp::role::receiver || l->st.local != endpoint_status::active ||
-      close_sent) {
+      endpoint.close_sent) {
     return errc::invalid_state;
   }
   // §2.6.7: transfers the sender made under what we granted before may still be on their
@@ -580,7 +552,7 @@ result<void> connection_impl::drained(link_id id) {
   }
   link_state* l = link_at(id);
   if (l == nullptr || l->role != amqp::role::sender || l->st.local != endpoint_status::active ||
-      close_sent) {
+      endpoint.close_sent) {
     return errc::invalid_state;
   }
   // §2.6.7: draining uses up the credit by advancing the delivery-count.
@@ -597,7 +569,7 @@ result<void> connection_impl::set_available(link_id id, std::uint32_t n, bool se
   }
   link_state* l = link_at(id);
   if (l == nullptr || l->role != amqp::role::sender || l->st.local != endpoint_status::active ||
-      close_sent) {
+      endpoint.close_sent) {
     return errc::invalid_state;
   }
   l->available = n;

@@ -13,30 +13,10 @@ namespace {
 // Our outgoing window: this end never limits what it sends by its own outgoing window.
 constexpr std::uint32_t our_outgoing_window = 0x7FFF'FFFF;
 
-void reset(session_state& s) {
+// Marks a free slot used; it holds a fresh session_state (free_session_if_done).
+void take_session_slot(session_state& s) noexcept {
+  AMQP_ASSERT(!s.used && !s.end_deadline);
   s.used = true;
-  s.st = {};
-  s.remote_initiated = false;
-  s.begin_sent = false;
-  s.remote_channel = 0;
-  s.has_remote_channel = false;
-  s.next_outgoing_id = 0;
-  s.next_incoming_id = 0;
-  s.incoming_window_max = 0;
-  s.incoming_window = 0;
-  s.remote_incoming_window = 0;
-  s.handle_max = 0;
-  s.remote_handle_max = 0xFFFF'FFFF;
-  s.next_delivery_id = 0;
-  s.next_in_delivery_id = 0;
-  s.in_delivery_seen = false;
-  s.local_handles.clear();
-  s.remote_handles.clear();
-  s.outgoing.clear();
-  s.incoming.clear();
-  s.held.clear();
-  AMQP_ASSERT(!s.end_deadline); // disarmed when the session was freed
-  s.window_used = false;
 }
 
 } // namespace
@@ -78,14 +58,15 @@ result<session_id> connection_impl::begin(const session_options& o) {
   if (fatal) {
     return fatal;
   }
-  if (st.local != endpoint_status::active || close_sent) {
+  if (endpoint.st.local != endpoint_status::active || endpoint.close_sent) {
     return errc::invalid_state;
   }
   // §2.7.1: channels above either channel-max are not used. Before the peer's open its
   // channel-max is unknown: a session on a channel it turns out not to allow ends when the
   // open arrives (on_open).
-  const std::uint32_t max = open_received ? std::min(opts.limits.channel_max, remote_channel_max)
-                                          : opts.limits.channel_max;
+  const std::uint32_t max = endpoint.open_received
+                                ? std::min(opts.limits.channel_max, endpoint.remote_channel_max)
+                                : opts.limits.channel_max;
   const std::uint32_t idx = free_channel(sessions, max);
   if (idx == no_index) {
     return errc::resource_limit;
@@ -94,7 +75,7 @@ result<session_id> connection_impl::begin(const session_options& o) {
     sessions.emplace_back(mem);
   }
   session_state& s = sessions[idx];
-  reset(s);
+  take_session_slot(s);
   s.st.local = endpoint_status::active;
   init_windows(s, opts, o);
   send_begin(static_cast<std::uint16_t>(idx));
@@ -108,7 +89,7 @@ result<void> connection_impl::begin(session_id id, const session_options& o) {
   session_state* s = session_at(id);
   // §2.4.1: nothing but open goes out before our open.
   if (s == nullptr || !s->remote_initiated || s->st.local != endpoint_status::uninit ||
-      close_sent || !open_sent) {
+      endpoint.close_sent || !endpoint.open_sent) {
     return errc::invalid_state;
   }
   s->st.local = endpoint_status::active;
@@ -136,8 +117,8 @@ result<void> connection_impl::end(session_id id, const std::optional<amqp::error
     return fatal;
   }
   session_state* s = session_at(id);
-  if (s == nullptr || s->st.local == endpoint_status::closed || close_sent ||
-      (!s->begin_sent && !open_sent)) {
+  if (s == nullptr || s->st.local == endpoint_status::closed || endpoint.close_sent ||
+      (!s->begin_sent && !endpoint.open_sent)) {
     return errc::invalid_state;
   }
   // An end that cannot be sent as asked is refused; none other goes out instead.
@@ -181,7 +162,7 @@ void connection_impl::session_error(std::uint16_t index, std::error_code ec,
   if (s.st.local == endpoint_status::closed) {
     return;
   }
-  if (!open_sent) {
+  if (!endpoint.open_sent) {
     // Nothing can be said on a session before our open: the error ends the connection.
     fail(ec, description);
     return;
@@ -216,7 +197,7 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
     }
   } else {
     // Our answer goes on a channel within both channel-max values (§2.7.1).
-    idx = free_channel(sessions, std::min(opts.limits.channel_max, remote_channel_max));
+    idx = free_channel(sessions, std::min(opts.limits.channel_max, endpoint.remote_channel_max));
     if (idx == no_index) {
       fail(errc::resource_limit, "no channel free for the peer's session");
       return;
@@ -224,7 +205,7 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
     if (idx >= sessions.size()) {
       sessions.emplace_back(mem);
     }
-    reset(sessions[idx]);
+    take_session_slot(sessions[idx]);
     // Until the application answers, the peer may attach up to our limit (its attaches
     // often follow its begin in the same write).
     sessions[idx].handle_max = std::min<std::uint32_t>(opts.limits.handle_max, 0xFFFF);
@@ -260,7 +241,7 @@ void connection_impl::on_end(std::uint16_t channel, const amqp::end& e) {
     // §2.5.1: an end is answered with an end (before our open nothing can be sent: the
     // session is simply forgotten).
     s->st.local = endpoint_status::closed;
-    if (open_sent) {
+    if (endpoint.open_sent) {
       if (!s->begin_sent) {
         init_windows(*s, opts, {});
         send_begin(idx);
@@ -288,11 +269,9 @@ void connection_impl::free_session_if_done(std::uint16_t index) {
       free_link(i);
     }
   }
-  s.used = false;
   disarm(s.end_deadline, end_timers);
-  s.held.clear();
-  s.outgoing.clear();
-  s.incoming.clear();
+  // The slot is reset (and its memory given back) by a fresh object, unused.
+  sessions[index] = session_state(mem);
 }
 
 void connection_impl::send_session_flow(std::uint16_t index, const link_state* l, bool echo) {
