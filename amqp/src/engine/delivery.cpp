@@ -13,19 +13,10 @@ namespace amqp::detail {
 
 namespace {
 
-// The delivery-state a disposition carries when coalesced: 0 none, 1 accepted, 2 released;
-// 3 for anything that is sent on its own.
-std::uint8_t simple_outcome(const std::optional<delivery_state>& s) noexcept {
-  if (!s) {
-    return 0;
-  }
-  if (std::holds_alternative<accepted>(*s)) {
-    return 1;
-  }
-  if (std::holds_alternative<released>(*s)) {
-    return 2;
-  }
-  return 3;
+// Dispositions with these states are coalesced into ranges (§2.7.6): they carry no fields,
+// so one range states them all. Any other state goes out on its own.
+constexpr bool coalescable(state_kind k) noexcept {
+  return k == state_kind::none || k == state_kind::accepted || k == state_kind::released;
 }
 
 } // namespace
@@ -459,9 +450,9 @@ void connection_impl::flush_disposition() {
     d.last = disp.last;
   }
   d.settled = disp.settled;
-  if (disp.outcome == 1) {
+  if (disp.state == state_kind::accepted) {
     d.state = accepted{};
-  } else if (disp.outcome == 2) {
+  } else if (disp.state == state_kind::released) {
     d.state = released{};
   }
   write_own_frame(disp.session, d);
@@ -473,14 +464,14 @@ void connection_impl::flush_disposition() {
 static result<void> queue_disposition(connection_impl& c, std::uint16_t session, amqp::role role,
                                       std::uint32_t id, bool settled,
                                       const std::optional<delivery_state>& state) {
-  const std::uint8_t kind = simple_outcome(state);
+  const state_kind kind = kind_of(state);
   auto& p = c.disp;
-  if (kind != 3 && p.active && p.session == session && p.role == role && p.settled == settled &&
-      p.outcome == kind && id == p.last + 1) {
+  if (coalescable(kind) && p.active && p.session == session && p.role == role &&
+      p.settled == settled && p.state == kind && id == p.last + 1) {
     p.last = id;
     return {};
   }
-  if (kind == 3) {
+  if (!coalescable(kind)) {
     amqp::disposition d;
     d.role = role;
     d.first = id;
@@ -501,7 +492,7 @@ static result<void> queue_disposition(connection_impl& c, std::uint16_t session,
   p.first = id;
   p.last = id;
   p.settled = settled;
-  p.outcome = kind;
+  p.state = kind;
   return {};
 }
 

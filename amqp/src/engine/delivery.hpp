@@ -122,8 +122,8 @@ struct link_deliveries {
   explicit link_deliveries(std::pmr::memory_resource* m) : in(m) {}
 };
 
-// A disposition being coalesced (§2.7.6 ranges): consecutive delivery-ids settled with the
-// same simple outcome.
+// A disposition being coalesced (§2.7.6 ranges): consecutive delivery-ids given the same
+// state, one without fields (none, accepted or released).
 struct pending_disposition {
   bool active = false;
   std::uint16_t session = 0;
@@ -131,7 +131,7 @@ struct pending_disposition {
   std::uint32_t first = 0;
   std::uint32_t last = 0;
   bool settled = false;
-  std::uint8_t outcome = 0; // 0 none, 1 accepted, 2 released
+  state_kind state = state_kind::none;
 };
 
 } // namespace amqp::detail
