@@ -29,8 +29,8 @@ connection_impl::connection_impl(const connection_options& o)
       container_id(mem), hostname(mem), sasl_mechanism(mem), sasl_username(mem), sasl_password(mem),
       sasl_authzid(mem), sasl_hostname(mem), sasl_server_mechanisms(mem),
       sasl_initial_response(mem), open_values(mem), in(mem), out(mem), out_taken(mem),
-      deferred(mem), retired(mem), events(mem), sasl_chosen(mem), endpoint(mem), sessions(mem),
-      remote_channels(mem), links(mem), free_links(mem) {
+      deferred(mem), retired(mem), attaches(mem), events(mem), sasl_chosen(mem), endpoint(mem),
+      sessions(mem), remote_channels(mem), links(mem), free_links(mem) {
   opts.memory = mem;
   opts.container_id = keep(container_id, o.container_id);
   opts.hostname = keep(hostname, o.hostname);

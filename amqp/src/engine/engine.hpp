@@ -12,7 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory_resource>
 #include <optional>
 #include <span>
@@ -58,9 +58,11 @@ struct connection_impl {
   std::size_t out_pos = 0;
   byte_buffer out_taken; // the batch of take_output() being written by the caller
   bool output_out = false;
-  byte_buffer deferred;                   // AMQP frames written before our AMQP header
-  pvec<byte_buffer> retired;              // reassembled messages still viewed by events
-  std::pmr::deque<amqp::attach> attaches; // the peer's attaches of this receive() (events)
+  byte_buffer deferred;      // AMQP frames written before our AMQP header
+  pvec<byte_buffer> retired; // reassembled messages still viewed by events
+  // The peer's attaches of this receive(), viewed by link_attached events (a list: stable
+  // addresses, and no memory while empty).
+  std::pmr::list<amqp::attach> attaches;
   pvec<event> events;
   std::size_t event_pos = 0;
   std::uint64_t epoch = 0; // receive() calls
