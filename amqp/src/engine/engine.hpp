@@ -168,7 +168,6 @@ struct connection_impl {
   void on_sasl_server_start();
   void on_sasl(const sasl_frame& f);
   void sasl_client_send_init();
-  void sasl_finish_client(const sasl_outcome& o);
   result<void> sasl_challenge(std::span<const std::byte> c);
   result<void> sasl_complete(sasl_code code, std::span<const std::byte> data);
   result<void> sasl_respond(std::span<const std::byte> r);
@@ -188,7 +187,6 @@ struct connection_impl {
   void send_session_flow(std::uint16_t index, const link_state* l, bool echo = false);
   void replenish_incoming_window(std::uint16_t index);
   void replenish_windows();
-  void pump_held(std::uint16_t index);
 
   // ---- link.cpp
   link_state* link_at(link_id l) noexcept;
@@ -198,27 +196,33 @@ struct connection_impl {
   result<void> flow(link_id l, std::uint32_t credit, bool drain);
   result<void> drained(link_id l);
   result<void> set_available(link_id l, std::uint32_t n, bool send_now);
-  result<delivery_id> send(link_id l, const transfer_options& t);
-  result<void> abort(link_id l);
-  result<void> settle(delivery_id d, const std::optional<delivery_state>& s);
-  result<void> update(delivery_id d, const delivery_state& s);
-  void flush_disposition();
   void send_detach(std::uint32_t index, const std::optional<amqp::error>& e);
   void link_error(std::uint32_t index, std::error_code ec, std::string_view description);
   void on_attach(std::uint16_t channel, const amqp::attach& a);
   void on_detach(std::uint16_t channel, const amqp::detach& d);
   void on_flow(std::uint16_t channel, const amqp::flow& f);
-  void on_transfer(std::uint16_t channel, const amqp::transfer& t,
-                   std::span<const std::byte> payload);
-  void on_disposition(std::uint16_t channel, const amqp::disposition& d);
   void free_link(std::uint32_t index);
   session_state* session_for(std::uint16_t channel, std::string_view what);
   [[nodiscard]] std::uint32_t free_handle(const session_state& s) const noexcept;
   result<void> answer_refused_attach(std::uint32_t index);
   void free_link_if_done(std::uint32_t index);
-  bool send_frames(std::uint16_t sindex, held_transfer& h, std::span<const std::byte> payload);
   void send_link_flow(std::uint32_t index, bool echo = false);
   [[nodiscard]] link_state* link_by_remote(session_state& s, std::uint32_t handle) noexcept;
+
+  // ---- delivery.cpp
+  result<delivery_id> send(link_id l, const transfer_options& t);
+  result<void> abort(link_id l);
+  // Sends frames of `h` while the session's remote incoming window allows; true once its
+  // last frame is out.
+  bool send_frames(std::uint16_t sindex, held_transfer& h, std::span<const std::byte> payload);
+  // Sends the held transfers of session `index` the window now allows, in order.
+  void pump_held(std::uint16_t index);
+  void on_transfer(std::uint16_t channel, const amqp::transfer& t,
+                   std::span<const std::byte> payload);
+  result<void> settle(delivery_id d, const std::optional<delivery_state>& s);
+  result<void> update(delivery_id d, const delivery_state& s);
+  void on_disposition(std::uint16_t channel, const amqp::disposition& d);
+  void flush_disposition();
 };
 
 } // namespace amqp::detail
