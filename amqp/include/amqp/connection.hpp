@@ -44,9 +44,15 @@ public:
   // A new engine. A client queues its protocol header (and, when SASL is pipelined, the
   // SASL init) at once; a server waits for the client's header. Never throws: if the memory
   // resource refuses an allocation, the engine is finished and every call returns
-  // errc::out_of_memory (create() reports that directly).
+  // errc::out_of_memory (create() reports that directly). Options whose open frame could
+  // never be sent leave the engine finished the same way, with nothing written and no event:
+  // errc::invalid_argument (an offered_capabilities, desired_capabilities or properties
+  // value with no encoding, or not of its field's type: symbols, a map),
+  // errc::frame_too_large (the open above 512 bytes, the largest frame every peer accepts
+  // before its open, AMQP 1.0 §2.4.1).
   explicit connection(const connection_options& opts);
-  // As the constructor, without exceptions. Errors: errc::out_of_memory.
+  // As the constructor, without exceptions.
+  // Errors: errc::out_of_memory, errc::invalid_argument, errc::frame_too_large.
   [[nodiscard]] static result<connection> create(const connection_options& opts) noexcept;
   ~connection();
   connection(connection&&) noexcept;
@@ -123,7 +129,10 @@ public:
   // Errors: errc::invalid_state (already opened or closed).
   [[nodiscard]] result<void> open();
   // Closes the connection, with an error condition or not (§2.7.9). The engine finishes
-  // when the peer answers or timeouts.close passes. Errors: errc::invalid_state.
+  // when the peer answers or timeouts.close passes. Errors: errc::invalid_state;
+  // errc::invalid_argument (`error` has no encoding), errc::frame_too_large (the close
+  // above the frame size in force: 512 bytes before the peer's open, §2.4.1, then its
+  // max-frame-size, §2.7.1): nothing is sent and the connection is unchanged then.
   [[nodiscard]] result<void> close(const std::optional<amqp::error>& error = {});
   [[nodiscard]] endpoint_state state() const noexcept;
   // The peer's open, once received (views valid until the engine is destroyed).
@@ -137,7 +146,8 @@ public:
   // Answers the peer's begin for `s` (session_begun with remote_initiated).
   // Errors: errc::invalid_state.
   [[nodiscard]] result<void> begin(session_id s, const session_options& o = {});
-  // Ends a session (§2.7.8). Errors: errc::invalid_state.
+  // Ends a session (§2.7.8). Errors: errc::invalid_state; errc::invalid_argument,
+  // errc::frame_too_large (as for close(): nothing is sent, the session is unchanged).
   [[nodiscard]] result<void> end(session_id s, const std::optional<amqp::error>& error = {});
   [[nodiscard]] result<endpoint_state> state(session_id s) const noexcept;
 
@@ -145,12 +155,18 @@ public:
 
   // Attaches a new link in session `s` on the lowest free handle.
   // Errors: errc::invalid_state, errc::resource_limit (no handle free within handle-max),
-  // errc::invalid_argument (a field without an encoding).
+  // errc::invalid_argument (a terminus, capabilities or properties value without an
+  // encoding, or not of its field's type), errc::frame_too_large (the attach above the frame
+  // size in force, as for close()); no link is made then and nothing is sent.
   [[nodiscard]] result<link_id> attach(session_id s, const link_options& o);
   // Answers the peer's attach for `l` (link_attached with remote_initiated). The role is
   // the opposite of the peer's; name is taken from the peer's attach.
+  // Errors: those of attach(session_id, ...); the link is unchanged then.
   [[nodiscard]] result<void> attach(link_id l, const link_options& o);
-  // Detaches a link (§2.7.7), closing it unless `closed` is false.
+  // Detaches a link (§2.7.7), closing it unless `closed` is false. A peer's attach not yet
+  // answered is first answered with no terminus (§2.6.3). Errors: errc::invalid_state,
+  // errc::resource_limit (no handle free for that answer), errc::invalid_argument,
+  // errc::frame_too_large (as for close(): nothing is sent, the link is unchanged).
   [[nodiscard]] result<void> detach(link_id l, bool closed = true,
                                     const std::optional<amqp::error>& error = {});
   [[nodiscard]] result<endpoint_state> state(link_id l) const noexcept;
@@ -181,10 +197,13 @@ public:
 
   // Settles a delivery, with a final state or none (§2.6.12); sends a disposition if the
   // peer has not settled it. Consecutive settlements with the same state are sent as one
-  // disposition range. Errors: errc::invalid_state (unknown or settled delivery).
+  // disposition range. Errors: errc::invalid_state (unknown or settled delivery);
+  // errc::invalid_argument, errc::frame_too_large (`state` cannot be sent, as for close():
+  // nothing is sent and the delivery stays unsettled).
   [[nodiscard]] result<void> settle(delivery_id d, const std::optional<delivery_state>& state = {});
   // Sends a new state for a delivery without settling it (e.g. received, or an outcome
-  // under rcv-settle-mode second). Errors: errc::invalid_state.
+  // under rcv-settle-mode second). Errors: errc::invalid_state; errc::invalid_argument,
+  // errc::frame_too_large (as for settle()).
   [[nodiscard]] result<void> update(delivery_id d, const delivery_state& state);
 
   // ---- introspection (tests, benchmarks) -------------------------------------------------

@@ -72,8 +72,12 @@ struct engine_timeouts {
   // why").
   milliseconds min_peer_idle_time_out{100};
   // Protocol headers, SASL and open must all be done within this time after the first
-  // call (hostile peers that connect and stay silent). Zero: none.
-  milliseconds handshake{30'000};
+  // call (hostile peers that connect and stay silent), in both roles: the peer's open must
+  // have arrived. Past it, the connection is closed with amqp:resource-limit-exceeded
+  // (errc::timeout; without a close frame when the protocol headers did not agree). 10 s
+  // is ample for a round trip or two and a SASL exchange, and bounds how long a server
+  // holds a connection that never opens. Zero: none.
+  milliseconds handshake{10'000};
   // After this end sends close (or end, or detach), how long it waits for the peer's
   // answer before giving up: the connection is then finished (for end and detach: closed
   // with amqp:resource-limit-exceeded, as the session or link can no longer be trusted).
@@ -115,8 +119,10 @@ struct connection_options {
   std::string_view container_id{};
   // The hostname of the open frame (§2.7.1): the virtual host asked for. Client only.
   std::string_view hostname{};
-  // The open frame's offered and desired capabilities and properties, as encoded AMQP
-  // values (a symbol or array of symbols; a map), or null. Encoded when the open is sent.
+  // The open frame's offered and desired capabilities and properties, as AMQP values (a
+  // symbol or array of symbols; a map), or null. Encoded by the constructor, which refuses
+  // a value with no encoding or of another type (errc::invalid_argument): each goes out in
+  // its own field or the engine does not start.
   value offered_capabilities{};
   value desired_capabilities{};
   value properties{};

@@ -29,7 +29,7 @@ connection_impl::connection_impl(const connection_options& o)
       container_id(mem), hostname(mem), sasl_mechanism(mem), sasl_username(mem), sasl_password(mem),
       sasl_authzid(mem), sasl_hostname(mem), sasl_server_mechanisms(mem),
       sasl_initial_response(mem), open_values(mem), in(mem), out(mem), out_taken(mem),
-      deferred(mem), retired(mem), events(mem), sasl_chosen(mem), remote_open_bytes(mem),
+      deferred(mem), retired(mem), attaches(mem), events(mem), sasl_chosen(mem), endpoint(mem),
       sessions(mem), remote_channels(mem), links(mem), free_links(mem) {
   opts.memory = mem;
   opts.container_id = keep(container_id, o.container_id);
@@ -44,9 +44,12 @@ connection_impl::connection_impl(const connection_options& o)
     sasl_initial_response.assign(o.sasl.initial_response->begin(), o.sasl.initial_response->end());
     opts.sasl.initial_response = std::span<const std::byte>(sasl_initial_response);
   }
-  // The open frame's values are encoded once, here, and decoded back into views.
+  // The open frame's values are encoded once, here, and decoded back into views. One that
+  // has no encoding, or the open they make, refuses the options: our open is never another
+  // frame than the one asked for (each value decodes into its own field).
   const value* vals[3] = {&o.offered_capabilities, &o.desired_capabilities, &o.properties};
   value* dst[3] = {&opts.offered_capabilities, &opts.desired_capabilities, &opts.properties};
+  std::size_t offsets[3] = {};
   for (int i = 0; i < 3; ++i) {
     *dst[i] = value{};
     if (vals[i]->is_null()) {
@@ -54,25 +57,28 @@ connection_impl::connection_impl(const connection_options& o)
     }
     auto n = encoded_size(*vals[i]);
     if (!n) {
-      continue;
+      refuse_options(n.error());
+      return;
     }
-    const std::size_t at = open_values.size();
-    open_values.resize(at + *n);
-    if (!encode(*vals[i], std::span<std::byte>(open_values).subspan(at, *n))) {
-      open_values.resize(at);
-    }
+    offsets[i] = open_values.size();
+    open_values.resize(offsets[i] + *n);
+    (void)encode(*vals[i], std::span<std::byte>(open_values).subspan(offsets[i], *n));
   }
-  std::size_t at = 0;
   for (int i = 0; i < 3; ++i) {
-    if (vals[i]->is_null() || at >= open_values.size()) {
+    if (vals[i]->is_null()) {
       continue;
     }
     std::size_t used = 0;
-    auto v = decode_value(std::span<const std::byte>(open_values).subspan(at), used);
-    if (v) {
-      *dst[i] = *v;
-      at += used;
-    }
+    auto v = decode_value(std::span<const std::byte>(open_values).subspan(offsets[i]), used);
+    AMQP_ASSERT(v);
+    *dst[i] = *v;
+  }
+  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes, and ours may have
+  // to go first: an open that does not fit, or whose values do not fit its fields (symbols,
+  // a map), could never be sent.
+  if (auto n = encoded_frame_size(open_frame(), 0); !n || *n > min_max_frame_size) {
+    refuse_options(n ? errc::frame_too_large : n.error());
+    return;
   }
   limits.max_frame_size = min_max_frame_size; // §2.4.1: until our open has been sent
   limits.sasl_max_frame_size = opts.limits.sasl_max_frame_size;
@@ -111,8 +117,28 @@ void connection_impl::write_header(protocol_id id) {
   }
 }
 
+result<std::size_t> connection_impl::frame_size(const performative& p,
+                                                std::size_t payload_size) const noexcept {
+  auto n = encoded_frame_size(p, payload_size);
+  if (!n) {
+    return n.error();
+  }
+  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes.
+  const std::uint32_t limit =
+      endpoint.open_received ? endpoint.remote_max_frame_size : min_max_frame_size;
+  if (*n > limit) {
+    return errc::frame_too_large;
+  }
+  return n;
+}
+
 result<void> connection_impl::write_frame(std::uint16_t channel, const performative& p,
                                           std::span<const std::byte> payload) {
+  // Checked first: a frame that cannot be sent leaves the output as it was.
+  auto n = frame_size(p, payload.size());
+  if (!n) {
+    return n.error();
+  }
   // A disposition being coalesced goes out before any other frame but a transfer: a flow
   // after a release must not reach the peer first (it would send the next message before
   // taking the released one back), nor a detach, end or close. Transfers do not wait for
@@ -121,15 +147,6 @@ result<void> connection_impl::write_frame(std::uint16_t channel, const performat
   if (disp.active && !std::holds_alternative<amqp::disposition>(p) &&
       !std::holds_alternative<amqp::transfer>(p)) {
     flush_disposition();
-  }
-  auto n = encoded_frame_size(p, payload.size());
-  if (!n) {
-    return n.error();
-  }
-  // §2.4.1: until the peer's open arrives, frames are at most 512 bytes.
-  const std::uint32_t limit = open_received ? remote_max_frame_size : min_max_frame_size;
-  if (*n > limit) {
-    return errc::frame_size_too_small;
   }
   byte_buffer& dst = amqp_header_sent ? out : deferred;
   const std::size_t at = dst.size();
@@ -141,6 +158,12 @@ result<void> connection_impl::write_frame(std::uint16_t channel, const performat
   }
   last_output = now;
   return {};
+}
+
+void connection_impl::write_own_frame(std::uint16_t channel, const performative& p) {
+  const auto w = write_frame(channel, p);
+  AMQP_ASSERT(w);
+  (void)w;
 }
 
 result<void> connection_impl::write_sasl(const sasl_frame& f) {
@@ -307,8 +330,8 @@ void connection_impl::read_frames() {
     if (h.size > avail) {
       return;
     }
-    if (expected == frame_type::amqp && h.doff == 2 && open_received && !close_sent &&
-        h.channel <= opts.limits.channel_max) {
+    if (expected == frame_type::amqp && h.doff == 2 && endpoint.open_received &&
+        !endpoint.close_sent && h.channel <= opts.limits.channel_max) {
       // The common frame, decoded without the generic machinery (same result).
       amqp::transfer t;
       std::span<const std::byte> payload;
@@ -398,7 +421,7 @@ void connection_impl::handle_frame(const frame_view& f) {
     return; // §2.4.5: only resets the idle timer (done in receive)
   }
   const auto& p = std::get<performative>(f.body);
-  if (!open_received && !std::holds_alternative<amqp::open>(p)) {
+  if (!endpoint.open_received && !std::holds_alternative<amqp::open>(p)) {
     // §2.4.1: the first frame after the protocol header is open.
     fail(errc::illegal_state, "the first frame must be open");
     return;
@@ -408,7 +431,7 @@ void connection_impl::handle_frame(const frame_view& f) {
     fail(errc::framing_error, "payload after a performative other than transfer");
     return;
   }
-  if (close_sent && !std::holds_alternative<amqp::close>(p)) {
+  if (endpoint.close_sent && !std::holds_alternative<amqp::close>(p)) {
     return; // §2.4.3: after close, everything but the peer's close is ignored
   }
   if (f.channel > opts.limits.channel_max) {
@@ -449,16 +472,16 @@ void connection_impl::handle_frame(const frame_view& f) {
 }
 
 void connection_impl::on_open(const amqp::open& o, const frame_view& f) {
-  if (open_received) {
+  if (endpoint.open_received) {
     fail(errc::not_allowed, "second open"); // §2.4.1: open is sent once
     return;
   }
   // The peer's open stays available for the engine's lifetime: keep its bytes.
-  remote_open_bytes.assign(f.bytes.begin(), f.bytes.end());
-  auto again = decode_frame(remote_open_bytes, limits.decode);
-  remote_open = again ? std::get<amqp::open>(std::get<performative>(again->body)) : o;
-  open_received = true;
-  st.remote = endpoint_status::active;
+  endpoint.remote_open_bytes.assign(f.bytes.begin(), f.bytes.end());
+  auto again = decode_frame(endpoint.remote_open_bytes, limits.decode);
+  endpoint.remote_open = again ? std::get<amqp::open>(std::get<performative>(again->body)) : o;
+  endpoint.open_received = true;
+  endpoint.st.remote = endpoint_status::active;
   if (o.max_frame_size < min_max_frame_size) {
     // §2.7.1: max-frame-size is at least MIN-MAX-FRAME-SIZE (512).
     fail(errc::frame_size_too_small, "max-frame-size below 512");
@@ -470,10 +493,10 @@ void connection_impl::on_open(const amqp::open& o, const frame_view& f) {
     fail(errc::invalid_field, "idle-time-out below the minimum this end supports");
     return;
   }
-  remote_max_frame_size = o.max_frame_size;
-  remote_channel_max = o.channel_max;
-  remote_idle = milliseconds{o.idle_time_out.value_or(0)};
-  push(connection_opened{remote_open});
+  endpoint.remote_max_frame_size = o.max_frame_size;
+  endpoint.remote_channel_max = o.channel_max;
+  endpoint.remote_idle = milliseconds{o.idle_time_out.value_or(0)};
+  push(connection_opened{endpoint.remote_open});
   end_sessions_above_channel_max();
 }
 
@@ -481,7 +504,7 @@ void connection_impl::on_open(const amqp::open& o, const frame_view& f) {
 // open announces, can say nothing more (an end on that channel breaks the same rule). Its
 // frames still waiting for our AMQP header are dropped; the session ends locally.
 void connection_impl::end_sessions_above_channel_max() {
-  const std::size_t first = std::size_t{remote_channel_max} + 1;
+  const std::size_t first = std::size_t{endpoint.remote_channel_max} + 1;
   if (first >= sessions.size()) {
     return;
   }
@@ -517,11 +540,11 @@ void connection_impl::end_sessions_above_channel_max() {
 }
 
 void connection_impl::on_close(const amqp::close& c) {
-  st.remote = endpoint_status::closed;
-  const bool answer = !close_sent;
+  endpoint.st.remote = endpoint_status::closed;
+  const bool answer = !endpoint.close_sent;
   if (answer) {
     // §2.4.3: a close is answered with a close.
-    st.local = endpoint_status::closed;
+    endpoint.st.local = endpoint_status::closed;
     send_close(std::nullopt);
   }
   ph = phase::done;
@@ -529,7 +552,7 @@ void connection_impl::on_close(const amqp::close& c) {
   report_closed(c.error ? std::error_code(errc::remote_error) : std::error_code{}, c.error, true);
 }
 
-void connection_impl::send_open() {
+amqp::open connection_impl::open_frame() const {
   amqp::open o;
   o.container_id = opts.container_id;
   if (!opts.hostname.empty()) {
@@ -544,25 +567,37 @@ void connection_impl::send_open() {
   o.offered_capabilities = symbols{opts.offered_capabilities};
   o.desired_capabilities = symbols{opts.desired_capabilities};
   o.properties = opts.properties;
-  (void)write_frame(0, o);
-  open_sent = true;
+  return o;
+}
+
+void connection_impl::refuse_options(std::error_code ec) {
+  fatal = ec;
+  ph = phase::done;
+  finished = true;
+  closed_reported = true; // as when the engine cannot be allocated: no event, nothing sent
+}
+
+void connection_impl::send_open() {
+  // The constructor checked that the open encodes within 512 bytes, the least frame size
+  // any peer accepts (§2.4.1).
+  write_own_frame(0, open_frame());
+  endpoint.open_sent = true;
   // Our open announces the frame size we accept from now on (§2.7.1).
   limits.max_frame_size = std::max(opts.limits.max_frame_size, min_max_frame_size);
 }
 
 void connection_impl::send_close(const std::optional<amqp::error>& e) {
-  if (!open_sent) {
+  if (!endpoint.open_sent) {
     send_open(); // §2.4.1: close is preceded by open
   }
   amqp::close c;
   c.error = e;
-  if (!write_frame(0, c)) {
-    c.error->description.reset();
-    c.error->info = value{};
-    (void)write_frame(0, c);
-  }
-  close_sent = true;
-  close_deadline = now + opts.timeouts.close;
+  // close() checked the application's condition; the engine's own (fail) is a condition
+  // symbol and a short description, which always encode within 512 bytes: a protocol
+  // error's close always goes out.
+  write_own_frame(0, c);
+  endpoint.close_sent = true;
+  endpoint.close_deadline = now + opts.timeouts.close;
 }
 
 void connection_impl::report_closed(std::error_code ec, const std::optional<amqp::error>& e,
@@ -581,8 +616,8 @@ void connection_impl::fail(std::error_code ec, std::string_view description) {
   std::optional<amqp::error> err;
   if (ph == phase::amqp || (amqp_header_sent && ph != phase::header)) {
     err = amqp::error{symbol_view{to_condition_symbol(ec)}, description, value{}};
-    if (!close_sent) {
-      st.local = endpoint_status::closed;
+    if (!endpoint.close_sent) {
+      endpoint.st.local = endpoint_status::closed;
       send_close(err);
     }
   }
@@ -617,24 +652,24 @@ std::optional<time_point> connection_impl::deadline() const noexcept {
       d = t;
     }
   };
-  if (!open_received && opts.timeouts.handshake.count() > 0) {
+  if (!endpoint.open_received && opts.timeouts.handshake.count() > 0) {
     take(handshake_deadline);
   }
-  if (open_sent && opts.timeouts.idle_time_out.count() > 0) {
+  if (endpoint.open_sent && opts.timeouts.idle_time_out.count() > 0) {
     take(last_input + opts.timeouts.idle_time_out);
   }
-  if (remote_idle.count() > 0 && amqp_header_sent && !close_sent) {
-    take(last_output + remote_idle / 2);
+  if (endpoint.remote_idle.count() > 0 && amqp_header_sent && !endpoint.close_sent) {
+    take(last_output + endpoint.remote_idle / 2);
   }
-  if (close_deadline) {
-    take(*close_deadline);
+  if (endpoint.close_deadline) {
+    take(*endpoint.close_deadline);
   }
   for (std::size_t i = 0; end_timers != 0 && i < sessions.size(); ++i) {
     if (sessions[i].used && sessions[i].end_deadline) {
       take(*sessions[i].end_deadline);
     }
   }
-  for (std::size_t i = 0; detach_timers != 0 && !close_sent && i < links.size(); ++i) {
+  for (std::size_t i = 0; detach_timers != 0 && !endpoint.close_sent && i < links.size(); ++i) {
     if (links[i].used && links[i].detach_deadline) {
       take(*links[i].detach_deadline);
     }
@@ -653,7 +688,7 @@ void connection_impl::on_deadline(time_point t) {
     last_input = t;
   }
   now = t;
-  if (close_deadline && t >= *close_deadline) {
+  if (endpoint.close_deadline && t >= *endpoint.close_deadline) {
     // The peer did not answer our close in time: give up on it (§2.4.3 allows closing the
     // socket once close has been sent).
     ph = phase::done;
@@ -664,11 +699,11 @@ void connection_impl::on_deadline(time_point t) {
     report_closed(errc::timeout, std::nullopt, false);
     return;
   }
-  if (!open_received && opts.timeouts.handshake.count() > 0 && t >= handshake_deadline) {
+  if (!endpoint.open_received && opts.timeouts.handshake.count() > 0 && t >= handshake_deadline) {
     fail(errc::timeout, "handshake not finished in time");
     return;
   }
-  if (open_sent && opts.timeouts.idle_time_out.count() > 0 &&
+  if (endpoint.open_sent && opts.timeouts.idle_time_out.count() > 0 &&
       t >= last_input + opts.timeouts.idle_time_out) {
     // §2.4.5: the peer sent nothing within our idle timeout.
     fail(errc::timeout, "idle timeout: no frame received");
@@ -683,7 +718,7 @@ void connection_impl::on_deadline(time_point t) {
     }
   }
   // After our close, the close timeout alone bounds what is left (nothing more is sent).
-  for (std::size_t i = 0; detach_timers != 0 && !close_sent && i < links.size(); ++i) {
+  for (std::size_t i = 0; detach_timers != 0 && !endpoint.close_sent && i < links.size(); ++i) {
     link_state& l = links[i];
     if (l.used && l.detach_deadline && t >= *l.detach_deadline) {
       // A link the peer does not detach: its session ends (itself under a deadline), so
@@ -695,8 +730,8 @@ void connection_impl::on_deadline(time_point t) {
       }
     }
   }
-  if (remote_idle.count() > 0 && amqp_header_sent && !close_sent &&
-      t >= last_output + remote_idle / 2) {
+  if (endpoint.remote_idle.count() > 0 && amqp_header_sent && !endpoint.close_sent &&
+      t >= last_output + endpoint.remote_idle / 2) {
     // §2.4.5: an empty frame keeps the connection alive within the peer's idle timeout.
     flush_disposition();
     out.append(heartbeat_frame);
@@ -776,6 +811,9 @@ result<connection> connection::create(const connection_options& opts) noexcept {
   connection c(opts);
   if (!c.impl_) {
     return errc::out_of_memory;
+  }
+  if (c.impl_->fatal) {
+    return c.impl_->fatal; // options refused (invalid_argument, frame_too_large)
   }
   return c;
 }
@@ -944,10 +982,10 @@ result<void> connection::open() {
     if (c.fatal) {
       return c.fatal;
     }
-    if (c.st.local != endpoint_status::uninit) {
+    if (c.endpoint.st.local != endpoint_status::uninit) {
       return errc::invalid_state;
     }
-    c.st.local = endpoint_status::active;
+    c.endpoint.st.local = endpoint_status::active;
     c.send_open();
     return {};
   });
@@ -959,12 +997,18 @@ result<void> connection::close(const std::optional<amqp::error>& error) {
     if (c.fatal) {
       return c.fatal;
     }
-    if (c.st.local == endpoint_status::closed || c.close_sent) {
+    if (c.endpoint.st.local == endpoint_status::closed || c.endpoint.close_sent) {
       return errc::invalid_state;
     }
-    c.st.local = endpoint_status::closed;
+    // A close that cannot be sent as asked is refused; none other goes out instead.
+    amqp::close frame;
+    frame.error = error;
+    if (auto n = c.frame_size(frame, 0); !n) {
+      return n.error();
+    }
+    c.endpoint.st.local = endpoint_status::closed;
     c.send_close(error);
-    if (c.st.remote == endpoint_status::closed) {
+    if (c.endpoint.st.remote == endpoint_status::closed) {
       c.ph = detail::phase::done;
       c.finished = true;
     }
@@ -973,11 +1017,11 @@ result<void> connection::close(const std::optional<amqp::error>& error) {
 }
 
 endpoint_state connection::state() const noexcept {
-  return impl_ ? impl_->st : endpoint_state{};
+  return impl_ ? impl_->endpoint.st : endpoint_state{};
 }
 
 const amqp::open* connection::remote_open() const noexcept {
-  return impl_ && impl_->open_received ? &impl_->remote_open : nullptr;
+  return impl_ && impl_->endpoint.open_received ? &impl_->endpoint.remote_open : nullptr;
 }
 
 result<session_id> connection::begin(const session_options& o) {
@@ -1055,7 +1099,7 @@ result<void> connection::update(delivery_id d, const delivery_state& state) {
 
 std::size_t connection::unsettled(link_id l) const noexcept {
   auto* p = impl_ ? impl_->link_at(l) : nullptr;
-  return p == nullptr ? 0 : p->unsettled;
+  return p == nullptr ? 0 : p->deliveries.unsettled;
 }
 
 std::string_view name(const event& e) noexcept {

@@ -2,9 +2,9 @@
 // roles. Built-in client mechanisms: ANONYMOUS, PLAIN (RFC 4616), EXTERNAL; any other
 // mechanism is pluggable through events. The server reports each exchange as events and the
 // application decides (sasl_challenge / sasl_complete); nothing calls back into it.
-#include <array>
 #include <cstring>
 
+#include "amqp/assert.hpp"
 #include "engine/engine.hpp"
 
 namespace amqp::detail {
@@ -100,24 +100,26 @@ void connection_impl::sasl_client_send_init() {
 }
 
 void connection_impl::on_sasl_server_start() {
-  std::array<value, 16> items{};
-  std::size_t n = 0;
+  // Every mechanism configured is offered (none dropped: the frame is the one asked for).
+  pvec<value> items(mem);
   const std::string_view list = opts.sasl.server_mechanisms;
   std::size_t i = 0;
-  while (i < list.size() && n < items.size()) {
+  while (i < list.size()) {
     std::size_t j = list.find(' ', i);
     if (j == std::string_view::npos) {
       j = list.size();
     }
     if (j > i) {
-      items[n++] = value(symbol_view{list.substr(i, j - i)});
+      items.emplace_back(symbol_view{list.substr(i, j - i)});
     }
     i = j + 1;
   }
   sasl_mechanisms m;
-  m.sasl_server_mechanisms =
-      symbols{value::array(type::symbol, std::span<const value>(items.data(), n))};
-  (void)write_sasl(m);
+  m.sasl_server_mechanisms = symbols{value::array(type::symbol, items)};
+  // Symbols always encode.
+  const auto w = write_sasl(m);
+  AMQP_ASSERT(w);
+  (void)w;
   sasl = sasl_step::wait_init;
 }
 

@@ -1,6 +1,6 @@
 // Sessions (AMQP 1.0 §2.5): begin/end, channel allocation, and the session flow state
-// (next-incoming-id, next-outgoing-id, incoming and outgoing windows, §2.5.6), with held
-// transfers that wait for the peer's incoming window.
+// (next-incoming-id, next-outgoing-id, incoming and outgoing windows, §2.5.6). The
+// transfers held for the peer's incoming window are sent from delivery.cpp.
 #include <algorithm>
 
 #include "amqp/assert.hpp"
@@ -13,114 +13,13 @@ namespace {
 // Our outgoing window: this end never limits what it sends by its own outgoing window.
 constexpr std::uint32_t our_outgoing_window = 0x7FFF'FFFF;
 
-void reset(session_state& s) {
+// Marks a free slot used; it holds a fresh session_state (free_session_if_done).
+void take_session_slot(session_state& s) noexcept {
+  AMQP_ASSERT(!s.used && !s.end_deadline);
   s.used = true;
-  s.st = {};
-  s.remote_initiated = false;
-  s.begin_sent = false;
-  s.remote_channel = 0;
-  s.has_remote_channel = false;
-  s.next_outgoing_id = 0;
-  s.next_incoming_id = 0;
-  s.incoming_window_max = 0;
-  s.incoming_window = 0;
-  s.remote_incoming_window = 0;
-  s.handle_max = 0;
-  s.remote_handle_max = 0xFFFF'FFFF;
-  s.next_delivery_id = 0;
-  s.next_in_delivery_id = 0;
-  s.in_delivery_seen = false;
-  s.local_handles.clear();
-  s.remote_handles.clear();
-  s.outgoing.clear();
-  s.incoming.clear();
-  s.held.clear();
-  AMQP_ASSERT(!s.end_deadline); // disarmed when the session was freed
-  s.window_used = false;
 }
 
 } // namespace
-
-std::size_t delivery_table::lower_bound(std::uint32_t id) const noexcept {
-  if (head_ >= v_.size()) {
-    return v_.size();
-  }
-  // Offsets from the oldest entry order the ids (serial arithmetic, RFC 1982).
-  const std::uint32_t base = v_[head_].id;
-  const std::uint32_t key = serial_lt(id, base) ? 0 : id - base;
-  std::size_t lo = head_;
-  std::size_t hi = v_.size();
-  while (lo < hi) {
-    const std::size_t mid = lo + (hi - lo) / 2;
-    if (v_[mid].id - base < key) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
-
-delivery_slot* delivery_table::find(std::uint32_t id) noexcept {
-  if (head_ < v_.size() && v_[head_].id == id) {
-    return v_[head_].link == no_index ? nullptr : &v_[head_]; // the common case
-  }
-  const std::size_t i = lower_bound(id);
-  if (i < v_.size() && v_[i].id == id && v_[i].link != no_index) {
-    return &v_[i];
-  }
-  return nullptr;
-}
-
-result<delivery_slot*> delivery_table::push(std::uint32_t id, std::uint32_t link) {
-  if (head_ < v_.size() && !serial_lt(v_.back().id, id)) {
-    return errc::invalid_field;
-  }
-  if (head_ > 0 && head_ * 2 >= v_.size()) {
-    v_.erase(v_.begin(), v_.begin() + static_cast<std::ptrdiff_t>(head_));
-    head_ = 0;
-  }
-  v_.push_back(delivery_slot{id, link});
-  ++live_;
-  return &v_.back();
-}
-
-void delivery_table::erase(delivery_slot* s) noexcept {
-  s->link = no_index;
-  --live_;
-}
-
-void delivery_table::trim() noexcept {
-  while (head_ < v_.size() && v_[head_].link == no_index) {
-    ++head_;
-  }
-  if (head_ == v_.size()) {
-    v_.clear();
-    head_ = 0;
-    return;
-  }
-  const std::size_t dead = v_.size() - head_ - live_;
-  if (dead > static_cast<std::size_t>(live_) + 64) {
-    std::size_t w = 0;
-    for (std::size_t r = head_; r < v_.size(); ++r) {
-      if (v_[r].link != no_index) {
-        v_[w++] = v_[r];
-      }
-    }
-    v_.resize(w);
-    head_ = 0;
-  }
-}
-
-void delivery_table::erase_link(std::uint32_t l) noexcept {
-  for (std::size_t i = head_; i < v_.size(); ++i) {
-    if (v_[i].link == l) {
-      v_[i].link = no_index;
-      --live_;
-    }
-  }
-  trim();
-}
 
 session_state* connection_impl::session_at(session_id s) noexcept {
   if (s.value >= sessions.size() || !sessions[s.value].used) {
@@ -159,14 +58,15 @@ result<session_id> connection_impl::begin(const session_options& o) {
   if (fatal) {
     return fatal;
   }
-  if (st.local != endpoint_status::active || close_sent) {
+  if (endpoint.st.local != endpoint_status::active || endpoint.close_sent) {
     return errc::invalid_state;
   }
   // §2.7.1: channels above either channel-max are not used. Before the peer's open its
   // channel-max is unknown: a session on a channel it turns out not to allow ends when the
   // open arrives (on_open).
-  const std::uint32_t max = open_received ? std::min(opts.limits.channel_max, remote_channel_max)
-                                          : opts.limits.channel_max;
+  const std::uint32_t max = endpoint.open_received
+                                ? std::min(opts.limits.channel_max, endpoint.remote_channel_max)
+                                : opts.limits.channel_max;
   const std::uint32_t idx = free_channel(sessions, max);
   if (idx == no_index) {
     return errc::resource_limit;
@@ -175,7 +75,7 @@ result<session_id> connection_impl::begin(const session_options& o) {
     sessions.emplace_back(mem);
   }
   session_state& s = sessions[idx];
-  reset(s);
+  take_session_slot(s);
   s.st.local = endpoint_status::active;
   init_windows(s, opts, o);
   send_begin(static_cast<std::uint16_t>(idx));
@@ -189,7 +89,7 @@ result<void> connection_impl::begin(session_id id, const session_options& o) {
   session_state* s = session_at(id);
   // §2.4.1: nothing but open goes out before our open.
   if (s == nullptr || !s->remote_initiated || s->st.local != endpoint_status::uninit ||
-      close_sent || !open_sent) {
+      endpoint.close_sent || !endpoint.open_sent) {
     return errc::invalid_state;
   }
   s->st.local = endpoint_status::active;
@@ -208,7 +108,7 @@ void connection_impl::send_begin(std::uint16_t index) {
   b.incoming_window = s.incoming_window;
   b.outgoing_window = our_outgoing_window;
   b.handle_max = s.handle_max;
-  (void)write_frame(index, b);
+  write_own_frame(index, b);
   s.begin_sent = true;
 }
 
@@ -217,9 +117,15 @@ result<void> connection_impl::end(session_id id, const std::optional<amqp::error
     return fatal;
   }
   session_state* s = session_at(id);
-  if (s == nullptr || s->st.local == endpoint_status::closed || close_sent ||
-      (!s->begin_sent && !open_sent)) {
+  if (s == nullptr || s->st.local == endpoint_status::closed || endpoint.close_sent ||
+      (!s->begin_sent && !endpoint.open_sent)) {
     return errc::invalid_state;
+  }
+  // An end that cannot be sent as asked is refused; none other goes out instead.
+  amqp::end frame;
+  frame.error = e;
+  if (auto n = frame_size(frame, 0); !n) {
+    return n.error();
   }
   if (!s->begin_sent) {
     // A peer's begin that was never answered: answer it, then end (§2.5.1).
@@ -239,10 +145,9 @@ void connection_impl::send_end(std::uint16_t index, const std::optional<amqp::er
   session_state& s = sessions[index];
   amqp::end en;
   en.error = e;
-  if (!write_frame(index, en)) {
-    en.error.reset();
-    (void)write_frame(index, en);
-  }
+  // end() checked the application's condition; the engine's own (session_error) is a
+  // condition symbol and a short description, which always encode within 512 bytes.
+  write_own_frame(index, en);
   // §2.7.8: ending a session detaches its links; their deliveries are forgotten.
   for (std::uint32_t li : s.local_handles) {
     if (li != no_index) {
@@ -257,7 +162,7 @@ void connection_impl::session_error(std::uint16_t index, std::error_code ec,
   if (s.st.local == endpoint_status::closed) {
     return;
   }
-  if (!open_sent) {
+  if (!endpoint.open_sent) {
     // Nothing can be said on a session before our open: the error ends the connection.
     fail(ec, description);
     return;
@@ -292,7 +197,7 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
     }
   } else {
     // Our answer goes on a channel within both channel-max values (§2.7.1).
-    idx = free_channel(sessions, std::min(opts.limits.channel_max, remote_channel_max));
+    idx = free_channel(sessions, std::min(opts.limits.channel_max, endpoint.remote_channel_max));
     if (idx == no_index) {
       fail(errc::resource_limit, "no channel free for the peer's session");
       return;
@@ -300,7 +205,7 @@ void connection_impl::on_begin(std::uint16_t channel, const amqp::begin& b) {
     if (idx >= sessions.size()) {
       sessions.emplace_back(mem);
     }
-    reset(sessions[idx]);
+    take_session_slot(sessions[idx]);
     // Until the application answers, the peer may attach up to our limit (its attaches
     // often follow its begin in the same write).
     sessions[idx].handle_max = std::min<std::uint32_t>(opts.limits.handle_max, 0xFFFF);
@@ -336,7 +241,7 @@ void connection_impl::on_end(std::uint16_t channel, const amqp::end& e) {
     // §2.5.1: an end is answered with an end (before our open nothing can be sent: the
     // session is simply forgotten).
     s->st.local = endpoint_status::closed;
-    if (open_sent) {
+    if (endpoint.open_sent) {
       if (!s->begin_sent) {
         init_windows(*s, opts, {});
         send_begin(idx);
@@ -364,11 +269,9 @@ void connection_impl::free_session_if_done(std::uint16_t index) {
       free_link(i);
     }
   }
-  s.used = false;
   disarm(s.end_deadline, end_timers);
-  s.held.clear();
-  s.outgoing.clear();
-  s.incoming.clear();
+  // The slot is reset (and its memory given back) by a fresh object, unused.
+  sessions[index] = session_state(mem);
 }
 
 void connection_impl::send_session_flow(std::uint16_t index, const link_state* l, bool echo) {
@@ -390,7 +293,7 @@ void connection_impl::send_session_flow(std::uint16_t index, const link_state* l
     f.drain = l->drain;
   }
   f.echo = echo;
-  (void)write_frame(index, f);
+  write_own_frame(index, f);
 }
 
 // Called once all the bytes of a receive() are processed. The window is restored after the
@@ -416,22 +319,6 @@ void connection_impl::replenish_incoming_window(std::uint16_t index) {
   if (s.incoming_window <= s.incoming_window_max / 2 && s.st.local == endpoint_status::active) {
     s.incoming_window = s.incoming_window_max;
     send_session_flow(index, nullptr);
-  }
-}
-
-void connection_impl::pump_held(std::uint16_t index) {
-  session_state& s = sessions[index];
-  std::size_t done = 0;
-  while (done < s.held.size() && s.remote_incoming_window > 0) {
-    held_transfer& h = s.held[done];
-    if (!send_frames(index, h, h.payload.view())) {
-      break;
-    }
-    links[h.link].held = false;
-    ++done;
-  }
-  if (done > 0) {
-    s.held.erase(s.held.begin(), s.held.begin() + static_cast<std::ptrdiff_t>(done));
   }
 }
 

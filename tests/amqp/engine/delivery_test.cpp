@@ -601,3 +601,56 @@ TEST_CASE("engine: STYLE §5 max_pending_output: send would block while the outp
   s.collect(); // the output is written
   CHECK(s.conn.send(l, {.payload = m, .settled = true}));
 }
+
+TEST_CASE("regression: a message reassembled on a link keeps its bytes while its event is held, "
+          "when the link's slot is reused and a new reassembly starts in the same receive()") {
+  // The link is freed (the peer detaches it), this end attaches a new link in its slot while
+  // the input waits behind a full event queue, and the rest of the same input starts a
+  // multi-frame message on the new link: the first message's view must still show its bytes
+  // (the reused slot kept the old buffer and wrote over it).
+  connection_options o;
+  o.limits.max_events = 2;
+  frame_script s(o, connection_role::client);
+  auto ssn = open_session(s);
+  auto first = attach_link(s, ssn, receiver_opts("a"), 0);
+  REQUIRE(s.conn.flow(first, 10));
+  s.collect();
+  std::vector<std::byte> burst;
+  auto add = [&](const performative& p, std::string_view payload = {}) {
+    auto f = frame_bytes(p, 0, as_bytes(payload));
+    burst.insert(burst.end(), f.begin(), f.end());
+  };
+  const std::byte tag[1] = {std::byte{1}};
+  amqp::transfer cont;
+  cont.handle = 0;
+  add(peer_transfer(0, 0, binary_view(tag), true), "first-");
+  add(cont, "message");
+  amqp::detach d;
+  d.handle = 0;
+  d.closed = true;
+  add(d);
+  // The peer's answer to the attach of "b" (below), and the first frame of a message on it.
+  add(peer_attach("b", 1, role::sender, 1));
+  amqp::transfer b_first = peer_transfer(1, 1, binary_view(tag), true);
+  add(b_first, "XXXXXXXXXXXXX");
+  REQUIRE(s.conn.receive(burst, s.now));
+  auto e1 = s.conn.next_event();
+  auto e2 = s.conn.next_event();
+  REQUIRE(e1);
+  REQUIRE(e2);
+  const auto* got = std::get_if<delivery_received>(&*e1);
+  REQUIRE(got != nullptr);
+  CHECK(std::holds_alternative<link_detached>(*e2));
+  CHECK(as_string(got->payload) == "first-message");
+  auto second = s.conn.attach(ssn, receiver_opts("b"));
+  REQUIRE(second);
+  CHECK(second->value == first.value); // the freed slot is reused
+  REQUIRE(s.conn.flow(*second, 10));
+  std::vector<std::string> later;
+  while (auto e = s.conn.next_event()) { // reads on through the rest of the input
+    later.emplace_back(name(*e));
+  }
+  CHECK(later == names{"link_attached"});
+  CHECK_FALSE(s.conn.error());
+  CHECK(as_string(got->payload) == "first-message");
+}

@@ -326,6 +326,74 @@ TEST_CASE("engine: §2.4.1 handshake deadline") {
   }
 }
 
+TEST_CASE("engine: §2.4.1 the handshake deadline is 10 s by default, in both roles") {
+  CHECK(connection_options{}.timeouts.handshake == 10'000ms);
+  SUBCASE("server: a client that sends only its protocol header is closed at 10 s") {
+    connection_options co;
+    co.timeouts.handshake = 0ms; // the silent client never gives up on its own
+    engine_pair p(co, connection_options{});
+    p.record_wire = true;
+    p.auto_respond = false;
+    REQUIRE(p.pump());
+    CHECK(p.client_wire.names() == names{"header amqp"});
+    CHECK(p.server_wire.names() == names{"header amqp"});
+    p.advance(9'999ms);
+    CHECK_FALSE(p.server.finished());
+    CHECK(p.server_log.empty());
+    CHECK(p.server_wire.names() == names{"header amqp"});
+    p.advance(1ms);
+    CHECK(p.server.finished());
+    CHECK(p.server.error() == errc::timeout);
+    // §2.4.1: open precedes every frame, close included.
+    CHECK(p.server_wire.names() == names{"header amqp", "open", "close"});
+    auto c = p.server_wire.items.back().as<amqp::close>();
+    REQUIRE(c);
+    CHECK(condition_of(c) == symbol::resource_limit_exceeded);
+    REQUIRE(c->error);
+    CHECK(c->error->description == std::optional<std::string_view>("handshake not finished in "
+                                                                   "time"));
+    CHECK(p.server_log == names{"connection_closed amqp:resource-limit-exceeded"});
+    CHECK(p.client_log ==
+          names{"connection_opened", "connection_closed amqp:resource-limit-exceeded remote"});
+    // Well before 15 s, the old default's symptom (still connected after 15 s).
+    p.advance(5'000ms);
+    CHECK(p.server_wire.names() == names{"header amqp", "open", "close"});
+  }
+  SUBCASE("server: a client that opens just in time is kept") {
+    engine_pair p;
+    p.record_wire = true;
+    REQUIRE(p.pump());
+    p.advance(9'999ms);
+    REQUIRE(p.client.open());
+    REQUIRE(p.pump());
+    p.advance(60'000ms); // heartbeats keep both idle timers quiet
+    CHECK_FALSE(p.server.finished());
+    CHECK_FALSE(p.server.error());
+    CHECK_FALSE(p.client.finished());
+    CHECK(p.server_log == names{"connection_opened"});
+    CHECK(p.client_log == names{"connection_opened"});
+    CHECK(p.server_wire.count("close") == 0);
+  }
+  SUBCASE("client: a server that never opens is closed at 10 s") {
+    connection_options so;
+    so.timeouts.handshake = 0ms;
+    engine_pair p(connection_options{}, so);
+    p.record_wire = true;
+    p.auto_respond = false; // the server never answers the client's open
+    REQUIRE(p.client.open());
+    REQUIRE(p.pump());
+    p.advance(9'999ms);
+    CHECK_FALSE(p.client.finished());
+    p.advance(1ms);
+    CHECK(p.client.finished());
+    CHECK(p.client.error() == errc::timeout);
+    CHECK(p.client_wire.names() == names{"header amqp", "open", "close"});
+    CHECK(condition_of(p.client_wire.items.back().as<amqp::close>()) ==
+          symbol::resource_limit_exceeded);
+    CHECK(p.client_log == names{"connection_closed amqp:resource-limit-exceeded"});
+  }
+}
+
 TEST_CASE("engine: §2.2 receive() of zero bytes before the protocol header is harmless") {
   // A driver may hand over an empty read (nothing arrived yet): no header, no error.
   SUBCASE("server") {

@@ -367,3 +367,22 @@ TEST_CASE("engine: §5.3.2 pipelined PLAIN: the server holds the AMQP frames unt
     CHECK(p.server.finished());
   }
 }
+
+TEST_CASE("engine: §5.3.3.1 the server offers every mechanism configured, however many") {
+  // Before, a fixed table of 16 silently dropped the rest from sasl-mechanisms.
+  std::string list;
+  names expected;
+  for (int i = 0; i < 20; ++i) {
+    expected.push_back("X-MECH-" + std::to_string(i));
+    list += (i == 0 ? "" : " ") + expected.back();
+  }
+  frame_script s(sasl_server(list), connection_role::server);
+  REQUIRE(s.feed_header(protocol_id::sasl));
+  auto items = s.take();
+  REQUIRE(items.size() == 2);
+  auto m = items[1]->sasl_as<sasl_mechanisms>();
+  REQUIRE(m);
+  names offered;
+  m->sasl_server_mechanisms.for_each([&](std::string_view x) { offered.emplace_back(x); });
+  CHECK(offered == expected);
+}
