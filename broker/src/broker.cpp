@@ -98,6 +98,27 @@ bool same_secret(std::string_view a, std::string_view b) noexcept {
   return diff == 0;
 }
 
+// A SASL PLAIN response split into its parts (RFC 4616 §2). Views into the response.
+struct plain_response {
+  std::string_view authzid;
+  std::string_view authcid;
+  std::string_view passwd;
+};
+
+// RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd. Exactly two NULs and a
+// non-empty authcid; anything else is malformed (nullopt), whatever the accounts: the
+// engine's own split of the event is lenient (a third NUL goes into the password, an empty
+// authcid passes), so the broker decides from the raw response.
+std::optional<plain_response> parse_plain(std::span<const std::byte> r) noexcept {
+  const std::string_view s(reinterpret_cast<const char*>(r.data()), r.size());
+  const std::size_t a = s.find('\0');
+  const std::size_t b = a == std::string_view::npos ? a : s.find('\0', a + 1);
+  if (b == std::string_view::npos || s.find('\0', b + 1) != std::string_view::npos || b == a + 1) {
+    return std::nullopt;
+  }
+  return plain_response{s.substr(0, a), s.substr(a + 1, b - a - 1), s.substr(b + 1)};
+}
+
 amqp::error make_error(std::string_view condition, std::string_view description) {
   return amqp::error{symbol_view{condition}, description, value{}};
 }
@@ -295,27 +316,30 @@ void broker::impl::process(conn_state& c) {
 
 void broker::impl::on_sasl_init(conn_state& c, const sasl_init_received& e) {
   bool ok = false;
-  if (e.mechanism.str == "PLAIN" && opts.authenticate) {
-    ok = opts.authenticate(sasl_login{e.username, e.password, e.authzid, e.hostname});
-    if (ok) {
-      c.info.user = e.username;
-    }
-  } else if (e.mechanism.str == "PLAIN") {
-    if (opts.users.empty()) {
-      ok = opts.allow_anonymous;
+  if (e.mechanism.str == "PLAIN") {
+    // A malformed response is refused before any account is looked at.
+    const auto plain = parse_plain(e.initial_response);
+    if (!plain) {
+      ok = false;
+    } else if (opts.authenticate) {
+      ok = opts.authenticate(sasl_login{plain->authcid, plain->passwd, plain->authzid, e.hostname});
     } else {
-      for (const auto& [user, password] : opts.users) {
-        // Every entry is compared, so the time does not tell which user exists.
-        const bool user_ok = same_secret(user, e.username);
-        const bool password_ok = same_secret(password, e.password);
-        ok = ok || (user_ok && password_ok);
+      if (opts.users.empty()) {
+        ok = opts.allow_anonymous;
+      } else {
+        for (const auto& [user, password] : opts.users) {
+          // Every entry is compared, so the time does not tell which user exists.
+          const bool user_ok = same_secret(user, plain->authcid);
+          const bool password_ok = same_secret(password, plain->passwd);
+          ok = ok || (user_ok && password_ok);
+        }
       }
+      // RFC 4616 §2: an authorization identity other than the authenticated one asks to act
+      // as someone else; nobody may here.
+      ok = ok && (plain->authzid.empty() || plain->authzid == plain->authcid);
     }
-    // RFC 4616 §2: an authorization identity other than the authenticated one asks to act
-    // as someone else; nobody may here.
-    ok = ok && (e.authzid.empty() || e.authzid == e.username);
     if (ok) {
-      c.info.user = e.username;
+      c.info.user = plain->authcid;
     }
   } else if (e.mechanism.str == "ANONYMOUS") {
     ok = opts.allow_anonymous;

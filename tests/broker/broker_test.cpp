@@ -24,6 +24,8 @@
 
 using namespace amqp;
 using namespace std::chrono_literals;
+using namespace std::string_literals;
+using namespace std::string_view_literals;
 namespace ab = amqp::broker;
 
 namespace {
@@ -1414,6 +1416,72 @@ TEST_CASE("broker: SASL") {
     CHECK(events(c, "connection_opened").empty());
     CHECK(h.b.engine(c.handle)->finished());
   }
+}
+
+// A raw SASL client: the SASL header and a sasl-init for `mechanism` with `response`, fed
+// to a new broker connection; returns the sasl-outcome code the broker answered (-1: none).
+int raw_sasl_outcome(harness& h, std::string_view mechanism, std::string_view response,
+                     ab::connection_handle* handle = nullptr) {
+  const auto c = h.b.add_connection(h.now);
+  if (handle != nullptr) {
+    *handle = c;
+  }
+  std::vector<std::byte> in = test::header_bytes(detail::protocol_id::sasl);
+  sasl_init init;
+  init.mechanism = symbol_view{mechanism};
+  init.initial_response = binary_view(bytes_of(response));
+  const auto f = test::sasl_frame_bytes(init);
+  in.insert(in.end(), f.begin(), f.end());
+  REQUIRE(h.b.receive(c, in, h.now));
+  h.b.process(c, h.now);
+  test::wire_parser out;
+  out.feed(h.b.engine(c)->pending_output());
+  for (const auto& item : out.items) {
+    if (auto o = item.sasl_as<sasl_outcome>()) {
+      return static_cast<int>(o->code);
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("regression: a malformed SASL PLAIN response fails with outcome auth, whatever "
+          "the accounts") {
+  // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd: exactly two NULs, a
+  // non-empty authcid.
+  const std::string_view malformed[] = {
+      "guestguest"sv,           // no NUL at all
+      "\0guestguest"sv,         // one NUL
+      "\0\0guest"sv,            // empty authcid
+      "\0guest\0guest\0more"sv, // three NULs
+  };
+  ab::broker_options o;
+  std::vector<std::string> asked;
+  SUBCASE("no accounts, anonymous access") {}
+  SUBCASE("accounts") {
+    // Each would match what a lenient split makes of one of the malformed responses.
+    o.users = {{"guest", "guest"}, {"", ""}, {"", "guest"}, {"guest", "guest\0more"s}};
+  }
+  SUBCASE("an authenticator") {
+    o.authenticate = [&](const ab::sasl_login& l) {
+      asked.emplace_back(l.username);
+      return true;
+    };
+  }
+  harness h(o);
+  for (const auto r : malformed) {
+    std::string shown;
+    for (const char ch : r) {
+      shown += ch == '\0' ? std::string("\\0") : std::string(1, ch);
+    }
+    CAPTURE(shown);
+    ab::connection_handle c = 0;
+    CHECK(raw_sasl_outcome(h, "PLAIN", r, &c) == static_cast<int>(sasl_code::auth));
+    CHECK_FALSE(h.b.info(c)->authenticated);
+    CHECK(h.b.info(c)->user.empty());
+  }
+  CHECK(asked.empty()); // the authenticator never sees a malformed response
+  // The same credentials, well formed, are accepted.
+  CHECK(raw_sasl_outcome(h, "PLAIN", "\0guest\0guest"sv) == static_cast<int>(sasl_code::ok));
 }
 
 TEST_CASE("broker: anonymous access (the default): SASL ANONYMOUS, no SASL, and PLAIN "

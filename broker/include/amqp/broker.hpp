@@ -58,6 +58,8 @@ namespace amqp::broker {
 struct connection_info;
 
 // A SASL PLAIN login (RFC 4616) for broker_options::authenticate. Views valid for the call.
+// Only well-formed responses get here (exactly two NULs, a non-empty authcid): a malformed
+// one fails with sasl-outcome auth whatever the options.
 struct sasl_login {
   std::string_view username{}; // authcid
   std::string_view password{};
