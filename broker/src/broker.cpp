@@ -147,6 +147,7 @@ std::optional<delivery_state> outcome_of(const admission& a) {
 
 struct broker::impl {
   broker_options opts;
+  bool anonymous = false; // opts.allow_anonymous, its default resolved
   std::string container_id;
   std::string mechanisms;
   connection_options conn_opts;
@@ -233,7 +234,8 @@ broker::impl::impl(broker_options o) : opts(std::move(o)) {
   // PLAIN is always offered: checked against the users, or (without users) as open as
   // ANONYMOUS when that is allowed, else failing with a SASL outcome (auth) rather than
   // leaving the client with no mechanism in common.
-  mechanisms = opts.allow_anonymous ? "PLAIN ANONYMOUS" : "PLAIN";
+  anonymous = opts.allow_anonymous.value_or(opts.users.empty() && !opts.authenticate);
+  mechanisms = anonymous ? "PLAIN ANONYMOUS" : "PLAIN";
   conn_opts = opts.connection;
   conn_opts.role = connection_role::server;
   conn_opts.container_id = container_id;
@@ -243,10 +245,10 @@ broker::impl::impl(broker_options o) : opts(std::move(o)) {
   conn_opts.sasl = sasl_options{};
   conn_opts.sasl.enabled = true;
   conn_opts.sasl.server_mechanisms = mechanisms;
-  conn_opts.sasl.accept_anonymous = opts.allow_anonymous;
+  conn_opts.sasl.accept_anonymous = anonymous;
   // A client that skips SASL (AMQP 1.0 §5.3.1) is served only when anonymous access is
   // allowed; otherwise the engine answers with the SASL header and closes.
-  conn_opts.sasl.optional = opts.allow_anonymous;
+  conn_opts.sasl.optional = anonymous;
   external_mechanisms = "EXTERNAL " + mechanisms;
   external_opts = conn_opts;
   external_opts.sasl.server_mechanisms = external_mechanisms;
@@ -325,7 +327,7 @@ void broker::impl::on_sasl_init(conn_state& c, const sasl_init_received& e) {
       ok = opts.authenticate(sasl_login{plain->authcid, plain->passwd, plain->authzid, e.hostname});
     } else {
       if (opts.users.empty()) {
-        ok = opts.allow_anonymous;
+        ok = anonymous;
       } else {
         for (const auto& [user, password] : opts.users) {
           // Every entry is compared, so the time does not tell which user exists.
@@ -342,7 +344,7 @@ void broker::impl::on_sasl_init(conn_state& c, const sasl_init_received& e) {
       c.info.user = plain->authcid;
     }
   } else if (e.mechanism.str == "ANONYMOUS") {
-    ok = opts.allow_anonymous;
+    ok = anonymous;
   } else if (e.mechanism.str == "EXTERNAL") {
     // RFC 4422 appendix A: the identity is the one the TLS layer established; the client
     // may ask for an authorization identity, which must be that identity here.

@@ -1507,6 +1507,55 @@ TEST_CASE("broker: anonymous access (the default): SASL ANONYMOUS, no SASL, and 
   CHECK(h.b.queue_depth("q") == 1);
 }
 
+// With accounts in `o`: anonymous access is off unless allow_anonymous asks for it.
+void check_anonymous_off_with_accounts(ab::broker_options o) {
+  connection_options anonymous;
+  anonymous.sasl.enabled = true;
+  anonymous.sasl.mechanism = "ANONYMOUS";
+  const connection_options no_sasl;
+  {
+    INFO("by default: off");
+    harness h(o);
+    client& a = open_client(h, anonymous);
+    CHECK(events(a, "connection_opened").empty());
+    REQUIRE(events(a, "connection_closed").size() == 1);
+    CHECK(events(a, "connection_closed")[0]->code == errc::unauthorized);
+    CHECK_FALSE(h.b.info(a.handle)->authenticated);
+    client& n = open_client(h, no_sasl);
+    CHECK(events(n, "connection_opened").empty());
+    REQUIRE(events(n, "connection_closed").size() == 1);
+    CHECK(events(n, "connection_closed")[0]->code == errc::protocol_mismatch);
+    // PLAIN still works.
+    connection_options plain;
+    plain.sasl.enabled = true;
+    plain.sasl.username = "alice";
+    plain.sasl.password = "secret";
+    client& p = open_client(h, plain);
+    CHECK(events(p, "connection_opened").size() == 1);
+  }
+  {
+    INFO("asked for: on");
+    o.allow_anonymous = true;
+    harness h(o);
+    client& a = open_client(h, anonymous);
+    CHECK(events(a, "connection_opened").size() == 1);
+    CHECK(h.b.info(a.handle)->authenticated);
+    client& n = open_client(h, no_sasl);
+    CHECK(events(n, "connection_opened").size() == 1);
+  }
+}
+
+TEST_CASE("regression: configured accounts turn anonymous access off unless it is asked for") {
+  ab::broker_options with_users;
+  with_users.users = {{"alice", "secret"}};
+  ab::broker_options with_authenticator;
+  with_authenticator.authenticate = [](const ab::sasl_login& l) {
+    return l.username == "alice" && l.password == "secret";
+  };
+  check_anonymous_off_with_accounts(with_users);
+  check_anonymous_off_with_accounts(with_authenticator);
+}
+
 TEST_CASE("broker: the protocol header may arrive one byte at a time, through read_buffer") {
   harness h;
   connection_options co;

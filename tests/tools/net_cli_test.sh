@@ -8,15 +8,17 @@ certs=$2
 work=$(mktemp -d)
 broker_pid=
 broker2_pid=
+broker3_pid=
 cleanup() {
   [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
   [ -n "$broker2_pid" ] && kill "$broker2_pid" 2>/dev/null && wait "$broker2_pid" 2>/dev/null
+  [ -n "$broker3_pid" ] && kill "$broker3_pid" 2>/dev/null && wait "$broker3_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 "$cli" broker --listen amqp://127.0.0.1:0 --listen amqps://127.0.0.1:0 --listen ws://127.0.0.1:0/amqp \
-  --cert "$certs/server.pem" --key "$certs/server.key" --user alice:Pa55-w0rd-s3cret \
+  --cert "$certs/server.pem" --key "$certs/server.key" --user alice:Pa55-w0rd-s3cret --anonymous \
   >"$work/broker.out" 2>"$work/broker.err" &
 broker_pid=$!
 for _ in $(seq 50); do
@@ -99,3 +101,31 @@ if "$cli" send "amqps://127.0.0.1:$mtls" q9 --ca "$certs/ca.pem" --timeout 5 >/d
   exit 1
 fi
 echo "ok: client certificate required"
+# With a --user account and no --anonymous, anonymous clients (SASL ANONYMOUS, no SASL) are
+# refused; PLAIN works.
+"$cli" broker --listen amqp://127.0.0.1:0 --user bob:b0b-pw >"$work/broker3.out" 2>"$work/broker3.err" &
+broker3_pid=$!
+for _ in $(seq 50); do
+  grep -q '^listening' "$work/broker3.out" && break
+  sleep 0.1
+done
+plain3=$(sed -n "s|^listening amqp://127.0.0.1:\([0-9]*\).*|\1|p" "$work/broker3.out")
+[ -n "$plain3" ] || { cat "$work/broker3.out" "$work/broker3.err"; exit 1; }
+for how in "" "--no-sasl"; do
+  # shellcheck disable=SC2086 # $how: no option, or one
+  if "$cli" send "amqp://127.0.0.1:$plain3" q10 --timeout 5 $how >/dev/null 2>"$work/anon.err"; then
+    echo "FAILED: an anonymous client ($how) was accepted by a broker with accounts"
+    exit 1
+  fi
+done
+echo "ok: anonymous clients refused when accounts are configured"
+expect "sent 1 accepted 1" "$cli" send "amqp://bob:b0b-pw@127.0.0.1:$plain3" q10
+rc=0
+timeout 5 "$cli" broker --listen amqp://127.0.0.1:0 --anonymous --no-anonymous >/dev/null \
+  2>"$work/both.err" || rc=$?
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "excludes" "$work/both.err"; then
+  echo "FAILED: --anonymous with --no-anonymous was accepted (status $rc)"
+  cat "$work/both.err"
+  exit 1
+fi
+echo "ok: --anonymous excludes --no-anonymous"

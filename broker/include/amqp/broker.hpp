@@ -16,7 +16,7 @@
 // Behaviour (details in broker.cpp):
 // - SASL PLAIN against broker_options::users or the broker_options::authenticate callback,
 //   ANONYMOUS when allowed, and clients that skip SASL (send the AMQP header directly) when
-//   anonymous access is allowed.
+//   anonymous access is allowed (by default: only when no accounts are configured).
 // - Every address a client names goes through broker_options::route when set (link
 //   routing: address to queue, or a refusal with an error condition).
 // - A client's receiving link with source address A consumes from queue A; a sending link
@@ -129,14 +129,16 @@ struct broker_options {
   // container_id becomes "amqp-broker"; null offered_capabilities become ANONYMOUS-RELAY
   // (the anonymous relay is always available).
   amqp::connection_options connection{};
-  // SASL ANONYMOUS accepted, and clients that send the AMQP header without SASL.
-  bool allow_anonymous = true;
-  // SASL PLAIN credentials (user, password). When empty, PLAIN is offered only if
-  // allow_anonymous is set, and then accepts any credentials (the identity is recorded, not
-  // checked: without a user list PLAIN is no stronger than ANONYMOUS). When both are off,
-  // every connection fails authentication.
+  // SASL ANONYMOUS accepted, and clients that send the AMQP header without SASL. Unset (the
+  // default): on when there are no accounts (`users` empty and no `authenticate`), off when
+  // there are, so that configuring accounts never leaves an anonymous way in by accident.
+  std::optional<bool> allow_anonymous{};
+  // SASL PLAIN credentials (user, password). When empty (and no `authenticate`), PLAIN
+  // accepts any well-formed credentials if anonymous access is on (the identity is
+  // recorded, not checked: without a user list PLAIN is no stronger than ANONYMOUS), and
+  // none if it is off: every connection then fails authentication (except EXTERNAL).
   std::vector<std::pair<std::string, std::string>> users{};
-  // Decides SASL PLAIN logins instead of `users` (ANONYMOUS stays with allow_anonymous).
+  // Decides SASL PLAIN logins instead of `users`.
   std::function<bool(const sasl_login&)> authenticate{};
   // Link routing: maps each address a client names to a queue, or refuses it. Unset: the
   // address (an absolute URL's path) is the queue's name. Queues it names are found or
