@@ -28,6 +28,7 @@ struct broker_args {
   bool anonymous = false;
   bool no_anonymous = false;
   std::uint32_t idle_timeout_ms = 0;
+  double handshake_timeout_s = 10;
   bool trace = false;
   std::string container_id = "amqp-cli-broker";
   std::vector<std::string> ws_paths;
@@ -58,6 +59,8 @@ void run_broker(const broker_args& a, int& status) {
     bo.connection.timeouts.idle_time_out = std::chrono::milliseconds(a.idle_timeout_ms);
   }
   bo.connection.limits.max_frame_size = a.max_frame_size;
+  bo.connection.timeouts.handshake = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(a.handshake_timeout_s));
   // Anonymous access: --anonymous or --no-anonymous when given, else on exactly when no
   // --user account is configured (the library's default).
   if (a.anonymous) {
@@ -151,6 +154,11 @@ void add_broker_command(CLI::App& app, int& status) {
               "(then only PLAIN with --user, or EXTERNAL with --ca, can succeed)")
       ->excludes(anon);
   c->add_option("--idle-timeout", a->idle_timeout_ms, "our idle-time-out in milliseconds");
+  c->add_option("--handshake-timeout", a->handshake_timeout_s,
+                "SECONDS a client has to finish its protocol headers, SASL and open before it "
+                "is disconnected (0: no limit)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   // 64 KiB, as IoT Hub and Service Bus announce: Python uAMQP splits a large message only
   // for a peer whose max-frame-size is at most that.
   c->add_option("--max-frame-size", a->max_frame_size, "largest frame we accept")

@@ -1630,6 +1630,59 @@ TEST_CASE("broker: idle timeouts: the broker announces its own and keeps within 
   CHECK(h.b.engine(c.handle)->finished());
 }
 
+TEST_CASE("regression: a client that sends its protocol header and then nothing is closed "
+          "after the broker's 10 s handshake deadline") {
+  const auto sasl_header = test::header_bytes(detail::protocol_id::sasl);
+  const auto amqp_header = test::header_bytes(detail::protocol_id::amqp);
+  std::vector<std::byte> header;
+  SUBCASE("SASL header") {
+    header = sasl_header;
+  }
+  SUBCASE("AMQP header (anonymous access)") {
+    header = amqp_header;
+  }
+  CHECK(ab::broker_options{}.connection.timeouts.handshake == 10'000ms);
+  harness h;
+  const auto c = h.b.add_connection(h.now);
+  connection* e = h.b.engine(c);
+  // The transport waits for the engine's first deadline at once: the clock starts.
+  REQUIRE(e->next_deadline());
+  e->on_deadline(h.now);
+  h.b.process(c, h.now);
+  REQUIRE(h.b.receive(c, header, h.now));
+  h.b.process(c, h.now);
+  // Fires every deadline of the broker's engine up to `until`.
+  const auto run_until = [&](time_point until) {
+    while (auto dl = e->next_deadline()) {
+      if (*dl > until) {
+        break;
+      }
+      h.now = std::max(h.now, *dl);
+      e->on_deadline(h.now);
+      h.b.process(c, h.now);
+    }
+    h.now = until;
+  };
+  const time_point start = h.now;
+  run_until(start + 9'999ms);
+  CHECK_FALSE(e->finished());
+  run_until(start + 10'000ms);
+  CHECK(e->finished());
+  test::wire_parser out;
+  out.feed(e->pending_output());
+  REQUIRE_FALSE(out.items.empty());
+  if (header == sasl_header) {
+    // In the SASL exchange there is no frame to say why (AMQP 1.0 §5.3): the stream ends.
+    CHECK(out.names() == strings{"header sasl", "sasl-mechanisms"});
+  } else {
+    // §2.4.1: the broker's open, then a close with the error (§2.7.9).
+    REQUIRE(out.names() == strings{"header amqp", "open", "close"});
+    const auto cl = out.items[2].as<amqp::close>();
+    REQUIRE(cl);
+    CHECK(cl->error);
+  }
+}
+
 // ---- close and engine limits ---------------------------------------------------------------
 
 TEST_CASE("broker: a client's close is answered; its unsettled messages go back") {

@@ -9,10 +9,12 @@ work=$(mktemp -d)
 broker_pid=
 broker2_pid=
 broker3_pid=
+broker4_pid=
 cleanup() {
   [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
   [ -n "$broker2_pid" ] && kill "$broker2_pid" 2>/dev/null && wait "$broker2_pid" 2>/dev/null
   [ -n "$broker3_pid" ] && kill "$broker3_pid" 2>/dev/null && wait "$broker3_pid" 2>/dev/null
+  [ -n "$broker4_pid" ] && kill "$broker4_pid" 2>/dev/null && wait "$broker4_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -129,3 +131,28 @@ if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "excludes" "$work/both.err"
   exit 1
 fi
 echo "ok: --anonymous excludes --no-anonymous"
+# --handshake-timeout: a raw TCP client that sends a protocol header (or nothing) and then
+# nothing is disconnected once the deadline (1 s) passes, not before.
+"$cli" broker --listen amqp://127.0.0.1:0 --handshake-timeout 1 >"$work/broker4.out" 2>"$work/broker4.err" &
+broker4_pid=$!
+for _ in $(seq 50); do
+  grep -q '^listening' "$work/broker4.out" && break
+  sleep 0.1
+done
+plain4=$(sed -n "s|^listening amqp://127.0.0.1:\([0-9]*\).*|\1|p" "$work/broker4.out")
+[ -n "$plain4" ] || { cat "$work/broker4.out" "$work/broker4.err"; exit 1; }
+for header in 'AMQP\0\1\0\0' 'AMQP\3\1\0\0' ''; do
+  t0=${EPOCHREALTIME/./}
+  exec 3<>"/dev/tcp/127.0.0.1/$plain4"
+  printf "$header" >&3 # the header's escapes are printf's: one NUL per \0
+  rc=0
+  timeout 10 cat <&3 >"$work/handshake.out" || rc=$?
+  exec 3<&-
+  ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+  if [ "$rc" -ne 0 ] || [ "$ms" -lt 900 ] || [ "$ms" -gt 8000 ]; then
+    echo "FAILED: header '$header': status $rc after $ms ms (wanted EOF after about 1000 ms)"
+    exit 1
+  fi
+  echo "ok: header '$header' then silence: disconnected after $ms ms"
+done
+expect "sent 1 accepted 1" "$cli" send "amqp://127.0.0.1:$plain4" q11

@@ -37,6 +37,7 @@
 // outside the engines propagates std::bad_alloc.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -119,6 +120,19 @@ struct admission {
   }
 };
 
+// A client must finish its protocol headers, SASL and open within this time after it
+// connects, or the broker closes the connection (engine_timeouts::handshake): a server
+// must not be held by peers that connect and stay silent.
+inline constexpr std::chrono::seconds default_handshake_timeout{10};
+
+// The engine options broker_options starts from: the engine's defaults, with the handshake
+// timeout of a server (default_handshake_timeout).
+[[nodiscard]] inline amqp::connection_options default_connection_options() {
+  amqp::connection_options o;
+  o.timeouts.handshake = default_handshake_timeout;
+  return o;
+}
+
 // Options of a broker. Copied by the constructor; views inside `connection` (container-id,
 // capabilities, properties) are copied too, except the `value`s of the open frame
 // (offered/desired capabilities, properties), which must outlive the broker.
@@ -127,8 +141,9 @@ struct broker_options {
   // our open; the engine sends heartbeats within the client's), incoming window, memory.
   // The role is forced to server and `sasl` is set from the fields below. An empty
   // container_id becomes "amqp-broker"; null offered_capabilities become ANONYMOUS-RELAY
-  // (the anonymous relay is always available).
-  amqp::connection_options connection{};
+  // (the anonymous relay is always available). Defaults: the engine's, with
+  // default_handshake_timeout.
+  amqp::connection_options connection = default_connection_options();
   // SASL ANONYMOUS accepted, and clients that send the AMQP header without SASL. Unset (the
   // default): on when there are no accounts (`users` empty and no `authenticate`), off when
   // there are, so that configuring accounts never leaves an anonymous way in by accident.
