@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -211,7 +212,8 @@ void run_send(const send_args& a, int& status) {
   transport::sender s;
   std::uint64_t sent = 0;
   std::uint64_t settled = 0;
-  std::uint64_t counts[5] = {};
+  // Outcomes by their AMQP name ("accepted", "rejected", ...): no integer outcome codes.
+  std::map<std::string, std::uint64_t, std::less<>> counts;
 
   std::function<void()> send_more = [&] {
     while (sent < a.count && s.in_flight() < a.window) {
@@ -223,7 +225,7 @@ void run_send(const send_args& a, int& status) {
           run.stop(ec);
           return;
         }
-        ++counts[static_cast<int>(o.state)];
+        ++counts[std::string(name(o.state))];
         if (settled == a.count) {
           run.stop({});
           return;
@@ -245,12 +247,13 @@ void run_send(const send_args& a, int& status) {
       send_more();
     });
   });
-  std::cout << "sent " << settled << " accepted " << counts[0] << " rejected " << counts[1]
-            << " released " << counts[2] << " modified " << counts[3] << std::endl;
+  std::cout << "sent " << settled << " accepted " << counts["accepted"] << " rejected "
+            << counts["rejected"] << " released " << counts["released"] << " modified "
+            << counts["modified"] << std::endl;
   if (run.c && run.c.reconnects() > 0) {
     std::cerr << "amqp-cli: reconnected " << run.c.reconnects() << " time(s)\n";
   }
-  if (in_time && !run.error && !a.presettled && counts[0] != a.count) {
+  if (in_time && !run.error && !a.presettled && counts["accepted"] != a.count) {
     status = 1;
   }
   run.finish(in_time, "send", status);

@@ -123,24 +123,29 @@ amqp::error make_error(std::string_view condition, std::string_view description)
   return amqp::error{symbol_view{condition}, description, value{}};
 }
 
-// broker_options::admit's verdict as the outcome of a message not queued; none for accept.
+// broker_options::admit's verdict as the outcome of a message not queued; none for accepted.
 // The outcome views the verdict's strings.
 std::optional<delivery_state> outcome_of(const admission& a) {
   switch (a.outcome) {
-  case admission::kind::accept:
-    break;
-  case admission::kind::reject:
+  case state_kind::accepted:
+    return std::nullopt;
+  case state_kind::rejected:
     return rejected{make_error(a.condition, a.description)};
-  case admission::kind::release:
-    return released{};
-  case admission::kind::modify: {
+  case state_kind::modified: {
     modified m;
     m.delivery_failed = a.delivery_failed;
     m.undeliverable_here = a.undeliverable_here;
     return m;
   }
+  case state_kind::released:
+  case state_kind::none:
+  case state_kind::received:
+  case state_kind::declared:
+  case state_kind::transactional:
+  case state_kind::other:
+    break;
   }
-  return std::nullopt;
+  return released{}; // not an outcome admit may give: the message is not queued
 }
 
 } // namespace
@@ -663,30 +668,29 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
   if (it == l.unsettled.end()) {
     return;
   }
-  enum class verdict : std::uint8_t { wait, accept, reject, release, modify };
-  verdict v = verdict::wait;
-  const amqp::modified* mod = nullptr;
-  if (!u.state) {
+  // What the consumer's state means for the message: none (wait) while it is not done.
+  state_kind v = kind_of(u.state);
+  switch (v) {
+  case state_kind::accepted:
+  case state_kind::rejected:
+  case state_kind::released:
+  case state_kind::modified:
+    break;
+  case state_kind::none:
     // Settled with no outcome: the consumer is done with it (no default-outcome is
     // announced in our source); unsettled with none is no news.
-    v = u.settled ? verdict::accept : verdict::wait;
-  } else if (std::holds_alternative<accepted>(*u.state)) {
-    v = verdict::accept;
-  } else if (std::holds_alternative<rejected>(*u.state)) {
-    v = verdict::reject;
-  } else if (std::holds_alternative<released>(*u.state)) {
-    v = verdict::release;
-  } else if (const auto* m = std::get_if<modified>(&*u.state)) {
-    v = verdict::modify;
-    mod = m;
-  } else if (std::holds_alternative<received>(*u.state)) {
+  case state_kind::received:
     // §3.4.1 received is not terminal; settled with it, the consumer is done.
-    v = u.settled ? verdict::accept : verdict::wait;
-  } else {
+    v = u.settled ? state_kind::accepted : state_kind::none;
+    break;
+  case state_kind::declared:
+  case state_kind::transactional:
+  case state_kind::other:
     // Transactional and unknown states: not served here; the message is kept.
-    v = verdict::release;
+    v = state_kind::released;
+    break;
   }
-  if (v == verdict::wait) {
+  if (v == state_kind::none) {
     return;
   }
   if (!u.settled) {
@@ -702,22 +706,23 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
   q.in_flight_bytes -= m.payload.size();
   total_bytes -= m.payload.size();
   switch (v) {
-  case verdict::accept:
+  case state_kind::accepted:
     ++q.counters.accepted;
     break;
-  case verdict::reject:
+  case state_kind::rejected:
     ++q.counters.rejected; // no dead-letter queue: the message is dropped
     break;
-  case verdict::release:
+  case state_kind::released:
     // §3.4.4: not acted upon; delivered again, delivery-count unchanged.
     ++q.counters.released;
     requeue(q, std::move(m));
     break;
-  default: {
+  case state_kind::modified: {
+    const auto& mod = std::get<amqp::modified>(*u.state);
     ++q.counters.modified;
-    const bool failed = mod->delivery_failed.value_or(false);
+    const bool failed = mod.delivery_failed.value_or(false);
     const bool annotate =
-        mod->message_annotations.is(type::map) && mod->message_annotations.count() > 0;
+        mod.message_annotations.is(type::map) && mod.message_annotations.count() > 0;
     if (failed || annotate) {
       // §3.4.5: delivery-failed counts in the header's delivery-count; message-annotations
       // are merged into the message's. Only the sections changed are re-encoded.
@@ -738,7 +743,7 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
             for (const value& x : mv->message_annotations.items()) {
               if (is_key) {
                 const auto k = x.get_symbol();
-                keep = !k || !mod->message_annotations.find(*k);
+                keep = !k || !mod.message_annotations.find(*k);
                 if (keep) {
                   kv.push_back(x);
                 }
@@ -748,7 +753,7 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
               is_key = !is_key;
             }
           }
-          for (const value& x : mod->message_annotations.items()) {
+          for (const value& x : mod.message_annotations.items()) {
             kv.push_back(x);
           }
           with.message_annotations = value::map(kv);
@@ -761,7 +766,7 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
         }
       }
     }
-    if (mod->undeliverable_here.value_or(false)) {
+    if (mod.undeliverable_here.value_or(false)) {
       // Not to this consumer again; another may take it.
       if (m.undeliverable.size() >= max_undeliverable) {
         m.undeliverable.erase(m.undeliverable.begin());
@@ -771,6 +776,12 @@ void broker::impl::on_update(link_entry& l, const delivery_updated& u) {
     requeue(q, std::move(m));
     break;
   }
+  case state_kind::none:
+  case state_kind::received:
+  case state_kind::declared:
+  case state_kind::transactional:
+  case state_kind::other:
+    break; // not reached: mapped to one of the four outcomes above
   }
   dispatch(q);
 }

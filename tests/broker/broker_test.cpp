@@ -82,26 +82,16 @@ std::string pattern(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
+// "accepted", "rejected amqp:...", "released", ...; "" for no state.
 std::string state_text(const std::optional<delivery_state>& s) {
   if (!s) {
     return "";
   }
-  if (std::holds_alternative<accepted>(*s)) {
-    return "accepted";
+  std::string text(amqp::name(kind_of(*s)));
+  if (const auto* r = std::get_if<rejected>(&*s); r != nullptr && r->error) {
+    text += " " + std::string(r->error->condition.str);
   }
-  if (const auto* r = std::get_if<rejected>(&*s)) {
-    return r->error ? "rejected " + std::string(r->error->condition.str) : "rejected";
-  }
-  if (std::holds_alternative<released>(*s)) {
-    return "released";
-  }
-  if (std::holds_alternative<modified>(*s)) {
-    return "modified";
-  }
-  if (std::holds_alternative<received>(*s)) {
-    return "received";
-  }
-  return "other";
+  return text;
 }
 
 // ---- harness -------------------------------------------------------------------------
@@ -1925,4 +1915,21 @@ TEST_CASE("broker: broker_options::admit decides each message's outcome before i
   CHECK(h.b.stats().refused == 4);
   const link_id rx = attach_receiver(h, c, "q", {.credit = 10});
   CHECK(bodies(c, rx) == strings{"ok", "ok2"});
+}
+
+TEST_CASE("broker: an admission that is not an outcome releases the message") {
+  ab::broker_options o;
+  o.admit = [](const ab::incoming_message&) {
+    ab::admission a;
+    a.outcome = state_kind::received; // not one of the four outcomes of §3.4
+    return a;
+  };
+  harness h(o);
+  client& c = open_client(h);
+  const link_id tx = attach_sender(h, c, "q");
+  send(c, tx, "m");
+  REQUIRE(h.pump());
+  CHECK(states(c, tx) == strings{"released settled"});
+  CHECK(qstats(h, "q").depth == 0);
+  CHECK(h.b.stats().refused == 1);
 }

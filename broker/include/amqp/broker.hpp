@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "amqp/connection.hpp"
+#include "amqp/messaging.hpp"
 #include "amqp/options.hpp"
 #include "amqp/result.hpp"
 #include "amqp/types.hpp"
@@ -101,22 +102,22 @@ struct incoming_message {
 
 // broker_options::admit's answer: queue the message (accepted, §3.4.2), or drop it and
 // settle it with another outcome: rejected with an error condition (§3.4.3), released
-// (§3.4.4) or modified (§3.4.5).
+// (§3.4.4) or modified (§3.4.5). `outcome` is one of those four kinds; any other is taken
+// as released (the message is not queued, and the client may send it again).
 struct admission {
-  enum class kind : std::uint8_t { accept, reject, release, modify };
-  kind outcome = kind::accept;
-  std::string condition{}; // reject: e.g. "amqp:precondition-failed"
+  amqp::state_kind outcome = amqp::state_kind::accepted;
+  std::string condition{}; // rejected: e.g. "amqp:precondition-failed"
   std::string description{};
-  bool delivery_failed = false;    // modify
-  bool undeliverable_here = false; // modify
+  bool delivery_failed = false;    // modified
+  bool undeliverable_here = false; // modified
 
   static admission accept() { return {}; }
   static admission reject(std::string condition, std::string description = {}) {
-    return {kind::reject, std::move(condition), std::move(description), false, false};
+    return {amqp::state_kind::rejected, std::move(condition), std::move(description), false, false};
   }
-  static admission release() { return {kind::release, {}, {}, false, false}; }
+  static admission release() { return {amqp::state_kind::released, {}, {}, false, false}; }
   static admission modify(bool failed, bool undeliverable) {
-    return {kind::modify, {}, {}, failed, undeliverable};
+    return {amqp::state_kind::modified, {}, {}, failed, undeliverable};
   }
 };
 
