@@ -13,7 +13,7 @@
 //   socket gone: engine(c)->on_transport_closed(); process(c, now); remove_connection(c)
 //   engine(c)->finished() and its output written: close the socket, remove_connection(c)
 //
-// Behaviour (details in broker.cpp):
+// Behaviour (details in broker/src: auth.cpp, queue_store.cpp, dispatch.cpp):
 // - SASL PLAIN against broker_options::users or the broker_options::authenticate callback,
 //   ANONYMOUS when allowed, and clients that skip SASL (send the AMQP header directly) when
 //   anonymous access is allowed (by default: only when no accounts are configured).
