@@ -83,6 +83,33 @@ if "$cli" send "amqp://alice:wrong@127.0.0.1:$amqp" q8 --timeout 5 >/dev/null 2>
 fi
 grep -q "authentication failed" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
 echo "ok: wrong password refused"
+# Whole messages: send --message then receive --json gives back the same lines, every section
+# and body kind.
+messages=$(dirname "$0")/messages.jsonl
+n=$(grep -c . "$messages")
+expect "sent $n accepted $n" "$cli" send "amqp://127.0.0.1:$amqp" q12 --message "$messages"
+"$cli" receive "amqp://127.0.0.1:$amqp" q12 -n "$n" --json >"$work/received.jsonl" 2>"$work/received.err"
+grep -q "received $n" "$work/received.err" || { echo "FAILED: receive --json"; cat "$work/received.err"; exit 1; }
+diff "$messages" "$work/received.jsonl" || { echo "FAILED: the messages received differ from those sent"; exit 1; }
+echo "ok: send --message / receive --json round trip ($n messages)"
+# And from standard input, sent again unchanged.
+"$cli" send "amqp://127.0.0.1:$amqp" q13 --message - <"$work/received.jsonl" >/dev/null
+"$cli" receive "amqp://127.0.0.1:$amqp" q13 -n "$n" --json 2>/dev/null | diff "$messages" - ||
+  { echo "FAILED: resending receive --json output"; exit 1; }
+echo "ok: receive --json output sent again unchanged"
+# A bad line: nothing is sent, the line and the problem are named.
+{ head -n 1 "$messages"; echo '{"properties":{"to":{"type":"symbol","value":"q"}}}'; } >"$work/bad.jsonl"
+if "$cli" send "amqp://127.0.0.1:$amqp" q14 --message "$work/bad.jsonl" >/dev/null 2>"$work/bad.err"; then
+  echo "FAILED: a bad message line was accepted"
+  exit 1
+fi
+grep -qF "line 2: invalid message JSON: \$.properties.to: to must be string, got symbol" "$work/bad.err" ||
+  { echo "FAILED: the error does not name the line:"; cat "$work/bad.err"; exit 1; }
+if "$cli" receive "amqp://127.0.0.1:$amqp" q14 --timeout 1 >/dev/null 2>&1; then
+  echo "FAILED: a message was sent from a file with a bad line"
+  exit 1
+fi
+echo "ok: a bad message line is named, nothing sent"
 echo "all amqp-cli network checks passed"
 # TLS client certificates: a broker that requires one, and SASL EXTERNAL as its subject.
 "$cli" broker --listen amqps://127.0.0.1:0 --cert "$certs/server.pem" --key "$certs/server.key" \
