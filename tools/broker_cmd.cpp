@@ -25,8 +25,10 @@ struct broker_args {
   std::string key;
   std::string ca;
   std::vector<std::string> users;
+  bool anonymous = false;
   bool no_anonymous = false;
   std::uint32_t idle_timeout_ms = 0;
+  double handshake_timeout_s = 10;
   bool trace = false;
   std::string container_id = "amqp-cli-broker";
   std::vector<std::string> ws_paths;
@@ -57,7 +59,15 @@ void run_broker(const broker_args& a, int& status) {
     bo.connection.timeouts.idle_time_out = std::chrono::milliseconds(a.idle_timeout_ms);
   }
   bo.connection.limits.max_frame_size = a.max_frame_size;
-  bo.allow_anonymous = !a.no_anonymous;
+  bo.connection.timeouts.handshake = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(a.handshake_timeout_s));
+  // Anonymous access: --anonymous or --no-anonymous when given, else on exactly when no
+  // --user account is configured (the library's default).
+  if (a.anonymous) {
+    bo.allow_anonymous = true;
+  } else if (a.no_anonymous) {
+    bo.allow_anonymous = false;
+  }
   if (a.outcome_prefixes) {
     bo.admit = outcome_by_prefix;
   }
@@ -136,8 +146,19 @@ void add_broker_command(CLI::App& app, int& status) {
   c->add_flag("--outcome-prefixes", a->outcome_prefixes,
               "messages to $reject/..., $release/... or $modify/... are answered with that "
               "outcome and dropped (to test clients)");
-  c->add_flag("--no-anonymous", a->no_anonymous, "refuse ANONYMOUS and clients without SASL");
+  auto* anon = c->add_flag("--anonymous", a->anonymous,
+                           "accept SASL ANONYMOUS and clients without SASL even with --user "
+                           "accounts (default: only when there is no --user)");
+  c->add_flag("--no-anonymous", a->no_anonymous,
+              "refuse SASL ANONYMOUS and clients without SASL even without --user accounts "
+              "(then only PLAIN with --user, or EXTERNAL with --ca, can succeed)")
+      ->excludes(anon);
   c->add_option("--idle-timeout", a->idle_timeout_ms, "our idle-time-out in milliseconds");
+  c->add_option("--handshake-timeout", a->handshake_timeout_s,
+                "SECONDS a client has to finish its protocol headers, SASL and open before it "
+                "is disconnected (0: no limit)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   // 64 KiB, as IoT Hub and Service Bus announce: Python uAMQP splits a large message only
   // for a peer whose max-frame-size is at most that.
   c->add_option("--max-frame-size", a->max_frame_size, "largest frame we accept")
@@ -146,6 +167,11 @@ void add_broker_command(CLI::App& app, int& status) {
   c->add_option("--ws-path", a->ws_paths, "accepted WebSocket request paths (default: any)");
   c->add_option("--container-id", a->container_id, "our container-id")->capture_default_str();
   c->add_flag("--trace", a->trace, "print every frame, decoded (secrets redacted)");
+  c->footer("Authentication: SASL PLAIN is checked against the --user accounts. SASL "
+            "ANONYMOUS and\nclients that skip SASL are accepted when no --user is given, "
+            "refused when one is;\n--anonymous or --no-anonymous overrides that. Without "
+            "--user, PLAIN accepts any\nwell-formed credentials while anonymous access is on. "
+            "With --ca, TLS clients with a\ncertificate may use SASL EXTERNAL.");
   c->callback([a, &status] { run_broker(*a, status); });
 }
 

@@ -22,7 +22,12 @@ void add_receive_command(CLI::App& app, int& status);
 // `broker --listen URL ...`: the in-memory broker on listeners (broker_cmd.cpp).
 void add_broker_command(CLI::App& app, int& status);
 
-// Text describing the typed JSON form, for --help.
+// Text describing the typed JSON form, for the --help of the commands that read or write it
+// (decode, encode, send --message, receive --json).
 extern const char* const typed_json_help;
+
+// Text describing the JSON form of whole messages (message_json.hpp), for the --help of
+// send (--message) and receive (--json).
+extern const char* const message_json_help;
 
 } // namespace amqp::cli

@@ -15,6 +15,7 @@
 
 #include "amqp/codec.hpp"
 #include "hex.hpp"
+#include "json_form_detail.hpp"
 
 namespace amqp::cli {
 namespace {
@@ -25,60 +26,6 @@ using json = nlohmann::json;
 // Writing
 
 constexpr char hex_digits[] = "0123456789abcdef";
-
-// Escapes what JSON requires (quote, backslash, controls) plus U+0085, U+2028 and U+2029, which are
-// line breaks to some readers (Python's str.splitlines(), JavaScript): one document stays
-// one line. Everything else is UTF-8 passed through.
-void append_json_string(std::string_view s, std::string& out) {
-  out += '"';
-  for (std::size_t k = 0; k < s.size(); ++k) {
-    const char ch = s[k];
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == 0xC2 && k + 1 < s.size() && static_cast<unsigned char>(s[k + 1]) == 0x85) {
-      out += "\\u0085";
-      ++k;
-      continue;
-    }
-    if (c == 0xE2 && k + 2 < s.size() && static_cast<unsigned char>(s[k + 1]) == 0x80 &&
-        (static_cast<unsigned char>(s[k + 2]) & 0xFE) == 0xA8) {
-      out += static_cast<unsigned char>(s[k + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
-      k += 2;
-      continue;
-    }
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\b':
-      out += "\\b";
-      break;
-    case '\f':
-      out += "\\f";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    default:
-      if (c < 0x20) {
-        out += "\\u00";
-        out += hex_digits[c >> 4];
-        out += hex_digits[c & 0xF];
-      } else {
-        out += ch;
-      }
-    }
-  }
-  out += '"';
-}
 
 template <class Int> void append_int(Int i, std::string& out) {
   char buf[24];
@@ -167,27 +114,12 @@ void append_entries(const value& v, std::string& out) {
 // ---------------------------------------------------------------------------------------
 // Reading
 
+using detail::append_json_string;
 // Where a JSON value sits in the document, for error messages; rendered only on failure.
-struct path {
-  const path* parent = nullptr;
-  std::string_view key;  // object member name, or empty for an index
-  std::size_t index = 0; // array index when key is empty
-};
+using path = detail::json_path;
 
 std::string render(const path* p) {
-  if (p == nullptr) {
-    return "$";
-  }
-  std::string s = render(p->parent);
-  if (!p->key.empty()) {
-    s += '.';
-    s += p->key;
-  } else {
-    s += '[';
-    s += std::to_string(p->index);
-    s += ']';
-  }
-  return s;
+  return detail::render_path(p);
 }
 
 // A violation of the typed JSON form, thrown to the top of parse_typed_json.
@@ -716,6 +648,84 @@ void value_arena::clear() noexcept {
 
 std::optional<value> parse_typed_json(std::string_view text, value_arena& arena,
                                       std::string& error) {
+  const auto doc = detail::parse_json(text, error);
+  if (!doc) {
+    return std::nullopt;
+  }
+  return detail::build_typed_value(*doc, nullptr, arena, error);
+}
+
+// Escapes what JSON requires (quote, backslash, controls) plus U+0085, U+2028 and U+2029, which are
+// line breaks to some readers (Python's str.splitlines(), JavaScript): one document stays
+// one line. Everything else is UTF-8 passed through.
+void detail::append_json_string(std::string_view s, std::string& out) {
+  out += '"';
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const char ch = s[k];
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == 0xC2 && k + 1 < s.size() && static_cast<unsigned char>(s[k + 1]) == 0x85) {
+      out += "\\u0085";
+      ++k;
+      continue;
+    }
+    if (c == 0xE2 && k + 2 < s.size() && static_cast<unsigned char>(s[k + 1]) == 0x80 &&
+        (static_cast<unsigned char>(s[k + 2]) & 0xFE) == 0xA8) {
+      out += static_cast<unsigned char>(s[k + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
+      k += 2;
+      continue;
+    }
+    switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\b':
+      out += "\\b";
+      break;
+    case '\f':
+      out += "\\f";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    default:
+      if (c < 0x20) {
+        out += "\\u00";
+        out += hex_digits[c >> 4];
+        out += hex_digits[c & 0xF];
+      } else {
+        out += ch;
+      }
+    }
+  }
+  out += '"';
+}
+
+std::string detail::render_path(const json_path* p) {
+  if (p == nullptr) {
+    return "$";
+  }
+  std::string s = render_path(p->parent);
+  if (!p->key.empty()) {
+    s += '.';
+    s += p->key;
+  } else {
+    s += '[';
+    s += std::to_string(p->index);
+    s += ']';
+  }
+  return s;
+}
+
+std::optional<nlohmann::json> detail::parse_json(std::string_view text, std::string& error) {
   json doc;
   key_tracker keys;
   try {
@@ -734,8 +744,13 @@ std::optional<value> parse_typed_json(std::string_view text, value_arena& arena,
     error = "invalid typed JSON: duplicate key " + json_quoted(keys.duplicate);
     return std::nullopt;
   }
+  return doc;
+}
+
+std::optional<value> detail::build_typed_value(const nlohmann::json& node, const json_path* where,
+                                               value_arena& arena, std::string& error) {
   try {
-    return builder{arena}.build(doc, nullptr, 0);
+    return builder{arena}.build(node, where, 0);
   } catch (const form_error& e) {
     error = "invalid typed JSON: " + e.message;
     return std::nullopt;

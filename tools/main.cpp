@@ -27,6 +27,24 @@ const char* const typed_json_help =
     "  array                         {\"type\":\"array\",\"element\":T,\"value\":[V,...]}\n"
     "  described                     {\"type\":\"described\",\"descriptor\":D,\"value\":V}\n";
 
+const char* const message_json_help =
+    "Messages as JSON (receive --json writes them, send --message reads them): one line per\n"
+    "message, an object with a member per section present, each in the typed JSON form:\n"
+    "  {\"header\": {\"durable\": V, \"priority\": V, ...},\n"
+    "   \"delivery-annotations\": V, \"message-annotations\": V,\n"
+    "   \"properties\": {\"message-id\": V, \"to\": V, ...}, \"application-properties\": V,\n"
+    "   \"body\": {\"data\": [V, ...]} or {\"amqp-sequence\": [V, ...]} or "
+    "{\"amqp-value\": V},\n"
+    "   \"footer\": V}\n"
+    "header and properties hold the fields on the wire by their spec names (durable,\n"
+    "priority, ttl, first-acquirer, delivery-count; message-id, user-id, to, subject,\n"
+    "reply-to, correlation-id, content-type, content-encoding, absolute-expiry-time,\n"
+    "creation-time, group-id, group-sequence, reply-to-group-id), each a typed value of its\n"
+    "spec type; the other sections are typed maps; data sections are typed binaries,\n"
+    "amqp-sequence sections typed lists. Example:\n"
+    "  {\"properties\":{\"to\":{\"type\":\"string\",\"value\":\"q\"}},"
+    "\"body\":{\"data\":[{\"type\":\"binary\",\"value\":\"6869\"}]}}\n";
+
 } // namespace amqp::cli
 
 int main(int argc, char** argv) {
@@ -34,7 +52,6 @@ int main(int argc, char** argv) {
   CLI::App app{"amqp-cli: AMQP 1.0 values and messages as typed JSON; a client and a broker.",
                "amqp-cli"};
   app.require_subcommand(1);
-  app.footer(amqp::cli::typed_json_help);
   int status = 0;
   amqp::cli::add_decode_command(app, status);
   amqp::cli::add_encode_command(app, status);

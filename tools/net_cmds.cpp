@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #include "amqp/message.hpp"
 #include "amqp/transport/client.hpp"
 #include "commands.hpp"
+#include "input.hpp"
+#include "message_json.hpp"
 
 namespace amqp::cli {
 namespace {
@@ -157,10 +160,56 @@ struct send_args : net_args {
   std::vector<std::string> props;
   std::size_t window = 1000;
   bool durable = false;
+  std::string message_file;                   // --message: whole messages, one JSON per line
+  std::vector<std::vector<std::byte>> loaded; // their encodings
 };
 
-// Encodes message `i`: message-id "<i>", application properties, a data body.
+// Reads --message FILE: one message per non-blank line, in the JSON form of receive --json
+// (message_json.hpp). Errors name the line and what is wrong.
+bool load_messages(send_args& a, int& status) {
+  std::string error;
+  const auto text = read_input(a.message_file, error);
+  if (!text) {
+    std::cerr << "amqp-cli send: " << error << '\n';
+    status = 1;
+    return false;
+  }
+  const std::string_view name = a.message_file.empty() || a.message_file == "-"
+                                    ? std::string_view("standard input")
+                                    : std::string_view(a.message_file);
+  std::size_t number = 0;
+  std::size_t begin = 0;
+  while (begin < text->size()) {
+    const std::size_t end = std::min(text->find('\n', begin), text->size());
+    const std::string_view line = std::string_view(*text).substr(begin, end - begin);
+    begin = end + 1;
+    ++number;
+    if (line.find_first_not_of(" \t\r\f\v") == std::string_view::npos) {
+      continue;
+    }
+    auto m = parse_message_json(line, error);
+    if (!m) {
+      std::cerr << "amqp-cli send: " << name << " line " << number << ": " << error << '\n';
+      status = 1;
+      return false;
+    }
+    a.loaded.push_back(std::move(*m));
+  }
+  if (a.loaded.empty()) {
+    std::cerr << "amqp-cli send: " << name << " holds no message\n";
+    status = 1;
+    return false;
+  }
+  a.count = a.loaded.size();
+  return true;
+}
+
+// Encodes message `i`: as loaded from --message, or message-id "<i>", application
+// properties, a data body.
 std::vector<std::byte> make_message(const send_args& a, std::uint64_t i) {
+  if (!a.loaded.empty()) {
+    return a.loaded[i];
+  }
   std::vector<std::byte> payload;
   if (!a.body.empty()) {
     const auto* p = reinterpret_cast<const std::byte*>(a.body.data());
@@ -206,12 +255,17 @@ std::vector<std::byte> make_message(const send_args& a, std::uint64_t i) {
   return out;
 }
 
-void run_send(const send_args& a, int& status) {
+void run_send(const send_args& args, int& status) {
+  send_args a = args;
+  if (!a.message_file.empty() && !load_messages(a, status)) {
+    return;
+  }
   client_run run;
   transport::sender s;
   std::uint64_t sent = 0;
   std::uint64_t settled = 0;
-  std::uint64_t counts[5] = {};
+  // Outcomes by their AMQP name ("accepted", "rejected", ...): no integer outcome codes.
+  std::map<std::string, std::uint64_t, std::less<>> counts;
 
   std::function<void()> send_more = [&] {
     while (sent < a.count && s.in_flight() < a.window) {
@@ -223,7 +277,7 @@ void run_send(const send_args& a, int& status) {
           run.stop(ec);
           return;
         }
-        ++counts[static_cast<int>(o.state)];
+        ++counts[std::string(name(o.state))];
         if (settled == a.count) {
           run.stop({});
           return;
@@ -245,12 +299,13 @@ void run_send(const send_args& a, int& status) {
       send_more();
     });
   });
-  std::cout << "sent " << settled << " accepted " << counts[0] << " rejected " << counts[1]
-            << " released " << counts[2] << " modified " << counts[3] << std::endl;
+  std::cout << "sent " << settled << " accepted " << counts["accepted"] << " rejected "
+            << counts["rejected"] << " released " << counts["released"] << " modified "
+            << counts["modified"] << std::endl;
   if (run.c && run.c.reconnects() > 0) {
     std::cerr << "amqp-cli: reconnected " << run.c.reconnects() << " time(s)\n";
   }
-  if (in_time && !run.error && !a.presettled && counts[0] != a.count) {
+  if (in_time && !run.error && !a.presettled && counts["accepted"] != a.count) {
     status = 1;
   }
   run.finish(in_time, "send", status);
@@ -263,6 +318,7 @@ struct receive_args : net_args {
   bool settle_second = false;
   bool print = false;
   bool print_id = false;
+  bool json = false;
   std::uint32_t until_idle_ms = 0;
 };
 
@@ -281,7 +337,19 @@ result<void> settle(transport::receiver& r, const transport::received_message& m
   return r.accept(m);
 }
 
-void print(const receive_args& a, const transport::received_message& m) {
+void print(const receive_args& a, const transport::received_message& m, std::uint64_t n) {
+  if (a.json) {
+    // The whole message, one line (message_json.hpp): send --message reads it back.
+    std::string line;
+    if (auto r = append_message_json(m.bytes(), line); !r) {
+      std::cerr << "amqp-cli receive: message " << n
+                << " is not a valid AMQP message: " << r.error().message() << '\n';
+      return;
+    }
+    line += '\n';
+    std::cout << line;
+    return;
+  }
   auto v = m.decode();
   if (!v) {
     return;
@@ -323,7 +391,7 @@ void run_receive(const receive_args& a, int& status) {
       }
       ++received;
       arm_idle();
-      print(a, m);
+      print(a, m, received);
       if (!m.settled()) {
         if (auto s = settle(r, m, a.outcome); !s) {
           run.stop(s.error());
@@ -358,7 +426,8 @@ void run_receive(const receive_args& a, int& status) {
       next();
     });
   });
-  std::cout << "received " << received << std::endl;
+  // With --json, standard output holds only messages (to be sent again as they are).
+  (a.json ? std::cerr : std::cout) << "received " << received << std::endl;
   run.finish(in_time, "receive", status);
 }
 
@@ -373,7 +442,16 @@ void add_send_command(CLI::App& app, int& status) {
   c->add_option("--body", a->body, "body text (data section)");
   c->add_option("--property", a->props, "application property KEY=VALUE (repeatable)");
   c->add_option("--window", a->window, "messages in flight at most")->capture_default_str();
-  c->add_flag("--durable", a->durable, "durable messages to a durable target node");
+  auto* durable = c->add_flag("--durable", a->durable, "durable messages to a durable target node");
+  c->add_option("--message", a->message_file,
+                "FILE of whole messages in the JSON form of receive --json, one per line (\"-\": "
+                "standard input): each is sent as it is, all of them")
+      ->excludes(c->get_option("--count"))
+      ->excludes(c->get_option("--size"))
+      ->excludes(c->get_option("--body"))
+      ->excludes(c->get_option("--property"))
+      ->excludes(durable);
+  c->footer(std::string(message_json_help) + "\n" + typed_json_help);
   c->callback([a, &status] { run_send(*a, status); });
 }
 
@@ -390,8 +468,14 @@ void add_receive_command(CLI::App& app, int& status) {
                 "default: as many as --credit, 0: strict");
   c->add_flag("--settle-second", a->settle_second,
               "rcv-settle-mode second: outcomes go unsettled, the sender settles them");
-  c->add_flag("--print", a->print, "print each message body");
-  c->add_flag("--print-id", a->print_id, "print each message-id (\"id ID\")");
+  auto* body = c->add_flag("--print", a->print, "print each message body");
+  auto* id = c->add_flag("--print-id", a->print_id, "print each message-id (\"id ID\")");
+  c->add_flag("--json", a->json,
+              "print each message whole, one JSON line per message (the form send --message "
+              "reads); \"received N\" then goes to standard error")
+      ->excludes(body)
+      ->excludes(id);
+  c->footer(std::string(message_json_help) + "\n" + typed_json_help);
   c->add_option("--until-idle", a->until_idle_ms,
                 "stop (successfully) when no message came for this many milliseconds");
   c->callback([a, &status] { run_receive(*a, status); });

@@ -632,7 +632,7 @@ class ProtonPyBroker(ProcessPeer):
 
 class CliBroker(ProcessPeer):
     """A broker with the `amqp-cli broker` command line:
-        --listen URL... [--cert F --key F --ca F] [--user U:P]... [--no-anonymous]
+        --listen URL... [--cert F --key F --ca F] [--user U:P]... [--anonymous | --no-anonymous]
         [--idle-timeout MS] --outcome-prefixes
     printing "listening URL" (actual port) once per listener. Listens on port 0. With TLS,
     clients may present a certificate of the workspace CA (SASL EXTERNAL)."""
@@ -660,6 +660,8 @@ class CliBroker(ProcessPeer):
             argv += ['--user', '%s:%s' % (u, p)]
         if not self.anonymous:
             argv += ['--no-anonymous']
+        elif self.users:
+            argv += ['--anonymous']  # with accounts, anonymous access is off unless asked for
         if self.idle_timeout_ms:
             argv += ['--idle-timeout', str(self.idle_timeout_ms)]
         return argv + self.extra_args

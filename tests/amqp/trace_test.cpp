@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -647,6 +648,73 @@ TEST_CASE("trace: garbage gives one line, then nothing") {
   t.feed(detail::protocol_header_bytes(detail::protocol_id::amqp));
   t.feed(detail::heartbeat_frame);
   CHECK(out.size() == before);
+}
+
+TEST_CASE("trace: frames are read by the engine's frame reader, with its checks") {
+  // A SASL frame after the AMQP header is not a frame of that stream (AMQP 1.0 §5.3.1).
+  std::vector<std::byte> s;
+  append(s, detail::protocol_header_bytes(detail::protocol_id::amqp));
+  append(s, from_hex("0000001002010000005344c003015000")); // sasl-outcome(ok)
+  check_every_split(s, {"AMQP 0 1.0.0", "undecodable frame header (size 16, doff 2, type 1): "
+                                        "unexpected frame type; not traced further"});
+  // And the reverse.
+  std::vector<std::byte> r;
+  append(r, detail::protocol_header_bytes(detail::protocol_id::sasl));
+  append(r, detail::heartbeat_frame);
+  check_every_split(r, {"SASL 3 1.0.0", "undecodable frame header (size 8, doff 2, type 0): "
+                                        "unexpected frame type; not traced further"});
+  // A SASL frame with an empty body: the header is fine, the frame is not (§5.3.1).
+  std::vector<std::byte> e;
+  append(e, detail::protocol_header_bytes(detail::protocol_id::sasl));
+  append(e, from_hex("0000000802010000"));
+  check_every_split(
+      e, {"SASL 3 1.0.0", "undecodable frame (8 bytes): malformed frame; not traced further"});
+}
+
+TEST_CASE("trace: the tracer's memory comes from trace_options::memory, and is given back") {
+  // Counts what goes through the resource.
+  struct counting final : std::pmr::memory_resource {
+    std::size_t live = 0;
+    std::size_t allocations = 0;
+    void* do_allocate(std::size_t n, std::size_t a) override {
+      ++allocations;
+      live += n;
+      return std::pmr::new_delete_resource()->allocate(n, a);
+    }
+    void do_deallocate(void* p, std::size_t n, std::size_t a) override {
+      live -= n;
+      std::pmr::new_delete_resource()->deallocate(p, n, a);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+      return this == &o;
+    }
+  } mem;
+  traced_pair t({}, {});
+  const std::vector<std::byte> big(10 * 1024, std::byte{'x'});
+  std::array<value, 1> body = {value{binary_view(big)}};
+  message_parts m;
+  m.body = body_kind::data;
+  m.body_sections = body;
+  t.send(m);
+  const auto client = stream_of(t.p.client_wire);
+  {
+    trace_options o;
+    o.memory = &mem;
+    lines out;
+    frame_tracer tr(
+        "[1] -> ", [&](std::string_view l) { out.emplace_back(l); }, o);
+    for (std::size_t at = 0; at < client.size(); at += 97) {
+      tr.feed(std::span<const std::byte>(client).subspan(
+          at, std::min<std::size_t>(97, client.size() - at)));
+    }
+    CHECK(out == trace(client, {}, "[1] -> "));
+    CHECK(mem.allocations > 0); // the reader, its buffer, the line
+    // Stopped by garbage: the frame buffer is given back.
+    tr.feed(from_hex("00000004 02 00 0000"));
+    CHECK(tr.stopped());
+    CHECK(tr.buffered() == 0);
+  }
+  CHECK(mem.live == 0);
 }
 
 TEST_CASE("trace: a recorded stream with any byte changed never crashes the tracer") {

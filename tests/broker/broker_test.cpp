@@ -24,6 +24,8 @@
 
 using namespace amqp;
 using namespace std::chrono_literals;
+using namespace std::string_literals;
+using namespace std::string_view_literals;
 namespace ab = amqp::broker;
 
 namespace {
@@ -80,26 +82,16 @@ std::string pattern(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
+// "accepted", "rejected amqp:...", "released", ...; "" for no state.
 std::string state_text(const std::optional<delivery_state>& s) {
   if (!s) {
     return "";
   }
-  if (std::holds_alternative<accepted>(*s)) {
-    return "accepted";
+  std::string text(amqp::name(kind_of(*s)));
+  if (const auto* r = std::get_if<rejected>(&*s); r != nullptr && r->error) {
+    text += " " + std::string(r->error->condition.str);
   }
-  if (const auto* r = std::get_if<rejected>(&*s)) {
-    return r->error ? "rejected " + std::string(r->error->condition.str) : "rejected";
-  }
-  if (std::holds_alternative<released>(*s)) {
-    return "released";
-  }
-  if (std::holds_alternative<modified>(*s)) {
-    return "modified";
-  }
-  if (std::holds_alternative<received>(*s)) {
-    return "received";
-  }
-  return "other";
+  return text;
 }
 
 // ---- harness -------------------------------------------------------------------------
@@ -1416,6 +1408,72 @@ TEST_CASE("broker: SASL") {
   }
 }
 
+// A raw SASL client: the SASL header and a sasl-init for `mechanism` with `response`, fed
+// to a new broker connection; returns the sasl-outcome code the broker answered (-1: none).
+int raw_sasl_outcome(harness& h, std::string_view mechanism, std::string_view response,
+                     ab::connection_handle* handle = nullptr) {
+  const auto c = h.b.add_connection(h.now);
+  if (handle != nullptr) {
+    *handle = c;
+  }
+  std::vector<std::byte> in = test::header_bytes(detail::protocol_id::sasl);
+  sasl_init init;
+  init.mechanism = symbol_view{mechanism};
+  init.initial_response = binary_view(bytes_of(response));
+  const auto f = test::sasl_frame_bytes(init);
+  in.insert(in.end(), f.begin(), f.end());
+  REQUIRE(h.b.receive(c, in, h.now));
+  h.b.process(c, h.now);
+  test::wire_parser out;
+  out.feed(h.b.engine(c)->pending_output());
+  for (const auto& item : out.items) {
+    if (auto o = item.sasl_as<sasl_outcome>()) {
+      return static_cast<int>(o->code);
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("regression: a malformed SASL PLAIN response fails with outcome auth, whatever "
+          "the accounts") {
+  // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd: exactly two NULs, a
+  // non-empty authcid.
+  const std::string_view malformed[] = {
+      "guestguest"sv,           // no NUL at all
+      "\0guestguest"sv,         // one NUL
+      "\0\0guest"sv,            // empty authcid
+      "\0guest\0guest\0more"sv, // three NULs
+  };
+  ab::broker_options o;
+  std::vector<std::string> asked;
+  SUBCASE("no accounts, anonymous access") {}
+  SUBCASE("accounts") {
+    // Each would match what a lenient split makes of one of the malformed responses.
+    o.users = {{"guest", "guest"}, {"", ""}, {"", "guest"}, {"guest", "guest\0more"s}};
+  }
+  SUBCASE("an authenticator") {
+    o.authenticate = [&](const ab::sasl_login& l) {
+      asked.emplace_back(l.username);
+      return true;
+    };
+  }
+  harness h(o);
+  for (const auto r : malformed) {
+    std::string shown;
+    for (const char ch : r) {
+      shown += ch == '\0' ? std::string("\\0") : std::string(1, ch);
+    }
+    CAPTURE(shown);
+    ab::connection_handle c = 0;
+    CHECK(raw_sasl_outcome(h, "PLAIN", r, &c) == static_cast<int>(sasl_code::auth));
+    CHECK_FALSE(h.b.info(c)->authenticated);
+    CHECK(h.b.info(c)->user.empty());
+  }
+  CHECK(asked.empty()); // the authenticator never sees a malformed response
+  // The same credentials, well formed, are accepted.
+  CHECK(raw_sasl_outcome(h, "PLAIN", "\0guest\0guest"sv) == static_cast<int>(sasl_code::ok));
+}
+
 TEST_CASE("broker: anonymous access (the default): SASL ANONYMOUS, no SASL, and PLAIN "
           "without a user list") {
   harness h;
@@ -1437,6 +1495,55 @@ TEST_CASE("broker: anonymous access (the default): SASL ANONYMOUS, no SASL, and 
   send(c, tx, "m");
   REQUIRE(h.pump());
   CHECK(h.b.queue_depth("q") == 1);
+}
+
+// With accounts in `o`: anonymous access is off unless allow_anonymous asks for it.
+void check_anonymous_off_with_accounts(ab::broker_options o) {
+  connection_options anonymous;
+  anonymous.sasl.enabled = true;
+  anonymous.sasl.mechanism = "ANONYMOUS";
+  const connection_options no_sasl;
+  {
+    INFO("by default: off");
+    harness h(o);
+    client& a = open_client(h, anonymous);
+    CHECK(events(a, "connection_opened").empty());
+    REQUIRE(events(a, "connection_closed").size() == 1);
+    CHECK(events(a, "connection_closed")[0]->code == errc::unauthorized);
+    CHECK_FALSE(h.b.info(a.handle)->authenticated);
+    client& n = open_client(h, no_sasl);
+    CHECK(events(n, "connection_opened").empty());
+    REQUIRE(events(n, "connection_closed").size() == 1);
+    CHECK(events(n, "connection_closed")[0]->code == errc::protocol_mismatch);
+    // PLAIN still works.
+    connection_options plain;
+    plain.sasl.enabled = true;
+    plain.sasl.username = "alice";
+    plain.sasl.password = "secret";
+    client& p = open_client(h, plain);
+    CHECK(events(p, "connection_opened").size() == 1);
+  }
+  {
+    INFO("asked for: on");
+    o.allow_anonymous = true;
+    harness h(o);
+    client& a = open_client(h, anonymous);
+    CHECK(events(a, "connection_opened").size() == 1);
+    CHECK(h.b.info(a.handle)->authenticated);
+    client& n = open_client(h, no_sasl);
+    CHECK(events(n, "connection_opened").size() == 1);
+  }
+}
+
+TEST_CASE("regression: configured accounts turn anonymous access off unless it is asked for") {
+  ab::broker_options with_users;
+  with_users.users = {{"alice", "secret"}};
+  ab::broker_options with_authenticator;
+  with_authenticator.authenticate = [](const ab::sasl_login& l) {
+    return l.username == "alice" && l.password == "secret";
+  };
+  check_anonymous_off_with_accounts(with_users);
+  check_anonymous_off_with_accounts(with_authenticator);
 }
 
 TEST_CASE("broker: the protocol header may arrive one byte at a time, through read_buffer") {
@@ -1511,6 +1618,59 @@ TEST_CASE("broker: idle timeouts: the broker announces its own and keeps within 
   }
   CHECK(h.b.info(c.handle)->closed);
   CHECK(h.b.engine(c.handle)->finished());
+}
+
+TEST_CASE("regression: a client that sends its protocol header and then nothing is closed "
+          "after the broker's 10 s handshake deadline") {
+  const auto sasl_header = test::header_bytes(detail::protocol_id::sasl);
+  const auto amqp_header = test::header_bytes(detail::protocol_id::amqp);
+  std::vector<std::byte> header;
+  SUBCASE("SASL header") {
+    header = sasl_header;
+  }
+  SUBCASE("AMQP header (anonymous access)") {
+    header = amqp_header;
+  }
+  CHECK(ab::broker_options{}.connection.timeouts.handshake == 10'000ms);
+  harness h;
+  const auto c = h.b.add_connection(h.now);
+  connection* e = h.b.engine(c);
+  // The transport waits for the engine's first deadline at once: the clock starts.
+  REQUIRE(e->next_deadline());
+  e->on_deadline(h.now);
+  h.b.process(c, h.now);
+  REQUIRE(h.b.receive(c, header, h.now));
+  h.b.process(c, h.now);
+  // Fires every deadline of the broker's engine up to `until`.
+  const auto run_until = [&](time_point until) {
+    while (auto dl = e->next_deadline()) {
+      if (*dl > until) {
+        break;
+      }
+      h.now = std::max(h.now, *dl);
+      e->on_deadline(h.now);
+      h.b.process(c, h.now);
+    }
+    h.now = until;
+  };
+  const time_point start = h.now;
+  run_until(start + 9'999ms);
+  CHECK_FALSE(e->finished());
+  run_until(start + 10'000ms);
+  CHECK(e->finished());
+  test::wire_parser out;
+  out.feed(e->pending_output());
+  REQUIRE_FALSE(out.items.empty());
+  if (header == sasl_header) {
+    // In the SASL exchange there is no frame to say why (AMQP 1.0 §5.3): the stream ends.
+    CHECK(out.names() == strings{"header sasl", "sasl-mechanisms"});
+  } else {
+    // §2.4.1: the broker's open, then a close with the error (§2.7.9).
+    REQUIRE(out.names() == strings{"header amqp", "open", "close"});
+    const auto cl = out.items[2].as<amqp::close>();
+    REQUIRE(cl);
+    CHECK(cl->error);
+  }
 }
 
 // ---- close and engine limits ---------------------------------------------------------------
@@ -1755,4 +1915,21 @@ TEST_CASE("broker: broker_options::admit decides each message's outcome before i
   CHECK(h.b.stats().refused == 4);
   const link_id rx = attach_receiver(h, c, "q", {.credit = 10});
   CHECK(bodies(c, rx) == strings{"ok", "ok2"});
+}
+
+TEST_CASE("broker: an admission that is not an outcome releases the message") {
+  ab::broker_options o;
+  o.admit = [](const ab::incoming_message&) {
+    ab::admission a;
+    a.outcome = state_kind::received; // not one of the four outcomes of §3.4
+    return a;
+  };
+  harness h(o);
+  client& c = open_client(h);
+  const link_id tx = attach_sender(h, c, "q");
+  send(c, tx, "m");
+  REQUIRE(h.pump());
+  CHECK(states(c, tx) == strings{"released settled"});
+  CHECK(qstats(h, "q").depth == 0);
+  CHECK(h.b.stats().refused == 1);
 }

@@ -8,15 +8,19 @@ certs=$2
 work=$(mktemp -d)
 broker_pid=
 broker2_pid=
+broker3_pid=
+broker4_pid=
 cleanup() {
   [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
   [ -n "$broker2_pid" ] && kill "$broker2_pid" 2>/dev/null && wait "$broker2_pid" 2>/dev/null
+  [ -n "$broker3_pid" ] && kill "$broker3_pid" 2>/dev/null && wait "$broker3_pid" 2>/dev/null
+  [ -n "$broker4_pid" ] && kill "$broker4_pid" 2>/dev/null && wait "$broker4_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 "$cli" broker --listen amqp://127.0.0.1:0 --listen amqps://127.0.0.1:0 --listen ws://127.0.0.1:0/amqp \
-  --cert "$certs/server.pem" --key "$certs/server.key" --user alice:Pa55-w0rd-s3cret \
+  --cert "$certs/server.pem" --key "$certs/server.key" --user alice:Pa55-w0rd-s3cret --anonymous \
   >"$work/broker.out" 2>"$work/broker.err" &
 broker_pid=$!
 for _ in $(seq 50); do
@@ -79,6 +83,33 @@ if "$cli" send "amqp://alice:wrong@127.0.0.1:$amqp" q8 --timeout 5 >/dev/null 2>
 fi
 grep -q "authentication failed" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
 echo "ok: wrong password refused"
+# Whole messages: send --message then receive --json gives back the same lines, every section
+# and body kind.
+messages=$(dirname "$0")/messages.jsonl
+n=$(grep -c . "$messages")
+expect "sent $n accepted $n" "$cli" send "amqp://127.0.0.1:$amqp" q12 --message "$messages"
+"$cli" receive "amqp://127.0.0.1:$amqp" q12 -n "$n" --json >"$work/received.jsonl" 2>"$work/received.err"
+grep -q "received $n" "$work/received.err" || { echo "FAILED: receive --json"; cat "$work/received.err"; exit 1; }
+diff "$messages" "$work/received.jsonl" || { echo "FAILED: the messages received differ from those sent"; exit 1; }
+echo "ok: send --message / receive --json round trip ($n messages)"
+# And from standard input, sent again unchanged.
+"$cli" send "amqp://127.0.0.1:$amqp" q13 --message - <"$work/received.jsonl" >/dev/null
+"$cli" receive "amqp://127.0.0.1:$amqp" q13 -n "$n" --json 2>/dev/null | diff "$messages" - ||
+  { echo "FAILED: resending receive --json output"; exit 1; }
+echo "ok: receive --json output sent again unchanged"
+# A bad line: nothing is sent, the line and the problem are named.
+{ head -n 1 "$messages"; echo '{"properties":{"to":{"type":"symbol","value":"q"}}}'; } >"$work/bad.jsonl"
+if "$cli" send "amqp://127.0.0.1:$amqp" q14 --message "$work/bad.jsonl" >/dev/null 2>"$work/bad.err"; then
+  echo "FAILED: a bad message line was accepted"
+  exit 1
+fi
+grep -qF "line 2: invalid message JSON: \$.properties.to: to must be string, got symbol" "$work/bad.err" ||
+  { echo "FAILED: the error does not name the line:"; cat "$work/bad.err"; exit 1; }
+if "$cli" receive "amqp://127.0.0.1:$amqp" q14 --timeout 1 >/dev/null 2>&1; then
+  echo "FAILED: a message was sent from a file with a bad line"
+  exit 1
+fi
+echo "ok: a bad message line is named, nothing sent"
 echo "all amqp-cli network checks passed"
 # TLS client certificates: a broker that requires one, and SASL EXTERNAL as its subject.
 "$cli" broker --listen amqps://127.0.0.1:0 --cert "$certs/server.pem" --key "$certs/server.key" \
@@ -99,3 +130,56 @@ if "$cli" send "amqps://127.0.0.1:$mtls" q9 --ca "$certs/ca.pem" --timeout 5 >/d
   exit 1
 fi
 echo "ok: client certificate required"
+# With a --user account and no --anonymous, anonymous clients (SASL ANONYMOUS, no SASL) are
+# refused; PLAIN works.
+"$cli" broker --listen amqp://127.0.0.1:0 --user bob:b0b-pw >"$work/broker3.out" 2>"$work/broker3.err" &
+broker3_pid=$!
+for _ in $(seq 50); do
+  grep -q '^listening' "$work/broker3.out" && break
+  sleep 0.1
+done
+plain3=$(sed -n "s|^listening amqp://127.0.0.1:\([0-9]*\).*|\1|p" "$work/broker3.out")
+[ -n "$plain3" ] || { cat "$work/broker3.out" "$work/broker3.err"; exit 1; }
+for how in "" "--no-sasl"; do
+  # shellcheck disable=SC2086 # $how: no option, or one
+  if "$cli" send "amqp://127.0.0.1:$plain3" q10 --timeout 5 $how >/dev/null 2>"$work/anon.err"; then
+    echo "FAILED: an anonymous client ($how) was accepted by a broker with accounts"
+    exit 1
+  fi
+done
+echo "ok: anonymous clients refused when accounts are configured"
+expect "sent 1 accepted 1" "$cli" send "amqp://bob:b0b-pw@127.0.0.1:$plain3" q10
+rc=0
+timeout 5 "$cli" broker --listen amqp://127.0.0.1:0 --anonymous --no-anonymous >/dev/null \
+  2>"$work/both.err" || rc=$?
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "excludes" "$work/both.err"; then
+  echo "FAILED: --anonymous with --no-anonymous was accepted (status $rc)"
+  cat "$work/both.err"
+  exit 1
+fi
+echo "ok: --anonymous excludes --no-anonymous"
+# --handshake-timeout: a raw TCP client that sends a protocol header (or nothing) and then
+# nothing is disconnected once the deadline (1 s) passes, not before.
+"$cli" broker --listen amqp://127.0.0.1:0 --handshake-timeout 1 >"$work/broker4.out" 2>"$work/broker4.err" &
+broker4_pid=$!
+for _ in $(seq 50); do
+  grep -q '^listening' "$work/broker4.out" && break
+  sleep 0.1
+done
+plain4=$(sed -n "s|^listening amqp://127.0.0.1:\([0-9]*\).*|\1|p" "$work/broker4.out")
+[ -n "$plain4" ] || { cat "$work/broker4.out" "$work/broker4.err"; exit 1; }
+for header in 'AMQP\0\1\0\0' 'AMQP\3\1\0\0' ''; do
+  t0=${EPOCHREALTIME/./}
+  exec 3<>"/dev/tcp/127.0.0.1/$plain4"
+  printf "$header" >&3 # the header's escapes are printf's: one NUL per \0
+  rc=0
+  timeout 10 cat <&3 >"$work/handshake.out" || rc=$?
+  exec 3<&-
+  ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+  if [ "$rc" -ne 0 ] || [ "$ms" -lt 900 ] || [ "$ms" -gt 8000 ]; then
+    echo "FAILED: header '$header': status $rc after $ms ms (wanted EOF after about 1000 ms)"
+    exit 1
+  fi
+  echo "ok: header '$header' then silence: disconnected after $ms ms"
+done
+expect "sent 1 accepted 1" "$cli" send "amqp://127.0.0.1:$plain4" q11

@@ -183,6 +183,7 @@ TEST_CASE("transport: an optional client certificate: EXTERNAL with one, PLAIN o
   std::vector<std::string> users;
   broker::broker_options bo;
   bo.users = {{"alice", "pw"}};
+  bo.allow_anonymous = true; // with accounts, anonymous access is off unless asked for
   bo.route = [&](const broker::route_request& r) {
     users.push_back(r.connection.mechanism + " " + r.connection.user);
     return broker::route_decision::to(std::string(r.address));

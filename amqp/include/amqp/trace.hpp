@@ -35,12 +35,14 @@
 //
 // Bounded: a frame up to trace_options::max_frame_bytes is buffered whole; a larger one is
 // described from its first max_frame_bytes bytes (performative and payload size) and the rest
-// is skipped, not buffered. Each line is cut at trace_options::max_line.
+// is skipped, not buffered. Each line is cut at trace_options::max_line. Frames are read by
+// the engine's own frame reader, with its checks.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <memory_resource>
 #include <span>
 #include <string>
@@ -54,6 +56,12 @@
 #include "amqp/value.hpp"
 
 namespace amqp {
+
+namespace detail {
+class frame_reader;
+struct frame_view;
+struct frame_header;
+} // namespace detail
 
 // How much of a frame a trace line shows. Whatever the peer sends, a line stays within these.
 struct trace_options {
@@ -95,6 +103,9 @@ enum class trace_direction : std::uint8_t { in, out };
 // if the caller feeds decrypted bytes (TLS records themselves are reported once and not
 // traced); after the AMQP header, AMQP frames.
 //
+// Frames are read by the engine's frame reader, with the engine's checks (a frame of the
+// other type, a SASL frame after the AMQP header or the reverse, is malformed).
+//
 // Garbage never crashes it: a malformed header or frame is reported in one line ending with
 // "not traced further", and the rest of the stream is ignored.
 class frame_tracer {
@@ -103,6 +114,11 @@ public:
 
   // `prefix` is copied and starts every line (e.g. trace_prefix(3, trace_direction::out)).
   frame_tracer(std::string_view prefix, sink s, const trace_options& o = {});
+  ~frame_tracer();
+  frame_tracer(frame_tracer&&) noexcept;
+  frame_tracer& operator=(frame_tracer&&) noexcept;
+  frame_tracer(const frame_tracer&) = delete;
+  frame_tracer& operator=(const frame_tracer&) = delete;
 
   // Consumes `bytes`, the next chunk of the stream (any size, including a part of a header
   // or frame), calling the sink for every header and frame it completes. Throws only what
@@ -112,19 +128,27 @@ public:
   // True once tracing has stopped (undecodable input, TLS records, memory).
   [[nodiscard]] bool stopped() const noexcept { return phase_ == phase::stopped; }
   // Bytes of an unfinished frame held (at most max_frame_bytes).
-  [[nodiscard]] std::size_t buffered() const noexcept { return frame_.size(); }
+  [[nodiscard]] std::size_t buffered() const noexcept;
   // Headers and frames described so far.
   [[nodiscard]] std::uint64_t lines() const noexcept { return lines_; }
 
 private:
   enum class phase : std::uint8_t { header, after_tls, sasl, amqp, stopped };
+  // The engine's frame reader (amqp/src/frame), in skim mode: frames above max_frame_bytes
+  // come out as their first bytes. Allocated from trace_options::memory.
+  struct reader_deleter {
+    std::pmr::memory_resource* memory;
+    void operator()(detail::frame_reader* r) const noexcept;
+  };
 
   void feed_impl(std::span<const std::byte> bytes);
-  void on_eight_bytes();
+  std::span<const std::byte> feed_header(std::span<const std::byte> in);
+  std::span<const std::byte> feed_frames(std::span<const std::byte> in);
   void on_protocol_header();
   void stop_not_amqp();
-  void start_frame();
-  void on_frame(std::span<const std::byte> bytes, std::size_t size);
+  void on_frame(const detail::frame_view& f);
+  void on_oversized(const detail::frame_header& h, std::span<const std::byte> prefix);
+  void on_reader_error(std::error_code ec);
   void undecodable_frame(std::size_t size, std::error_code ec);
   void emit();
   void stop(std::string_view why);
@@ -136,11 +160,9 @@ private:
   sink sink_;
   trace_options opts_;
   phase phase_ = phase::header;
-  std::byte head_[8] = {};
-  std::size_t head_have_ = 0;         // bytes of the 8-byte header or frame header gathered
-  std::pmr::vector<std::byte> frame_; // the first bytes of the frame being read
-  std::size_t size_ = 0;              // SIZE of the frame being read, 0 between frames
-  std::size_t got_ = 0;               // bytes of it consumed so far
+  std::byte head_[8] = {};    // a protocol header being gathered (or, in the SASL phase,
+  std::size_t head_have_ = 0; // the first 4 bytes that tell one from a frame)
+  std::unique_ptr<detail::frame_reader, reader_deleter> reader_;
   // Links (channel << 32 | handle) inside a multi-frame delivery; bounded: when full, every
   // payload is shown as a part.
   std::pmr::vector<std::uint64_t> continuing_;

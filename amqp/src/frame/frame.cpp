@@ -212,6 +212,14 @@ result<void> frame_reader::grow(std::size_t keep, std::size_t need) noexcept {
   return {};
 }
 
+// The bytes of a frame above the limit kept in skim mode: up to the limit for its type, and
+// at least its header.
+static std::size_t skim_prefix(const frame_header& h, frame_type t,
+                               const frame_limits& l) noexcept {
+  const std::size_t limit = t == frame_type::sasl ? l.sasl_max_frame_size : l.max_frame_size;
+  return std::min<std::size_t>(h.size, std::max(limit, frame_header_size));
+}
+
 result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> in) noexcept {
   if (error_) {
     return error_;
@@ -222,15 +230,22 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
   // one takes the buffered path below, which checks its header again.)
   if (have_ == 0 && in.size() >= frame_header_size) {
     const frame_header h = parse_frame_header(in.first<frame_header_size>());
-    if (auto r = check_frame_header(h, expected_, limits_); !r) {
+    last_header_ = h;
+    const auto r = check_frame_header(h, expected_, limits_);
+    const bool oversized = !r && skim_ && r.error() == errc::frame_too_large;
+    if (!r && !oversized) {
       return fail(r.error());
     }
     if (in.size() >= h.size) {
+      out.consumed = h.size;
+      if (oversized) {
+        out.oversized = oversized_frame{h, in.first(skim_prefix(h, expected_, limits_))};
+        return out;
+      }
       auto f = decode_frame(in.first(h.size), limits_.decode);
       if (!f) {
         return fail(f.error());
       }
-      out.consumed = h.size;
       out.frame = std::move(*f);
       return out;
     }
@@ -248,13 +263,22 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
       return out;
     }
     const frame_header h = parse_frame_header(header_);
-    if (auto r = check_frame_header(h, expected_, limits_); !r) {
+    last_header_ = h;
+    const auto r = check_frame_header(h, expected_, limits_);
+    oversized_ = !r && skim_ && r.error() == errc::frame_too_large;
+    if (!r && !oversized_) {
       return fail(r.error());
     }
     size_ = h.size;
+    keep_ = oversized_ ? skim_prefix(h, expected_, limits_) : size_;
     if (size_ == frame_header_size) {
       // An empty frame (a heartbeat) is complete with its header: no buffer needed.
       have_ = 0;
+      keep_ = frame_header_size;
+      if (oversized_) {
+        out.oversized = oversized_frame{h, header_};
+        return out;
+      }
       auto f = decode_frame(header_, limits_.decode);
       if (!f) {
         return fail(f.error());
@@ -262,21 +286,24 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
       out.frame = std::move(*f);
       return out;
     }
-    const std::size_t first = std::min(size_, frame_header_size + (in.size() - take));
-    if (auto r = grow(0, first); !r) {
-      return fail(r.error());
+    const std::size_t first = std::min(keep_, frame_header_size + (in.size() - take));
+    if (auto g = grow(0, first); !g) {
+      return fail(g.error());
     }
     std::memcpy(buf_, header_.data(), frame_header_size);
   }
 
-  // The body: copy what this chunk holds of it, up to the end of the frame.
+  // The body: copy what this chunk holds of it, up to the end of the frame; an oversized
+  // frame's bytes past its prefix are only counted.
   const auto rest = in.subspan(out.consumed);
   const std::size_t take = std::min(size_ - have_, rest.size());
-  if (auto r = grow(have_, have_ + take); !r) {
-    return fail(r.error());
+  const std::size_t stored = std::min(have_, keep_);
+  const std::size_t store = std::min(take, keep_ - stored);
+  if (auto g = grow(stored, stored + store); !g) {
+    return fail(g.error());
   }
-  if (take > 0) {
-    std::memcpy(buf_ + have_, rest.data(), take);
+  if (store > 0) {
+    std::memcpy(buf_ + stored, rest.data(), store);
   }
   have_ += take;
   out.consumed += take;
@@ -284,6 +311,12 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
     return out;
   }
   have_ = 0;
+  const std::size_t kept = keep_;
+  keep_ = frame_header_size;
+  if (oversized_) {
+    out.oversized = oversized_frame{last_header_, std::span<const std::byte>(buf_, kept)};
+    return out;
+  }
   auto f = decode_frame(std::span<const std::byte>(buf_, size_), limits_.decode);
   if (!f) {
     return fail(f.error());

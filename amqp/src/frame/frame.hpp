@@ -13,6 +13,7 @@
 // and the body is exactly one SASL frame body.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -133,13 +134,27 @@ struct frame_view {
 //
 // Every error is fatal and sticky: once feed() has failed, it fails again with the same
 // error without consuming anything. The reader touches no clock, socket or thread.
+//
+// Skim mode (set_skim_oversized, for the frame tracer): a frame above the size limit is not
+// an error. Its first bytes, up to the limit, are kept; the rest is skipped, never
+// buffered; and once its last byte is consumed it is returned undecoded, as an
+// oversized_frame.
 class frame_reader {
 public:
+  // A frame above the size limit, in skim mode: its header and its first bytes (the
+  // header included, up to the limit for its type, at least the 8 header bytes). Not
+  // decoded: the bytes may end inside a value.
+  struct oversized_frame {
+    frame_header header{};
+    std::span<const std::byte> prefix{};
+  };
+
   // What feed() found: the bytes it consumed from the front of its input, and the frame
-  // those bytes completed, if any.
+  // those bytes completed, if any (at most one of `frame` and `oversized`).
   struct read_result {
     std::size_t consumed = 0;
     std::optional<frame_view> frame{};
+    std::optional<oversized_frame> oversized{};
   };
 
   // A reader of frames of type `expected` (AMQP after the AMQP header, SASL after the SASL
@@ -155,14 +170,14 @@ public:
   // (then returned), or all of them. Call again with the rest of `in` to get the next frame;
   // an empty `in` consumes nothing and returns no frame.
   //
-  // Lifetime: the returned frame's views are valid until the next call to feed(),
-  // release_buffer() or the reader's destruction, and, when the frame was decoded in place,
-  // only as long as the bytes of `in` are.
+  // Lifetime: the returned frame's views (and an oversized frame's prefix) are valid until
+  // the next call to feed(), release_buffer() or the reader's destruction, and, when the
+  // frame was decoded in place, only as long as the bytes of `in` are.
   //
   // Errors: those of check_frame_header (raised as soon as the 8 header bytes are in, before
-  // the body is read), those of decode_frame (once the frame is complete),
-  // errc::out_of_memory (the memory resource refused the reassembly buffer); then the same
-  // error on every later call.
+  // the body is read; in skim mode errc::frame_too_large is not one), those of decode_frame
+  // (once the frame is complete), errc::out_of_memory (the memory resource refused the
+  // reassembly buffer); then the same error on every later call.
   [[nodiscard]] result<read_result> feed(std::span<const std::byte> in) noexcept;
 
   // The frame type accepted: frames of the other type are errc::unexpected_frame_type.
@@ -179,11 +194,19 @@ public:
   // header read.
   void set_sasl_max_frame_size(std::uint32_t n) noexcept { limits_.sasl_max_frame_size = n; }
 
+  // Skim mode: frames above the size limit are returned as oversized_frame (their first
+  // bytes) instead of failing with errc::frame_too_large. Off by default.
+  void set_skim_oversized(bool on) noexcept { skim_ = on; }
+
   // True when no part of a frame is held: the last byte consumed ended a frame (or nothing
   // was consumed yet).
   [[nodiscard]] bool at_frame_boundary() const noexcept { return have_ == 0; }
-  // The bytes of an incomplete frame held, header included.
-  [[nodiscard]] std::size_t buffered() const noexcept { return have_; }
+  // The bytes of an incomplete frame held, header included (in skim mode, the skipped
+  // bytes of an oversized frame are not held).
+  [[nodiscard]] std::size_t buffered() const noexcept { return std::min(have_, keep_); }
+  // The header of the frame being read, once its 8 bytes are in; after a frame, or after
+  // an error, the header of that frame (e.g. to describe what failed).
+  [[nodiscard]] const frame_header& last_header() const noexcept { return last_header_; }
   // The size of the reassembly buffer currently allocated.
   [[nodiscard]] std::size_t buffer_capacity() const noexcept { return capacity_; }
   // Frees the reassembly buffer, e.g. after an unusually large frame; it is allocated again
@@ -205,8 +228,14 @@ private:
   std::byte* buf_ = nullptr;                          // the frame being reassembled
   std::size_t capacity_ = 0;                          // allocated size of buf_
   std::size_t have_ = 0;                              // bytes of the current frame consumed so far
-  std::size_t size_ = 0;  // SIZE of the current frame, once its header is in
-  std::error_code error_; // sticky
+  std::size_t size_ = 0; // SIZE of the current frame, once its header is in
+  // Bytes of the current frame stored: SIZE, or for an oversized frame in skim mode its
+  // prefix; frame_header_size while the header is collected.
+  std::size_t keep_ = frame_header_size;
+  frame_header last_header_{};
+  bool skim_ = false;
+  bool oversized_ = false; // the current frame is above the limit (skim mode)
+  std::error_code error_;  // sticky
 };
 
 // The 8 bytes of a heartbeat: an empty AMQP frame on channel 0 (AMQP 1.0 §2.4.5).

@@ -929,14 +929,12 @@ std::string to_std(const std::pmr::string& s) {
   return std::string(s.data(), s.size());
 }
 
-// The frame header checks of the codec (AMQP 1.0 §2.3.1: SIZE, DOFF, TYPE), without a size
-// limit: the tracer reads any size, keeping only the first bytes of large frames.
-result<void> header_ok(const detail::frame_header& h) noexcept {
+// True if the header of a frame the reader refused is at fault (AMQP 1.0 §2.3.1: SIZE,
+// DOFF, TYPE, as check_frame_header sees them, without a size limit: the reader skims large
+// frames); false if the frame's body is.
+bool header_at_fault(const detail::frame_header& h, detail::frame_type expected) noexcept {
   constexpr std::uint32_t any = 0xFFFF'FFFF;
-  const auto expected = h.type == static_cast<std::uint8_t>(detail::frame_type::sasl)
-                            ? detail::frame_type::sasl
-                            : detail::frame_type::amqp;
-  return detail::check_frame_header(h, expected, detail::frame_limits{any, any, {}});
+  return !detail::check_frame_header(h, expected, detail::frame_limits{any, any, {}});
 }
 
 // The body of a frame starts at DOFF * 4 (AMQP 1.0 §2.3.1).
@@ -1034,10 +1032,31 @@ std::string describe_message(std::span<const std::byte> encoded, const trace_opt
 
 // ---- the frame tracer ----------------------------------------------------------------------
 
+void frame_tracer::reader_deleter::operator()(detail::frame_reader* r) const noexcept {
+  std::pmr::polymorphic_allocator<detail::frame_reader>(memory).delete_object(r);
+}
+
 frame_tracer::frame_tracer(std::string_view prefix, sink s, const trace_options& o)
-    : prefix_(prefix, o.memory), sink_(std::move(s)), opts_(o), frame_(o.memory),
-      continuing_(o.memory), line_(o.memory) {
+    : prefix_(prefix, o.memory), sink_(std::move(s)), opts_(o), continuing_(o.memory),
+      line_(o.memory) {
   opts_.max_frame_bytes = std::max<std::size_t>(opts_.max_frame_bytes, 1024);
+  // Frames up to max_frame_bytes are read whole; larger ones are skimmed (their first
+  // max_frame_bytes bytes kept, the rest skipped).
+  const auto limit =
+      static_cast<std::uint32_t>(std::min<std::size_t>(opts_.max_frame_bytes, 0xFFFF'FFFFU));
+  reader_ = {std::pmr::polymorphic_allocator<detail::frame_reader>(opts_.memory)
+                 .new_object<detail::frame_reader>(detail::frame_limits{limit, limit, opts_.decode},
+                                                   detail::frame_type::amqp, opts_.memory),
+             reader_deleter{opts_.memory}};
+  reader_->set_skim_oversized(true);
+}
+
+frame_tracer::~frame_tracer() = default;
+frame_tracer::frame_tracer(frame_tracer&&) noexcept = default;
+frame_tracer& frame_tracer::operator=(frame_tracer&&) noexcept = default;
+
+std::size_t frame_tracer::buffered() const noexcept {
+  return reader_ ? reader_->buffered() : 0;
 }
 
 void frame_tracer::feed(std::span<const std::byte> bytes) {
@@ -1046,79 +1065,80 @@ void frame_tracer::feed(std::span<const std::byte> bytes) {
     feed_impl(bytes);
   } catch (const std::bad_alloc&) {
     phase_ = phase::stopped; // tracing is best effort: it never takes the connection down
-    frame_.clear();
-    frame_.shrink_to_fit();
   }
 #else
   feed_impl(bytes);
 #endif
+  if (phase_ == phase::stopped && (reader_->at_frame_boundary() || reader_->error())) {
+    reader_->release_buffer(); // nothing more is read
+  }
 }
 
 void frame_tracer::feed_impl(std::span<const std::byte> in) {
-  static constexpr std::string_view amqp = "AMQP";
   while (!in.empty() && phase_ != phase::stopped) {
-    if (size_ != 0) {
-      // Inside a frame: keep its first max_frame_bytes, skip the rest.
-      const std::size_t keep = std::min(size_, opts_.max_frame_bytes);
-      std::size_t n = 0;
-      if (got_ < keep) {
-        n = std::min(keep - got_, in.size());
-        frame_.insert(frame_.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(n));
-      } else {
-        n = std::min(size_ - got_, in.size());
-      }
-      got_ += n;
-      in = in.subspan(n);
-      if (got_ == size_) {
-        const std::size_t size = size_;
-        size_ = 0;
-        got_ = 0;
-        on_frame(frame_, size);
-        frame_.clear();
-      }
-      continue;
-    }
-    const bool want_header = phase_ == phase::header || phase_ == phase::after_tls;
-    if (head_have_ == 0 && !want_header && in.size() >= detail::frame_header_size &&
-        as_chars(in.first(4)) != amqp) {
-      // A whole frame in the chunk: described in place.
-      const auto h = detail::parse_frame_header(in.first<detail::frame_header_size>());
-      if (h.size >= detail::frame_header_size && h.size <= in.size() &&
-          h.size <= opts_.max_frame_bytes) {
-        if (header_ok(h)) {
-          on_frame(in.first(h.size), h.size);
-          in = in.subspan(h.size);
-          continue;
-        }
-      }
-    }
-    const std::size_t n = std::min(sizeof head_ - head_have_, in.size());
-    std::memcpy(head_ + head_have_, in.data(), n);
-    head_have_ += n;
-    in = in.subspan(n);
-    if (want_header) {
-      // A stream that cannot become "AMQP" is known at its first differing byte.
-      const std::size_t k = std::min<std::size_t>(head_have_, 4);
-      if (as_chars(std::span<const std::byte>(head_, k)) != amqp.substr(0, k)) {
-        stop_not_amqp();
-        return;
-      }
-    }
-    if (head_have_ == sizeof head_) {
-      head_have_ = 0;
-      on_eight_bytes();
-    }
+    in = phase_ == phase::header || phase_ == phase::after_tls ? feed_header(in) : feed_frames(in);
   }
 }
 
-void frame_tracer::on_eight_bytes() {
-  const bool header = phase_ == phase::header || phase_ == phase::after_tls ||
-                      (phase_ == phase::sasl && std::memcmp(head_, "AMQP", 4) == 0);
-  if (header) {
-    on_protocol_header();
-  } else {
-    start_frame();
+// A protocol header (AMQP 1.0 §2.2), gathered 8 bytes at a time; the rest of `in` is returned.
+std::span<const std::byte> frame_tracer::feed_header(std::span<const std::byte> in) {
+  static constexpr std::string_view amqp = "AMQP";
+  const std::size_t n = std::min(sizeof head_ - head_have_, in.size());
+  std::memcpy(head_ + head_have_, in.data(), n);
+  head_have_ += n;
+  // A stream that cannot become "AMQP" is known at its first differing byte.
+  const std::size_t k = std::min<std::size_t>(head_have_, 4);
+  if (as_chars(std::span<const std::byte>(head_, k)) != amqp.substr(0, k)) {
+    stop_not_amqp();
+    return {};
   }
+  if (head_have_ == sizeof head_) {
+    head_have_ = 0;
+    on_protocol_header();
+  }
+  return in.subspan(n);
+}
+
+// Frames, through the reader; the rest of `in` (after at most one frame) is returned.
+std::span<const std::byte> frame_tracer::feed_frames(std::span<const std::byte> in) {
+  static constexpr std::string_view amqp = "AMQP";
+  if (phase_ == phase::sasl && reader_->at_frame_boundary()) {
+    // After SASL frames may come a protocol header (the client's AMQP header, §5.3.2): told
+    // from a frame by its first 4 bytes ("AMQP" as a SIZE would be over 1 GiB).
+    if (head_have_ == 0 && in.size() >= 4 && as_chars(in.first(4)) != amqp) {
+      // A frame: straight to the reader (decoded in place when it is whole in `in`).
+    } else {
+      const std::size_t n = std::min(4 - head_have_, in.size());
+      std::memcpy(head_ + head_have_, in.data(), n);
+      head_have_ += n;
+      in = in.subspan(n);
+      if (head_have_ < 4) {
+        return in;
+      }
+      if (std::memcmp(head_, "AMQP", 4) == 0) {
+        phase_ = phase::header; // the header phase gathers its last 4 bytes
+        return in;
+      }
+      // A frame's first 4 bytes: the reader holds them (less than a header: no frame yet).
+      head_have_ = 0;
+      if (auto r = reader_->feed(std::span<const std::byte>(head_, 4)); !r) {
+        on_reader_error(r.error());
+        return {};
+      }
+      return in;
+    }
+  }
+  auto r = reader_->feed(in);
+  if (!r) {
+    on_reader_error(r.error());
+    return {};
+  }
+  if (r->frame) {
+    on_frame(*r->frame);
+  } else if (r->oversized) {
+    on_oversized(r->oversized->header, r->oversized->prefix);
+  }
+  return in.subspan(r->consumed);
 }
 
 void frame_tracer::on_protocol_header() {
@@ -1137,10 +1157,12 @@ void frame_tracer::on_protocol_header() {
   case protocol_header_kind::amqp:
     l.put("AMQP ");
     phase_ = phase::amqp;
+    reader_->set_expected_type(detail::frame_type::amqp);
     break;
   case protocol_header_kind::sasl:
     l.put("SASL ");
     phase_ = phase::sasl;
+    reader_->set_expected_type(detail::frame_type::sasl);
     break;
   case protocol_header_kind::tls:
     l.put("TLS ");
@@ -1177,48 +1199,86 @@ void frame_tracer::stop(std::string_view why) {
   l.put(why);
   l.finish();
   phase_ = phase::stopped;
-  frame_.clear();
-  frame_.shrink_to_fit();
   emit();
 }
 
-void frame_tracer::start_frame() {
-  const auto h = detail::parse_frame_header(std::span<const std::byte, 8>(head_, 8));
-  const auto check = header_ok(h);
-  if (!check) {
-    line_.clear();
-    line l(line_, opts_);
-    l.put(prefix_);
-    l.put("undecodable frame header (size ");
-    l.put_int(h.size);
-    l.put(", doff ");
-    l.put_int(unsigned{h.doff});
-    l.put(", type ");
-    l.put_int(unsigned{h.type});
-    l.put("): ");
-    l.put(check.error().message());
-    l.put("; not traced further");
+// The reader refused a frame: its header (SIZE, DOFF, TYPE: the frame's length cannot be
+// trusted) or its body; either way the stream is not traced further.
+void frame_tracer::on_reader_error(std::error_code ec) {
+  phase_ = phase::stopped;
+  if (ec == errc::out_of_memory) {
+    return; // tracing is best effort: no line, no connection taken down
+  }
+  const detail::frame_header& h = reader_->last_header();
+  if (!header_at_fault(h, reader_->expected_type())) {
+    undecodable_frame(h.size, ec);
+    return;
+  }
+  line_.clear();
+  line l(line_, opts_);
+  l.put(prefix_);
+  l.put("undecodable frame header (size ");
+  l.put_int(h.size);
+  l.put(", doff ");
+  l.put_int(unsigned{h.doff});
+  l.put(", type ");
+  l.put_int(unsigned{h.type});
+  l.put("): ");
+  l.put(ec.message());
+  l.put("; not traced further");
+  l.finish();
+  emit();
+}
+
+// A whole frame, decoded by the reader.
+void frame_tracer::on_frame(const detail::frame_view& f) {
+  line_.clear();
+  line l(line_, opts_);
+  l.put(prefix_);
+  if (f.type == detail::frame_type::sasl) {
+    l.put("[sasl] ");
+  } else {
+    l.put("[ch ");
+    l.put_int(f.channel);
+    l.put("] ");
+  }
+  if (std::holds_alternative<detail::heartbeat>(f.body)) {
+    l.put("empty frame");
     l.finish();
-    phase_ = phase::stopped;
     emit();
     return;
   }
-  frame_.reserve(std::min<std::size_t>(h.size, opts_.max_frame_bytes));
-  frame_.assign(std::begin(head_), std::end(head_));
-  if (h.size == detail::frame_header_size) {
-    on_frame(frame_, h.size);
-    frame_.clear();
+  // The performative or SASL body as a value, for the fields actually on the wire.
+  std::size_t used = 0;
+  const auto described = decode_value(frame_body_of(f.bytes), used, opts_.decode);
+  if (!described) {
+    undecodable_frame(f.bytes.size(), described.error()); // not reached: the reader decoded it
     return;
   }
-  size_ = h.size;
-  got_ = detail::frame_header_size;
+  if (const auto* s = std::get_if<sasl_frame>(&f.body)) {
+    put_sasl(l, *s, *described);
+    if (std::holds_alternative<sasl_outcome>(*s) && phase_ == phase::sasl) {
+      phase_ = phase::header; // §5.3.2: the next protocol header follows the outcome
+    }
+  } else {
+    const auto& p = std::get<performative>(f.body);
+    bool whole_message = true;
+    if (const auto* t = std::get_if<transfer>(&p)) {
+      whole_message = !t->more && !t->aborted && !continuing(f.channel, t->handle);
+      set_continuing(f.channel, t->handle, t->more && !t->aborted);
+    } else {
+      forget_deliveries(f.channel, p);
+    }
+    put_performative(l, p, *described, f.payload, f.payload.size(), whole_message);
+  }
+  l.finish();
+  emit();
 }
 
-// `bytes`: the frame (header checked), or its first max_frame_bytes bytes if `size` is larger.
-void frame_tracer::on_frame(std::span<const std::byte> bytes, std::size_t size) {
-  const auto h = detail::parse_frame_header(bytes.first<detail::frame_header_size>());
+// A frame above max_frame_bytes: `prefix` holds its first bytes (the reader skipped the
+// rest). The performative is shown if it lies in them, with the payload's size.
+void frame_tracer::on_oversized(const detail::frame_header& h, std::span<const std::byte> prefix) {
   const bool sasl = h.type == static_cast<std::uint8_t>(detail::frame_type::sasl);
-  const bool whole = bytes.size() == size;
   line_.clear();
   line l(line_, opts_);
   l.put(prefix_);
@@ -1229,67 +1289,33 @@ void frame_tracer::on_frame(std::span<const std::byte> bytes, std::size_t size) 
     l.put_int(h.channel);
     l.put("] ");
   }
-  const auto body = frame_body_of(bytes);
   std::size_t used = 0;
-  const auto described = decode_value(body, used, opts_.decode);
-  if (whole) {
-    // The codec's frame decoder decides whether the frame is valid.
-    const auto f = detail::decode_frame(bytes, opts_.decode);
-    if (!f) {
-      undecodable_frame(size, f.error());
+  const auto described = decode_value(frame_body_of(prefix), used, opts_.decode);
+  if (!described) {
+    l.put("frame of ");
+    l.put_size(h.size);
+    l.put(" above the trace limit: not shown");
+  } else if (sasl) {
+    const auto s = decode_sasl_frame(*described);
+    if (!s) {
+      undecodable_frame(h.size, s.error());
       return;
     }
-    if (std::holds_alternative<detail::heartbeat>(f->body)) {
-      l.put("empty frame");
-    } else if (!described) {
-      undecodable_frame(size, described.error()); // not reached: decode_frame decoded it
-      return;
-    } else if (const auto* s = std::get_if<sasl_frame>(&f->body)) {
-      put_sasl(l, *s, *described);
-      if (std::holds_alternative<sasl_outcome>(*s) && phase_ == phase::sasl) {
-        phase_ = phase::header; // §5.3.2: the next protocol header follows the outcome
-      }
-    } else {
-      const auto& p = std::get<performative>(f->body);
-      bool whole_message = true;
-      if (const auto* t = std::get_if<transfer>(&p)) {
-        whole_message = !t->more && !t->aborted && !continuing(h.channel, t->handle);
-        set_continuing(h.channel, t->handle, t->more && !t->aborted);
-      } else {
-        forget_deliveries(h.channel, p);
-      }
-      put_performative(l, p, *described, f->payload, f->payload.size(), whole_message);
-    }
+    put_sasl(l, *s, *described);
+    l.put(" (frame of ");
+    l.put_size(h.size);
+    l.put(")");
   } else {
-    // Above the trace limit: the performative, if it lies in the first bytes, and sizes.
-    if (!described) {
-      l.put("frame of ");
-      l.put_size(size);
-      l.put(" above the trace limit: not shown");
-    } else if (sasl) {
-      const auto s = decode_sasl_frame(*described);
-      if (!s) {
-        undecodable_frame(size, s.error());
-        return;
-      } else {
-        put_sasl(l, *s, *described);
-        l.put(" (frame of ");
-        l.put_size(size);
-        l.put(")");
-      }
-    } else {
-      const auto p = decode_performative(*described);
-      if (!p) {
-        undecodable_frame(size, p.error());
-        return;
-      } else {
-        if (const auto* t = std::get_if<transfer>(&*p)) {
-          set_continuing(h.channel, t->handle, t->more && !t->aborted);
-        }
-        const std::size_t payload_size = size - std::size_t{h.doff} * 4 - used;
-        put_performative(l, *p, *described, {}, payload_size, false);
-      }
+    const auto p = decode_performative(*described);
+    if (!p) {
+      undecodable_frame(h.size, p.error());
+      return;
     }
+    if (const auto* t = std::get_if<transfer>(&*p)) {
+      set_continuing(h.channel, t->handle, t->more && !t->aborted);
+    }
+    const std::size_t payload_size = h.size - std::size_t{h.doff} * 4 - used;
+    put_performative(l, *p, *described, {}, payload_size, false);
   }
   l.finish();
   emit();

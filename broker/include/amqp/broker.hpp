@@ -13,10 +13,10 @@
 //   socket gone: engine(c)->on_transport_closed(); process(c, now); remove_connection(c)
 //   engine(c)->finished() and its output written: close the socket, remove_connection(c)
 //
-// Behaviour (details in broker.cpp):
+// Behaviour (details in broker/src: auth.cpp, queue_store.cpp, dispatch.cpp):
 // - SASL PLAIN against broker_options::users or the broker_options::authenticate callback,
 //   ANONYMOUS when allowed, and clients that skip SASL (send the AMQP header directly) when
-//   anonymous access is allowed.
+//   anonymous access is allowed (by default: only when no accounts are configured).
 // - Every address a client names goes through broker_options::route when set (link
 //   routing: address to queue, or a refusal with an error condition).
 // - A client's receiving link with source address A consumes from queue A; a sending link
@@ -37,6 +37,7 @@
 // outside the engines propagates std::bad_alloc.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -49,6 +50,7 @@
 #include <vector>
 
 #include "amqp/connection.hpp"
+#include "amqp/messaging.hpp"
 #include "amqp/options.hpp"
 #include "amqp/result.hpp"
 #include "amqp/types.hpp"
@@ -58,6 +60,8 @@ namespace amqp::broker {
 struct connection_info;
 
 // A SASL PLAIN login (RFC 4616) for broker_options::authenticate. Views valid for the call.
+// Only well-formed responses get here (exactly two NULs, a non-empty authcid): a malformed
+// one fails with sasl-outcome auth whatever the options.
 struct sasl_login {
   std::string_view username{}; // authcid
   std::string_view password{};
@@ -98,24 +102,37 @@ struct incoming_message {
 
 // broker_options::admit's answer: queue the message (accepted, §3.4.2), or drop it and
 // settle it with another outcome: rejected with an error condition (§3.4.3), released
-// (§3.4.4) or modified (§3.4.5).
+// (§3.4.4) or modified (§3.4.5). `outcome` is one of those four kinds; any other is taken
+// as released (the message is not queued, and the client may send it again).
 struct admission {
-  enum class kind : std::uint8_t { accept, reject, release, modify };
-  kind outcome = kind::accept;
-  std::string condition{}; // reject: e.g. "amqp:precondition-failed"
+  amqp::state_kind outcome = amqp::state_kind::accepted;
+  std::string condition{}; // rejected: e.g. "amqp:precondition-failed"
   std::string description{};
-  bool delivery_failed = false;    // modify
-  bool undeliverable_here = false; // modify
+  bool delivery_failed = false;    // modified
+  bool undeliverable_here = false; // modified
 
   static admission accept() { return {}; }
   static admission reject(std::string condition, std::string description = {}) {
-    return {kind::reject, std::move(condition), std::move(description), false, false};
+    return {amqp::state_kind::rejected, std::move(condition), std::move(description), false, false};
   }
-  static admission release() { return {kind::release, {}, {}, false, false}; }
+  static admission release() { return {amqp::state_kind::released, {}, {}, false, false}; }
   static admission modify(bool failed, bool undeliverable) {
-    return {kind::modify, {}, {}, failed, undeliverable};
+    return {amqp::state_kind::modified, {}, {}, failed, undeliverable};
   }
 };
+
+// A client must finish its protocol headers, SASL and open within this time after it
+// connects, or the broker closes the connection (engine_timeouts::handshake): a server
+// must not be held by peers that connect and stay silent.
+inline constexpr std::chrono::seconds default_handshake_timeout{10};
+
+// The engine options broker_options starts from: the engine's defaults, with the handshake
+// timeout of a server (default_handshake_timeout).
+[[nodiscard]] inline amqp::connection_options default_connection_options() {
+  amqp::connection_options o;
+  o.timeouts.handshake = default_handshake_timeout;
+  return o;
+}
 
 // Options of a broker. Copied by the constructor; views inside `connection` (container-id,
 // capabilities, properties) are copied too, except the `value`s of the open frame
@@ -125,16 +142,19 @@ struct broker_options {
   // our open; the engine sends heartbeats within the client's), incoming window, memory.
   // The role is forced to server and `sasl` is set from the fields below. An empty
   // container_id becomes "amqp-broker"; null offered_capabilities become ANONYMOUS-RELAY
-  // (the anonymous relay is always available).
-  amqp::connection_options connection{};
-  // SASL ANONYMOUS accepted, and clients that send the AMQP header without SASL.
-  bool allow_anonymous = true;
-  // SASL PLAIN credentials (user, password). When empty, PLAIN is offered only if
-  // allow_anonymous is set, and then accepts any credentials (the identity is recorded, not
-  // checked: without a user list PLAIN is no stronger than ANONYMOUS). When both are off,
-  // every connection fails authentication.
+  // (the anonymous relay is always available). Defaults: the engine's, with
+  // default_handshake_timeout.
+  amqp::connection_options connection = default_connection_options();
+  // SASL ANONYMOUS accepted, and clients that send the AMQP header without SASL. Unset (the
+  // default): on when there are no accounts (`users` empty and no `authenticate`), off when
+  // there are, so that configuring accounts never leaves an anonymous way in by accident.
+  std::optional<bool> allow_anonymous{};
+  // SASL PLAIN credentials (user, password). When empty (and no `authenticate`), PLAIN
+  // accepts any well-formed credentials if anonymous access is on (the identity is
+  // recorded, not checked: without a user list PLAIN is no stronger than ANONYMOUS), and
+  // none if it is off: every connection then fails authentication (except EXTERNAL).
   std::vector<std::pair<std::string, std::string>> users{};
-  // Decides SASL PLAIN logins instead of `users` (ANONYMOUS stays with allow_anonymous).
+  // Decides SASL PLAIN logins instead of `users`.
   std::function<bool(const sasl_login&)> authenticate{};
   // Link routing: maps each address a client names to a queue, or refuses it. Unset: the
   // address (an absolute URL's path) is the queue's name. Queues it names are found or

@@ -3,7 +3,7 @@
 // A small AMQP 1.0 broker on rhea, with the command line of `amqp-cli broker`:
 //
 //   node rhea_broker.js --listen amqp://127.0.0.1:0 [--listen amqps://127.0.0.1:0]
-//        [--cert F --key F [--ca F]] [--user USER:PASS]... [--no-anonymous]
+//        [--cert F --key F [--ca F]] [--user USER:PASS]... [--anonymous | --no-anonymous]
 //        [--idle-timeout MS] [--trace] [--outcome-prefixes]
 //
 // Prints "listening URL" (actual port) once per listener, then serves until SIGTERM/SIGINT.
@@ -14,7 +14,8 @@
 // the receiver asked for snd-settle-mode settled; a released or modified delivery goes
 // back to the head of its queue (modified + delivery-failed increments delivery-count),
 // a rejected one is dropped, and unsettled deliveries of a link or connection that goes
-// away are requeued. SASL: ANONYMOUS (unless --no-anonymous), PLAIN for the --user list,
+// away are requeued. SASL: ANONYMOUS (without --user, or with --anonymous; never with
+// --no-anonymous), PLAIN for the --user list,
 // EXTERNAL on TLS when the client presents a certificate signed by --ca.
 const rhea = require('rhea');
 const { parse_args, parse_url, read } = require('./common.js');
@@ -23,7 +24,7 @@ let opts;
 try {
   opts = parse_args(process.argv.slice(2), {
     listen: 'list', cert: 'value', key: 'value', ca: 'value', user: 'list',
-    no_anonymous: 'flag', idle_timeout: 'value', trace: 'flag', outcome_prefixes: 'flag',
+    anonymous: 'flag', no_anonymous: 'flag', idle_timeout: 'value', trace: 'flag', outcome_prefixes: 'flag',
   });
   if (!opts.listen.length) throw new Error('at least one --listen URL is needed');
 } catch (e) {
@@ -35,7 +36,8 @@ if (opts.trace) require('debug').enable('rhea:frames,rhea:raw');
 const users = new Map(opts.user.map((u) => { const i = u.indexOf(':'); return [u.slice(0, i), u.slice(i + 1)]; }));
 const container = rhea.create_container({ id: 'rhea-broker' });
 if (users.size) container.sasl_server_mechanisms.enable_plain((u, p) => users.has(u) && users.get(u) === p);
-if (!opts.no_anonymous) container.sasl_server_mechanisms.enable_anonymous();
+// As `amqp-cli broker`: accounts turn anonymous access off unless --anonymous asks for it.
+if (!opts.no_anonymous && (opts.anonymous || !users.size)) container.sasl_server_mechanisms.enable_anonymous();
 
 const stats = { received: 0, delivered: 0, accepted: 0, rejected: 0, released: 0, modified: 0 };
 

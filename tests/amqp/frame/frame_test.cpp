@@ -505,6 +505,95 @@ TEST_CASE("frame reader: the buffer grows with the bytes received, not the size 
   CHECK(mem.live_bytes == 0);
 }
 
+TEST_CASE("frame reader: skim mode returns a frame above the limit by its first bytes and "
+          "skips the rest") {
+  // A 5000-byte transfer between a close and a heartbeat, the limit 1024.
+  std::vector<std::byte> stream = from_hex(proton_close);
+  const auto big = transfer_frame(5000);
+  stream.insert(stream.end(), big.begin(), big.end());
+  const auto tail = from_hex(proton_heartbeat + proton_close);
+  stream.insert(stream.end(), tail.begin(), tail.end());
+  const std::vector<std::string> expected{"close", "oversized 5000: 1024 bytes", "heartbeat",
+                                          "close"};
+  // Feeds `stream` in chunks of `chunk` bytes; the names of what came out.
+  const auto run = [&](std::size_t chunk, test_resource& mem, std::size_t& most_buffered) {
+    frame_reader r({.max_frame_size = 1024}, frame_type::amqp, &mem);
+    r.set_skim_oversized(true);
+    std::vector<std::string> names;
+    std::span<const std::byte> in = stream;
+    while (!in.empty()) {
+      auto piece = in.first(std::min(chunk, in.size()));
+      while (!piece.empty()) {
+        auto x = r.feed(piece);
+        REQUIRE(x.has_value());
+        most_buffered = std::max({most_buffered, r.buffered(), r.buffer_capacity()});
+        if (x->oversized) {
+          CHECK_FALSE(x->frame);
+          CHECK(r.at_frame_boundary());
+          CHECK(x->oversized->header.size == 5000);
+          CHECK(r.last_header().size == 5000);
+          // The prefix is the frame's first bytes.
+          REQUIRE(x->oversized->prefix.size() <= big.size());
+          CHECK(std::equal(x->oversized->prefix.begin(), x->oversized->prefix.end(), big.begin()));
+          names.push_back("oversized " + std::to_string(x->oversized->header.size) + ": " +
+                          std::to_string(x->oversized->prefix.size()) + " bytes");
+        } else if (x->frame) {
+          const auto& b = x->frame->body;
+          names.emplace_back(std::holds_alternative<heartbeat>(b)
+                                 ? std::string("heartbeat")
+                                 : std::string(name(std::get<performative>(b))));
+        }
+        piece = piece.subspan(x->consumed);
+        in = in.subspan(x->consumed);
+      }
+    }
+    return names;
+  };
+  SUBCASE("whole: described in place, nothing allocated") {
+    test_resource mem;
+    std::size_t most = 0;
+    CHECK(run(stream.size(), mem, most) == expected);
+    CHECK(mem.allocations == 0);
+  }
+  SUBCASE("in chunks: never more than the limit buffered, whatever the frame's size") {
+    for (const std::size_t chunk :
+         {std::size_t{1}, std::size_t{7}, std::size_t{100}, std::size_t{1000}, std::size_t{4096}}) {
+      CAPTURE(chunk);
+      test_resource mem;
+      std::size_t most = 0;
+      CHECK(run(chunk, mem, most) == expected);
+      CHECK(most <= 1024);
+      CHECK(mem.peak_bytes < 2 * 1024); // old and new buffer while it grows
+    }
+  }
+  SUBCASE("off: the same frame is frame_too_large") {
+    frame_reader r({.max_frame_size = 1024});
+    std::error_code ec;
+    CHECK(drain(r, stream, &ec) == std::vector<std::string>{"close"});
+    CHECK(ec == errc::frame_too_large);
+    CHECK(r.last_header().size == 5000);
+  }
+  SUBCASE("other header errors stay errors") {
+    frame_reader r({.max_frame_size = 1024});
+    r.set_skim_oversized(true);
+    auto x = r.feed(from_hex("0000000702000000"));
+    REQUIRE_FALSE(x.has_value());
+    CHECK(x.error() == errc::framing_error);
+    CHECK(r.last_header().size == 7);
+  }
+  SUBCASE("a SASL frame uses the SASL limit") {
+    frame_reader r({.max_frame_size = 65536}, frame_type::sasl);
+    r.set_skim_oversized(true);
+    std::vector<std::byte> f(600, std::byte{0});
+    write_frame_header(header(600, 2, 1), std::span<std::byte, 8>(f.data(), 8));
+    auto x = r.feed(f);
+    REQUIRE(x.has_value());
+    REQUIRE(x->oversized);
+    CHECK(x->consumed == 600);
+    CHECK(x->oversized->prefix.size() == 512);
+  }
+}
+
 TEST_CASE("frame reader: errors are sticky") {
   frame_reader r;
   const auto bad = from_hex("0000000702000000" + proton_close);
