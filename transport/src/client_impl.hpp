@@ -1,5 +1,9 @@
 // The client's state: one connection at a time (a new one after each reconnect), one
 // session, and the links the application opened, which outlive connections.
+//
+// Shared by client_connection.cpp (connect attempts, backoff, reconnect, close, the engine's
+// event loop), client_links.cpp (attach, credit, sends and outcomes, receives and
+// settlement, the link events) and client_handles.cpp (the public handles).
 #pragma once
 
 #include <deque>
@@ -15,11 +19,16 @@
 #include <asio/steady_timer.hpp>
 
 #include "amqp/connection.hpp"
+#include "amqp/error.hpp"
 #include "amqp/transport/client.hpp"
 #include "amqp/transport/url.hpp"
 #include "driver.hpp"
 
 namespace amqp::transport::detail {
+
+inline std::error_code code(errc e) {
+  return make_error_code(e);
+}
 
 struct pending_send {
   std::vector<std::byte> bytes;
@@ -120,6 +129,12 @@ private:
   void finish_connect(std::error_code ec);
   void finish_close(std::error_code ec);
   void link_failed(link_impl& l, std::error_code ec);
+  // The engine's link events (client_links.cpp).
+  void on_link_attached(const link_attached& la);
+  void on_link_flow(const link_flow& lf);
+  void on_delivery_received(const delivery_received& dr);
+  void on_delivery_updated(const delivery_updated& du);
+  void on_link_detached(const link_detached& ld);
   void set_last_error(std::string_view what, const std::optional<amqp::error>& e);
 
   asio::io_context& io_;

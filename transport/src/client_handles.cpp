@@ -1,0 +1,295 @@
+// The public handles of the asynchronous client (client.hpp): client, sender, receiver,
+// requester. Each forwards to the client's state (client_impl.hpp) on the caller's thread,
+// which must be the io_context's.
+#include <algorithm>
+
+#include <asio/post.hpp>
+
+#include "amqp/error.hpp"
+#include "client_impl.hpp"
+
+namespace amqp::transport {
+
+std::string_view name(delivery_outcome::kind k) noexcept {
+  switch (k) {
+  case delivery_outcome::kind::accepted:
+    return "accepted";
+  case delivery_outcome::kind::rejected:
+    return "rejected";
+  case delivery_outcome::kind::released:
+    return "released";
+  case delivery_outcome::kind::modified:
+    return "modified";
+  case delivery_outcome::kind::settled:
+    return "settled";
+  }
+  return "?";
+}
+
+void client::async_connect(asio::io_context& io, std::string_view url_text, client_options options,
+                           std::function<void(std::error_code, client)> done) {
+  auto u = parse_url(url_text);
+  if (!u) {
+    asio::post(io, [done = std::move(done), ec = u.error()] { done(ec, {}); });
+    return;
+  }
+  auto impl = std::make_shared<detail::client_impl>(io, std::move(*u), std::move(options));
+  asio::post(io, [impl, done = std::move(done)]() mutable {
+    impl->connect([impl, done = std::move(done)](std::error_code ec) {
+      client c;
+      if (!ec) {
+        c.impl_ = impl;
+      }
+      done(ec, std::move(c));
+    });
+  });
+}
+
+namespace {
+
+std::shared_ptr<detail::link_impl> new_link(const std::shared_ptr<detail::client_impl>& c,
+                                            bool is_sender, std::string_view address,
+                                            std::string name) {
+  auto l = std::make_shared<detail::link_impl>();
+  l->client = c;
+  l->is_sender = is_sender;
+  l->address = std::string(address);
+  l->name = name.empty() ? c->next_link_name(is_sender) : std::move(name);
+  return l;
+}
+
+} // namespace
+
+// The handle given to the application once the link is attached (empty on failure).
+template <typename Handle>
+void client::on_attached(const std::shared_ptr<detail::link_impl>& l,
+                         std::function<void(std::error_code, Handle)> done) {
+  l->attach_done = [l, done = std::move(done)](std::error_code ec) {
+    done(ec, ec ? Handle{} : Handle(l));
+  };
+}
+
+void client::async_open_sender(std::string_view address, sender_options options,
+                               std::function<void(std::error_code, sender)> done) {
+  auto l = new_link(impl_, true, address, options.name);
+  l->sopts = std::move(options);
+  on_attached(l, std::move(done));
+  impl_->open_link(l);
+}
+
+void client::async_open_receiver(std::string_view address, receiver_options options,
+                                 std::function<void(std::error_code, receiver)> done) {
+  auto l = new_link(impl_, false, address, options.name);
+  l->ropts = std::move(options);
+  on_attached(l, std::move(done));
+  impl_->open_link(l);
+}
+
+void client::async_open_requester(std::string_view address, requester_options options,
+                                  std::function<void(std::error_code, requester)> done) {
+  const std::string base = options.name.empty() ? impl_->next_link_name(false) : options.name;
+  const std::string reply = options.reply_to.empty() ? base + "-reply" : options.reply_to;
+  auto table = std::make_shared<detail::request_table>();
+  table->max_pending = options.max_pending;
+  auto s = new_link(impl_, true, address, base + "-sender");
+  s->local_address = reply;
+  s->requests = table;
+  auto r = new_link(impl_, false, address, base + "-receiver");
+  r->local_address = reply;
+  r->requests = table;
+  r->ropts.credit = 100;
+  // Ready when both links are attached.
+  auto state = std::make_shared<std::pair<int, std::error_code>>(0, std::error_code{});
+  auto one = [s, r, state, done = std::move(done)](std::error_code ec) {
+    if (ec && !state->second) {
+      state->second = ec;
+    }
+    if (++state->first < 2) {
+      return;
+    }
+    requester q;
+    if (!state->second) {
+      q.sender_ = s;
+      q.receiver_ = r;
+    }
+    done(state->second, std::move(q));
+  };
+  s->attach_done = one;
+  r->attach_done = one;
+  impl_->open_link(r);
+  impl_->open_link(s);
+}
+
+void requester::async_request(std::span<const std::byte> request,
+                              std::function<void(std::error_code, received_message)> done) {
+  auto c = sender_ ? sender_->client.lock() : nullptr;
+  if (!c || sender_->closed || receiver_->closed) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
+  auto& table = *receiver_->requests;
+  if (table.pending.size() >= table.max_pending) {
+    done(make_error_code(errc::resource_limit), {});
+    return;
+  }
+  auto view = decode_message(request);
+  if (!view) {
+    done(make_error_code(errc::invalid_argument), {});
+    return;
+  }
+  // The same message with our message-id and reply-to in its properties.
+  const std::uint64_t id = table.next_id++;
+  message_parts with;
+  with.properties = view->properties.value_or(properties{});
+  with.properties->message_id = value(id);
+  with.properties->reply_to = std::string_view(receiver_->local_address);
+  std::vector<std::byte> bytes;
+  if (auto r = encode_append(*view, with, section_set::properties, bytes); !r) {
+    done(r.error(), {});
+    return;
+  }
+  table.pending.emplace_back(id, std::move(done));
+  auto table_ref = receiver_->requests;
+  // The sender's own outcome matters only if it is a failure: the answer ends the request.
+  sender(sender_).async_send(bytes, [table_ref, id](std::error_code ec, delivery_outcome o) {
+    if (!ec && o.state != delivery_outcome::kind::rejected) {
+      return;
+    }
+    auto& p = table_ref->pending;
+    auto it = std::find_if(p.begin(), p.end(), [&](const auto& e) { return e.first == id; });
+    if (it != p.end()) {
+      auto d = std::move(it->second);
+      p.erase(it);
+      d(ec ? ec : make_error_code(errc::remote_error), {});
+    }
+  });
+}
+
+void requester::async_close(std::function<void(std::error_code)> done) {
+  auto r = receiver_;
+  sender(sender_).async_close(
+      [r, done = std::move(done)](std::error_code) { receiver(r).async_close(done); });
+}
+
+void client::async_close(std::function<void(std::error_code)> done) {
+  impl_->close(std::move(done));
+}
+
+std::string client::last_error() const {
+  return impl_ ? impl_->last_error : std::string();
+}
+std::uint64_t client::reconnects() const noexcept {
+  return impl_ ? impl_->reconnects : 0;
+}
+std::uint64_t client::writes() const noexcept {
+  return impl_ ? impl_->writes() : 0;
+}
+
+void sender::async_send(std::span<const std::byte> message,
+                        std::function<void(std::error_code, delivery_outcome)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!c || impl_->closed || impl_->closing) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
+  if (impl_->queue.size() + impl_->unsettled.size() >= impl_->sopts.max_in_flight) {
+    done(make_error_code(errc::resource_limit), {});
+    return;
+  }
+  detail::pending_send p;
+  p.bytes.assign(message.begin(), message.end());
+  p.done = std::move(done);
+  impl_->queue.push_back(std::move(p));
+  c->pump(*impl_);
+}
+
+void sender::async_close(std::function<void(std::error_code)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!c || impl_->closed) {
+    done({});
+    return;
+  }
+  impl_->close_done = std::move(done);
+  c->close_link(impl_);
+}
+
+std::uint32_t sender::credit() const noexcept {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  return c ? c->credit(*impl_) : 0;
+}
+
+std::size_t sender::in_flight() const noexcept {
+  return impl_ ? impl_->queue.size() + impl_->unsettled.size() : 0;
+}
+
+void receiver::async_receive(std::function<void(std::error_code, received_message)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!c) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
+  c->receive(impl_, std::move(done));
+}
+
+result<void> receiver::settle(const received_message& m, int outcome, std::string_view condition,
+                              std::string_view description, bool failed, bool undeliverable) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!c) {
+    return errc::invalid_state;
+  }
+  switch (outcome) {
+  case 0:
+    return c->settle(*impl_, m, accepted{});
+  case 1: {
+    rejected r;
+    if (!condition.empty()) {
+      r.error = amqp::error{symbol_view{condition},
+                            description.empty() ? std::optional<std::string_view>{}
+                                                : std::optional{description},
+                            {}};
+    }
+    return c->settle(*impl_, m, r);
+  }
+  case 2:
+    return c->settle(*impl_, m, released{});
+  default: {
+    modified mo;
+    mo.delivery_failed = failed;
+    mo.undeliverable_here = undeliverable;
+    return c->settle(*impl_, m, mo);
+  }
+  }
+}
+
+result<void> receiver::accept(const received_message& m) {
+  return settle(m, 0, {}, {}, false, false);
+}
+result<void> receiver::reject(const received_message& m, std::string_view condition,
+                              std::string_view description) {
+  return settle(m, 1, condition, description, false, false);
+}
+result<void> receiver::release(const received_message& m) {
+  return settle(m, 2, {}, {}, false, false);
+}
+result<void> receiver::modify(const received_message& m, bool delivery_failed,
+                              bool undeliverable_here) {
+  return settle(m, 3, {}, {}, delivery_failed, undeliverable_here);
+}
+
+void receiver::set_credit(std::uint32_t credit) {
+  if (auto c = impl_ ? impl_->client.lock() : nullptr) {
+    c->set_credit(*impl_, credit);
+  }
+}
+
+void receiver::async_close(std::function<void(std::error_code)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!c || impl_->closed) {
+    done({});
+    return;
+  }
+  impl_->close_done = std::move(done);
+  c->close_link(impl_);
+}
+
+} // namespace amqp::transport
