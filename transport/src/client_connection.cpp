@@ -327,6 +327,12 @@ void client_impl::on_session_ready() {
 }
 
 void client_impl::close(std::function<void(std::error_code)> done) {
+  if (phase_ == phase::closing) {
+    // A close is already under way (its handler reports how it ends): this one would
+    // replace that handler, which would then never run.
+    done(code(errc::invalid_state));
+    return;
+  }
   close_done_ = std::move(done);
   if (phase_ == phase::closed) {
     finish_close({});

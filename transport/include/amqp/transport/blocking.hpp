@@ -5,6 +5,13 @@
 // Thread-safety: every call may come from any thread; calls on one client are serialized on
 // its I/O thread. Do not call from inside the I/O thread (there are no handlers here, so
 // this only matters if you share an io_context, which this facade does not).
+//
+// Closed objects: once blocking_client::close() has begun (or the blocking_client is
+// destroyed, which closes it), every call on it and on its senders, receivers and requesters
+// returns errc::invalid_state at once, from any thread; so does every call on a
+// default-constructed or moved-from object. No call waits for an I/O thread that is gone.
+// Calls already waiting when the client closes complete (with the link's error or
+// errc::invalid_state).
 #pragma once
 
 #include <chrono>
@@ -25,8 +32,10 @@ struct blocking_state;
 class blocking_sender {
 public:
   // Sends one encoded message and waits for its outcome (presettled: until it is written
-  // to the engine). Errors: those of sender::async_send.
+  // to the engine). Errors: errc::invalid_state (see "Closed objects"), those of
+  // sender::async_send.
   [[nodiscard]] result<delivery_outcome> send(std::span<const std::byte> message);
+  // Detaches the link. Errors: errc::invalid_state (see "Closed objects").
   [[nodiscard]] result<void> close();
 
 private:
@@ -37,15 +46,18 @@ private:
 
 class blocking_receiver {
 public:
-  // The next message, waiting at most `timeout`. Errors: errc::timeout, those of
-  // receiver::async_receive.
+  // The next message, waiting at most `timeout`. Errors: errc::timeout, errc::invalid_state
+  // (see "Closed objects"), those of receiver::async_receive.
   [[nodiscard]] result<received_message> receive(std::chrono::milliseconds timeout);
+  // Settlement (see receiver). Errors: errc::invalid_state (see "Closed objects"), those of
+  // receiver::accept and the others.
   [[nodiscard]] result<void> accept(const received_message& m);
   [[nodiscard]] result<void> reject(const received_message& m, std::string_view condition = {},
                                     std::string_view description = {});
   [[nodiscard]] result<void> release(const received_message& m);
   [[nodiscard]] result<void> modify(const received_message& m, bool delivery_failed,
                                     bool undeliverable_here);
+  // Detaches the link. Errors: errc::invalid_state (see "Closed objects").
   [[nodiscard]] result<void> close();
 
 private:
@@ -57,9 +69,11 @@ private:
 class blocking_requester {
 public:
   // Sends a request and waits at most `timeout` for its response (see requester).
-  // Errors: errc::timeout, those of requester::async_request.
+  // Errors: errc::timeout, errc::invalid_state (see "Closed objects"), those of
+  // requester::async_request.
   [[nodiscard]] result<received_message> request(std::span<const std::byte> message,
                                                  std::chrono::milliseconds timeout);
+  // Detaches both links. Errors: errc::invalid_state (see "Closed objects").
   [[nodiscard]] result<void> close();
 
 private:
@@ -78,14 +92,19 @@ public:
   // Connects and opens the connection (see client::async_connect).
   [[nodiscard]] static result<blocking_client> connect(std::string_view url,
                                                        client_options options = {});
+  // Attach a link or a requester (see client). Errors: errc::invalid_state (see "Closed
+  // objects"), those of the client's async_open_*.
   [[nodiscard]] result<blocking_sender> open_sender(std::string_view address,
                                                     sender_options options = {});
   [[nodiscard]] result<blocking_receiver> open_receiver(std::string_view address,
                                                         receiver_options options = {});
   [[nodiscard]] result<blocking_requester> open_requester(std::string_view address,
                                                           requester_options options = {});
-  // Closes the connection and stops the I/O thread.
+  // Closes the connection and stops the I/O thread. Errors: errc::invalid_state (closed
+  // already, or a close is under way on another thread; default-constructed, moved-from),
+  // those of client::async_close.
   [[nodiscard]] result<void> close();
+  // The client's last error (client::last_error()); still readable after close().
   [[nodiscard]] std::string last_error() const;
 
 private:
