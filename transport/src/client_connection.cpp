@@ -17,11 +17,49 @@ client_impl::client_impl(asio::io_context& io, url u, client_options o)
     : io_(io), url_(std::move(u)), opts_(std::move(o)), timer_(io), resolver_(io),
       rng_(
           static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
-  container_id_ = std::string(opts_.amqp.container_id);
+  own_options();
+  opts_.trace = opts_.trace || trace_from_environment();
+}
+
+void client_impl::own_options() {
+  auto& a = opts_.amqp;
+  container_id_ = std::string(a.container_id);
   if (container_id_.empty()) {
     container_id_ = "amqp-cpp-" + std::to_string(rng_()) + "-" + std::to_string(rng_());
   }
-  opts_.trace = opts_.trace || trace_from_environment();
+  a.container_id = container_id_;
+  hostname_ = std::string(a.hostname);
+  a.hostname = hostname_;
+  auto keep = [](std::string& store, std::string_view& view) {
+    store = std::string(view);
+    view = store;
+  };
+  keep(sasl_mechanism_, a.sasl.mechanism);
+  keep(sasl_username_, a.sasl.username);
+  keep(sasl_password_, a.sasl.password);
+  keep(sasl_authzid_, a.sasl.authzid);
+  keep(sasl_hostname_, a.sasl.hostname);
+  keep(sasl_server_mechanisms_, a.sasl.server_mechanisms);
+  if (a.sasl.initial_response) {
+    sasl_initial_response_.assign(a.sasl.initial_response->begin(), a.sasl.initial_response->end());
+    a.sasl.initial_response = sasl_initial_response_;
+  }
+  const std::pair<value*, owned_value*> values[] = {
+      {&a.offered_capabilities, &offered_capabilities_},
+      {&a.desired_capabilities, &desired_capabilities_},
+      {&a.properties, &open_properties_}};
+  const char* names[] = {"offered_capabilities", "desired_capabilities", "properties"};
+  for (std::size_t i = 0; i < std::size(values); ++i) {
+    auto copy = owned_value::copy_of(*values[i].first);
+    if (!copy) {
+      setup_error_ = copy.error();
+      last_error = std::string("client_options::amqp.") + names[i] + ": not an encodable value";
+      *values[i].first = value{};
+      continue;
+    }
+    *values[i].second = std::move(*copy);
+    *values[i].first = values[i].second->get();
+  }
 }
 
 client_impl::~client_impl() {
@@ -39,6 +77,11 @@ std::string client_impl::next_link_name(bool sender) {
 
 void client_impl::connect(std::function<void(std::error_code)> done) {
   connect_done_ = std::move(done);
+  if (setup_error_) {
+    phase_ = phase::closed;
+    finish_connect(setup_error_);
+    return;
+  }
   phase_ = phase::connecting;
   start_attempt();
 }
@@ -136,7 +179,6 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
   ws_done_ = false;
   connection_options co = opts_.amqp;
   co.role = connection_role::client;
-  co.container_id = container_id_;
   if (co.hostname.empty()) {
     co.hostname = url_.host;
   }

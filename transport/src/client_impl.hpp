@@ -117,6 +117,7 @@ public:
 private:
   enum class phase { idle, connecting, open, waiting_reconnect, closing, closed };
 
+  void own_options();
   void start_attempt();
   void on_connected(std::error_code ec, std::shared_ptr<byte_stream> stream);
   void attempt_failed(std::error_code ec);
@@ -140,8 +141,16 @@ private:
   asio::io_context& io_;
   url url_;
   client_options opts_;
+  // Copies of everything opts_.amqp views (the caller's strings and values may go as soon as
+  // async_connect returns; every reconnect builds its engine from opts_.amqp again, whose
+  // views point here once own_options() ran).
   std::string container_id_;
-  std::string sasl_mechanism_;
+  std::string hostname_;
+  std::string sasl_mechanism_, sasl_username_, sasl_password_, sasl_authzid_, sasl_hostname_;
+  std::string sasl_server_mechanisms_;
+  std::vector<std::byte> sasl_initial_response_;
+  owned_value offered_capabilities_, desired_capabilities_, open_properties_;
+  std::error_code setup_error_; // options that cannot be kept: connect() fails with it
   // Shared with the driver when this client goes away: reads and writes still in flight
   // use the engine's buffers (engine_driver::keep_alive).
   std::shared_ptr<amqp::connection> engine_;
