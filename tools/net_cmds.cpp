@@ -211,7 +211,7 @@ void run_send(const send_args& a, int& status) {
   transport::sender s;
   std::uint64_t sent = 0;
   std::uint64_t settled = 0;
-  std::uint64_t counts[5] = {};
+  std::uint64_t counts[static_cast<std::size_t>(state_kind::other) + 1] = {}; // by outcome
 
   std::function<void()> send_more = [&] {
     while (sent < a.count && s.in_flight() < a.window) {
@@ -223,7 +223,7 @@ void run_send(const send_args& a, int& status) {
           run.stop(ec);
           return;
         }
-        ++counts[static_cast<int>(o.state)];
+        ++counts[static_cast<std::size_t>(o.state)];
         if (settled == a.count) {
           run.stop({});
           return;
@@ -245,12 +245,14 @@ void run_send(const send_args& a, int& status) {
       send_more();
     });
   });
-  std::cout << "sent " << settled << " accepted " << counts[0] << " rejected " << counts[1]
-            << " released " << counts[2] << " modified " << counts[3] << std::endl;
+  auto count = [&](state_kind k) { return counts[static_cast<std::size_t>(k)]; };
+  std::cout << "sent " << settled << " accepted " << count(state_kind::accepted) << " rejected "
+            << count(state_kind::rejected) << " released " << count(state_kind::released)
+            << " modified " << count(state_kind::modified) << std::endl;
   if (run.c && run.c.reconnects() > 0) {
     std::cerr << "amqp-cli: reconnected " << run.c.reconnects() << " time(s)\n";
   }
-  if (in_time && !run.error && !a.presettled && counts[0] != a.count) {
+  if (in_time && !run.error && !a.presettled && count(state_kind::accepted) != a.count) {
     status = 1;
   }
   run.finish(in_time, "send", status);

@@ -32,7 +32,7 @@ TEST_CASE("transport: coroutines: connect, send, receive, close with asio::use_a
         for (int i = 0; i < 3; ++i) {
           const auto bytes = test::make_message(std::to_string(i));
           auto out = co_await async_send(s, bytes, asio::use_awaitable);
-          if (out.state != delivery_outcome::kind::accepted) {
+          if (out.state != state_kind::accepted) {
             failure = "not accepted";
           }
         }

@@ -10,22 +10,6 @@
 
 namespace amqp::transport {
 
-std::string_view name(delivery_outcome::kind k) noexcept {
-  switch (k) {
-  case delivery_outcome::kind::accepted:
-    return "accepted";
-  case delivery_outcome::kind::rejected:
-    return "rejected";
-  case delivery_outcome::kind::released:
-    return "released";
-  case delivery_outcome::kind::modified:
-    return "modified";
-  case delivery_outcome::kind::settled:
-    return "settled";
-  }
-  return "?";
-}
-
 void client::async_connect(asio::io_context& io, std::string_view url_text, client_options options,
                            std::function<void(std::error_code, client)> done) {
   auto u = parse_url(url_text);
@@ -152,7 +136,7 @@ void requester::async_request(std::span<const std::byte> request,
   auto table_ref = receiver_->requests;
   // The sender's own outcome matters only if it is a failure: the answer ends the request.
   sender(sender_).async_send(bytes, [table_ref, id](std::error_code ec, delivery_outcome o) {
-    if (!ec && o.state != delivery_outcome::kind::rejected) {
+    if (!ec && o.state != state_kind::rejected) {
       return;
     }
     auto& p = table_ref->pending;
@@ -231,16 +215,15 @@ void receiver::async_receive(std::function<void(std::error_code, received_messag
   c->receive(impl_, std::move(done));
 }
 
-result<void> receiver::settle(const received_message& m, int outcome, std::string_view condition,
-                              std::string_view description, bool failed, bool undeliverable) {
+result<void> receiver::settle(const received_message& m, state_kind outcome,
+                              std::string_view condition, std::string_view description, bool failed,
+                              bool undeliverable) {
   auto c = impl_ ? impl_->client.lock() : nullptr;
   if (!c) {
     return errc::invalid_state;
   }
-  switch (outcome) {
-  case 0:
-    return c->settle(*impl_, m, accepted{});
-  case 1: {
+  delivery_state state = accepted{};
+  if (outcome == state_kind::rejected) {
     rejected r;
     if (!condition.empty()) {
       r.error = amqp::error{symbol_view{condition},
@@ -248,32 +231,31 @@ result<void> receiver::settle(const received_message& m, int outcome, std::strin
                                                 : std::optional{description},
                             {}};
     }
-    return c->settle(*impl_, m, r);
-  }
-  case 2:
-    return c->settle(*impl_, m, released{});
-  default: {
+    state = r;
+  } else if (outcome == state_kind::released) {
+    state = released{};
+  } else if (outcome == state_kind::modified) {
     modified mo;
     mo.delivery_failed = failed;
     mo.undeliverable_here = undeliverable;
-    return c->settle(*impl_, m, mo);
+    state = mo;
   }
-  }
+  return c->settle(*impl_, m, state);
 }
 
 result<void> receiver::accept(const received_message& m) {
-  return settle(m, 0, {}, {}, false, false);
+  return settle(m, state_kind::accepted, {}, {}, false, false);
 }
 result<void> receiver::reject(const received_message& m, std::string_view condition,
                               std::string_view description) {
-  return settle(m, 1, condition, description, false, false);
+  return settle(m, state_kind::rejected, condition, description, false, false);
 }
 result<void> receiver::release(const received_message& m) {
-  return settle(m, 2, {}, {}, false, false);
+  return settle(m, state_kind::released, {}, {}, false, false);
 }
 result<void> receiver::modify(const received_message& m, bool delivery_failed,
                               bool undeliverable_here) {
-  return settle(m, 3, {}, {}, delivery_failed, undeliverable_here);
+  return settle(m, state_kind::modified, {}, {}, delivery_failed, undeliverable_here);
 }
 
 void receiver::set_credit(std::uint32_t credit) {

@@ -12,29 +12,18 @@ namespace {
 
 delivery_outcome outcome_of(const std::optional<delivery_state>& s) {
   delivery_outcome o;
+  o.state = kind_of(s);
   if (!s) {
     return o;
   }
-  if (std::holds_alternative<accepted>(*s)) {
-    o.state = delivery_outcome::kind::accepted;
-  } else if (const auto* r = std::get_if<rejected>(&*s)) {
-    o.state = delivery_outcome::kind::rejected;
-    if (r->error) {
-      o.condition = std::string(r->error->condition.str);
-      o.description = std::string(r->error->description.value_or(""));
-    }
-  } else if (std::holds_alternative<released>(*s)) {
-    o.state = delivery_outcome::kind::released;
+  if (const auto* r = std::get_if<rejected>(&*s); r != nullptr && r->error) {
+    o.condition = std::string(r->error->condition.str);
+    o.description = std::string(r->error->description.value_or(""));
   } else if (const auto* m = std::get_if<modified>(&*s)) {
-    o.state = delivery_outcome::kind::modified;
     o.delivery_failed = m->delivery_failed.value_or(false);
     o.undeliverable_here = m->undeliverable_here.value_or(false);
   }
   return o;
-}
-
-bool is_outcome(const delivery_state& s) {
-  return !std::holds_alternative<received>(s);
 }
 
 // Serial-number order of delivery-ids (RFC 1982, as AMQP 1.0 §2.6.12 numbers them).
@@ -370,7 +359,7 @@ void client_impl::on_delivery_updated(const delivery_updated& du) {
   if (l == nullptr || !l->is_sender) {
     return;
   }
-  const bool final_state = du.state && is_outcome(*du.state);
+  const bool final_state = is_outcome(kind_of(du.state));
   if (!du.settled && !final_state) {
     return;
   }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "amqp/message.hpp"
+#include "amqp/messaging.hpp"
 #include "amqp/result.hpp"
 #include "amqp/transport/options.hpp"
 
@@ -38,14 +39,15 @@ struct link_impl;
 
 // The outcome of a sent message (AMQP 1.0 §3.4), owned.
 struct delivery_outcome {
-  enum class kind : std::uint8_t { accepted, rejected, released, modified, settled };
-  kind state = kind::settled; // settled: sent presettled (no outcome), or settled without one
-  std::string condition;      // rejected: the error condition, e.g. "amqp:decode-error"
+  // state_kind::accepted, rejected, released or modified; none when sent presettled (no
+  // outcome) or settled by the peer without one; other for an outcome the peer defined
+  // (§3.4). amqp::name(state) gives its AMQP name.
+  state_kind state = state_kind::none;
+  std::string condition; // rejected: the error condition, e.g. "amqp:decode-error"
   std::string description;
   bool delivery_failed = false;    // modified
   bool undeliverable_here = false; // modified
 };
-[[nodiscard]] std::string_view name(delivery_outcome::kind k) noexcept;
 
 // A received message: its encoded bytes (owned) and what is needed to settle it.
 class received_message {
@@ -113,7 +115,7 @@ class sender {
 public:
   sender() = default;
   // Sends one encoded message (its bytes are copied). The handler gets the peer's outcome
-  // (unsettled), or kind::settled at once when presettled and written. Sends wait for
+  // (unsettled), or state_kind::none at once when presettled and written. Sends wait for
   // credit; after a reconnect, those without an outcome are sent again (at-least-once).
   // Errors: errc::invalid_state (closed), errc::resource_limit (max_in_flight), the link's
   // or connection's error.
@@ -158,7 +160,7 @@ private:
   friend class client;
   friend class requester;
   explicit receiver(std::shared_ptr<detail::link_impl> l) : impl_(std::move(l)) {}
-  result<void> settle(const received_message& m, int outcome, std::string_view condition,
+  result<void> settle(const received_message& m, state_kind outcome, std::string_view condition,
                       std::string_view description, bool failed, bool undeliverable);
   std::shared_ptr<detail::link_impl> impl_;
 };
