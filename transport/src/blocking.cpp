@@ -210,15 +210,25 @@ blocking_client::~blocking_client() {
   }
 }
 
-result<blocking_client> blocking_client::connect(std::string_view url, client_options options) {
+result<blocking_client> blocking_client::connect(std::string_view url, client_options options,
+                                                 std::string* why) {
   auto st = std::make_shared<detail::blocking_state>();
   const std::string u(url);
+  std::string failure;
   auto r = call<client>(st, [&](std::promise<result<client>>& p) {
     client::async_connect(st->io, u, std::move(options),
-                          [&p](std::error_code ec, client c) { set(p, ec, std::move(c)); });
+                          [&p, &failure](std::error_code ec, client c) {
+                            if (ec) {
+                              failure = c.last_error();
+                            }
+                            set(p, ec, std::move(c));
+                          });
   });
   if (!r) {
     st->stop();
+    if (why != nullptr) {
+      *why = std::move(failure);
+    }
     return r.error();
   }
   st->c = std::move(*r);
@@ -296,6 +306,13 @@ std::string blocking_client::last_error() const {
 }
 
 result<delivery_outcome> blocking_sender::send(std::span<const std::byte> message) {
+  return call<delivery_outcome>(state_, [&](std::promise<result<delivery_outcome>>& p) {
+    sender_.async_send(message,
+                       [&p](std::error_code ec, delivery_outcome o) { set(p, ec, std::move(o)); });
+  });
+}
+
+result<delivery_outcome> blocking_sender::send(const amqp::message& message) {
   return call<delivery_outcome>(state_, [&](std::promise<result<delivery_outcome>>& p) {
     sender_.async_send(message,
                        [&p](std::error_code ec, delivery_outcome o) { set(p, ec, std::move(o)); });

@@ -18,7 +18,29 @@ client_impl::client_impl(asio::io_context& io, url u, client_options o)
       rng_(
           static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
   own_options();
+  if (url_.tls() && !setup_error_) {
+    // Loaded once, here: a missing or unreadable file fails the connect at once, and every
+    // attempt shares the context.
+    std::string why;
+    auto ctx = make_tls_context(opts_.tls, false, why);
+    if (ctx) {
+      tls_context_ = std::move(*ctx);
+    } else {
+      setup_error_ = ctx.error();
+      last_error = why;
+    }
+  }
   opts_.trace = opts_.trace || trace_from_environment();
+}
+
+void client_impl::note_error(std::string text) {
+  last_error = std::move(text);
+  attempt_noted_ = true;
+}
+
+std::string client_impl::endpoint() const {
+  return (url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host) + ":" +
+         std::to_string(url_.port);
 }
 
 void client_impl::own_options() {
@@ -90,14 +112,20 @@ void client_impl::start_attempt() {
   const auto id = ++attempt_id_;
   phase_ = phase::connecting;
   ws_done_ = false;
+  attempt_noted_ = false;
+  timed_out_ = false;
+  sasl_refused_ = false;
   timer_.expires_after(opts_.connect_timeout);
   timer_.async_wait([self = shared_from_this(), id](std::error_code ec) {
     if (ec || id != self->attempt_id_ || self->phase_ != phase::connecting) {
       return;
     }
+    self->timed_out_ = true;
+    self->note_error("no AMQP connection to " + self->endpoint() + " within the connect timeout (" +
+                     std::to_string(self->opts_.connect_timeout.count()) + " ms)");
     self->resolver_.cancel();
     if (self->driver_) {
-      self->driver_->abort();
+      self->driver_->abort(); // on_stream_closed() reports the timeout
     } else {
       self->attempt_failed(code(errc::timeout));
     }
@@ -110,46 +138,42 @@ void client_impl::start_attempt() {
           return;
         }
         if (ec) {
+          self->note_error("cannot resolve " + self->url_.host + ": " + ec.message());
           self->attempt_failed(ec);
           return;
         }
         auto socket = std::make_shared<asio::ip::tcp::socket>(self->io_);
-        asio::async_connect(*socket, results,
-                            [self, socket, id](std::error_code e, const asio::ip::tcp::endpoint&) {
-                              if (id != self->attempt_id_) {
-                                return;
-                              }
-                              if (e) {
-                                self->attempt_failed(e);
-                                return;
-                              }
-                              if (!self->url_.tls()) {
-                                self->on_connected({}, make_tcp_stream(std::move(*socket)));
-                                return;
-                              }
-                              std::string why;
-                              auto ctx = make_tls_context(self->opts_.tls, false, why);
-                              if (!ctx) {
-                                self->last_error = why;
-                                self->attempt_failed(ctx.error());
-                                return;
-                              }
-                              const std::string host = self->opts_.tls.server_name.empty()
-                                                           ? self->url_.host
-                                                           : self->opts_.tls.server_name;
-                              async_tls_handshake(
-                                  std::move(*ctx), std::move(*socket), false, host,
+        asio::async_connect(
+            *socket, results,
+            [self, socket, id](std::error_code e, const asio::ip::tcp::endpoint&) {
+              if (id != self->attempt_id_) {
+                return;
+              }
+              if (e) {
+                self->note_error("cannot connect to " + self->endpoint() + ": " + e.message());
+                self->attempt_failed(e);
+                return;
+              }
+              if (!self->url_.tls()) {
+                self->on_connected({}, make_tcp_stream(std::move(*socket)));
+                return;
+              }
+              const std::string host = self->opts_.tls.server_name.empty()
+                                           ? self->url_.host
+                                           : self->opts_.tls.server_name;
+              async_tls_handshake(self->tls_context_, std::move(*socket), false, host,
                                   self->opts_.tls.verify,
                                   [self, id](std::error_code he, std::shared_ptr<byte_stream> s) {
                                     if (id != self->attempt_id_) {
                                       return;
                                     }
                                     if (he) {
-                                      self->last_error = "TLS handshake failed: " + he.message();
+                                      self->note_error("TLS handshake with " + self->endpoint() +
+                                                       " failed: " + he.message());
                                     }
                                     self->on_connected(he, std::move(s));
                                   });
-                            });
+            });
       });
 }
 
@@ -170,7 +194,8 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
             return;
           }
           if (e) {
-            self->last_error = "WebSocket handshake failed: " + e.message();
+            self->note_error("WebSocket handshake with " + self->endpoint() +
+                             " failed: " + e.message());
           }
           self->on_connected(e, std::move(s));
         });
@@ -215,8 +240,8 @@ void client_impl::attempt_failed(std::error_code ec) {
   if (phase_ != phase::connecting) {
     return;
   }
-  if (last_error.empty()) {
-    last_error = ec.message();
+  if (!attempt_noted_) {
+    note_error("connection to " + endpoint() + " failed: " + ec.message());
   }
   const bool retry = opts_.reconnect.enabled && ec != make_error_code(errc::unauthorized) &&
                      (opts_.reconnect.max_attempts == 0 || attempt_ < opts_.reconnect.max_attempts);
@@ -309,7 +334,7 @@ void client_impl::on_stream_closed(std::error_code ec) {
     finish_close({});
     return;
   case phase::connecting:
-    attempt_failed(ec ? ec : code(errc::connection_lost));
+    attempt_failed(timed_out_ ? code(errc::timeout) : ec ? ec : code(errc::connection_lost));
     return;
   case phase::open:
     connection_lost(ec ? ec : code(errc::connection_lost));
@@ -338,15 +363,16 @@ void client_impl::fail_all(std::error_code ec) {
 }
 
 void client_impl::set_last_error(std::string_view what, const std::optional<amqp::error>& e) {
-  last_error = std::string(what);
+  std::string text(what);
   if (e) {
-    last_error += ": ";
-    last_error += e->condition.str;
+    text += ": ";
+    text += e->condition.str;
     if (e->description) {
-      last_error += ": ";
-      last_error += *e->description;
+      text += ": ";
+      text += *e->description;
     }
   }
+  note_error(std::move(text));
 }
 
 void client_impl::on_session_ready() {
@@ -437,19 +463,36 @@ void client_impl::handle(const event& e) {
     }
   } else if (const auto* cc = std::get_if<connection_closed>(&e)) {
     if (phase_ != phase::closing) {
-      set_last_error(cc->remote ? "connection closed by the peer" : "connection closed", cc->error);
       if (cc->code == make_error_code(errc::unauthorized)) {
-        last_error = "authentication failed";
+        if (!sasl_refused_) {
+          // The engine found no mechanism it may use among those the server offers.
+          const auto& m = opts_.amqp.sasl.mechanism;
+          note_error(
+              "authentication failed: " + endpoint() +
+              " offers no SASL mechanism this client can use (" +
+              (m.empty() ? std::string("PLAIN with a user name, or ANONYMOUS") : std::string(m)) +
+              ")");
+        }
         ++attempt_id_;
         phase_ = phase::closed;
         fail_all(cc->code);
         finish_connect(cc->code);
+      } else {
+        set_last_error(cc->remote ? "connection to " + endpoint() + " closed by the peer"
+                                  : "connection to " + endpoint() + " closed",
+                       cc->error);
       }
     }
   } else if (const auto* sd = std::get_if<sasl_done>(&e)) {
     if (sd->code != sasl_code::ok) {
-      last_error =
-          "authentication failed (SASL code " + std::to_string(static_cast<int>(sd->code)) + ")";
+      // AMQP 1.0 §5.3.3.6 sasl-code.
+      const char* why = sd->code == sasl_code::auth       ? "auth: bad credentials"
+                        : sd->code == sasl_code::sys_perm ? "sys-perm: permanent system error"
+                        : sd->code == sasl_code::sys_temp ? "sys-temp: transient system error"
+                                                          : "sys: system error";
+      sasl_refused_ = true;
+      note_error("authentication failed: " + endpoint() + " refused the " +
+                 std::string(sd->mechanism.str) + " login (sasl-outcome " + why + ")");
     }
   }
 }

@@ -12,9 +12,14 @@ namespace amqp::transport {
 
 void client::async_connect(asio::io_context& io, std::string_view url_text, client_options options,
                            std::function<void(std::error_code, client)> done) {
-  auto u = parse_url(url_text);
+  std::string why;
+  auto u = parse_url(url_text, &why);
   if (!u) {
-    asio::post(io, [done = std::move(done), ec = u.error()] { done(ec, {}); });
+    client failed;
+    failed.failure_ = "invalid URL: " + why;
+    asio::post(io, [done = std::move(done), ec = u.error(), failed = std::move(failed)] {
+      done(ec, failed);
+    });
     return;
   }
   auto impl = std::make_shared<detail::client_impl>(io, std::move(*u), std::move(options));
@@ -23,6 +28,8 @@ void client::async_connect(asio::io_context& io, std::string_view url_text, clie
       client c;
       if (!ec) {
         c.impl_ = impl;
+      } else {
+        c.failure_ = impl->last_error.empty() ? ec.message() : impl->last_error;
       }
       done(ec, std::move(c));
     });
@@ -55,6 +62,10 @@ void client::on_attached(const std::shared_ptr<detail::link_impl>& l,
 
 void client::async_open_sender(std::string_view address, sender_options options,
                                std::function<void(std::error_code, sender)> done) {
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
   auto l = new_link(impl_, true, address, options.name);
   l->sopts = std::move(options);
   on_attached(l, std::move(done));
@@ -63,6 +74,10 @@ void client::async_open_sender(std::string_view address, sender_options options,
 
 void client::async_open_receiver(std::string_view address, receiver_options options,
                                  std::function<void(std::error_code, receiver)> done) {
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
   auto l = new_link(impl_, false, address, options.name);
   l->ropts = std::move(options);
   on_attached(l, std::move(done));
@@ -71,6 +86,10 @@ void client::async_open_receiver(std::string_view address, receiver_options opti
 
 void client::async_open_requester(std::string_view address, requester_options options,
                                   std::function<void(std::error_code, requester)> done) {
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
   const std::string base = options.name.empty() ? impl_->next_link_name(false) : options.name;
   const std::string reply = options.reply_to.empty() ? base + "-reply" : options.reply_to;
   auto table = std::make_shared<detail::request_table>();
@@ -156,11 +175,15 @@ void requester::async_close(std::function<void(std::error_code)> done) {
 }
 
 void client::async_close(std::function<void(std::error_code)> done) {
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state));
+    return;
+  }
   impl_->close(std::move(done));
 }
 
 std::string client::last_error() const {
-  return impl_ ? impl_->last_error : std::string();
+  return impl_ ? impl_->last_error : failure_;
 }
 std::uint64_t client::reconnects() const noexcept {
   return impl_ ? impl_->reconnects : 0;
@@ -169,22 +192,53 @@ std::uint64_t client::writes() const noexcept {
   return impl_ ? impl_->writes() : 0;
 }
 
+namespace {
+
+// The client of a sender that can take a send now, or the error to fail it with.
+result<std::shared_ptr<detail::client_impl>> sendable(const std::shared_ptr<detail::link_impl>& l) {
+  auto c = l ? l->client.lock() : nullptr;
+  if (!c || l->closed || l->closing) {
+    return errc::invalid_state;
+  }
+  if (l->queue.size() + l->unsettled.size() >= l->sopts.max_in_flight) {
+    return errc::resource_limit;
+  }
+  return c;
+}
+
+} // namespace
+
 void sender::async_send(std::span<const std::byte> message,
                         std::function<void(std::error_code, delivery_outcome)> done) {
-  auto c = impl_ ? impl_->client.lock() : nullptr;
-  if (!c || impl_->closed || impl_->closing) {
-    done(make_error_code(errc::invalid_state), {});
-    return;
-  }
-  if (impl_->queue.size() + impl_->unsettled.size() >= impl_->sopts.max_in_flight) {
-    done(make_error_code(errc::resource_limit), {});
+  auto c = sendable(impl_);
+  if (!c) {
+    done(c.error(), {});
     return;
   }
   detail::pending_send p;
   p.bytes.assign(message.begin(), message.end());
   p.done = std::move(done);
   impl_->queue.push_back(std::move(p));
-  c->pump(*impl_);
+  (*c)->pump(*impl_);
+}
+
+void sender::async_send(const amqp::message& message,
+                        std::function<void(std::error_code, delivery_outcome)> done) {
+  auto c = sendable(impl_);
+  if (!c) {
+    done(c.error(), {});
+    return;
+  }
+  detail::pending_send p;
+  if (auto r = message.encode_append(p.bytes); !r) {
+    const auto why = message.check();
+    (*c)->last_error = "message cannot be encoded: " + (why.empty() ? r.error().message() : why);
+    done(r.error(), {});
+    return;
+  }
+  p.done = std::move(done);
+  impl_->queue.push_back(std::move(p));
+  (*c)->pump(*impl_);
 }
 
 void sender::async_close(std::function<void(std::error_code)> done) {
@@ -272,6 +326,54 @@ void receiver::async_close(std::function<void(std::error_code)> done) {
   }
   impl_->close_done = std::move(done);
   c->close_link(impl_);
+}
+
+// ---- received_message ----------------------------------------------------------------------
+
+const amqp::message& received_message::decoded() const {
+  if (!decoded_) {
+    auto m = amqp::message::decode(bytes_);
+    if (m) {
+      decoded_ = std::make_shared<const amqp::message>(std::move(*m));
+    } else {
+      decode_error_ = m.error();
+      decoded_ = std::make_shared<const amqp::message>();
+    }
+  }
+  return *decoded_;
+}
+
+result<amqp::message> received_message::message() const {
+  const auto& m = decoded();
+  if (decode_error_) {
+    return decode_error_;
+  }
+  return m;
+}
+
+std::optional<std::string> received_message::body_text() const {
+  return decoded().body_text();
+}
+std::optional<std::vector<std::byte>> received_message::body_bytes() const {
+  return decoded().body_bytes();
+}
+const std::optional<amqp::header>& received_message::header() const {
+  return decoded().header;
+}
+const value_map& received_message::delivery_annotations() const {
+  return decoded().delivery_annotations;
+}
+const value_map& received_message::message_annotations() const {
+  return decoded().message_annotations;
+}
+const message_properties& received_message::properties() const {
+  return decoded().properties;
+}
+const value_map& received_message::application_properties() const {
+  return decoded().application_properties;
+}
+const value_map& received_message::footer() const {
+  return decoded().footer;
 }
 
 } // namespace amqp::transport

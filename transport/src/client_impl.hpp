@@ -118,6 +118,10 @@ private:
   enum class phase { idle, connecting, open, waiting_reconnect, closing, closed };
 
   void own_options();
+  // Sets last_error; within a connect attempt, the reason it fails.
+  void note_error(std::string text);
+  // "host:port" of the URL, for messages.
+  [[nodiscard]] std::string endpoint() const;
   void start_attempt();
   void on_connected(std::error_code ec, std::shared_ptr<byte_stream> stream);
   void attempt_failed(std::error_code ec);
@@ -151,6 +155,7 @@ private:
   std::vector<std::byte> sasl_initial_response_;
   owned_value offered_capabilities_, desired_capabilities_, open_properties_;
   std::error_code setup_error_; // options that cannot be kept: connect() fails with it
+  std::shared_ptr<asio::ssl::context> tls_context_; // amqps, wss: loaded once
   // Shared with the driver when this client goes away: reads and writes still in flight
   // use the engine's buffers (engine_driver::keep_alive).
   std::shared_ptr<amqp::connection> engine_;
@@ -169,6 +174,9 @@ private:
   bool ever_open_ = false;
   bool ws_done_ = false;         // the WebSocket handshake of the current attempt is done
   bool in_events_ = false;       // on_engine_activity() is pulling events
+  bool attempt_noted_ = false;   // this attempt's failure has its own last_error text
+  bool timed_out_ = false;       // this attempt ran out of connect_timeout
+  bool sasl_refused_ = false;    // this attempt's SASL login was refused (sasl-outcome)
   std::uint64_t attempt_id_ = 0; // invalidates callbacks of abandoned attempts
 
   friend struct link_impl;

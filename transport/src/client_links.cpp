@@ -396,7 +396,13 @@ void client_impl::on_link_detached(const link_detached& ld) {
     return;
   }
   if (!l->closing) {
-    set_last_error("link " + l->name + " detached", ld.error);
+    // A refusal (§2.6.3: an attach without a terminus, then this detach) or a detach later.
+    const std::string what = std::string(l->is_sender ? "sending" : "receiving") + " link '" +
+                             l->name + "' " + (l->is_sender ? "to" : "from") + " '" + l->address +
+                             "'";
+    set_last_error(l->refused ? "the peer refused to attach the " + what
+                              : "the peer detached the " + what,
+                   ld.error);
   }
   auto keep =
       std::find_if(links_.begin(), links_.end(), [&](const auto& p) { return p.get() == l; });

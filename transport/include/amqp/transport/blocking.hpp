@@ -17,8 +17,10 @@
 #include <chrono>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
+#include "amqp/message.hpp"
 #include "amqp/result.hpp"
 #include "amqp/transport/client.hpp"
 #include "amqp/transport/options.hpp"
@@ -35,6 +37,10 @@ public:
   // to the engine). Errors: errc::invalid_state (see "Closed objects"), those of
   // sender::async_send.
   [[nodiscard]] result<delivery_outcome> send(std::span<const std::byte> message);
+  // Sends `message` and waits for its outcome. Errors: those above, and
+  // errc::invalid_argument when it cannot be encoded (blocking_client::last_error() says
+  // which field and why).
+  [[nodiscard]] result<delivery_outcome> send(const amqp::message& message);
   // Detaches the link. Errors: errc::invalid_state (see "Closed objects").
   [[nodiscard]] result<void> close();
 
@@ -89,9 +95,10 @@ public:
   blocking_client(blocking_client&&) noexcept = default;
   blocking_client& operator=(blocking_client&&) noexcept = default;
 
-  // Connects and opens the connection (see client::async_connect).
-  [[nodiscard]] static result<blocking_client> connect(std::string_view url,
-                                                       client_options options = {});
+  // Connects and opens the connection (see client::async_connect). On failure, `why` (if
+  // given) gets what went wrong, readable (client::last_error() of the failed connect).
+  [[nodiscard]] static result<blocking_client>
+  connect(std::string_view url, client_options options = {}, std::string* why = nullptr);
   // Attach a link or a requester (see client). Errors: errc::invalid_state (see "Closed
   // objects"), those of the client's async_open_*.
   [[nodiscard]] result<blocking_sender> open_sender(std::string_view address,

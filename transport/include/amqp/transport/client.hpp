@@ -35,6 +35,7 @@ namespace amqp::transport {
 namespace detail {
 class client_impl;
 struct link_impl;
+struct requester_impl;
 } // namespace detail
 
 // The outcome of a sent message (AMQP 1.0 §3.4), owned.
@@ -50,24 +51,56 @@ struct delivery_outcome {
 };
 
 // A received message: its encoded bytes (owned) and what is needed to settle it.
+//
+// The bytes are all that is kept when a message arrives. The sections are decoded (and
+// copied) on first use of message(), body_text(), body_bytes() or a section accessor, once,
+// then kept; bytes() and decode() never pay for that. Copies share what was decoded.
+// Thread-safety: the first of those calls fills the cache, so it must not race with another
+// call on the same object; after it, const calls from several threads are safe. Separate
+// copies are independent.
 class received_message {
 public:
-  // The message as sent: decode with amqp::decode_message(bytes()).
+  // The message as sent (owned here; valid as long as this object).
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
+  // A zero-copy decode: views into bytes(). Errors: those of amqp::decode_message.
   [[nodiscard]] result<message_view> decode() const noexcept { return decode_message(bytes_); }
   [[nodiscard]] std::uint32_t message_format() const noexcept { return format_; }
   // Sent presettled: nothing to settle.
   [[nodiscard]] bool settled() const noexcept { return settled_; }
 
+  // The message decoded and copied: every section owned. Errors: those of
+  // amqp::message::decode (errc::decode_error, errc::invalid_message, ...).
+  [[nodiscard]] result<amqp::message> message() const;
+  // The body as text: an amqp-value string or symbol, or data sections that are valid UTF-8
+  // (amqp::message::body_text). nullopt for another body, or if the message does not decode
+  // (message() then says why).
+  [[nodiscard]] std::optional<std::string> body_text() const;
+  // The body as bytes: the data sections joined, or an amqp-value binary, string or symbol
+  // (amqp::message::body_bytes). nullopt otherwise, or if the message does not decode.
+  [[nodiscard]] std::optional<std::vector<std::byte>> body_bytes() const;
+  // The sections (AMQP 1.0 §3.2), decoded once. A message that does not decode has none:
+  // they are empty then (message() says why). References valid as long as this object.
+  [[nodiscard]] const std::optional<amqp::header>& header() const;
+  [[nodiscard]] const value_map& delivery_annotations() const;
+  [[nodiscard]] const value_map& message_annotations() const;
+  [[nodiscard]] const message_properties& properties() const;
+  [[nodiscard]] const value_map& application_properties() const;
+  [[nodiscard]] const value_map& footer() const;
+
 private:
   friend class detail::client_impl;
   friend class receiver;
+  friend struct detail::requester_impl;
+  // The decoded message, decoded on first use (an empty one if it does not decode).
+  const amqp::message& decoded() const;
   std::vector<std::byte> bytes_;
   std::uint32_t format_ = 0;
   bool settled_ = false;
   std::uint64_t generation_ = 0; // the connection it arrived on (settling after a reconnect
                                  // is not possible: the broker redelivers it)
   std::uint32_t delivery_ = 0;
+  mutable std::shared_ptr<const amqp::message> decoded_;
+  mutable std::error_code decode_error_;
 };
 
 struct sender_options {
@@ -120,6 +153,11 @@ public:
   // Errors: errc::invalid_state (closed), errc::resource_limit (max_in_flight), the link's
   // or connection's error.
   void async_send(std::span<const std::byte> message,
+                  std::function<void(std::error_code, delivery_outcome)> done);
+  // Sends `message`, encoded here (its bytes are kept, not the message); otherwise as above.
+  // Errors: those above, and errc::invalid_argument, at once, when the message cannot be
+  // encoded: client::last_error() then names the field and why (amqp::message::check()).
+  void async_send(const amqp::message& message,
                   std::function<void(std::error_code, delivery_outcome)> done);
   // Detaches the link (closing it). Pending sends fail with errc::invalid_state.
   void async_close(std::function<void(std::error_code)> done);
@@ -199,14 +237,21 @@ class client {
 public:
   client() = default;
   // Connects to `url` (amqp://, amqps://, ws://, wss://; user and password select SASL
-  // PLAIN), opens the connection and a session. Errors: errc::invalid_argument (URL, TLS
-  // files), errc::timeout, errc::unauthorized, the socket's or TLS's error.
+  // PLAIN), opens the connection and a session. The handler always runs from the
+  // io_context, never inside this call. On failure its client is empty (operator bool is
+  // false, every operation fails with errc::invalid_state) but its last_error() says what
+  // went wrong. Errors: errc::invalid_argument (a bad URL; a TLS file that cannot be loaded;
+  // a capabilities or properties value with no encoding), errc::unauthorized (SASL: the
+  // login refused, or no mechanism in common), errc::timeout (connect_timeout), the
+  // resolver's, socket's or TLS handshake's error.
   static void async_connect(asio::io_context& io, std::string_view url, client_options options,
                             std::function<void(std::error_code, client)> done);
-  // Attaches a sending link to `address` (the target).
+  // Attaches a sending link to `address` (the target). Errors: errc::invalid_state (an
+  // empty or closed client), errc::remote_error (the peer refused the link: last_error()
+  // has its condition and description), the connection's error.
   void async_open_sender(std::string_view address, sender_options options,
                          std::function<void(std::error_code, sender)> done);
-  // Attaches a receiving link from `address` (the source).
+  // Attaches a receiving link from `address` (the source). Errors: as async_open_sender.
   void async_open_receiver(std::string_view address, receiver_options options,
                            std::function<void(std::error_code, receiver)> done);
   // Attaches a requester to the node `address` (e.g. "$cbs", "$management").
@@ -214,8 +259,10 @@ public:
                             std::function<void(std::error_code, requester)> done);
   // Closes the connection (close handshake, bounded by client_options::close_timeout).
   void async_close(std::function<void(std::error_code)> done);
-  // The last error the peer sent or the transport saw, readable ("amqp:not-found: no
-  // queue 'x'"), for messages to users.
+  // What went wrong last, readable, for messages to users: the condition and description
+  // the peer sent ("the peer refused to attach link ... : amqp:not-found: no queue 'x'"),
+  // why a connect failed ("invalid URL: ...", "cannot load CA file ...", "authentication
+  // failed: ..."), which field of a message cannot be encoded. Empty if nothing failed.
   [[nodiscard]] std::string last_error() const;
   // Reconnections so far.
   [[nodiscard]] std::uint64_t reconnects() const noexcept;
@@ -229,6 +276,7 @@ private:
   static void on_attached(const std::shared_ptr<detail::link_impl>& l,
                           std::function<void(std::error_code, Handle)> done);
   std::shared_ptr<detail::client_impl> impl_;
+  std::string failure_; // last_error() of a client whose connect failed
 };
 
 } // namespace amqp::transport
