@@ -7,6 +7,7 @@
 // handlers find the client closed and complete at once, so every waiter is answered.
 #include "amqp/transport/blocking.hpp"
 
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -336,11 +337,21 @@ result<received_message> blocking_receiver::receive(std::chrono::milliseconds ti
 
 result<received_message> blocking_requester::request(std::span<const std::byte> message,
                                                      std::chrono::milliseconds timeout) {
-  // A response after the timeout is dropped.
-  return wait_for(state_, timeout,
-                  [q = requester_, bytes = std::vector<std::byte>(message.begin(), message.end())](
-                      auto done) mutable { q.async_request(bytes, std::move(done)); },
-                  {});
+  // The requester's own timeout: a request that times out is forgotten there too.
+  return call<received_message>(state_, [&](std::promise<result<received_message>>& p) {
+    requester_.request_bytes(
+        message, std::max(timeout, std::chrono::milliseconds{1}),
+        [&p](std::error_code ec, received_message m) { set(p, ec, std::move(m)); });
+  });
+}
+
+result<received_message> blocking_requester::request(const amqp::message& message,
+                                                     std::chrono::milliseconds timeout) {
+  return call<received_message>(state_, [&](std::promise<result<received_message>>& p) {
+    requester_.request_message(
+        message, std::max(timeout, std::chrono::milliseconds{1}),
+        [&p](std::error_code ec, received_message m) { set(p, ec, std::move(m)); });
+  });
 }
 
 result<void> blocking_requester::close() {

@@ -226,6 +226,9 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
     l->attached = false;
     l->refused = false;
   }
+  for (auto& q : requesters_) {
+    q->helper.reset(); // a new one attaches once the session is ready
+  }
   driver_ = std::make_shared<engine_driver>(std::move(stream), *engine_, *this,
                                             opts_.trace ? make_trace_hook("client", generation)
                                                         : engine_driver::trace_hook{});
@@ -322,6 +325,12 @@ void client_impl::on_output_written() {
       pump(*l);
     }
   }
+  const auto requesters = requesters_; // a handler may open or close one
+  for (const auto& q : requesters) {
+    if (!q->queue.empty()) {
+      pump_requests(*q);
+    }
+  }
 }
 
 void client_impl::on_stream_closed(std::error_code ec) {
@@ -352,6 +361,7 @@ void client_impl::connection_lost(std::error_code ec) {
   }
   attempt_ = 0;
   phase_ = phase::connecting; // attempt_failed() schedules the next attempt
+  requests_lost(ec);
   attempt_failed(ec);
 }
 
@@ -360,6 +370,10 @@ void client_impl::fail_all(std::error_code ec) {
     link_failed(*l, ec);
   }
   links_.clear();
+  const auto requesters = requesters_;
+  for (const auto& q : requesters) {
+    requester_failed(q, ec);
+  }
 }
 
 void client_impl::set_last_error(std::string_view what, const std::optional<amqp::error>& e) {
@@ -390,6 +404,12 @@ void client_impl::on_session_ready() {
   for (auto& l : links_) {
     if (!l->id && !l->closed) {
       attach(*l);
+    }
+  }
+  const auto requesters = requesters_; // attaching may fail one
+  for (const auto& q : requesters) {
+    if (!q->helper) {
+      attach_requester(*q);
     }
   }
 }
@@ -424,6 +444,9 @@ void client_impl::close(std::function<void(std::error_code)> done) {
 }
 
 void client_impl::handle(const event& e) {
+  if (!requesters_.empty()) {
+    offer_to_requesters(e);
+  }
   if (const auto* sb = std::get_if<session_begun>(&e)) {
     if (session_ && sb->session == *session_) {
       on_session_ready();
@@ -450,6 +473,15 @@ void client_impl::handle(const event& e) {
         if (l->id && l->generation == generation) {
           gone.push_back(l);
         }
+      }
+      std::vector<std::shared_ptr<requester_impl>> gone_requesters;
+      for (auto& q : requesters_) {
+        if (q->helper && q->generation == generation) {
+          gone_requesters.push_back(q);
+        }
+      }
+      for (auto& q : gone_requesters) {
+        requester_failed(q, code(errc::remote_error));
       }
       for (auto& l : gone) {
         std::erase(links_, l);

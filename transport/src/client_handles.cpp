@@ -90,88 +90,92 @@ void client::async_open_requester(std::string_view address, requester_options op
     done(make_error_code(errc::invalid_state), {});
     return;
   }
-  const std::string base = options.name.empty() ? impl_->next_link_name(false) : options.name;
-  const std::string reply = options.reply_to.empty() ? base + "-reply" : options.reply_to;
-  auto table = std::make_shared<detail::request_table>();
-  table->max_pending = options.max_pending;
-  auto s = new_link(impl_, true, address, base + "-sender");
-  s->local_address = reply;
-  s->requests = table;
-  auto r = new_link(impl_, false, address, base + "-receiver");
-  r->local_address = reply;
-  r->requests = table;
-  r->ropts.credit = 100;
-  // Ready when both links are attached.
-  auto state = std::make_shared<std::pair<int, std::error_code>>(0, std::error_code{});
-  auto one = [s, r, state, done = std::move(done)](std::error_code ec) {
-    if (ec && !state->second) {
-      state->second = ec;
+  auto q = std::make_shared<detail::requester_impl>();
+  q->client = impl_;
+  q->address = std::string(address);
+  q->name = options.name.empty() ? impl_->next_link_name(false) : options.name;
+  q->reply_to = options.reply_to.empty() ? q->name + "-reply" : options.reply_to;
+  q->opts = std::move(options);
+  q->attach_done = [q, done = std::move(done)](std::error_code ec) {
+    requester r;
+    if (!ec) {
+      r.impl_ = q;
     }
-    if (++state->first < 2) {
+    done(ec, std::move(r));
+  };
+  impl_->open_requester(q);
+}
+
+void requester::start(std::vector<std::byte> bytes, std::chrono::milliseconds timeout,
+                      std::function<void(std::error_code, received_message)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!c || impl_->closed || impl_->closing) {
+    done(make_error_code(errc::invalid_state), {});
+    return;
+  }
+  if (impl_->queue.size() + impl_->sent.size() >= impl_->opts.max_pending) {
+    done(make_error_code(errc::resource_limit), {});
+    return;
+  }
+  c->request(impl_, std::move(bytes), timeout, std::move(done));
+}
+
+void requester::request_message(const amqp::message& request, std::chrono::milliseconds timeout,
+                                std::function<void(std::error_code, received_message)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  std::vector<std::byte> bytes;
+  if (c && !impl_->closed && !impl_->closing) {
+    if (auto r = request.encode_append(bytes); !r) {
+      const auto why = request.check();
+      c->last_error = "request cannot be encoded: " + (why.empty() ? r.error().message() : why);
+      done(r.error(), {});
       return;
     }
-    requester q;
-    if (!state->second) {
-      q.sender_ = s;
-      q.receiver_ = r;
+  }
+  start(std::move(bytes), timeout, std::move(done));
+}
+
+void requester::request_bytes(std::span<const std::byte> request, std::chrono::milliseconds timeout,
+                              std::function<void(std::error_code, received_message)> done) {
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (c && !impl_->closed && !impl_->closing) {
+    if (auto v = decode_message(request); !v) {
+      c->last_error = "request is not a valid message: " + v.error().message();
+      done(make_error_code(errc::invalid_argument), {});
+      return;
     }
-    done(state->second, std::move(q));
-  };
-  s->attach_done = one;
-  r->attach_done = one;
-  impl_->open_link(r);
-  impl_->open_link(s);
+  }
+  start(std::vector<std::byte>(request.begin(), request.end()), timeout, std::move(done));
+}
+
+void requester::async_request(const amqp::message& request,
+                              std::function<void(std::error_code, received_message)> done) {
+  request_message(request, impl_ ? impl_->opts.timeout : std::chrono::milliseconds{0},
+                  std::move(done));
 }
 
 void requester::async_request(std::span<const std::byte> request,
                               std::function<void(std::error_code, received_message)> done) {
-  auto c = sender_ ? sender_->client.lock() : nullptr;
-  if (!c || sender_->closed || receiver_->closed) {
-    done(make_error_code(errc::invalid_state), {});
-    return;
-  }
-  auto& table = *receiver_->requests;
-  if (table.pending.size() >= table.max_pending) {
-    done(make_error_code(errc::resource_limit), {});
-    return;
-  }
-  auto view = decode_message(request);
-  if (!view) {
-    done(make_error_code(errc::invalid_argument), {});
-    return;
-  }
-  // The same message with our message-id and reply-to in its properties.
-  const std::uint64_t id = table.next_id++;
-  message_parts with;
-  with.properties = view->properties.value_or(properties{});
-  with.properties->message_id = value(id);
-  with.properties->reply_to = std::string_view(receiver_->local_address);
-  std::vector<std::byte> bytes;
-  if (auto r = encode_append(*view, with, section_set::properties, bytes); !r) {
-    done(r.error(), {});
-    return;
-  }
-  table.pending.emplace_back(id, std::move(done));
-  auto table_ref = receiver_->requests;
-  // The sender's own outcome matters only if it is a failure: the answer ends the request.
-  sender(sender_).async_send(bytes, [table_ref, id](std::error_code ec, delivery_outcome o) {
-    if (!ec && o.state != state_kind::rejected) {
-      return;
-    }
-    auto& p = table_ref->pending;
-    auto it = std::find_if(p.begin(), p.end(), [&](const auto& e) { return e.first == id; });
-    if (it != p.end()) {
-      auto d = std::move(it->second);
-      p.erase(it);
-      d(ec ? ec : make_error_code(errc::remote_error), {});
-    }
-  });
+  request_bytes(request, impl_ ? impl_->opts.timeout : std::chrono::milliseconds{0},
+                std::move(done));
 }
 
 void requester::async_close(std::function<void(std::error_code)> done) {
-  auto r = receiver_;
-  sender(sender_).async_close(
-      [r, done = std::move(done)](std::error_code) { receiver(r).async_close(done); });
+  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state));
+    return;
+  }
+  if (!c || impl_->closed) {
+    done({});
+    return;
+  }
+  if (impl_->closing) {
+    done(make_error_code(errc::invalid_state)); // a close is under way
+    return;
+  }
+  impl_->close_done = std::move(done);
+  c->close_requester(impl_);
 }
 
 void client::async_close(std::function<void(std::error_code)> done) {
@@ -242,7 +246,11 @@ void sender::async_send(const amqp::message& message,
 }
 
 void sender::async_close(std::function<void(std::error_code)> done) {
-  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state));
+    return;
+  }
+  auto c = impl_->client.lock();
   if (!c || impl_->closed) {
     done({});
     return;
@@ -319,7 +327,11 @@ void receiver::set_credit(std::uint32_t credit) {
 }
 
 void receiver::async_close(std::function<void(std::error_code)> done) {
-  auto c = impl_ ? impl_->client.lock() : nullptr;
+  if (!impl_) {
+    done(make_error_code(errc::invalid_state));
+    return;
+  }
+  auto c = impl_->client.lock();
   if (!c || impl_->closed) {
     done({});
     return;

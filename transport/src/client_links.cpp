@@ -52,13 +52,6 @@ void client_impl::link_failed(link_impl& l, std::error_code ec) {
       p.done(ec, {});
     }
   }
-  if (l.requests && !l.is_sender) {
-    auto pending = std::move(l.requests->pending);
-    l.requests->pending.clear();
-    for (auto& p : pending) {
-      p.second(ec ? ec : code(errc::invalid_state), {});
-    }
-  }
   auto waiting = std::move(l.waiting);
   l.waiting.clear();
   for (auto& w : waiting) {
@@ -90,7 +83,7 @@ void client_impl::attach(link_impl& l) {
     o.snd_settle_mode =
         l.sopts.presettled ? sender_settle_mode::settled : sender_settle_mode::unsettled;
     o.source = source{};
-    o.source->address = l.local_address.empty() ? l.name : l.local_address;
+    o.source->address = l.name;
     o.target = target{};
     o.target->address = l.address;
     if (l.sopts.durable) {
@@ -104,7 +97,7 @@ void client_impl::attach(link_impl& l) {
     o.source = source{};
     o.source->address = l.address;
     o.target = target{};
-    o.target->address = l.local_address.empty() ? l.name : l.local_address;
+    o.target->address = l.name;
   }
   // The filter-set: symbol keys, described string values (held until attach() copies them).
   std::vector<value> filter_items;
@@ -262,26 +255,6 @@ result<void> client_impl::settle(link_impl& l, const received_message& m,
   return r;
 }
 
-void client_impl::answer_request(link_impl& l, received_message m) {
-  // The response's correlation-id names the request (a ulong message-id of ours).
-  std::optional<std::uint64_t> id;
-  if (auto v = m.decode(); v && v->properties) {
-    id = v->properties->correlation_id.get_unsigned();
-  }
-  if (!m.settled_) {
-    (void)settle(l, m, accepted{});
-  }
-  auto& pending = l.requests->pending;
-  auto it = std::find_if(pending.begin(), pending.end(),
-                         [&](const auto& p) { return id && p.first == *id; });
-  if (it == pending.end()) {
-    return; // an answer to no request of ours (cancelled, or not for us): dropped
-  }
-  auto done = std::move(it->second);
-  pending.erase(it);
-  done({}, std::move(m));
-}
-
 void client_impl::on_link_attached(const link_attached& la) {
   auto* l = find(la.link);
   if (l == nullptr) {
@@ -339,11 +312,6 @@ void client_impl::on_delivery_received(const delivery_received& dr) {
   m.settled_ = dr.settled;
   m.generation_ = generation;
   m.delivery_ = dr.delivery.number;
-  if (l->requests) {
-    answer_request(*l, std::move(m));
-    top_up(*l);
-    return;
-  }
   if (!l->waiting.empty()) {
     auto w = std::move(l->waiting.front());
     l->waiting.pop_front();

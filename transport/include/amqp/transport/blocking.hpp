@@ -74,10 +74,12 @@ private:
 
 class blocking_requester {
 public:
-  // Sends a request and waits at most `timeout` for its response (see requester).
-  // Errors: errc::timeout, errc::invalid_state (see "Closed objects"), those of
-  // requester::async_request.
+  // Sends a request and waits at most `timeout` for its response (see requester); a request
+  // that times out is forgotten (a later response is dropped). Errors: errc::timeout,
+  // errc::invalid_state (see "Closed objects"), those of requester::async_request.
   [[nodiscard]] result<received_message> request(std::span<const std::byte> message,
+                                                 std::chrono::milliseconds timeout);
+  [[nodiscard]] result<received_message> request(const amqp::message& message,
                                                  std::chrono::milliseconds timeout);
   // Detaches both links. Errors: errc::invalid_state (see "Closed objects").
   [[nodiscard]] result<void> close();

@@ -10,6 +10,7 @@
 // (the handler signatures are the usual (error_code, value) pairs).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -143,6 +144,7 @@ struct receiver_options {
 
 class client;
 class requester;
+class blocking_requester;
 
 class sender {
 public:
@@ -160,6 +162,7 @@ public:
   void async_send(const amqp::message& message,
                   std::function<void(std::error_code, delivery_outcome)> done);
   // Detaches the link (closing it). Pending sends fail with errc::invalid_state.
+  // Errors: errc::invalid_state (an empty handle).
   void async_close(std::function<void(std::error_code)> done);
   [[nodiscard]] std::uint32_t credit() const noexcept;
   [[nodiscard]] std::size_t in_flight() const noexcept;
@@ -208,29 +211,56 @@ struct requester_options {
   // a generated one. (IoT Hub's $cbs node answers to "cbs".)
   std::string reply_to;
   std::string name; // link names: name + "-sender" / "-receiver"; empty: generated
-  // Requests waiting for their response at most (more fail with errc::resource_limit).
+  // Requests waiting to be sent or for their response at most (more fail at once with
+  // errc::resource_limit).
   std::size_t max_pending = 1000;
+  // How long async_request waits for a response before it fails with errc::timeout (the
+  // request is forgotten: a later response is dropped). Zero: no limit.
+  std::chrono::milliseconds timeout{0};
 };
 
 // Request/response over a sender and a receiver link to one node (the pattern of AMQP CBS
-// `$cbs` put-token and `$management`): each request gets a message-id (ulong) and our
-// reply-to; the response is the message whose correlation-id equals it.
+// `$cbs` put-token and `$management` operations), built on the core's
+// amqp::request_response: each request gets a message-id (ulong) and our reply-to; the
+// response is the message whose correlation-id equals it, settled (accepted) on arrival.
+// Requests are sent presettled; the response is their outcome.
+//
+// Reconnects: a requester attaches again after a reconnect. Requests not sent yet go on the
+// new links; those sent on the lost connection fail with the connection's error (their
+// responses cannot come back): send them again if the operation may be repeated.
 class requester {
 public:
   requester() = default;
-  // Sends an encoded request message (its message-id and reply-to are set here, the rest is
-  // sent as given) and hands over the response. Errors: errc::invalid_argument (the message
-  // does not decode), errc::resource_limit (max_pending), the links' or connection's error.
+  // Sends `request` (encoded here; its message-id and reply-to are set, every other field
+  // and section is sent as given) and hands over the response. Requests wait for credit
+  // and, after a reconnect, for the new links. Errors: errc::invalid_state (closed, or an
+  // empty handle), errc::invalid_argument (at once: the message cannot be encoded;
+  // client::last_error() says why), errc::resource_limit (at once: max_pending),
+  // errc::timeout (requester_options::timeout), errc::remote_error (the peer detached a
+  // link: client::last_error() has its condition), the connection's error.
+  void async_request(const amqp::message& request,
+                     std::function<void(std::error_code, received_message)> done);
+  // The same for an encoded message (its bytes are copied); errc::invalid_argument if it
+  // does not decode as a message.
   void async_request(std::span<const std::byte> request,
                      std::function<void(std::error_code, received_message)> done);
+  // Detaches both links. Requests still waiting fail with errc::invalid_state.
+  // Errors: errc::invalid_state (an empty handle, or a close already under way).
   void async_close(std::function<void(std::error_code)> done);
-  [[nodiscard]] explicit operator bool() const noexcept { return sender_ != nullptr; }
+  [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
 
 private:
   friend class client;
   friend class detail::client_impl;
-  std::shared_ptr<detail::link_impl> sender_;
-  std::shared_ptr<detail::link_impl> receiver_;
+  friend class blocking_requester;
+  // async_request with the timeout given (0: none).
+  void request_message(const amqp::message& request, std::chrono::milliseconds timeout,
+                       std::function<void(std::error_code, received_message)> done);
+  void request_bytes(std::span<const std::byte> request, std::chrono::milliseconds timeout,
+                     std::function<void(std::error_code, received_message)> done);
+  void start(std::vector<std::byte> bytes, std::chrono::milliseconds timeout,
+             std::function<void(std::error_code, received_message)> done);
+  std::shared_ptr<detail::requester_impl> impl_;
 };
 
 class client {
@@ -254,7 +284,8 @@ public:
   // Attaches a receiving link from `address` (the source). Errors: as async_open_sender.
   void async_open_receiver(std::string_view address, receiver_options options,
                            std::function<void(std::error_code, receiver)> done);
-  // Attaches a requester to the node `address` (e.g. "$cbs", "$management").
+  // Attaches a requester to the node `address` (e.g. "$cbs", "$management"): ready once
+  // the peer attached both links. Errors: as async_open_sender.
   void async_open_requester(std::string_view address, requester_options options,
                             std::function<void(std::error_code, requester)> done);
   // Closes the connection (close handshake, bounded by client_options::close_timeout).
