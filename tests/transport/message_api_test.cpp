@@ -1,5 +1,7 @@
 // Messages as users meet them: amqp::message sent as it is, received messages read as text,
 // bytes and sections, against the in-memory broker on loopback.
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 #include "amqp/error.hpp"
@@ -164,5 +166,36 @@ TEST_CASE("message api: copies of a received message share what was decoded") {
   CHECK(&before.properties() != &props);
   CHECK(before.properties() == props);
   CHECK(r->accept(*m));
+  CHECK(c->close());
+}
+
+// Regression: a blocking_receiver used as a temporary stayed attached with its credit, so the
+// broker kept sending it messages nobody could receive; the next receiver got none of them.
+TEST_CASE("message api: a temporary receiver leaves nothing attached behind") {
+  test::broker_server b;
+  const auto url = broker_url(b);
+  auto c = blocking_client::connect(url);
+  REQUIRE(c);
+  auto s = c->open_sender("temp");
+  REQUIRE(s);
+  REQUIRE(s->send(amqp::message("first")));
+  REQUIRE(s->send(amqp::message("second")));
+
+  auto m = c->open_receiver("temp")->receive(5s); // the receiver is gone after this line
+  REQUIRE(m);
+  CHECK(m->body_text() == "first");
+
+  // Not settled by anyone: both messages go to the next receiver.
+  auto r = c->open_receiver("temp");
+  REQUIRE(r);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 2; ++i) {
+    auto n = r->receive(5s);
+    REQUIRE_MESSAGE(n, n.error().message());
+    texts.push_back(n->body_text().value_or("?"));
+    CHECK(r->accept(*n));
+  }
+  std::sort(texts.begin(), texts.end());
+  CHECK(texts == std::vector<std::string>{"first", "second"});
   CHECK(c->close());
 }

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -203,7 +204,51 @@ wait_for(const std::shared_ptr<detail::blocking_state>& st, std::chrono::millise
   return fut.get();
 }
 
+// Detaches `h`'s link(s) on the I/O thread, without waiting; nothing once it is stopped.
+template <typename Handle>
+void detach_later(const std::shared_ptr<detail::blocking_state>& st, Handle& h) {
+  if (st && h) {
+    (void)st->post([h]() mutable { h.async_close([](std::error_code) {}); });
+  }
+}
+
 } // namespace
+
+blocking_sender::~blocking_sender() {
+  detach_later(state_, sender_);
+}
+blocking_sender& blocking_sender::operator=(blocking_sender&& o) noexcept {
+  if (this != &o) {
+    detach_later(state_, sender_);
+    state_ = std::move(o.state_);
+    sender_ = std::exchange(o.sender_, {});
+  }
+  return *this;
+}
+
+blocking_receiver::~blocking_receiver() {
+  detach_later(state_, receiver_);
+}
+blocking_receiver& blocking_receiver::operator=(blocking_receiver&& o) noexcept {
+  if (this != &o) {
+    detach_later(state_, receiver_);
+    state_ = std::move(o.state_);
+    receiver_ = std::exchange(o.receiver_, {});
+  }
+  return *this;
+}
+
+blocking_requester::~blocking_requester() {
+  detach_later(state_, requester_);
+}
+blocking_requester& blocking_requester::operator=(blocking_requester&& o) noexcept {
+  if (this != &o) {
+    detach_later(state_, requester_);
+    state_ = std::move(o.state_);
+    requester_ = std::exchange(o.requester_, {});
+  }
+  return *this;
+}
 
 blocking_client::~blocking_client() {
   if (state_) {

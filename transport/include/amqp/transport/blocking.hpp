@@ -12,6 +12,12 @@
 // default-constructed or moved-from object. No call waits for an I/O thread that is gone.
 // Calls already waiting when the client closes complete (with the link's error or
 // errc::invalid_state).
+//
+// Link handles: blocking_sender, blocking_receiver and blocking_requester own their links.
+// They are move-only, and destroying one detaches its link(s) without waiting, so that a
+// temporary (`c->open_receiver("q")->receive(5s)`) leaves nothing attached behind: a
+// receiver's messages not yet settled go back to the sender (the broker redelivers them),
+// a requester's waiting requests fail.
 #pragma once
 
 #include <chrono>
@@ -33,6 +39,15 @@ struct blocking_state;
 
 class blocking_sender {
 public:
+  blocking_sender() = default;
+  // Detaches the link(s) without waiting (see "Link handles").
+  ~blocking_sender();
+  blocking_sender(blocking_sender&&) noexcept = default;
+  // Detaches this handle's link(s), then takes over `o`'s.
+  blocking_sender& operator=(blocking_sender&& o) noexcept;
+  blocking_sender(const blocking_sender&) = delete;
+  blocking_sender& operator=(const blocking_sender&) = delete;
+
   // Sends one encoded message and waits for its outcome (presettled: until it is written
   // to the engine). Errors: errc::invalid_state (see "Closed objects"), those of
   // sender::async_send.
@@ -52,6 +67,15 @@ private:
 
 class blocking_receiver {
 public:
+  blocking_receiver() = default;
+  // Detaches the link(s) without waiting (see "Link handles").
+  ~blocking_receiver();
+  blocking_receiver(blocking_receiver&&) noexcept = default;
+  // Detaches this handle's link(s), then takes over `o`'s.
+  blocking_receiver& operator=(blocking_receiver&& o) noexcept;
+  blocking_receiver(const blocking_receiver&) = delete;
+  blocking_receiver& operator=(const blocking_receiver&) = delete;
+
   // The next message, waiting at most `timeout`. Errors: errc::timeout, errc::invalid_state
   // (see "Closed objects"), those of receiver::async_receive.
   [[nodiscard]] result<received_message> receive(std::chrono::milliseconds timeout);
@@ -74,6 +98,15 @@ private:
 
 class blocking_requester {
 public:
+  blocking_requester() = default;
+  // Detaches the link(s) without waiting (see "Link handles").
+  ~blocking_requester();
+  blocking_requester(blocking_requester&&) noexcept = default;
+  // Detaches this handle's link(s), then takes over `o`'s.
+  blocking_requester& operator=(blocking_requester&& o) noexcept;
+  blocking_requester(const blocking_requester&) = delete;
+  blocking_requester& operator=(const blocking_requester&) = delete;
+
   // Sends a request and waits at most `timeout` for its response (see requester); a request
   // that times out is forgotten (a later response is dropped). Errors: errc::timeout,
   // errc::invalid_state (see "Closed objects"), those of requester::async_request.
