@@ -28,8 +28,9 @@ TEST_CASE("message api: hello through the broker in a few lines") {
   test::broker_server b;
   const auto url = broker_url(b);
 
-  auto c = blocking_client::connect(url);
-  REQUIRE(c);
+  std::string why;
+  auto c = blocking_client::connect(url, {}, &why);
+  REQUIRE_MESSAGE(c, why);
   auto sent = c->open_sender("q")->send(amqp::message("hello"));
   REQUIRE(sent);
   CHECK(sent->state == state_kind::accepted);
