@@ -4,6 +4,7 @@
 // what the transport adds: requests waiting for credit or for a connection, their handlers
 // and timeouts, reconnects.
 #include <algorithm>
+#include <limits>
 
 #include "amqp/error.hpp"
 #include "client_impl.hpp"

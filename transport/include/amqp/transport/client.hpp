@@ -91,7 +91,6 @@ public:
 private:
   friend class detail::client_impl;
   friend class receiver;
-  friend struct detail::requester_impl;
   // The decoded message, decoded on first use (an empty one if it does not decode).
   const amqp::message& decoded() const;
   std::vector<std::byte> bytes_;
