@@ -300,12 +300,11 @@ private:
       role_fail("ours sender", "send failed: " + describe(ec) + " " + client_.last_error());
     }
     ++t_.outcomes;
-    const auto expected = a_.presettled ? transport::delivery_outcome::kind::settled
-                                        : transport::delivery_outcome::kind::accepted;
+    const auto expected = a_.presettled ? state_kind::none : state_kind::accepted;
     if (o.state != expected) {
-      role_fail("ours sender", "unexpected outcome " + std::string(transport::name(o.state)));
+      role_fail("ours sender", "unexpected outcome " + std::string(name(o.state)));
     }
-    if (o.state == transport::delivery_outcome::kind::accepted) {
+    if (o.state == state_kind::accepted) {
       ++t_.accepted;
     }
     if (t_.outcomes == a_.messages) {

@@ -102,7 +102,7 @@ bool run_until(asio::io_context& io, const bool& done, double timeout_s) {
 
 void fail(int& status, std::string_view what, const transport::client& c, std::error_code ec) {
   std::cerr << "amqp-cli: " << what << ": " << ec.message();
-  if (c && !c.last_error().empty()) {
+  if (!c.last_error().empty()) {
     std::cerr << " (" << c.last_error() << ")";
   }
   std::cerr << '\n';
@@ -127,11 +127,11 @@ struct client_run {
   bool run(const net_args& a, const std::function<void(transport::client&)>& open) {
     transport::client::async_connect(io, a.url, a.options(),
                                      [&](std::error_code ec, transport::client cl) {
+                                       c = std::move(cl); // on failure: its last_error()
                                        if (ec) {
                                          stop(ec);
                                          return;
                                        }
-                                       c = std::move(cl);
                                        open(c);
                                      });
     return run_until(io, done, a.timeout_s);

@@ -60,17 +60,23 @@ bool request_response::ready(const connection& c) const noexcept {
   return sender_attached_ && receiver_attached_ && !failed_ && c.credit(*sender_) > 0;
 }
 
-result<std::uint64_t> request_response::request(connection& c, const message_parts& m) {
+result<void> request_response::can_request(const connection& c) const noexcept {
   if (!sender_ || failed_ || !sender_attached_ || !receiver_attached_) {
     return failed_ ? failed_ : std::error_code(errc::invalid_state);
   }
   if (pending_.size() >= max_pending_ || c.credit(*sender_) == 0) {
     return errc::would_block;
   }
-  const std::uint64_t id = next_id_;
+  return {};
+}
+
+result<std::uint64_t> request_response::request(connection& c, const message_parts& m) {
+  if (auto r = can_request(c); !r) {
+    return r.error();
+  }
   message_parts req = m;
   properties p = m.properties.value_or(properties{});
-  p.message_id = value(id);
+  p.message_id = value(next_id_);
   p.reply_to = std::string_view(reply_to_);
   req.properties = p;
   auto n = encoded_size(req);
@@ -81,6 +87,49 @@ result<std::uint64_t> request_response::request(connection& c, const message_par
   if (!encode(req, buffer_)) {
     return errc::invalid_argument;
   }
+  return send_buffer(c);
+}
+
+result<std::uint64_t> request_response::request(connection& c, const message_view& m) {
+  if (auto r = can_request(c); !r) {
+    return r.error();
+  }
+  // The sections in their order (AMQP 1.0 §3.2), each copied from `m` except properties.
+  message_parts props;
+  props.properties = m.properties.value_or(properties{});
+  props.properties->message_id = value(next_id_);
+  props.properties->reply_to = std::string_view(reply_to_);
+  auto n = encoded_size(props);
+  if (!n) {
+    return errc::invalid_argument;
+  }
+  const section body = m.body == body_kind::data            ? section::data
+                       : m.body == body_kind::amqp_sequence ? section::amqp_sequence
+                                                            : section::amqp_value;
+  const std::span<const std::byte> before[] = {m.raw(section::header),
+                                               m.raw(section::delivery_annotations),
+                                               m.raw(section::message_annotations)};
+  const std::span<const std::byte> after[] = {
+      m.raw(section::application_properties),
+      m.body == body_kind::none ? std::span<const std::byte>{} : m.raw(body),
+      m.raw(section::footer)};
+  buffer_.clear();
+  for (auto part : before) {
+    buffer_.insert(buffer_.end(), part.begin(), part.end());
+  }
+  const std::size_t at = buffer_.size();
+  buffer_.resize(at + *n);
+  if (!encode(props, std::span<std::byte>(buffer_).subspan(at))) {
+    return errc::invalid_argument;
+  }
+  for (auto part : after) {
+    buffer_.insert(buffer_.end(), part.begin(), part.end());
+  }
+  return send_buffer(c);
+}
+
+result<std::uint64_t> request_response::send_buffer(connection& c) {
+  const std::uint64_t id = next_id_;
   transfer_options t;
   t.payload = buffer_;
   auto d = c.send(*sender_, t);
@@ -94,9 +143,11 @@ result<std::uint64_t> request_response::request(connection& c, const message_par
 
 std::optional<response> request_response::on_event(connection& c, const event& e) {
   if (const auto* a = std::get_if<link_attached>(&e)) {
+    // AMQP 1.0 §2.6.3: a peer refusing a link answers with no terminus (the target for our
+    // sender, the source for our receiver) and detaches it at once.
     if (a->link == sender_) {
-      sender_attached_ = true;
-    } else if (a->link == receiver_) {
+      sender_attached_ = a->remote.target.has_value();
+    } else if (a->link == receiver_ && a->remote.source) {
       receiver_attached_ = true;
       credit_left_ = credit_;
       (void)c.flow(*receiver_, credit_);

@@ -23,12 +23,24 @@ struct node {
   std::vector<std::byte> out;
   int answered = 0;
   bool silent = false;
+  bool refuse_replies = false;                  // refuse the requester's receiving link (§2.6.3)
+  std::vector<std::vector<std::byte>> requests; // every request, as received
 
   bool handle(connection& c, const event& e) {
     if (const auto* a = std::get_if<link_attached>(&e)) {
       link_options o;
       o.role = a->remote.role == role::sender ? role::receiver : role::sender;
       o.source = a->remote.source;
+      if (refuse_replies && o.role == role::sender) {
+        o.source.reset(); // no terminus: a refusal, and the detach follows
+        (void)c.attach(a->link, o);
+        (void)c.detach(a->link, true,
+                       amqp::error{symbol_view{symbol::not_found}, "no such node", value{}});
+        return true;
+      }
+      if (const auto* t = a->remote.target ? std::get_if<target>(&*a->remote.target) : nullptr) {
+        o.target = *t;
+      }
       (void)c.attach(a->link, o);
       if (o.role == role::receiver) {
         (void)c.flow(a->link, 100);
@@ -45,6 +57,7 @@ struct node {
       (void)c.settle(d->delivery, accepted{});
     }
     (void)c.flow(d->delivery.link, 100); // keep the requester's credit up
+    requests.emplace_back(d->payload.begin(), d->payload.end());
     auto req = decode_message(d->payload);
     REQUIRE(req);
     REQUIRE(req->properties);
@@ -174,5 +187,110 @@ TEST_CASE("request_response: a detached link fails the helper and drops pending 
   p.pump();
   CHECK(rr.failed() == make_error_code(errc::remote_error));
   CHECK(rr.pending() == 0);
+  CHECK(rr.request(p.client, put_token("put-token")).error() == errc::remote_error);
+}
+
+TEST_CASE("request_response: a decoded message as a request: only its properties change") {
+  engine_pair p;
+  node n;
+  request_response rr;
+  std::vector<std::uint64_t> answered;
+  p.on_event = [&](side s, connection& c, const event& e) {
+    if (s == side::server) {
+      return n.handle(c, e);
+    }
+    if (auto r = rr.on_event(c, e)) {
+      answered.push_back(r->request);
+    }
+    return false;
+  };
+  auto ssn = p.open_session();
+  REQUIRE(rr.open(p.client, ssn, {.address = "$cbs"}));
+  p.pump();
+  REQUIRE(rr.attached());
+
+  // Every section, and properties with a message-id and reply-to of the caller's own.
+  const value app[2] = {value("operation"), value("put-token")};
+  const value ann[2] = {value(symbol_view{"x-opt-a"}), value(std::int32_t{1})};
+  const value foot[2] = {value(symbol_view{"x-opt-f"}), value("f")};
+  const std::byte payload[3] = {std::byte{1}, std::byte{2}, std::byte{3}};
+  const value body[1] = {value(binary_view(payload))};
+  message_parts m;
+  m.header = header{};
+  m.header->durable = true;
+  m.message_annotations = value::map(ann);
+  m.properties = properties{};
+  m.properties->message_id = value("theirs");
+  m.properties->reply_to = std::string_view("elsewhere");
+  m.properties->subject = std::string_view("kept");
+  m.application_properties = value::map(app);
+  m.body = body_kind::data;
+  m.body_sections = body;
+  m.footer = value::map(foot);
+  std::vector<std::byte> encoded;
+  REQUIRE(encode_append(m, encoded));
+  auto view = decode_message(encoded);
+  REQUIRE(view);
+
+  auto id = rr.request(p.client, *view);
+  REQUIRE(id);
+  p.pump();
+  CHECK(answered == std::vector<std::uint64_t>{*id});
+  REQUIRE(n.requests.size() == 1);
+  auto sent = decode_message(n.requests[0]);
+  REQUIRE(sent);
+  REQUIRE(sent->properties);
+  CHECK(sent->properties->message_id.get_unsigned() == std::optional<std::uint64_t>(*id));
+  CHECK(sent->properties->reply_to == std::optional<std::string_view>("$cbs-reply"));
+  CHECK(sent->properties->subject == std::optional<std::string_view>("kept"));
+  for (section s : {section::header, section::message_annotations, section::application_properties,
+                    section::data, section::footer}) {
+    const auto a = sent->raw(s);
+    const auto b = view->raw(s);
+    CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+  }
+
+  // An amqp-value body and no other section.
+  message_parts bare;
+  const value text[1] = {value("just a body")};
+  bare.body = body_kind::amqp_value;
+  bare.body_sections = text;
+  std::vector<std::byte> bare_bytes;
+  REQUIRE(encode_append(bare, bare_bytes));
+  auto bare_view = decode_message(bare_bytes);
+  REQUIRE(bare_view);
+  REQUIRE(rr.request(p.client, *bare_view));
+  p.pump();
+  REQUIRE(n.requests.size() == 2);
+  auto second = decode_message(n.requests[1]);
+  REQUIRE(second);
+  CHECK(second->body_value().get_string() == std::optional<std::string_view>("just a body"));
+  CHECK_FALSE(second->header);
+}
+
+TEST_CASE("request_response: a refused link is never attached; its detach fails the helper") {
+  engine_pair p;
+  node n;
+  n.refuse_replies = true;
+  request_response rr;
+  bool saw_detach = false;
+  p.on_event = [&](side s, connection& c, const event& e) {
+    if (s == side::server) {
+      return n.handle(c, e);
+    }
+    (void)rr.on_event(c, e);
+    if (const auto* a = std::get_if<link_attached>(&e); a != nullptr && a->link == rr.receiver()) {
+      CHECK_FALSE(rr.attached());           // refused: the attach carries no source
+      CHECK(c.credit(*rr.receiver()) == 0); // and no credit is granted on it
+    }
+    saw_detach = saw_detach || std::holds_alternative<link_detached>(e);
+    return false;
+  };
+  auto ssn = p.open_session();
+  REQUIRE(rr.open(p.client, ssn, {.address = "$missing"}));
+  p.pump();
+  CHECK(saw_detach);
+  CHECK_FALSE(rr.attached());
+  CHECK(rr.failed() == make_error_code(errc::remote_error));
   CHECK(rr.request(p.client, put_token("put-token")).error() == errc::remote_error);
 }

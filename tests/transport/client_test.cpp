@@ -40,8 +40,7 @@ void round_trip(const std::string& url, client_options o, std::size_t n, std::si
   for (std::size_t i = 0; i < n; ++i) {
     auto out = s->send(test::make_message(std::to_string(i), size));
     REQUIRE(out);
-    CHECK(out->state ==
-          (presettled ? delivery_outcome::kind::settled : delivery_outcome::kind::accepted));
+    CHECK(out->state == (presettled ? state_kind::none : state_kind::accepted));
   }
   auto r = c->open_receiver("q");
   REQUIRE(r);
@@ -309,8 +308,7 @@ TEST_CASE("transport: reconnect after a cut resends what was unsettled; nothing 
                                            [&](std::error_code se, delivery_outcome out) {
                                              if (se) {
                                                ++failed;
-                                             } else if (out.state ==
-                                                        delivery_outcome::kind::accepted) {
+                                             } else if (out.state == state_kind::accepted) {
                                                ++accepted;
                                              }
                                              if (accepted == n / 4 && !cut_done) {
@@ -375,7 +373,7 @@ TEST_CASE("transport: a silent peer: the idle timeout ends the connection, and r
   // the link works again.
   auto out = s->send(test::make_message("after"));
   REQUIRE_MESSAGE(out, out.error().message());
-  CHECK(out->state == delivery_outcome::kind::accepted);
+  CHECK(out->state == state_kind::accepted);
   CHECK(proxy.accepted() >= 2);
   CHECK(c->close());
 }

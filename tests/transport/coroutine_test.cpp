@@ -10,12 +10,14 @@
 using namespace amqp;
 using namespace amqp::transport;
 
-TEST_CASE("transport: coroutines: connect, send, receive, close with asio::use_awaitable") {
+TEST_CASE("transport: coroutines: connect, send (bytes and amqp::message), receive, close every "
+          "handle with asio::use_awaitable") {
   test::broker_server b;
   const auto port = b.listen("amqp://127.0.0.1:0");
   b.start();
   asio::io_context io;
   std::vector<std::string> ids;
+  std::string text;
   std::string failure;
   bool done = false;
   asio::co_spawn(
@@ -32,16 +34,27 @@ TEST_CASE("transport: coroutines: connect, send, receive, close with asio::use_a
         for (int i = 0; i < 3; ++i) {
           const auto bytes = test::make_message(std::to_string(i));
           auto out = co_await async_send(s, bytes, asio::use_awaitable);
-          if (out.state != delivery_outcome::kind::accepted) {
+          if (out.state != state_kind::accepted) {
             failure = "not accepted";
           }
         }
+        amqp::message hello("hello");
+        hello.properties.message_id = "3";
+        auto sent = co_await async_send(s, hello, asio::use_awaitable);
+        if (sent.state != state_kind::accepted) {
+          failure = "amqp::message not accepted";
+        }
+        co_await async_close(s, asio::use_awaitable);
         auto r = co_await async_open_receiver(c, "co", ro, asio::use_awaitable);
-        for (int i = 0; i < 3; ++i) {
+        for (int i = 0; i < 4; ++i) {
           auto m = co_await async_receive(r, asio::use_awaitable);
           ids.push_back(test::message_id(m.bytes()));
+          if (i == 3) {
+            text = m.body_text().value_or("?");
+          }
           (void)r.accept(m);
         }
+        co_await async_close(r, asio::use_awaitable);
         co_await async_close(c, asio::use_awaitable);
         done = true;
       },
@@ -57,7 +70,8 @@ TEST_CASE("transport: coroutines: connect, send, receive, close with asio::use_a
   io.run_for(std::chrono::seconds(10));
   CHECK(failure.empty());
   CHECK(done);
-  CHECK(ids == std::vector<std::string>{"0", "1", "2"});
+  CHECK(ids == std::vector<std::string>{"0", "1", "2", "3"});
+  CHECK(text == "hello");
 
   // An error surfaces as std::system_error from co_await.
   asio::io_context io2;

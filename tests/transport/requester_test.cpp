@@ -2,9 +2,14 @@
 // server-role engine behind the listener: it answers each request with correlation-id =
 // message-id on the link whose source is the node, as CBS and $management do.
 
+#include <algorithm>
+
+#include <asio/co_spawn.hpp>
+#include <asio/use_awaitable.hpp>
 #include <doctest/doctest.h>
 
 #include "amqp/error.hpp"
+#include "amqp/transport/asio.hpp"
 #include "amqp/transport/blocking.hpp"
 #include "amqp/transport/client.hpp"
 #include "transport/support.hpp"
@@ -150,4 +155,239 @@ TEST_CASE("transport: blocking requester, with a timeout for an unanswered reque
     CHECK(q->close());
     CHECK(c->close());
   }
+}
+
+namespace {
+
+// The echo node above, reached through a fault proxy, on a thread of its own.
+struct echo_setup {
+  echo_node node;
+  test::serving served{node};
+};
+
+amqp::message text_request(std::string_view text) {
+  const auto* p = reinterpret_cast<const std::byte*>(text.data());
+  return amqp::message(std::span<const std::byte>(p, text.size()));
+}
+
+} // namespace
+
+TEST_CASE("transport: requester with amqp::message; the response's body and properties") {
+  echo_setup e;
+  auto c = blocking_client::connect(e.served.url());
+  REQUIRE(c);
+  requester_options ro;
+  ro.reply_to = "my-reply";
+  auto q = c->open_requester("$echo", ro);
+  REQUIRE(q);
+  amqp::message req = text_request("hello");
+  req.properties.subject = "kept"; // everything but message-id and reply-to goes as given
+  auto r = q->request(req, 5s);
+  REQUIRE_MESSAGE(r, r.error().message());
+  CHECK(r->body_text() == "HELLO");
+  CHECK(r->application_properties().get("status-code")->as_int() == 200);
+  CHECK(r->properties().correlation_id.get().get_unsigned().has_value());
+  CHECK(r->settled()); // accepted on arrival by the requester
+  // An unencodable request fails at once and says why.
+  amqp::message bad = text_request("x");
+  bad.properties.content_encoding = "\xff";
+  auto b = q->request(bad, 5s);
+  REQUIRE_FALSE(b);
+  CHECK(b.error() == make_error_code(errc::invalid_argument));
+  CHECK(c->last_error().find("properties.content-encoding") != std::string::npos);
+  CHECK(q->close());
+  CHECK(c->close());
+}
+
+TEST_CASE("transport: requester timeouts forget the request; max_pending is a hard bound") {
+  echo_setup e;
+  asio::io_context io;
+  client c;
+  requester q;
+  std::vector<std::error_code> results;
+  client::async_connect(io, e.served.url(), {}, [&](std::error_code ec, client cl) {
+    REQUIRE_FALSE(ec);
+    c = cl;
+    requester_options ro;
+    ro.reply_to = "my-reply";
+    ro.max_pending = 2;
+    ro.timeout = 200ms;
+    c.async_open_requester("$echo", ro, [&](std::error_code oe, requester rq) {
+      REQUIRE_FALSE(oe);
+      q = rq;
+      auto record = [&](std::error_code re, received_message) { results.push_back(re); };
+      q.async_request(text_request("fail"), record); // never answered
+      q.async_request(text_request("fail"), record);
+      q.async_request(text_request("one"), record); // over max_pending: at once
+      CHECK(results == std::vector<std::error_code>{make_error_code(errc::resource_limit)});
+    });
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (results.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(20ms);
+  }
+  REQUIRE(results.size() == 3);
+  CHECK(results[1] == make_error_code(errc::timeout));
+  CHECK(results[2] == make_error_code(errc::timeout));
+  // The timed-out requests no longer count: two more fit, and are answered.
+  std::vector<std::string> answers;
+  for (const char* text : {"a", "b"}) {
+    q.async_request(text_request(text), [&](std::error_code re, received_message m) {
+      REQUIRE_FALSE(re);
+      answers.push_back(m.body_text().value_or("?"));
+    });
+  }
+  while (answers.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(20ms);
+  }
+  CHECK(answers == std::vector<std::string>{"A", "B"});
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(20ms);
+  }
+  CHECK(closed);
+}
+
+namespace {
+
+// A node that refuses every link to "$missing" (§2.6.3) and echoes like echo_node otherwise.
+class refusing_node final : public test::raw_node {
+protected:
+  void answer(const link_attached& la, link_options& o) override {
+    const auto* t = la.remote.target ? std::get_if<target>(&*la.remote.target) : nullptr;
+    const bool to_missing =
+        (la.remote.source &&
+         la.remote.source->address == std::optional<std::string_view>("$missing")) ||
+        (t != nullptr && t->address == std::optional<std::string_view>("$missing"));
+    if (to_missing) {
+      refused_.push_back(la.link);
+      if (la.remote.role == role::sender) {
+        o.target.reset();
+      } else {
+        o.source.reset();
+      }
+    }
+  }
+  void on_attached(connection& c, const link_attached& la) override {
+    if (std::find(refused_.begin(), refused_.end(), la.link) != refused_.end()) {
+      (void)c.detach(la.link, true,
+                     amqp::error{symbol_view{symbol::not_found}, "no node '$missing'", value{}});
+    }
+  }
+
+private:
+  std::vector<link_id> refused_;
+};
+
+} // namespace
+
+TEST_CASE("transport: a requester the peer refuses: remote_error, with the condition") {
+  refusing_node node;
+  const test::serving served(node);
+  auto c = blocking_client::connect(served.url());
+  REQUIRE(c);
+  auto q = c->open_requester("$missing");
+  REQUIRE_FALSE(q);
+  CHECK(q.error() == make_error_code(errc::remote_error));
+  const auto text = c->last_error();
+  CHECK(text.find("refused to attach") != std::string::npos);
+  CHECK(text.find("'$missing' of a requester") != std::string::npos);
+  CHECK(text.find("amqp:not-found: no node '$missing'") != std::string::npos);
+  CHECK(c->close());
+}
+
+TEST_CASE("transport: requester across a reconnect: requests in flight fail, later ones work") {
+  echo_setup e;
+  test::fault_proxy proxy(e.served.port());
+  asio::io_context io;
+  client c;
+  requester q;
+  std::vector<std::string> answers;
+  std::vector<std::error_code> failures;
+  client_options o;
+  o.reconnect.enabled = true;
+  o.reconnect.initial_delay = 10ms;
+  client::async_connect(
+      io, "amqp://127.0.0.1:" + std::to_string(proxy.port()), o,
+      [&](std::error_code ec, client cl) {
+        REQUIRE_FALSE(ec);
+        c = cl;
+        requester_options ro;
+        ro.reply_to = "my-reply";
+        c.async_open_requester("$echo", ro, [&](std::error_code oe, requester rq) {
+          REQUIRE_FALSE(oe);
+          q = rq;
+          q.async_request(text_request("fail"), // in flight when cut
+                          [&](std::error_code re, received_message) { failures.push_back(re); });
+        });
+      });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!q && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(q);
+  io.run_for(50ms); // the request goes out
+  proxy.cut();
+  while (failures.empty() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(failures.size() == 1);
+  CHECK(failures[0]);
+  // Sent while the client reconnects: waits for the new links, then is answered.
+  q.async_request(text_request("again"), [&](std::error_code re, received_message m) {
+    CHECK_FALSE(re);
+    answers.push_back(m.body_text().value_or("?"));
+  });
+  while (answers.empty() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  CHECK(answers == std::vector<std::string>{"AGAIN"});
+  CHECK(c.reconnects() >= 1);
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+}
+
+TEST_CASE("transport: requester from coroutines: async_open_requester, async_request, "
+          "async_close") {
+  echo_setup e;
+  asio::io_context io;
+  std::string failure;
+  std::vector<std::string> answers;
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        const std::string url = e.served.url();
+        const client_options co;
+        requester_options ro;
+        ro.reply_to = "my-reply";
+        auto c = co_await async_connect(io, url, co, asio::use_awaitable);
+        auto q = co_await async_open_requester(c, "$echo", ro, asio::use_awaitable);
+        const amqp::message one = text_request("one");
+        auto r1 = co_await async_request(q, one, asio::use_awaitable);
+        answers.push_back(r1.body_text().value_or("?"));
+        const auto two = text_message("two");
+        auto r2 = co_await async_request(q, two, asio::use_awaitable);
+        answers.push_back(r2.body_text().value_or("?"));
+        co_await async_close(q, asio::use_awaitable);
+        co_await async_close(c, asio::use_awaitable);
+        done = true;
+      },
+      [&](std::exception_ptr ex) {
+        if (ex) {
+          try {
+            std::rethrow_exception(ex);
+          } catch (const std::exception& x) {
+            failure = x.what();
+          }
+        }
+      });
+  io.run_for(10s);
+  CHECK(failure.empty());
+  CHECK(done);
+  CHECK(answers == std::vector<std::string>{"ONE", "TWO"});
 }

@@ -41,6 +41,7 @@ public:
     o.container_id = "raw-node";
     o.sasl.enabled = true;
     o.sasl.accept_anonymous = true;
+    configure(o);
     engines_.emplace(++next_, connection(o));
     return next_;
   }
@@ -51,7 +52,8 @@ public:
   void process(handle h, time_point) override {
     auto& c = engines_.at(h);
     while (auto e = c.next_event()) {
-      if (std::holds_alternative<connection_opened>(*e)) {
+      if (const auto* co = std::get_if<connection_opened>(&*e)) {
+        on_opened(c, co->remote);
         (void)c.open();
       } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
         if (sb->remote_initiated) {
@@ -75,6 +77,10 @@ public:
   }
 
 protected:
+  // Adjusts the engine options of each accepted connection (e.g. SASL mechanisms).
+  virtual void configure(connection_options&) {}
+  // Sees the peer's open before the node answers it.
+  virtual void on_opened(amqp::connection&, const amqp::open&) {}
   virtual void answer(const link_attached&, link_options&) {}
   virtual void on_attached(amqp::connection&, const link_attached&) {}
   virtual void on_event(amqp::connection&, const amqp::event&) {}

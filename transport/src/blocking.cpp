@@ -1,10 +1,18 @@
 // The blocking facade (blocking.hpp): every call is posted to the client's I/O thread and
 // waited for with a promise.
+//
+// A call must never wait for an I/O thread that is gone. The state's mutex orders posting
+// against stopping: a call posts only while the state runs, and stop() turns that off before
+// it stops the thread, then runs here whatever was posted before and not run yet. Those
+// handlers find the client closed and complete at once, so every waiter is answered.
 #include "amqp/transport/blocking.hpp"
 
+#include <algorithm>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -24,27 +32,97 @@ struct blocking_state {
 
   blocking_state() : thread([this] { io.run(); }) {}
   ~blocking_state() { stop(); }
+  blocking_state(const blocking_state&) = delete;
+  blocking_state& operator=(const blocking_state&) = delete;
 
-  void stop() {
-    work.reset();
-    io.stop();
-    if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) {
-      thread.join();
+  // Posts `f` to the I/O thread; false (and `f` dropped) once stop() has begun.
+  template <typename F> bool post(F&& f) {
+    const std::lock_guard lock(mu_);
+    if (!running_) {
+      return false;
     }
+    asio::post(io, std::forward<F>(f));
+    return true;
   }
 
-  // Runs `f` on the I/O thread and returns its result.
-  template <typename T, typename F> T call(F&& f) {
+  // Runs `f(promise)` on the I/O thread and returns what it sets; nullopt once stopped.
+  template <typename T, typename F> std::optional<T> call(F&& f) {
     std::promise<T> p;
     auto fut = p.get_future();
-    asio::post(io, [&p, &f] { f(p); });
+    if (!post([&p, &f] { f(p); })) {
+      return std::nullopt;
+    }
     return fut.get();
   }
+
+  // Stops the I/O thread (idempotent). Calls made after this begins fail at once; those
+  // posted before are completed.
+  void stop() {
+    {
+      const std::lock_guard lock(mu_);
+      if (!running_) {
+        return;
+      }
+      running_ = false;
+    }
+    work.reset();
+    io.stop();
+    if (!thread.joinable()) {
+      return;
+    }
+    if (thread.get_id() == std::this_thread::get_id()) {
+      thread.detach(); // cannot happen through the public API; never join oneself
+      return;
+    }
+    thread.join();
+    // This thread is now the only one touching the client.
+    io.restart();
+    io.poll();
+  }
+
+  // The client's last error, kept readable after the I/O thread is gone.
+  std::string last_error() {
+    {
+      const std::lock_guard lock(mu_);
+      if (!running_) {
+        return final_error_;
+      }
+    }
+    auto e =
+        call<std::string>([this](std::promise<std::string>& p) { p.set_value(c.last_error()); });
+    if (e) {
+      return *e;
+    }
+    const std::lock_guard lock(mu_);
+    return final_error_;
+  }
+  // On the I/O thread, before stop(): what last_error() returns afterwards.
+  void keep_last_error() {
+    const std::lock_guard lock(mu_);
+    final_error_ = c.last_error();
+  }
+
+  // True for the first caller only: that one closes the client and stops the thread.
+  bool begin_close() {
+    const std::lock_guard lock(mu_);
+    if (!running_ || closing_) {
+      return false;
+    }
+    closing_ = true;
+    return true;
+  }
+
+private:
+  std::mutex mu_;
+  bool running_ = true;     // guarded by mu_
+  bool closing_ = false;    // guarded by mu_
+  std::string final_error_; // guarded by mu_
 };
 
 } // namespace detail
 
 namespace {
+
 template <typename T> void set(std::promise<result<T>>& p, std::error_code ec, T v) {
   if (ec) {
     p.set_value(ec);
@@ -52,140 +130,45 @@ template <typename T> void set(std::promise<result<T>>& p, std::error_code ec, T
     p.set_value(std::move(v));
   }
 }
-} // namespace
 
-namespace {
-// Closes a client, sender, receiver or requester on the I/O thread and waits.
-template <typename Handle> result<void> close_on(detail::blocking_state& st, Handle& h) {
-  return st.call<result<void>>([&](std::promise<result<void>>& p) {
+// Runs `f(promise)` on the I/O thread of `st` (null: default-constructed or moved-from)
+// and returns its result; errc::invalid_state at once when there is no running I/O thread.
+template <typename T, typename F>
+result<T> call(const std::shared_ptr<detail::blocking_state>& st, F&& f) {
+  if (!st) {
+    return errc::invalid_state;
+  }
+  auto r = st->call<result<T>>(std::forward<F>(f));
+  if (!r) {
+    return errc::invalid_state;
+  }
+  return std::move(*r);
+}
+
+// Closes a sender, receiver or requester on the I/O thread and waits.
+template <typename Handle>
+result<void> close_on(const std::shared_ptr<detail::blocking_state>& st, Handle& h) {
+  return call<void>(st, [&](std::promise<result<void>>& p) {
     h.async_close(
         [&p](std::error_code ec) { p.set_value(ec ? result<void>(ec) : result<void>{}); });
   });
 }
-} // namespace
 
-blocking_client::~blocking_client() {
-  if (state_) {
-    (void)close();
-  }
+// Runs a settlement (which completes at once) on the I/O thread.
+template <typename F>
+result<void> settle_on(const std::shared_ptr<detail::blocking_state>& st, F&& f) {
+  return call<void>(st, [&](std::promise<result<void>>& p) { p.set_value(f()); });
 }
-
-result<blocking_client> blocking_client::connect(std::string_view url, client_options options) {
-  auto st = std::make_shared<detail::blocking_state>();
-  const std::string u(url);
-  auto r = st->call<result<client>>([&](std::promise<result<client>>& p) {
-    client::async_connect(st->io, u, std::move(options),
-                          [&p](std::error_code ec, client c) { set(p, ec, std::move(c)); });
-  });
-  if (!r) {
-    st->stop();
-    return r.error();
-  }
-  st->c = std::move(*r);
-  blocking_client b;
-  b.state_ = std::move(st);
-  return b;
-}
-
-result<blocking_sender> blocking_client::open_sender(std::string_view address,
-                                                     sender_options options) {
-  if (!state_) {
-    return errc::invalid_state;
-  }
-  auto r = state_->call<result<sender>>([&](std::promise<result<sender>>& p) {
-    state_->c.async_open_sender(address, std::move(options),
-                                [&p](std::error_code ec, sender s) { set(p, ec, std::move(s)); });
-  });
-  if (!r) {
-    return r.error();
-  }
-  blocking_sender s;
-  s.state_ = state_;
-  s.sender_ = std::move(*r);
-  return s;
-}
-
-result<blocking_receiver> blocking_client::open_receiver(std::string_view address,
-                                                         receiver_options options) {
-  if (!state_) {
-    return errc::invalid_state;
-  }
-  auto r = state_->call<result<receiver>>([&](std::promise<result<receiver>>& p) {
-    state_->c.async_open_receiver(
-        address, std::move(options),
-        [&p](std::error_code ec, receiver rv) { set(p, ec, std::move(rv)); });
-  });
-  if (!r) {
-    return r.error();
-  }
-  blocking_receiver rv;
-  rv.state_ = state_;
-  rv.receiver_ = std::move(*r);
-  return rv;
-}
-
-result<blocking_requester> blocking_client::open_requester(std::string_view address,
-                                                           requester_options options) {
-  if (!state_) {
-    return errc::invalid_state;
-  }
-  auto r = state_->call<result<requester>>([&](std::promise<result<requester>>& p) {
-    state_->c.async_open_requester(
-        address, std::move(options),
-        [&p](std::error_code ec, requester q) { set(p, ec, std::move(q)); });
-  });
-  if (!r) {
-    return r.error();
-  }
-  blocking_requester q;
-  q.state_ = state_;
-  q.requester_ = std::move(*r);
-  return q;
-}
-
-result<void> blocking_client::close() {
-  if (!state_) {
-    return {};
-  }
-  auto st = std::move(state_);
-  auto r = close_on(*st, st->c);
-  st->stop();
-  return r;
-}
-
-std::string blocking_client::last_error() const {
-  if (!state_) {
-    return {};
-  }
-  return state_->call<std::string>(
-      [&](std::promise<std::string>& p) { p.set_value(state_->c.last_error()); });
-}
-
-result<delivery_outcome> blocking_sender::send(std::span<const std::byte> message) {
-  if (!state_) {
-    return errc::invalid_state;
-  }
-  return state_->call<result<delivery_outcome>>([&](std::promise<result<delivery_outcome>>& p) {
-    sender_.async_send(message,
-                       [&p](std::error_code ec, delivery_outcome o) { set(p, ec, std::move(o)); });
-  });
-}
-
-result<void> blocking_sender::close() {
-  if (!state_) {
-    return {};
-  }
-  return close_on(*state_, sender_);
-}
-
-namespace {
 
 // Starts an operation on the I/O thread (`start(done)`) and waits for its result, or for
 // `timeout`: then errc::timeout, and a result that comes later goes to `late`.
 result<received_message>
-wait_for(detail::blocking_state& st, std::chrono::milliseconds timeout,
+wait_for(const std::shared_ptr<detail::blocking_state>& st, std::chrono::milliseconds timeout,
          std::function<void(std::function<void(std::error_code, received_message)>)> start,
          std::function<void(std::error_code, received_message&)> late) {
+  if (!st) {
+    return errc::invalid_state;
+  }
   struct waiter {
     std::promise<result<received_message>> p;
     bool done = false;
@@ -193,8 +176,9 @@ wait_for(detail::blocking_state& st, std::chrono::milliseconds timeout,
   };
   auto w = std::make_shared<waiter>();
   auto fut = w->p.get_future();
-  asio::post(st.io, [&st, w, timeout, start = std::move(start), late = std::move(late)] {
-    w->timer.emplace(st.io);
+  auto& io = st->io;
+  const bool posted = st->post([&io, w, timeout, start = std::move(start), late = std::move(late)] {
+    w->timer.emplace(io);
     w->timer->expires_after(timeout);
     w->timer->async_wait([w](std::error_code ec) {
       if (!ec && !w->done) {
@@ -214,17 +198,180 @@ wait_for(detail::blocking_state& st, std::chrono::milliseconds timeout,
       set(w->p, ec, std::move(m));
     });
   });
+  if (!posted) {
+    return errc::invalid_state;
+  }
   return fut.get();
+}
+
+// Detaches `h`'s link(s) on the I/O thread, without waiting; nothing once it is stopped.
+template <typename Handle>
+void detach_later(const std::shared_ptr<detail::blocking_state>& st, Handle& h) {
+  if (st && h) {
+    (void)st->post([h]() mutable { h.async_close([](std::error_code) {}); });
+  }
 }
 
 } // namespace
 
-result<received_message> blocking_receiver::receive(std::chrono::milliseconds timeout) {
-  if (!state_) {
+blocking_sender::~blocking_sender() {
+  detach_later(state_, sender_);
+}
+blocking_sender& blocking_sender::operator=(blocking_sender&& o) noexcept {
+  if (this != &o) {
+    detach_later(state_, sender_);
+    state_ = std::move(o.state_);
+    sender_ = std::exchange(o.sender_, {});
+  }
+  return *this;
+}
+
+blocking_receiver::~blocking_receiver() {
+  detach_later(state_, receiver_);
+}
+blocking_receiver& blocking_receiver::operator=(blocking_receiver&& o) noexcept {
+  if (this != &o) {
+    detach_later(state_, receiver_);
+    state_ = std::move(o.state_);
+    receiver_ = std::exchange(o.receiver_, {});
+  }
+  return *this;
+}
+
+blocking_requester::~blocking_requester() {
+  detach_later(state_, requester_);
+}
+blocking_requester& blocking_requester::operator=(blocking_requester&& o) noexcept {
+  if (this != &o) {
+    detach_later(state_, requester_);
+    state_ = std::move(o.state_);
+    requester_ = std::exchange(o.requester_, {});
+  }
+  return *this;
+}
+
+blocking_client::~blocking_client() {
+  if (state_) {
+    (void)close();
+  }
+}
+
+result<blocking_client> blocking_client::connect(std::string_view url, client_options options,
+                                                 std::string* why) {
+  auto st = std::make_shared<detail::blocking_state>();
+  const std::string u(url);
+  std::string failure;
+  auto r = call<client>(st, [&](std::promise<result<client>>& p) {
+    client::async_connect(st->io, u, std::move(options),
+                          [&p, &failure](std::error_code ec, client c) {
+                            if (ec) {
+                              failure = c.last_error();
+                            }
+                            set(p, ec, std::move(c));
+                          });
+  });
+  if (!r) {
+    st->stop();
+    if (why != nullptr) {
+      *why = std::move(failure);
+    }
+    return r.error();
+  }
+  st->c = std::move(*r);
+  blocking_client b;
+  b.state_ = std::move(st);
+  return b;
+}
+
+result<blocking_sender> blocking_client::open_sender(std::string_view address,
+                                                     sender_options options) {
+  auto r = call<sender>(state_, [&](std::promise<result<sender>>& p) {
+    state_->c.async_open_sender(address, std::move(options),
+                                [&p](std::error_code ec, sender s) { set(p, ec, std::move(s)); });
+  });
+  if (!r) {
+    return r.error();
+  }
+  blocking_sender s;
+  s.state_ = state_;
+  s.sender_ = std::move(*r);
+  return s;
+}
+
+result<blocking_receiver> blocking_client::open_receiver(std::string_view address,
+                                                         receiver_options options) {
+  auto r = call<receiver>(state_, [&](std::promise<result<receiver>>& p) {
+    state_->c.async_open_receiver(
+        address, std::move(options),
+        [&p](std::error_code ec, receiver rv) { set(p, ec, std::move(rv)); });
+  });
+  if (!r) {
+    return r.error();
+  }
+  blocking_receiver rv;
+  rv.state_ = state_;
+  rv.receiver_ = std::move(*r);
+  return rv;
+}
+
+result<blocking_requester> blocking_client::open_requester(std::string_view address,
+                                                           requester_options options) {
+  auto r = call<requester>(state_, [&](std::promise<result<requester>>& p) {
+    state_->c.async_open_requester(
+        address, std::move(options),
+        [&p](std::error_code ec, requester q) { set(p, ec, std::move(q)); });
+  });
+  if (!r) {
+    return r.error();
+  }
+  blocking_requester q;
+  q.state_ = state_;
+  q.requester_ = std::move(*r);
+  return q;
+}
+
+result<void> blocking_client::close() {
+  // One close stops the I/O thread, once its close handshake is done; any other (from
+  // another thread meanwhile, or later) fails at once.
+  if (!state_ || !state_->begin_close()) {
     return errc::invalid_state;
   }
+  auto* st = state_.get();
+  auto r = call<void>(state_, [st](std::promise<result<void>>& p) {
+    st->c.async_close([st, &p](std::error_code ec) {
+      st->keep_last_error();
+      p.set_value(ec ? result<void>(ec) : result<void>{});
+    });
+  });
+  st->stop();
+  return r;
+}
+
+std::string blocking_client::last_error() const {
+  return state_ ? state_->last_error() : std::string();
+}
+
+result<delivery_outcome> blocking_sender::send(std::span<const std::byte> message) {
+  return call<delivery_outcome>(state_, [&](std::promise<result<delivery_outcome>>& p) {
+    sender_.async_send(message,
+                       [&p](std::error_code ec, delivery_outcome o) { set(p, ec, std::move(o)); });
+  });
+}
+
+result<delivery_outcome> blocking_sender::send(const amqp::message& message) {
+  return call<delivery_outcome>(state_, [&](std::promise<result<delivery_outcome>>& p) {
+    sender_.async_send(message,
+                       [&p](std::error_code ec, delivery_outcome o) { set(p, ec, std::move(o)); });
+  });
+}
+
+result<void> blocking_sender::close() {
+  return close_on(state_, sender_);
+}
+
+result<received_message> blocking_receiver::receive(std::chrono::milliseconds timeout) {
   return wait_for(
-      *state_, timeout, [r = receiver_](auto done) mutable { r.async_receive(std::move(done)); },
+      state_, timeout, [r = receiver_](auto done) mutable { r.async_receive(std::move(done)); },
       [r = receiver_](std::error_code ec, received_message& m) mutable {
         // Timed out already: the message is not lost, it goes back to the sender.
         if (!ec && !m.settled()) {
@@ -235,50 +382,45 @@ result<received_message> blocking_receiver::receive(std::chrono::milliseconds ti
 
 result<received_message> blocking_requester::request(std::span<const std::byte> message,
                                                      std::chrono::milliseconds timeout) {
-  if (!state_) {
-    return errc::invalid_state;
-  }
-  // A response after the timeout is dropped.
-  return wait_for(*state_, timeout,
-                  [q = requester_, bytes = std::vector<std::byte>(message.begin(), message.end())](
-                      auto done) mutable { q.async_request(bytes, std::move(done)); },
-                  {});
+  // The requester's own timeout: a request that times out is forgotten there too.
+  return call<received_message>(state_, [&](std::promise<result<received_message>>& p) {
+    requester_.request_bytes(
+        message, std::max(timeout, std::chrono::milliseconds{1}),
+        [&p](std::error_code ec, received_message m) { set(p, ec, std::move(m)); });
+  });
+}
+
+result<received_message> blocking_requester::request(const amqp::message& message,
+                                                     std::chrono::milliseconds timeout) {
+  return call<received_message>(state_, [&](std::promise<result<received_message>>& p) {
+    requester_.request_message(
+        message, std::max(timeout, std::chrono::milliseconds{1}),
+        [&p](std::error_code ec, received_message m) { set(p, ec, std::move(m)); });
+  });
 }
 
 result<void> blocking_requester::close() {
-  if (!state_) {
-    return {};
-  }
-  return close_on(*state_, requester_);
+  return close_on(state_, requester_);
 }
-
-namespace {
-template <typename F> result<void> settle_on(detail::blocking_state& st, F&& f) {
-  return st.call<result<void>>([&](std::promise<result<void>>& p) { p.set_value(f()); });
-}
-} // namespace
 
 result<void> blocking_receiver::accept(const received_message& m) {
-  return settle_on(*state_, [&] { return receiver_.accept(m); });
+  return settle_on(state_, [&] { return receiver_.accept(m); });
 }
 result<void> blocking_receiver::reject(const received_message& m, std::string_view condition,
                                        std::string_view description) {
-  return settle_on(*state_, [&] { return receiver_.reject(m, condition, description); });
+  return settle_on(state_, [&] { return receiver_.reject(m, condition, description); });
 }
 result<void> blocking_receiver::release(const received_message& m) {
-  return settle_on(*state_, [&] { return receiver_.release(m); });
+  return settle_on(state_, [&] { return receiver_.release(m); });
 }
 result<void> blocking_receiver::modify(const received_message& m, bool delivery_failed,
                                        bool undeliverable_here) {
-  return settle_on(*state_,
+  return settle_on(state_,
                    [&] { return receiver_.modify(m, delivery_failed, undeliverable_here); });
 }
 
 result<void> blocking_receiver::close() {
-  if (!state_) {
-    return {};
-  }
-  return close_on(*state_, receiver_);
+  return close_on(state_, receiver_);
 }
 
 } // namespace amqp::transport

@@ -1,7 +1,12 @@
 // The client's state: one connection at a time (a new one after each reconnect), one
 // session, and the links the application opened, which outlive connections.
+//
+// Shared by client_connection.cpp (connect attempts, backoff, reconnect, close, the engine's
+// event loop), client_links.cpp (attach, credit, sends and outcomes, receives and
+// settlement, the link events) and client_handles.cpp (the public handles).
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -15,11 +20,17 @@
 #include <asio/steady_timer.hpp>
 
 #include "amqp/connection.hpp"
+#include "amqp/error.hpp"
+#include "amqp/request_response.hpp"
 #include "amqp/transport/client.hpp"
 #include "amqp/transport/url.hpp"
 #include "driver.hpp"
 
 namespace amqp::transport::detail {
+
+inline std::error_code code(errc e) {
+  return make_error_code(e);
+}
 
 struct pending_send {
   std::vector<std::byte> bytes;
@@ -27,12 +38,38 @@ struct pending_send {
   std::uint32_t delivery = 0; // delivery-id on the current connection, once sent
 };
 
-// The requests of a requester waiting for their response, by message-id.
-struct request_table {
-  std::uint64_t next_id = 1;
-  std::size_t max_pending = 1000;
-  std::vector<std::pair<std::uint64_t, std::function<void(std::error_code, received_message)>>>
-      pending;
+// One request of a requester: waiting to be sent (for credit, or for a connection), then
+// for its response.
+struct pending_request {
+  std::vector<std::byte> bytes; // the request as given: a valid message (checked on entry)
+  std::function<void(std::error_code, received_message)> done;
+  std::optional<std::uint64_t> id;            // its message-id, once sent
+  std::optional<asio::steady_timer> deadline; // its timeout, if any
+};
+
+// A requester: the core's amqp::request_response (message-ids, reply-to, correlation) on
+// the current connection, and the requests the application is waiting for. It outlives
+// connections: after a reconnect a new helper attaches, requests not yet sent go on it, and
+// those sent on the lost connection fail (their responses cannot come back).
+struct requester_impl {
+  std::weak_ptr<client_impl> client;
+  std::string address;
+  std::string name;     // link names: name + "-sender", name + "-receiver"
+  std::string reply_to; // the receiving link's target and every request's reply-to
+  requester_options opts;
+
+  std::optional<amqp::request_response> helper; // on the connection `generation`
+  std::uint64_t generation = 0;
+  bool refused = false; // the peer's attach of a link had no terminus: a detach follows
+  bool closing = false;
+  bool closed = false;
+  int detached = 0; // closing: links whose detach arrived
+  std::error_code error;
+  std::function<void(std::error_code)> attach_done;
+  std::function<void(std::error_code)> close_done;
+
+  std::deque<std::shared_ptr<pending_request>> queue; // not sent yet, in order
+  std::vector<std::shared_ptr<pending_request>> sent; // waiting for the response
 };
 
 struct link_impl {
@@ -40,10 +77,6 @@ struct link_impl {
   bool is_sender = true;
   std::string address;
   std::string name;
-  // The local terminus address (a sender's source, a receiver's target); empty: the name.
-  std::string local_address;
-  // Requester links: the receiver matches responses to pending requests by correlation-id.
-  std::shared_ptr<struct request_table> requests;
   sender_options sopts;
   receiver_options ropts;
 
@@ -84,7 +117,13 @@ public:
                std::function<void(std::error_code, received_message)> done);
   void top_up(link_impl& l);
   void set_credit(link_impl& l, std::uint32_t credit);
-  void answer_request(link_impl& l, received_message m);
+  // Requesters (client_requests.cpp).
+  void open_requester(const std::shared_ptr<requester_impl>& q);
+  void close_requester(const std::shared_ptr<requester_impl>& q);
+  // Queues a request: `bytes` must decode (checked by the caller); timeout 0: none.
+  void request(const std::shared_ptr<requester_impl>& q, std::vector<std::byte> bytes,
+               std::chrono::milliseconds timeout,
+               std::function<void(std::error_code, received_message)> done);
   void kick() {
     if (driver_) {
       driver_->kick();
@@ -108,6 +147,11 @@ public:
 private:
   enum class phase { idle, connecting, open, waiting_reconnect, closing, closed };
 
+  void own_options();
+  // Sets last_error; within a connect attempt, the reason it fails.
+  void note_error(std::string text);
+  // "host:port" of the URL, for messages.
+  [[nodiscard]] std::string endpoint() const;
   void start_attempt();
   void on_connected(std::error_code ec, std::shared_ptr<byte_stream> stream);
   void attempt_failed(std::error_code ec);
@@ -120,13 +164,36 @@ private:
   void finish_connect(std::error_code ec);
   void finish_close(std::error_code ec);
   void link_failed(link_impl& l, std::error_code ec);
+  // The engine's link events (client_links.cpp).
+  void on_link_attached(const link_attached& la);
+  void on_link_flow(const link_flow& lf);
+  void on_delivery_received(const delivery_received& dr);
+  void on_delivery_updated(const delivery_updated& du);
+  void on_link_detached(const link_detached& ld);
+  // Requesters (client_requests.cpp).
+  void attach_requester(requester_impl& q);
+  void pump_requests(requester_impl& q);
+  void offer_to_requesters(const event& e);
+  void on_requester_event(const std::shared_ptr<requester_impl>& q, const event& e);
+  void requester_failed(const std::shared_ptr<requester_impl>& q, std::error_code ec);
+  // Fails the requests sent on the connection that is gone; the others wait for the next.
+  void requests_lost(std::error_code ec);
   void set_last_error(std::string_view what, const std::optional<amqp::error>& e);
 
   asio::io_context& io_;
   url url_;
   client_options opts_;
+  // Copies of everything opts_.amqp views (the caller's strings and values may go as soon as
+  // async_connect returns; every reconnect builds its engine from opts_.amqp again, whose
+  // views point here once own_options() ran).
   std::string container_id_;
-  std::string sasl_mechanism_;
+  std::string hostname_;
+  std::string sasl_mechanism_, sasl_username_, sasl_password_, sasl_authzid_, sasl_hostname_;
+  std::string sasl_server_mechanisms_;
+  std::vector<std::byte> sasl_initial_response_;
+  owned_value offered_capabilities_, desired_capabilities_, open_properties_;
+  std::error_code setup_error_; // options that cannot be kept: connect() fails with it
+  std::shared_ptr<asio::ssl::context> tls_context_; // amqps, wss: loaded once
   // Shared with the driver when this client goes away: reads and writes still in flight
   // use the engine's buffers (engine_driver::keep_alive).
   std::shared_ptr<amqp::connection> engine_;
@@ -134,6 +201,7 @@ private:
   std::optional<session_id> session_;
   bool session_ready_ = false;
   std::vector<std::shared_ptr<link_impl>> links_;
+  std::vector<std::shared_ptr<requester_impl>> requesters_;
   phase phase_ = phase::idle;
   std::function<void(std::error_code)> connect_done_;
   std::function<void(std::error_code)> close_done_;
@@ -145,6 +213,9 @@ private:
   bool ever_open_ = false;
   bool ws_done_ = false;         // the WebSocket handshake of the current attempt is done
   bool in_events_ = false;       // on_engine_activity() is pulling events
+  bool attempt_noted_ = false;   // this attempt's failure has its own last_error text
+  bool timed_out_ = false;       // this attempt ran out of connect_timeout
+  bool sasl_refused_ = false;    // this attempt's SASL login was refused (sasl-outcome)
   std::uint64_t attempt_id_ = 0; // invalidates callbacks of abandoned attempts
 
   friend struct link_impl;

@@ -50,12 +50,22 @@ public:
   [[nodiscard]] result<void> open(connection& c, session_id s, const request_response_options& o);
   // Both links are attached by the peer and the sender has credit.
   [[nodiscard]] bool ready(const connection& c) const noexcept;
+  // Both links are attached by the peer, each with its terminus. A peer that refuses a link
+  // (AMQP 1.0 §2.6.3: an attach without the terminus, then a detach) never makes this true;
+  // its detach fails the helper.
+  [[nodiscard]] bool attached() const noexcept {
+    return sender_attached_ && receiver_attached_ && !failed_;
+  }
   // Sends `m` as a request: its properties get a new message-id and our reply-to (other
   // sections and properties are kept). Returns the request's id (its message-id).
   // Errors: errc::invalid_state (not open, or the links are gone), errc::would_block (no
   // credit, or max_pending requests outstanding), errc::invalid_argument (m does not
   // encode), and those of connection::send.
   [[nodiscard]] result<std::uint64_t> request(connection& c, const message_parts& m);
+  // The same for a decoded (or encoded, then decoded) message: its properties section is
+  // replaced as above, every other section is sent byte for byte as it is in `m`.
+  // Errors: those of the overload above.
+  [[nodiscard]] result<std::uint64_t> request(connection& c, const message_view& m);
   // Offers one event of the connection. Returns the response it carries, if any; the
   // delivery is settled (accepted). Responses to no pending request (unknown or missing
   // correlation-id) are accepted and dropped. Detaching links fail the helper
@@ -71,6 +81,11 @@ public:
   [[nodiscard]] result<void> close(connection& c);
 
 private:
+  // Errors of request() that do not depend on the message.
+  [[nodiscard]] result<void> can_request(const connection& c) const noexcept;
+  // Sends buffer_ as the request with message-id next_id_.
+  [[nodiscard]] result<std::uint64_t> send_buffer(connection& c);
+
   std::pmr::memory_resource* mem_;
   std::pmr::string reply_to_;
   std::pmr::vector<std::uint64_t> pending_;

@@ -10,6 +10,7 @@
 // (the handler signatures are the usual (error_code, value) pairs).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "amqp/message.hpp"
+#include "amqp/messaging.hpp"
 #include "amqp/result.hpp"
 #include "amqp/transport/options.hpp"
 
@@ -34,38 +36,71 @@ namespace amqp::transport {
 namespace detail {
 class client_impl;
 struct link_impl;
+struct requester_impl;
 } // namespace detail
 
 // The outcome of a sent message (AMQP 1.0 §3.4), owned.
 struct delivery_outcome {
-  enum class kind : std::uint8_t { accepted, rejected, released, modified, settled };
-  kind state = kind::settled; // settled: sent presettled (no outcome), or settled without one
-  std::string condition;      // rejected: the error condition, e.g. "amqp:decode-error"
+  // state_kind::accepted, rejected, released or modified; none when sent presettled (no
+  // outcome) or settled by the peer without one; other for an outcome the peer defined
+  // (§3.4). amqp::name(state) gives its AMQP name.
+  state_kind state = state_kind::none;
+  std::string condition; // rejected: the error condition, e.g. "amqp:decode-error"
   std::string description;
   bool delivery_failed = false;    // modified
   bool undeliverable_here = false; // modified
 };
-[[nodiscard]] std::string_view name(delivery_outcome::kind k) noexcept;
 
 // A received message: its encoded bytes (owned) and what is needed to settle it.
+//
+// The bytes are all that is kept when a message arrives. The sections are decoded (and
+// copied) on first use of message(), body_text(), body_bytes() or a section accessor, once,
+// then kept; bytes() and decode() never pay for that. Copies share what was decoded.
+// Thread-safety: the first of those calls fills the cache, so it must not race with another
+// call on the same object; after it, const calls from several threads are safe. Separate
+// copies are independent.
 class received_message {
 public:
-  // The message as sent: decode with amqp::decode_message(bytes()).
+  // The message as sent (owned here; valid as long as this object).
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
+  // A zero-copy decode: views into bytes(). Errors: those of amqp::decode_message.
   [[nodiscard]] result<message_view> decode() const noexcept { return decode_message(bytes_); }
   [[nodiscard]] std::uint32_t message_format() const noexcept { return format_; }
   // Sent presettled: nothing to settle.
   [[nodiscard]] bool settled() const noexcept { return settled_; }
 
+  // The message decoded and copied: every section owned. Errors: those of
+  // amqp::message::decode (errc::decode_error, errc::invalid_message, ...).
+  [[nodiscard]] result<amqp::message> message() const;
+  // The body as text: an amqp-value string or symbol, or data sections that are valid UTF-8
+  // (amqp::message::body_text). nullopt for another body, or if the message does not decode
+  // (message() then says why).
+  [[nodiscard]] std::optional<std::string> body_text() const;
+  // The body as bytes: the data sections joined, or an amqp-value binary, string or symbol
+  // (amqp::message::body_bytes). nullopt otherwise, or if the message does not decode.
+  [[nodiscard]] std::optional<std::vector<std::byte>> body_bytes() const;
+  // The sections (AMQP 1.0 §3.2), decoded once. A message that does not decode has none:
+  // they are empty then (message() says why). References valid as long as this object.
+  [[nodiscard]] const std::optional<amqp::header>& header() const;
+  [[nodiscard]] const value_map& delivery_annotations() const;
+  [[nodiscard]] const value_map& message_annotations() const;
+  [[nodiscard]] const message_properties& properties() const;
+  [[nodiscard]] const value_map& application_properties() const;
+  [[nodiscard]] const value_map& footer() const;
+
 private:
   friend class detail::client_impl;
   friend class receiver;
+  // The decoded message, decoded on first use (an empty one if it does not decode).
+  const amqp::message& decoded() const;
   std::vector<std::byte> bytes_;
   std::uint32_t format_ = 0;
   bool settled_ = false;
   std::uint64_t generation_ = 0; // the connection it arrived on (settling after a reconnect
                                  // is not possible: the broker redelivers it)
   std::uint32_t delivery_ = 0;
+  mutable std::shared_ptr<const amqp::message> decoded_;
+  mutable std::error_code decode_error_;
 };
 
 struct sender_options {
@@ -108,18 +143,25 @@ struct receiver_options {
 
 class client;
 class requester;
+class blocking_requester;
 
 class sender {
 public:
   sender() = default;
   // Sends one encoded message (its bytes are copied). The handler gets the peer's outcome
-  // (unsettled), or kind::settled at once when presettled and written. Sends wait for
+  // (unsettled), or state_kind::none at once when presettled and written. Sends wait for
   // credit; after a reconnect, those without an outcome are sent again (at-least-once).
   // Errors: errc::invalid_state (closed), errc::resource_limit (max_in_flight), the link's
   // or connection's error.
   void async_send(std::span<const std::byte> message,
                   std::function<void(std::error_code, delivery_outcome)> done);
+  // Sends `message`, encoded here (its bytes are kept, not the message); otherwise as above.
+  // Errors: those above, and errc::invalid_argument, at once, when the message cannot be
+  // encoded: client::last_error() then names the field and why (amqp::message::check()).
+  void async_send(const amqp::message& message,
+                  std::function<void(std::error_code, delivery_outcome)> done);
   // Detaches the link (closing it). Pending sends fail with errc::invalid_state.
+  // Errors: errc::invalid_state (an empty handle).
   void async_close(std::function<void(std::error_code)> done);
   [[nodiscard]] std::uint32_t credit() const noexcept;
   [[nodiscard]] std::size_t in_flight() const noexcept;
@@ -158,7 +200,7 @@ private:
   friend class client;
   friend class requester;
   explicit receiver(std::shared_ptr<detail::link_impl> l) : impl_(std::move(l)) {}
-  result<void> settle(const received_message& m, int outcome, std::string_view condition,
+  result<void> settle(const received_message& m, state_kind outcome, std::string_view condition,
                       std::string_view description, bool failed, bool undeliverable);
   std::shared_ptr<detail::link_impl> impl_;
 };
@@ -168,52 +210,89 @@ struct requester_options {
   // a generated one. (IoT Hub's $cbs node answers to "cbs".)
   std::string reply_to;
   std::string name; // link names: name + "-sender" / "-receiver"; empty: generated
-  // Requests waiting for their response at most (more fail with errc::resource_limit).
+  // Requests waiting to be sent or for their response at most (more fail at once with
+  // errc::resource_limit).
   std::size_t max_pending = 1000;
+  // How long async_request waits for a response before it fails with errc::timeout (the
+  // request is forgotten: a later response is dropped). Zero: no limit.
+  std::chrono::milliseconds timeout{0};
 };
 
 // Request/response over a sender and a receiver link to one node (the pattern of AMQP CBS
-// `$cbs` put-token and `$management`): each request gets a message-id (ulong) and our
-// reply-to; the response is the message whose correlation-id equals it.
+// `$cbs` put-token and `$management` operations), built on the core's
+// amqp::request_response: each request gets a message-id (ulong) and our reply-to; the
+// response is the message whose correlation-id equals it, settled (accepted) on arrival.
+// Requests are sent presettled; the response is their outcome.
+//
+// Reconnects: a requester attaches again after a reconnect. Requests not sent yet go on the
+// new links; those sent on the lost connection fail with the connection's error (their
+// responses cannot come back): send them again if the operation may be repeated.
 class requester {
 public:
   requester() = default;
-  // Sends an encoded request message (its message-id and reply-to are set here, the rest is
-  // sent as given) and hands over the response. Errors: errc::invalid_argument (the message
-  // does not decode), errc::resource_limit (max_pending), the links' or connection's error.
+  // Sends `request` (encoded here; its message-id and reply-to are set, every other field
+  // and section is sent as given) and hands over the response. Requests wait for credit
+  // and, after a reconnect, for the new links. Errors: errc::invalid_state (closed, or an
+  // empty handle), errc::invalid_argument (at once: the message cannot be encoded;
+  // client::last_error() says why), errc::resource_limit (at once: max_pending),
+  // errc::timeout (requester_options::timeout), errc::remote_error (the peer detached a
+  // link: client::last_error() has its condition), the connection's error.
+  void async_request(const amqp::message& request,
+                     std::function<void(std::error_code, received_message)> done);
+  // The same for an encoded message (its bytes are copied); errc::invalid_argument if it
+  // does not decode as a message.
   void async_request(std::span<const std::byte> request,
                      std::function<void(std::error_code, received_message)> done);
+  // Detaches both links. Requests still waiting fail with errc::invalid_state.
+  // Errors: errc::invalid_state (an empty handle, or a close already under way).
   void async_close(std::function<void(std::error_code)> done);
-  [[nodiscard]] explicit operator bool() const noexcept { return sender_ != nullptr; }
+  [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
 
 private:
   friend class client;
   friend class detail::client_impl;
-  std::shared_ptr<detail::link_impl> sender_;
-  std::shared_ptr<detail::link_impl> receiver_;
+  friend class blocking_requester;
+  // async_request with the timeout given (0: none).
+  void request_message(const amqp::message& request, std::chrono::milliseconds timeout,
+                       std::function<void(std::error_code, received_message)> done);
+  void request_bytes(std::span<const std::byte> request, std::chrono::milliseconds timeout,
+                     std::function<void(std::error_code, received_message)> done);
+  void start(std::vector<std::byte> bytes, std::chrono::milliseconds timeout,
+             std::function<void(std::error_code, received_message)> done);
+  std::shared_ptr<detail::requester_impl> impl_;
 };
 
 class client {
 public:
   client() = default;
   // Connects to `url` (amqp://, amqps://, ws://, wss://; user and password select SASL
-  // PLAIN), opens the connection and a session. Errors: errc::invalid_argument (URL, TLS
-  // files), errc::timeout, errc::unauthorized, the socket's or TLS's error.
+  // PLAIN), opens the connection and a session. The handler always runs from the
+  // io_context, never inside this call. On failure its client is empty (operator bool is
+  // false, every operation fails with errc::invalid_state) but its last_error() says what
+  // went wrong. Errors: errc::invalid_argument (a bad URL; a TLS file that cannot be loaded;
+  // a capabilities or properties value with no encoding), errc::unauthorized (SASL: the
+  // login refused, or no mechanism in common), errc::timeout (connect_timeout), the
+  // resolver's, socket's or TLS handshake's error.
   static void async_connect(asio::io_context& io, std::string_view url, client_options options,
                             std::function<void(std::error_code, client)> done);
-  // Attaches a sending link to `address` (the target).
+  // Attaches a sending link to `address` (the target). Errors: errc::invalid_state (an
+  // empty or closed client), errc::remote_error (the peer refused the link: last_error()
+  // has its condition and description), the connection's error.
   void async_open_sender(std::string_view address, sender_options options,
                          std::function<void(std::error_code, sender)> done);
-  // Attaches a receiving link from `address` (the source).
+  // Attaches a receiving link from `address` (the source). Errors: as async_open_sender.
   void async_open_receiver(std::string_view address, receiver_options options,
                            std::function<void(std::error_code, receiver)> done);
-  // Attaches a requester to the node `address` (e.g. "$cbs", "$management").
+  // Attaches a requester to the node `address` (e.g. "$cbs", "$management"): ready once
+  // the peer attached both links. Errors: as async_open_sender.
   void async_open_requester(std::string_view address, requester_options options,
                             std::function<void(std::error_code, requester)> done);
   // Closes the connection (close handshake, bounded by client_options::close_timeout).
   void async_close(std::function<void(std::error_code)> done);
-  // The last error the peer sent or the transport saw, readable ("amqp:not-found: no
-  // queue 'x'"), for messages to users.
+  // What went wrong last, readable, for messages to users: the condition and description
+  // the peer sent ("the peer refused to attach link ... : amqp:not-found: no queue 'x'"),
+  // why a connect failed ("invalid URL: ...", "cannot load CA file ...", "authentication
+  // failed: ..."), which field of a message cannot be encoded. Empty if nothing failed.
   [[nodiscard]] std::string last_error() const;
   // Reconnections so far.
   [[nodiscard]] std::uint64_t reconnects() const noexcept;
@@ -227,6 +306,7 @@ private:
   static void on_attached(const std::shared_ptr<detail::link_impl>& l,
                           std::function<void(std::error_code, Handle)> done);
   std::shared_ptr<detail::client_impl> impl_;
+  std::string failure_; // last_error() of a client whose connect failed
 };
 
 } // namespace amqp::transport

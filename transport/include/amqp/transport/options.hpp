@@ -45,7 +45,10 @@ struct reconnect_options {
 // Everything a client needs beyond its URL.
 struct client_options {
   // The engine: container-id, hostname (empty: the URL's host), limits, timeouts, SASL (the
-  // URL's user and password select PLAIN unless sasl.mechanism is set).
+  // URL's user and password select PLAIN unless sasl.mechanism is set). The client copies
+  // everything these options view (strings, capabilities, properties, SASL data) when it is
+  // created, and builds the engine of every reconnect from its copies: the caller's storage
+  // may go as soon as async_connect returns. Only `memory` must outlive the client.
   connection_options amqp{};
   tls_options tls{};
   reconnect_options reconnect{};
