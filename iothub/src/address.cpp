@@ -249,6 +249,14 @@ result<address> parse_address(std::string_view text, std::string* why) {
     if (!d) {
       return d.error();
     }
+    // A control character has no use in an address, and %00 does not decode: refusing them
+    // raw too keeps every parsed address printable and re-parsable (found by fuzzing).
+    for (char c : *d) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        return fail(why, errc::invalid_value,
+                    "a segment of " + detail::quote(text) + " holds a control character");
+      }
+    }
     if (d->find('/') != std::string::npos) {
       return fail(why, errc::invalid_value,
                   "a segment of " + detail::quote(text) + " decodes to a '/'");

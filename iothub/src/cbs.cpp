@@ -54,6 +54,10 @@ result<put_token_request> parse_put_token(const amqp::message& m, std::string* w
   if (m.properties.message_id.is_null()) {
     return fail(why, errc::missing_field, "the put-token request has no message-id");
   }
+  if (auto e = detail::check_id_type(m.properties.message_id.get(),
+                                     "the put-token request's message-id", why)) {
+    return e;
+  }
   r.message_id = m.properties.message_id;
   r.reply_to = m.properties.reply_to;
   r.to = m.properties.to;
@@ -132,6 +136,10 @@ result<cbs_response> parse_cbs_response(const amqp::message& m, std::string* why
   cbs_response r;
   if (m.properties.correlation_id.is_null()) {
     return fail(why, errc::missing_field, "the CBS response has no correlation-id");
+  }
+  if (auto e = detail::check_id_type(m.properties.correlation_id.get(),
+                                     "the CBS response's correlation-id", why)) {
+    return e;
   }
   r.correlation_id = m.properties.correlation_id;
   const auto code = m.application_properties.get(cbs_key::status_code);

@@ -110,4 +110,16 @@ inline std::error_code fail(std::string* why, errc e, std::string_view text) {
   return std::nullopt;
 }
 
+// Checks that `id` has a type AMQP 1.0 §3.2.4 allows for a message-id or correlation-id
+// (ulong, uuid, binary, string). The core decodes other types but cannot encode them, so
+// an id of another type could not be echoed back. `what` names the id in the error.
+inline std::error_code check_id_type(const value& id, std::string_view what, std::string* why) {
+  if (id.is(type::ulong) || id.is(type::uuid) || id.is(type::binary) || id.is(type::string)) {
+    return {};
+  }
+  return fail(why, errc::invalid_value,
+              std::string(what) + " is a " + std::string(type_name(id.kind())) +
+                  ", not a ulong, uuid, binary or string (AMQP 1.0 §3.2.4)");
+}
+
 } // namespace amqp::iothub::detail

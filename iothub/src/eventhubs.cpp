@@ -390,6 +390,10 @@ result<management_request> parse_management_request(const amqp::message& m, std:
   if (m.properties.message_id.is_null()) {
     return fail(why, errc::missing_field, "the $management request has no message-id");
   }
+  if (auto e = detail::check_id_type(m.properties.message_id.get(),
+                                     "the $management request's message-id", why)) {
+    return e;
+  }
   r.message_id = m.properties.message_id;
   r.reply_to = m.properties.reply_to;
   const auto text = [&](std::string_view key) -> result<std::string> {

@@ -221,3 +221,16 @@ TEST_CASE("SASL PLAIN user names (doc §2.3)") {
   CHECK(parse_sasl_user("d+1@sas.h").error() == errc::invalid_value);
   CHECK(parse_sasl_user("d%zz@sas.h").error() == errc::invalid_value);
 }
+
+TEST_CASE("issue-fuzz-iothub_text-1: a control character in an address segment is refused") {
+  // Found by fuzz_iothub_text (fuzz/regressions/iothub_text/): "\x01\0\0\0" parsed as an
+  // event hub name, but its encoded form %01%00%00%00 did not parse back.
+  std::string why;
+  auto r = parse_address(std::string_view("\x01\0\0\0", 4), &why);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error() == errc::invalid_value);
+  CHECK(why.find("control character") != std::string::npos);
+  CHECK_FALSE(parse_address("/devices/d1/messages/events\x7f").has_value());
+  CHECK_FALSE(parse_address("hub%0A").has_value());
+  CHECK(parse_address("hub%20x").has_value()); // a space is not a control character
+}

@@ -208,3 +208,25 @@ TEST_CASE("parse_cbs_response: status in any integer type, description optional"
   CHECK(parse_cbs_response(m, &why).error() == errc::missing_field);
   CHECK(why == "the CBS response has no correlation-id");
 }
+
+TEST_CASE("issue-fuzz-iothub_messages-3: ids of a type AMQP does not allow are refused") {
+  // Found by fuzz_iothub_messages (fuzz/regressions/iothub_messages/): a response whose
+  // correlation-id is a uint. AMQP 1.0 §3.2.4 allows ulong, uuid, binary and string; the
+  // core decodes others but cannot encode them, so the hub could not answer with the same id.
+  std::string why;
+  amqp::message resp;
+  resp.properties.correlation_id = owned_value(std::uint32_t{0});
+  resp.application_properties.set("status-code", owned_value(std::int32_t{200}));
+  auto r = parse_cbs_response(resp, &why);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error() == errc::invalid_value);
+  CHECK(why == "the CBS response's correlation-id is a uint, not a ulong, uuid, binary or "
+               "string (AMQP 1.0 §3.2.4)");
+  auto req = uamqp_request();
+  req.properties.message_id = owned_value(std::int64_t{0});
+  auto p = parse_put_token(req, &why);
+  REQUIRE_FALSE(p.has_value());
+  CHECK(p.error() == errc::invalid_value);
+  CHECK(why == "the put-token request's message-id is a long, not a ulong, uuid, binary or "
+               "string (AMQP 1.0 §3.2.4)");
+}

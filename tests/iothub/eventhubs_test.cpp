@@ -340,3 +340,15 @@ TEST_CASE("$management responses: eventhub and partition maps (doc §6.4)") {
     CHECK(p->last_enqueued_sequence_number == 9);
   }
 }
+
+TEST_CASE("issue-fuzz-iothub_messages-3: a $management message-id of a type AMQP does not allow") {
+  management_request r;
+  r.message_id = owned_value(std::uint32_t{1});
+  r.event_hub = "h";
+  std::string why;
+  auto p = parse_management_request(build_management_request(r), &why);
+  REQUIRE_FALSE(p.has_value());
+  CHECK(p.error() == errc::invalid_value);
+  CHECK(why == "the $management request's message-id is a uint, not a ulong, uuid, binary or "
+               "string (AMQP 1.0 §3.2.4)");
+}

@@ -102,8 +102,8 @@ inline constexpr std::size_t max_address_length = 2048;
 // then the Event Hubs forms (so an event hub named "devices" or "messages" cannot be
 // addressed without its prefix). Errors (reason in `why`): errc::limit_exceeded (longer
 // than max_address_length), errc::invalid_value (an empty address, a malformed prefix or
-// escape, an empty segment, an id not allowed by check_device_id / check_module_id, a path
-// of none of the forms above).
+// escape, an empty segment, a control character, an id not allowed by check_device_id /
+// check_module_id, a path of none of the forms above).
 [[nodiscard]] result<address> parse_address(std::string_view text, std::string* why = nullptr);
 
 // The address as text: `scheme://host[:port]` when `host` is set (scheme "amqps" if empty),

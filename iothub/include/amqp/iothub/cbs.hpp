@@ -62,8 +62,9 @@ struct put_token_request {
 // matched without regard to case (EDGE); operation, type and name strings or symbols;
 // expiration a timestamp or absent/null; body one amqp-value string. Errors (reason in
 // `why`): errc::missing_field (no properties or message-id, no operation, type, name or
-// token), errc::invalid_value (a field of the wrong type, an operation other than
-// put-token, an empty name or token), errc::not_supported (another token type).
+// token), errc::invalid_value (a field of the wrong type, a message-id of a type AMQP 1.0
+// §3.2.4 does not allow, an operation other than put-token, an empty name or token),
+// errc::not_supported (another token type).
 [[nodiscard]] result<put_token_request> parse_put_token(const amqp::message& m,
                                                         std::string* why = nullptr);
 
@@ -87,7 +88,8 @@ struct cbs_response {
 // Parses a response: correlation-id present (any type); status-code any integer type that
 // fits an int; status-description a string, absent (empty) or null. Errors (reason in
 // `why`): errc::missing_field (no correlation-id or status-code), errc::invalid_value (a
-// field of the wrong type, a status out of the int range).
+// field of the wrong type, a correlation-id other than ulong, uuid, binary or string, a
+// status out of the int range).
 [[nodiscard]] result<cbs_response> parse_cbs_response(const amqp::message& m,
                                                       std::string* why = nullptr);
 

@@ -133,8 +133,8 @@ struct management_request {
 
 // Parses a READ request (EH-NET AmqpManagement.cs). Errors (reason in `why`):
 // errc::missing_field (message-id, operation, type, name, or partition for a partition
-// request), errc::invalid_value (wrong types, empty name), errc::not_supported (another
-// operation or type).
+// request), errc::invalid_value (wrong types, a message-id other than ulong, uuid, binary or
+// string, an empty name), errc::not_supported (another operation or type).
 [[nodiscard]] result<management_request> parse_management_request(const amqp::message& m,
                                                                   std::string* why = nullptr);
 

@@ -159,7 +159,9 @@ struct batch_limits {
                                                              std::string* why = nullptr);
 
 // Decodes one message whose sections may be in any order (each at most once; body sections
-// of one kind), as inner batch messages are. Errors: errc::invalid_value.
+// of one kind), as inner batch messages are. The message must also encode again
+// (amqp::message::check), so that it can be forwarded. No bytes make the empty message, as
+// for amqp::message::decode. Errors: errc::invalid_value.
 [[nodiscard]] result<amqp::message> decode_any_order(std::span<const std::byte> bytes,
                                                      std::string* why = nullptr);
 
