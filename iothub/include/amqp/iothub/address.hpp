@@ -57,6 +57,7 @@ inline constexpr std::string_view default_consumer_group = "$Default"; // DOC-AM
 
 // ---- parsed addresses ----------------------------------------------------------------------
 
+// What an address names; each comment shows the canonical form to_string writes.
 enum class address_kind : std::uint8_t {
   telemetry,           // /devices/{d}[/modules/{m}]/messages/events (device sends D2C)
   device_c2d,          // /devices/{d}[/modules/{m}]/messages/devicebound (device receives)

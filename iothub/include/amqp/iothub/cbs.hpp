@@ -37,11 +37,16 @@ inline constexpr std::string_view iothub_sas_token_type = "azure-devices.net:sas
 // The reply-to Node sends (NODE amqp_cbs.ts); uAMQP sends none.
 inline constexpr std::string_view node_cbs_reply_to = "cbs";
 
-enum class cbs_token_type : std::uint8_t { servicebus_sas, iothub_sas };
+// The two SAS token types the hub takes (MS.Amqp SupportedTokenTypes).
+enum class cbs_token_type : std::uint8_t {
+  servicebus_sas, // servicebus_sas_token_type
+  iothub_sas,     // iothub_sas_token_type
+};
 
 // The type string of a token type.
 [[nodiscard]] std::string_view to_string(cbs_token_type t) noexcept;
 
+// A put-token request, as built or as parsed.
 struct put_token_request {
   amqp::owned_value message_id;        // ulong (uAMQP), string (Node), uuid, binary
   std::optional<std::string> reply_to; // "cbs" (Node), absent (uAMQP)
@@ -55,6 +60,8 @@ struct put_token_request {
 
 // The request message: properties (message-id, reply-to, to when set), application-
 // properties operation, type, name, expiration (when set), body amqp-value string token.
+// The message encodes when the message-id is null or of an AMQP 1.0 §3.2.4 type and the
+// strings are UTF-8 (otherwise amqp::message::check says which field is wrong).
 [[nodiscard]] amqp::message build_put_token(const put_token_request& r);
 
 // Parses a put-token request, as the hub accepts it (every variant of doc §2.4): message-id
@@ -68,6 +75,7 @@ struct put_token_request {
 [[nodiscard]] result<put_token_request> parse_put_token(const amqp::message& m,
                                                         std::string* why = nullptr);
 
+// A CBS (or $management) response status.
 struct cbs_response {
   amqp::owned_value correlation_id; // the request's message-id, same type
   std::int32_t status_code = 0;
@@ -77,7 +85,8 @@ struct cbs_response {
 
 // The response message: properties.correlation-id, application-properties status-code (int)
 // and status-description (string, left out when empty). The body is an amqp-value null, as
-// a message needs a body (AMQP 1.0 §3.2).
+// a message needs a body (AMQP 1.0 §3.2). It encodes when the correlation-id is of an AMQP
+// 1.0 §3.2.4 type and the description is UTF-8, as every parsed one is.
 [[nodiscard]] amqp::message build_cbs_response(const cbs_response& r);
 
 // The response to `request` with `status` and `description`: its correlation-id is the

@@ -27,7 +27,10 @@ inline constexpr std::uint64_t selector_filter_code = 0x0000468C00000004;
 // The longest selector text parse_selector accepts.
 inline constexpr std::size_t max_selector_length = 1024;
 
+// The annotation a selector compares: x-opt-offset, x-opt-sequence-number,
+// x-opt-enqueued-time.
 enum class position_field : std::uint8_t { offset, sequence_number, enqueued_time };
+// The comparison: `>`, `>=`, `=`.
 enum class position_operator : std::uint8_t { greater, greater_or_equal, equal };
 
 // `amqp.annotation.x-opt-offset > '123'` and its variants.
@@ -58,6 +61,8 @@ struct selector {
 // errc::invalid_value (an unterminated quote, a value of the wrong form, trailing text).
 [[nodiscard]] result<selector> parse_selector(std::string_view text, std::string* why = nullptr);
 
+// Which descriptor a built selector filter carries: the ulong selector_filter_code or the
+// symbol selector_filter_name (Event Hubs accepts both, doc §6.2).
 enum class descriptor_form : std::uint8_t { numeric, symbolic };
 
 // The filter-set entry value: a described string with the numeric or symbolic descriptor.
@@ -117,6 +122,7 @@ inline constexpr std::string_view read_operation = "READ";
 inline constexpr std::string_view eventhub_type = "com.microsoft:eventhub";
 inline constexpr std::string_view partition_type = "com.microsoft:partition";
 
+// A $management READ request, as built or as parsed.
 struct management_request {
   amqp::owned_value message_id;
   std::optional<std::string> reply_to;
@@ -128,7 +134,8 @@ struct management_request {
 
 // The READ request: application-properties operation READ, type com.microsoft:eventhub (or
 // com.microsoft:partition with `partition`), name, security_token when set; body amqp-value
-// null.
+// null. It encodes when the message-id is of an AMQP 1.0 §3.2.4 type and the strings are
+// UTF-8, as every parsed request's are.
 [[nodiscard]] amqp::message build_management_request(const management_request& r);
 
 // Parses a READ request (EH-NET AmqpManagement.cs). Errors (reason in `why`):

@@ -46,6 +46,7 @@ enum class feedback_status : std::uint8_t {
 // The status named `text`, matched exactly; nullopt otherwise.
 [[nodiscard]] std::optional<feedback_status> feedback_status_from(std::string_view text) noexcept;
 
+// One feedback record (DOC-C2D, CS-SVC FeedbackRecord).
 struct feedback_record {
   std::string original_message_id;  // originalMessageId
   std::string device_id;            // deviceId
