@@ -251,6 +251,10 @@ result<std::string> make_sas_token(std::string_view resource_uri, std::string_vi
   if (resource_uri.empty()) {
     return fail(why, errc::invalid_value, "the resource URI is empty");
   }
+  // Node throws on an empty key too; HMAC would accept it (RFC 2104).
+  if (key.empty()) {
+    return fail(why, errc::invalid_value, "SharedAccessKey is empty");
+  }
   std::string key_why;
   auto k = base64_decode(key, &key_why);
   if (!k) {
@@ -377,8 +381,12 @@ result<std::size_t> verify_sas_signature(const sas_token& token, std::string_vie
   }
   std::vector<std::vector<std::byte>> keys;
   for (std::string_view k : {primary_key, secondary_key}) {
-    if (k.empty() && !keys.empty()) {
-      break;
+    if (k.empty()) {
+      if (!keys.empty()) {
+        break; // no secondary key
+      }
+      // A token signed with an empty key is forged by anyone.
+      return fail(why, errc::invalid_value, "a shared access key is empty");
     }
     auto d = base64_decode(k);
     if (!d) {

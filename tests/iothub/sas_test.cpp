@@ -289,3 +289,19 @@ TEST_CASE("sas_covers: segment-wise prefix, decoded, lower-cased, scheme and por
   CHECK_FALSE(sas_covers("", addr));
   CHECK_FALSE(sas_covers("/devices/d1", addr));
 }
+
+TEST_CASE("sas: an empty key neither signs nor verifies") {
+  // HMAC accepts an empty key (RFC 2104), so a token "signed" with one is easy to forge: a
+  // registry entry with an empty primary key must not make such tokens valid.
+  const auto t = parsed(
+      "SharedAccessSignature sr=x&sig=LqxO3gud%2BJcULeNOuXiuaAVExZeQhJH6okLWP8oTSbg%3D&se=1");
+  std::string why;
+  auto v = verify_sas_signature(t, "", {}, &why);
+  REQUIRE_FALSE(v.has_value());
+  CHECK(v.error() == errc::invalid_value);
+  CHECK(why == "a shared access key is empty");
+  auto m = make_sas_token("x", "", 1, {}, &why);
+  REQUIRE_FALSE(m.has_value());
+  CHECK(m.error() == errc::invalid_value);
+  CHECK(why == "SharedAccessKey is empty");
+}

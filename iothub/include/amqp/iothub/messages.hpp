@@ -132,7 +132,8 @@ struct batch_limits {
 // Packs messages into a batch envelope: one data section per message, holding that message's
 // encoding, as many messages from the front of `messages` as fit in `max_size` bytes of
 // envelope (exact encoded sizes) and `max_messages` messages. Sets `envelope` (its other
-// sections untouched, its body replaced) and returns how many were packed (at least 1).
+// sections untouched, its body replaced) and returns how many were packed (at least 1); on
+// error the envelope's body is left empty.
 // Errors: errc::limit_exceeded (the first message alone does not fit, or max_messages is 0),
 // errc::invalid_value (a message that does not encode; `why` says which field).
 [[nodiscard]] result<std::size_t> build_batch(std::span<const amqp::message> messages,

@@ -89,7 +89,7 @@ struct sas_token {
 // SharedAccessSignature.create): sr = url_encode(resource_uri, url_style::node), signed in
 // that encoded form; skn URL-encoded the same way when `key_name` is not empty; fields in
 // the order sr, sig, skn, se. `key` is the base64 shared access key of the connection
-// string. Errors: errc::invalid_value (`key` not base64, or empty `resource_uri`).
+// string. Errors: errc::invalid_value (`key` empty or not base64, or empty `resource_uri`).
 [[nodiscard]] result<std::string> make_sas_token(std::string_view resource_uri,
                                                  std::string_view key, std::uint64_t expiry,
                                                  std::string_view key_name = {},
@@ -112,7 +112,8 @@ struct sas_token {
 // be `sr` as received, its URL-decoded form, or the decoded form URL-encoded again (upper-
 // and lower-case hex: SDKs differ); each is tried with each key. Returns the index of the
 // key that matched (0 primary, 1 secondary). Errors: errc::signature_mismatch, and
-// errc::invalid_value when a key is not base64.
+// errc::invalid_value when a key is not base64 or the primary key is empty (HMAC takes an
+// empty key, so anyone could sign with it).
 [[nodiscard]] result<std::size_t> verify_sas_signature(const sas_token& token,
                                                        std::string_view primary_key,
                                                        std::string_view secondary_key = {},
