@@ -1,5 +1,6 @@
 #include "emulator/random.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace amqp::iothub::emulator {

@@ -1,0 +1,207 @@
+// The hub's state, shared by the files that implement it (hub.cpp: connections, events, link
+// dispatch, timers; auth.cpp: SASL, identities, tokens, permissions; cbs.cpp: the $cbs node;
+// telemetry.cpp, event_hubs.cpp, c2d.cpp, feedback.cpp, faults.cpp: the features). Internal:
+// not part of the emulator's API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "amqp/connection.hpp"
+#include "amqp/event.hpp"
+#include "amqp/iothub/address.hpp"
+#include "amqp/message.hpp"
+#include "emulator/hub.hpp"
+#include "emulator/timers.hpp"
+
+namespace amqp::iothub::emulator {
+
+// What a link of a client is, from the hub's side.
+enum class link_kind : std::uint8_t {
+  cbs_requests,         // the client's sender to $cbs: put-token requests (the hub receives)
+  cbs_responses,        // the client's receiver from $cbs: the answers (the hub sends)
+  telemetry,            // a device's D2C sender (the hub receives)
+  device_c2d,           // a device's C2D receiver (the hub sends)
+  service_c2d,          // the service's C2D sender (the hub receives)
+  feedback,             // the service's feedback receiver (the hub sends)
+  file_notifications,   // the service's file-upload notification receiver (nothing is sent)
+  partition_reader,     // an Event Hubs partition receiver (the hub sends)
+  management_requests,  // the client's sender to $management (the hub receives)
+  management_responses, // the client's receiver from $management (the hub sends)
+};
+
+// The name of a link kind, for logs and tests.
+[[nodiscard]] std::string_view kind_name(link_kind k) noexcept;
+
+// Who an identity is (§2).
+enum class principal_kind : std::uint8_t { device, module, policy, x509 };
+
+// One identity of a connection (§2): authorized by a token (put-token or SASL PLAIN) or by
+// the TLS client certificate.
+struct identity {
+  std::uint64_t serial = 0; // unique for the hub's life: timers name it
+  std::string audience;     // the key: decoded, lower-cased
+  principal_kind kind = principal_kind::device;
+  device_identity device; // device, module, x509
+  std::string policy;     // policy: its name as registered
+  std::uint32_t permissions = 0;
+  // The segments of the token's resource path, decoded and lower-cased: the identity covers
+  // the addresses whose path starts with them (§2.1 segment-wise prefix; hosts aside).
+  std::vector<std::string> resource;
+  std::optional<std::int64_t> expiry; // ms since the epoch; none: X.509
+  bool plain = false;                 // SASL PLAIN: the connection closes at expiry (§2.5)
+  std::set<std::uint32_t> links;      // the links it authorized, still attached
+};
+
+// A response (CBS, $management) waiting for credit on the client's receiving link.
+struct queued_message {
+  std::vector<std::byte> payload;
+};
+
+// A link of a client, attached through the hub.
+struct link_state {
+  link_id id{};
+  session_id session{};
+  link_kind kind = link_kind::cbs_requests;
+  std::uint64_t key = 0;      // unique for the hub's life (link ids are reused)
+  std::uint64_t identity = 0; // serial of the identity that authorized it; 0: none needed
+  device_identity device;     // telemetry, device_c2d
+  // cbs_responses, management_responses: the client's target address, which its requests
+  // name as reply-to.
+  std::string reply_address;
+  // Hub-sending links: answers waiting for the client's credit (bounded by the requests'
+  // credit window).
+  std::deque<queued_message> queued;
+};
+
+// An outcome for a delivery the hub received, sent once the store committed.
+struct pending_outcome {
+  delivery_id delivery{};
+  bool accept = true;
+  std::string condition; // rejected: the condition, description and info
+  std::string description;
+  owned_value info;
+};
+
+struct conn_state {
+  connection_handle handle = 0;
+  amqp::connection engine;
+  peer_info peer;
+  std::string container_id;
+  auth_mode auth = auth_mode::none;
+  std::map<std::string, identity, std::less<>> identities; // by audience
+  std::unordered_map<std::uint32_t, std::unique_ptr<link_state>> links;
+  std::vector<pending_outcome> outcomes; // of the current process() call
+  bool dirty = false;
+  bool aborted = false;
+  bool closed = false;
+
+  conn_state(const connection_options& o) : engine(o) {}
+};
+
+// Why a token or a put-token was refused: the CBS status and description (§2.4).
+struct refusal {
+  std::int32_t status = 401;
+  std::string description;
+};
+
+struct hub::impl {
+  hub_options opts;
+  store& db;
+  registry& reg;
+  random_source& random;
+  connection_options conn_opts;
+  std::string external_mechanisms; // opts.sasl_mechanisms; EXTERNAL only offered with a cert
+  std::string plain_mechanisms;    // without EXTERNAL
+
+  std::unordered_map<connection_handle, std::unique_ptr<conn_state>> conns;
+  connection_handle next_handle = 1;
+  std::uint64_t next_key = 1;
+  std::uint64_t next_serial = 1;
+  std::vector<connection_handle> dirty;
+  std::vector<connection_handle> aborted;
+  conn_state* current = nullptr; // the connection being processed (not reported dirty)
+  time_point now{};              // of the current call
+  timer_heap timers;
+
+  impl(hub_options o, store& s, registry& r, random_source& rnd);
+
+  // ---- time
+  // The wall clock: ms since the Unix epoch.
+  [[nodiscard]] std::int64_t wall_ms() const noexcept;
+  [[nodiscard]] time_point at_wall_ms(std::int64_t ms) const noexcept;
+
+  [[nodiscard]] conn_state* find(connection_handle c) noexcept;
+  void touch(conn_state& c);
+  // Before the hub acts on a connection it is not processing (a timer, another connection's
+  // input): gives its engine the time (the close timeouts of a detach or end run from the
+  // engine's clock) and has its events pulled at the end of the call.
+  void sync(conn_state& c);
+  std::vector<connection_handle> to_process; // connections sync() touched
+
+  // ---- hub.cpp: events and dispatch
+  void process(conn_state& c);
+  void on_attach(conn_state& c, const link_attached& e);
+  void refuse(conn_state& c, const link_attached& e, std::string_view condition,
+              std::string_view description);
+  link_state& add_link(conn_state& c, const link_attached& e, link_kind k);
+  // Answers the client's attach: the hub's end takes the opposite role, the client's
+  // termini, and (receiving) the hub's max-message-size. False (and the link detached) if
+  // the engine refused.
+  bool answer(conn_state& c, const link_attached& e, receiver_settle_mode rcv);
+  void on_delivery(conn_state& c, link_state& l, const delivery_received& d);
+  void on_flow(conn_state& c, link_state& l, const link_flow& f);
+  void remove_link(conn_state& c, std::uint32_t id);
+  void remove_links(conn_state& c, const std::optional<session_id>& s);
+  // Detaches a link of the hub's own will (expiry, faults) and forgets it.
+  void detach(conn_state& c, std::uint32_t id, std::string_view condition,
+              std::string_view description);
+  // Sends (or queues until credit) a message on a hub-sending link.
+  void send_or_queue(conn_state& c, link_state& l, std::vector<std::byte> payload);
+  void flush_queued(conn_state& c, link_state& l);
+  // Commits the store's transaction and sends the outcomes of c's deliveries.
+  void finish_outcomes(conn_state& c);
+  void on_timer(const timer& t);
+
+  // ---- auth.cpp
+  void on_sasl_init(conn_state& c, const sasl_init_received& e);
+  void on_connection_opened(conn_state& c);
+  // Verifies a token for `audience` (empty: the token's own resource) and makes the identity
+  // it proves, or says why not (§2.4 statuses and texts).
+  [[nodiscard]] std::variant<identity, refusal> verify_token(std::string_view token,
+                                                             std::string_view audience);
+  // Adds or renews an identity of `c` (§2.5: a renewed token replaces the expiry, links
+  // stay). Refused with 403 at max_identities.
+  [[nodiscard]] std::optional<refusal> put_identity(conn_state& c, identity id);
+  // The identity of `c` allowed to attach a link to `a` (as the client wrote it: `text`),
+  // or why not: the condition and description of the refusal.
+  struct denial {
+    std::string_view condition;
+    std::string description;
+  };
+  [[nodiscard]] std::variant<identity*, denial> authorize(conn_state& c, const address& a,
+                                                          std::string_view text);
+  void schedule_expiry(conn_state& c, const identity& id);
+  void on_token_expiry(connection_handle h, std::uint64_t serial);
+  void unbind(conn_state& c, link_state& l);
+
+  // ---- cbs.cpp
+  void on_cbs_request(conn_state& c, link_state& l, const delivery_received& d);
+  // The link an answer to a request received on `from` goes on (§2.4).
+  [[nodiscard]] link_state* reply_link(conn_state& c, const link_state& from, link_kind kind,
+                                       const std::optional<std::string>& reply_to);
+  // Tops the request links (CBS, $management) of `c` up to cbs_credit, unless answers wait.
+  void top_up_requests(conn_state& c);
+};
+
+} // namespace amqp::iothub::emulator
