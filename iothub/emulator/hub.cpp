@@ -6,6 +6,7 @@
 #include <utility>
 #include <variant>
 
+#include "amqp/iothub/messages.hpp"
 #include "emulator/hub_state.hpp"
 
 namespace amqp::iothub::emulator {
@@ -329,6 +330,18 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
   }
 
   switch (*kind) {
+  case link_kind::telemetry: {
+    // §3.1: the hub answers any settle mode and settles each outcome (rcv-settle-mode first).
+    if (!answer(c, e, receiver_settle_mode::first)) {
+      return;
+    }
+    link_state& l = add_link(c, e, *kind);
+    if (auto model = a.properties.find(link_property::model_id)) {
+      l.model_id = model->get_string().value_or(std::string_view{});
+    }
+    (void)c.engine.flow(l.id, opts.d2c_credit);
+    break;
+  }
   case link_kind::cbs_requests:
   case link_kind::management_requests: {
     // The hub settles each request at once (§2.4: accepted, settled, before the answer).
@@ -379,6 +392,9 @@ void hub::impl::on_delivery(conn_state& c, link_state& l, const delivery_receive
   switch (l.kind) {
   case link_kind::cbs_requests:
     on_cbs_request(c, l, d);
+    break;
+  case link_kind::telemetry:
+    on_telemetry(c, l, d);
     break;
   default:
     if (!d.settled) {
@@ -452,11 +468,20 @@ void hub::impl::detach(conn_state& c, std::uint32_t id, std::string_view conditi
 void hub::impl::finish_outcomes(conn_state& c) {
   bool committed = true;
   std::string failure;
-  if (db.in_transaction()) {
-    if (auto r = db.commit(); !r) {
+  if (tx_failed || db.in_transaction()) {
+    if (tx_failed) {
+      db.rollback();
+      committed = false;
+      failure = "The hub could not store the message.";
+    } else if (auto r = db.commit(); !r) {
       committed = false;
       failure = "The hub could not store the message: " + r.error().message();
     }
+    if (!committed) {
+      heads = heads_at_begin; // nothing of the transaction was kept
+    }
+    tx_failed = false;
+    appended.clear();
   }
   std::vector<pending_outcome> outcomes = std::move(c.outcomes);
   c.outcomes.clear();
@@ -471,12 +496,16 @@ void hub::impl::finish_outcomes(conn_state& c) {
                             rejected{make_error(o.condition, o.description, o.info.get())});
     }
   }
+  top_up_telemetry(c);
 }
 
 void hub::impl::on_timer(const timer& t) {
   switch (t.kind) {
   case timer_kind::token_expiry:
     on_token_expiry(t.a, t.b);
+    break;
+  case timer_kind::retention:
+    trim_partitions();
     break;
   default:
     break;
@@ -494,6 +523,22 @@ result<std::unique_ptr<hub>> hub::create(hub_options o, store& s, registry& reg,
     return amqp::errc::invalid_argument;
   }
   auto p = std::make_unique<impl>(std::move(o), s, reg, random);
+  // The partitions' heads, as committed: sequence numbers and offsets go on from there.
+  p->heads.resize(p->opts.partitions);
+  for (std::uint32_t i = 0; i < p->opts.partitions; ++i) {
+    p->heads[i].partition = i;
+  }
+  auto stored = s.partition_heads();
+  if (!stored) {
+    return stored.error();
+  }
+  for (const partition_head& h : *stored) {
+    if (h.partition < p->opts.partitions) {
+      p->heads[h.partition] = h;
+    }
+  }
+  // Retention runs at the first on_deadline(), then every trim_interval.
+  p->timers.schedule(time_point{}, timer_kind::retention);
   return std::unique_ptr<hub>(new hub(std::move(p)));
 }
 

@@ -89,9 +89,22 @@ struct hub_options {
   milliseconds token_grace{0};
 
   // ---- telemetry and the Event Hubs-compatible endpoint (§3, §6)
+  // Partitions of the event hub; a device's messages go to partition_of(device id).
   std::uint32_t partitions = 4;
-  // Credit window of a device's telemetry link, topped up as messages are committed.
+  // Credit window of a device's telemetry link, topped up (at half) as messages are
+  // committed.
   std::uint32_t d2c_credit = 1000;
+  // §3.5: a D2C transfer (a message or a whole batch) above this is rejected with
+  // amqp:link:message-size-exceeded.
+  std::size_t max_d2c_message_size = 262'144;
+  // §3.3: the most messages in a batch (0x80013700); more are rejected.
+  std::size_t max_batch_messages = 500;
+  // §6.5: events are kept this long (1 day by default, 7 days at most on the real hub) ...
+  milliseconds retention{24 * 3600 * 1000};
+  // ... and each partition at most this many bytes (oldest events dropped first).
+  std::int64_t retention_bytes = 1LL << 30;
+  // How often retention is applied.
+  milliseconds trim_interval{60'000};
 
   // Wall clock = now.time_since_epoch() + unix_offset (ms since the Unix epoch).
   milliseconds unix_offset{0};
@@ -105,6 +118,12 @@ struct peer_info {
   std::string server_name;         // the TLS SNI name, if any
   std::string websocket_path;      // the WebSocket request path, if any
 };
+
+// The partition a device's messages go to (§6.5: partitions by a hash of the device id): the
+// 32-bit FNV-1a hash of the device id's bytes, modulo `partitions`. Stable across versions and
+// restarts (it is part of the stored state's meaning). Modules go with their device.
+[[nodiscard]] std::uint32_t partition_of(std::string_view device_id,
+                                         std::uint32_t partitions) noexcept;
 
 // A connection of the hub (an accepted byte stream). Never reused.
 using connection_handle = std::uint64_t;

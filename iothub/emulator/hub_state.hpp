@@ -82,6 +82,9 @@ struct link_state {
   // Hub-sending links: answers waiting for the client's credit (bounded by the requests'
   // credit window).
   std::deque<queued_message> queued;
+  // telemetry: the link's com.microsoft:model-id (IoT Plug and Play), stamped as
+  // dt-dataschema (doc §3.4); empty: none.
+  std::string model_id;
 };
 
 // An outcome for a delivery the hub received, sent once the store committed.
@@ -131,7 +134,14 @@ struct hub::impl {
   std::vector<connection_handle> dirty;
   std::vector<connection_handle> aborted;
   conn_state* current = nullptr; // the connection being processed (not reported dirty)
-  time_point now{};              // of the current call
+  // The head of each partition (next sequence number and offset, last enqueued time), as
+  // committed plus what the open transaction appended.
+  std::vector<partition_head> heads;
+  // The heads when the open transaction began: restored if it does not commit.
+  std::vector<partition_head> heads_at_begin;
+  bool tx_failed = false;              // a write of the open transaction failed: it is rolled back
+  std::vector<std::uint32_t> appended; // partitions the open transaction appended to
+  time_point now{};                    // of the current call
   timer_heap timers;
 
   impl(hub_options o, store& s, registry& r, random_source& rnd);
@@ -194,6 +204,20 @@ struct hub::impl {
   void schedule_expiry(conn_state& c, const identity& id);
   void on_token_expiry(connection_handle h, std::uint64_t serial);
   void unbind(conn_state& c, link_state& l);
+
+  // ---- telemetry.cpp
+  // Opens the store's transaction if none is open. False (and tx_failed) if it cannot.
+  bool ensure_transaction();
+  void on_telemetry(conn_state& c, link_state& l, const delivery_received& d);
+  // Appends one stamped event for `l`'s device to its partition (inside the transaction).
+  bool append(const link_state& l, const identity* id, amqp::message& m);
+  void top_up_telemetry(conn_state& c);
+  void trim_partitions();
+  // A tracking id as the hub writes them: {32 hex}-G:0-TimeStamp:MM/dd/yyyy HH:mm:ss.
+  [[nodiscard]] std::string tracking_id();
+  // Defers an outcome (settled after the commit, hub.cpp finish_outcomes).
+  void reject_later(conn_state& c, const delivery_received& d, std::string_view condition,
+                    std::string description, owned_value info = {});
 
   // ---- cbs.cpp
   void on_cbs_request(conn_state& c, link_state& l, const delivery_received& d);
