@@ -18,8 +18,9 @@ amqp::error make_error(std::string_view condition, std::string_view description)
 } // namespace
 
 // The link the answer to a request of `from` goes on (§2.4): the $cbs receiver whose target
-// is the request's reply-to; with no reply-to (uAMQP), the $cbs receiver of the request's
-// session; failing both, any $cbs receiver of the connection.
+// (or, as Event Hubs clients name it, whose link name) is the request's reply-to; with no
+// reply-to (uAMQP), the $cbs receiver of the request's session; failing both, any $cbs
+// receiver of the connection.
 link_state* hub::impl::reply_link(conn_state& c, const link_state& from, link_kind kind,
                                   const std::optional<std::string>& reply_to) {
   link_state* same_session = nullptr;
@@ -28,7 +29,7 @@ link_state* hub::impl::reply_link(conn_state& c, const link_state& from, link_ki
     if (l->kind != kind) {
       continue;
     }
-    if (reply_to && l->reply_address == *reply_to) {
+    if (reply_to && (l->reply_address == *reply_to || l->name == *reply_to)) {
       return l.get();
     }
     if (l->session == from.session && same_session == nullptr) {

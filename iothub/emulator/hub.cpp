@@ -3,6 +3,7 @@
 #include "emulator/hub.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 #include <variant>
 
@@ -215,6 +216,7 @@ link_state& hub::impl::add_link(conn_state& c, const link_attached& e, link_kind
   l->session = e.session;
   l->kind = k;
   l->key = next_key++;
+  l->name = e.remote.name;
   link_state& ref = *l;
   c.links[e.link.value] = std::move(l);
   return ref;
@@ -292,11 +294,26 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
     }
     break;
   case address_kind::builtin_events:
+    // §6.1: any path under /messages/events is redirected ($management included, whose
+    // request link is a sender).
+    if (!client_sends || opts.redirect) {
+      kind = link_kind::partition_reader;
+    }
+    break;
   case address_kind::eventhub_consumer:
     if (!client_sends) {
       kind = link_kind::partition_reader;
     }
     break;
+  case address_kind::eventhub_partition:
+    // {hub}/Partitions/{p}: a receiver reads the $Default consumer group.
+    if (!client_sends) {
+      kind = link_kind::partition_reader;
+      break;
+    }
+    refuse(c, e, amqp::symbol::not_implemented,
+           "Sending to the Event Hubs-compatible endpoint is not supported.");
+    return;
   case address_kind::management:
   case address_kind::eventhub_management:
     kind = client_sends ? link_kind::management_requests : link_kind::management_responses;
@@ -307,7 +324,6 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
            "Device twins and direct methods are not supported by the emulator.");
     return;
   case address_kind::eventhub:
-  case address_kind::eventhub_partition:
     refuse(c, e, amqp::symbol::not_implemented,
            "Sending to the Event Hubs-compatible endpoint is not supported.");
     return;
@@ -330,6 +346,19 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
   }
 
   switch (*kind) {
+  case link_kind::partition_reader:
+    // §6.1: the IoT Hub form is redirected to the Event Hubs form (or, with redirect off,
+    // served as it is).
+    if (addr.kind == address_kind::builtin_events && opts.redirect) {
+      redirect(c, e, addr);
+    } else {
+      attach_reader(c, e, addr);
+    }
+    if (c.links.contains(e.link.value) && id != nullptr) {
+      c.links[e.link.value]->identity = id->serial;
+      id->links.insert(e.link.value);
+    }
+    return;
   case link_kind::telemetry: {
     // §3.1: the hub answers any settle mode and settles each outcome (rcv-settle-mode first).
     if (!answer(c, e, receiver_settle_mode::first)) {
@@ -396,6 +425,9 @@ void hub::impl::on_delivery(conn_state& c, link_state& l, const delivery_receive
   case link_kind::telemetry:
     on_telemetry(c, l, d);
     break;
+  case link_kind::management_requests:
+    on_management_request(c, l, d);
+    break;
   default:
     if (!d.settled) {
       (void)c.engine.settle(d.delivery, rejected{make_error(amqp::symbol::not_implemented,
@@ -406,7 +438,11 @@ void hub::impl::on_delivery(conn_state& c, link_state& l, const delivery_receive
 }
 
 void hub::impl::on_flow(conn_state& c, link_state& l, const link_flow& f) {
-  (void)f;
+  if (l.kind == link_kind::partition_reader) {
+    l.drain = f.drain;
+    pump_reader(c, l);
+    return;
+  }
   if (!l.queued.empty()) {
     flush_queued(c, l);
     top_up_requests(c);
@@ -436,6 +472,9 @@ void hub::impl::remove_link(conn_state& c, std::uint32_t id) {
     return;
   }
   unbind(c, *it->second);
+  if (it->second->kind == link_kind::partition_reader) {
+    remove_reader(c, *it->second);
+  }
   c.links.erase(it);
 }
 
@@ -481,7 +520,14 @@ void hub::impl::finish_outcomes(conn_state& c) {
       heads = heads_at_begin; // nothing of the transaction was kept
     }
     tx_failed = false;
+    const std::vector<std::uint32_t> touched = std::move(appended);
     appended.clear();
+    if (committed) {
+      // New events go to the partitions' live readers, on any connection.
+      for (std::uint32_t p : touched) {
+        pump_partition(p);
+      }
+    }
   }
   std::vector<pending_outcome> outcomes = std::move(c.outcomes);
   c.outcomes.clear();
@@ -537,6 +583,9 @@ result<std::unique_ptr<hub>> hub::create(hub_options o, store& s, registry& reg,
       p->heads[h.partition] = h;
     }
   }
+  if (auto created = s.get_meta("created_at"); created && *created) {
+    p->created_at = std::strtoll((*created)->c_str(), nullptr, 10);
+  }
   // Retention runs at the first on_deadline(), then every trim_interval.
   p->timers.schedule(time_point{}, timer_kind::retention);
   return std::unique_ptr<hub>(new hub(std::move(p)));
@@ -544,6 +593,11 @@ result<std::unique_ptr<hub>> hub::create(hub_options o, store& s, registry& reg,
 
 connection_handle hub::add_connection(time_point now, const peer_info& peer) {
   impl_->now = now;
+  if (impl_->created_at == 0) {
+    // The hub's creation time (the Event Hubs created_at), set by its first connection.
+    impl_->created_at = impl_->wall_ms();
+    (void)impl_->db.set_meta("created_at", std::to_string(impl_->created_at));
+  }
   // §1.4: the hub's container-id is DeviceGateway_ and 32 hex digits.
   std::string container_id = "DeviceGateway_" + random_hex(impl_->random, 16);
   connection_options o = impl_->conn_opts;
@@ -582,6 +636,9 @@ void hub::on_output_written(connection_handle c) {
     impl_->current = s;
     for (auto& [id, l] : s->links) {
       impl_->flush_queued(*s, *l);
+      if (l->kind == link_kind::partition_reader) {
+        impl_->pump_reader(*s, *l);
+      }
     }
     impl_->current = nullptr;
   }

@@ -105,6 +105,9 @@ struct hub_options {
   std::int64_t retention_bytes = 1LL << 30;
   // How often retention is applied.
   milliseconds trim_interval{60'000};
+  // §6.3: non-epoch receivers per consumer group and partition; the next is refused with
+  // amqp:resource-limit-exceeded.
+  std::size_t max_receivers_per_partition = 5;
 
   // Wall clock = now.time_since_epoch() + unix_offset (ms since the Unix epoch).
   milliseconds unix_offset{0};

@@ -85,6 +85,17 @@ struct link_state {
   // telemetry: the link's com.microsoft:model-id (IoT Plug and Play), stamped as
   // dt-dataschema (doc §3.4); empty: none.
   std::string model_id;
+  // The client's link name (an Event Hubs client names its answer link in reply-to).
+  std::string name;
+
+  // ---- partition_reader (event_hubs.cpp)
+  std::string consumer_group; // lower-cased: the key of the reader group
+  std::uint32_t partition = 0;
+  std::int64_t next = 0;             // the sequence number it gets next
+  std::optional<std::int64_t> epoch; // com.microsoft:epoch (§6.3)
+  std::string receiver_name;         // com.microsoft:receiver-name, or "nil"
+  bool runtime_metric = false;       // com.microsoft:enable-receiver-runtime-metric
+  bool drain = false;                // the client asked to drain
 };
 
 // An outcome for a delivery the hub received, sent once the store committed.
@@ -139,7 +150,12 @@ struct hub::impl {
   std::vector<partition_head> heads;
   // The heads when the open transaction began: restored if it does not commit.
   std::vector<partition_head> heads_at_begin;
-  bool tx_failed = false;              // a write of the open transaction failed: it is rolled back
+  bool tx_failed = false; // a write of the open transaction failed: it is rolled back
+  // The partition readers of each (consumer group lower-cased, partition): (connection, link).
+  std::map<std::pair<std::string, std::uint32_t>,
+           std::vector<std::pair<connection_handle, std::uint32_t>>>
+      readers;
+  std::int64_t created_at = 0;         // the hub's creation (meta created_at), ms
   std::vector<std::uint32_t> appended; // partitions the open transaction appended to
   time_point now{};                    // of the current call
   timer_heap timers;
@@ -218,6 +234,19 @@ struct hub::impl {
   // Defers an outcome (settled after the commit, hub.cpp finish_outcomes).
   void reject_later(conn_state& c, const delivery_received& d, std::string_view condition,
                     std::string description, owned_value info = {});
+
+  // ---- event_hubs.cpp
+  // A receiver of /messages/events/...: answered, then redirected (§6.1).
+  void redirect(conn_state& c, const link_attached& e, const address& a);
+  // A receiver of a partition (§6.2, §6.3): checks, start position, epochs; answers it.
+  void attach_reader(conn_state& c, const link_attached& e, const address& a);
+  // Sends what `l` may have (credit) of its partition, committed events only.
+  void pump_reader(conn_state& c, link_state& l);
+  void pump_partition(std::uint32_t p);
+  void remove_reader(const conn_state& c, const link_state& l);
+  // The next sequence number of partition `p` as committed.
+  [[nodiscard]] std::int64_t committed_next(std::uint32_t p) const noexcept;
+  void on_management_request(conn_state& c, link_state& l, const delivery_received& d);
 
   // ---- cbs.cpp
   void on_cbs_request(conn_state& c, link_state& l, const delivery_received& d);

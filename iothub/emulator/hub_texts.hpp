@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "amqp/iothub/address.hpp"
 
@@ -40,5 +42,62 @@ inline std::string too_many_identities(std::size_t max) {
 // Emulator's own: an attach no identity of the connection allows.
 inline constexpr std::string_view unauthorized_link =
     "Unauthorized: no token of this connection grants this link.";
+
+// Emulator's own: the description of the amqp:link:redirect detach (the hub's is not in
+// the traces; the info map is what clients read).
+inline constexpr std::string_view redirected =
+    "The link is redirected to the Event Hubs-compatible endpoint.";
+
+// Emulator's own: a partition id the event hub does not have.
+inline std::string no_partition(std::string_view id) {
+  return "The partition '" + std::string(id) + "' does not exist.";
+}
+// Emulator's own: a consumer group not created.
+inline std::string no_consumer_group(std::string_view name) {
+  return "The consumer group '" + std::string(name) + "' does not exist.";
+}
+// $management READ of another event hub (Service Bus wording: "The messaging entity '...'
+// could not be found.").
+inline std::string no_entity(std::string_view name) {
+  return "The messaging entity '" + std::string(name) + "' could not be found.";
+}
+
+// Event Hubs, a non-epoch receiver while an epoch receiver exists (TRACE iothub-explorer#57,
+// azure-event-hubs-go#181).
+inline std::string non_epoch_refused(std::int64_t epoch) {
+  return "At least one receiver for the endpoint is created with epoch of '" +
+         std::to_string(epoch) +
+         "', and so non-epoch receiver is not allowed. Either reconnect with a higher epoch, or "
+         "make sure all epoch receivers are closed or disconnected.";
+}
+// Event Hubs, a receiver with a lower epoch (TRACE azure-sdk-for-java#26583).
+inline std::string lower_epoch(std::string_view owner, std::int64_t owner_epoch,
+                               std::string_view name, std::int64_t epoch) {
+  return "Receiver '" + std::string(owner) + "' with a higher epoch '" +
+         std::to_string(owner_epoch) + "' already exists. Receiver '" + std::string(name) +
+         "' with epoch " + std::to_string(epoch) +
+         " cannot be created. Make sure you are creating receiver with increasing epoch value to "
+         "ensure connectivity, or ensure all old epoch receivers are closed or disconnected.";
+}
+// Event Hubs, the receiver a new epoch receiver replaces (TRACE azure-sdk-for-java#12483,
+// #32046). A receiver that had no epoch is written with an empty one.
+inline std::string stolen(std::string_view name, std::int64_t epoch, std::string_view old_name,
+                          std::int64_t old_epoch, bool had_epoch) {
+  return "New receiver '" + std::string(name) + "' with higher epoch of '" + std::to_string(epoch) +
+         "' is created hence current receiver '" + std::string(old_name) + "' with epoch '" +
+         (had_epoch ? std::to_string(old_epoch) : std::string()) +
+         "' is getting disconnected. If you are recreating the receiver, make sure a higher epoch "
+         "is used.";
+}
+// Event Hubs, past the receivers of a consumer group's partition (QuotaExceeded text).
+inline std::string too_many_receivers(std::size_t max, const std::vector<std::string>& names) {
+  std::string out = "Exceeded the maximum number of allowed receivers per partition in a consumer "
+                    "group which is " +
+                    std::to_string(max) + ". List of connected receivers - ";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    out += (i == 0 ? "" : ", ") + names[i];
+  }
+  return out + ".";
+}
 
 } // namespace amqp::iothub::emulator::texts

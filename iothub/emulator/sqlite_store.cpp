@@ -57,7 +57,8 @@ CREATE TABLE partitions (
   partition INTEGER PRIMARY KEY,
   next_sequence INTEGER NOT NULL,
   next_offset INTEGER NOT NULL,
-  last_enqueued_time INTEGER NOT NULL
+  last_enqueued_time INTEGER NOT NULL,
+  last_offset INTEGER NOT NULL
 );
 CREATE TABLE events (
   partition INTEGER NOT NULL,
@@ -263,14 +264,14 @@ struct store::impl {
         "INSERT OR IGNORE INTO consumer_groups(name) VALUES (?1)",
         "DELETE FROM consumer_groups WHERE name = ?1",
         "SELECT name FROM consumer_groups ORDER BY name",
-        "SELECT partition, next_sequence, next_offset, last_enqueued_time FROM partitions "
-        "ORDER BY partition",
+        "SELECT partition, next_sequence, next_offset, last_enqueued_time, last_offset "
+        "FROM partitions ORDER BY partition",
         "INSERT INTO events(partition, sequence, offset, enqueued_time, device, bytes) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        "INSERT INTO partitions(partition, next_sequence, next_offset, last_enqueued_time) "
-        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(partition) DO UPDATE SET "
+        "INSERT INTO partitions(partition, next_sequence, next_offset, last_enqueued_time, "
+        "last_offset) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(partition) DO UPDATE SET "
         "next_sequence = excluded.next_sequence, next_offset = excluded.next_offset, "
-        "last_enqueued_time = excluded.last_enqueued_time",
+        "last_enqueued_time = excluded.last_enqueued_time, last_offset = excluded.last_offset",
         // Offsets and enqueued times grow with the sequence number in a partition (the hub
         // keeps them so), so every read walks the primary key from its start.
         "SELECT partition, sequence, offset, enqueued_time, device, bytes FROM events "
@@ -595,6 +596,7 @@ result<std::vector<partition_head>> store::partition_heads() {
     h.next_sequence = s->integer(1);
     h.next_offset = s->integer(2);
     h.last_enqueued_time = s->integer(3);
+    h.last_offset = s->integer(4);
     out.push_back(h);
   }
   if (rc != SQLITE_DONE) {
@@ -619,6 +621,7 @@ result<void> store::append_event(const stored_event& e) {
   h.bind(2, e.sequence + 1);
   h.bind(3, e.offset + static_cast<std::int64_t>(e.bytes.size()));
   h.bind(4, e.enqueued_time);
+  h.bind(5, e.offset);
   return run(h);
 }
 

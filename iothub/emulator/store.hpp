@@ -9,7 +9,7 @@
 //   meta(key, value)                  hub name, created_at, options, schema version
 //   devices, modules, policies        the registry (registry.hpp keeps the copy in memory)
 //   consumer_groups(name)             Event Hubs-compatible consumer groups ($Default implied)
-//   partitions(partition, next_sequence, next_offset, last_enqueued_time)
+//   partitions(partition, next_sequence, next_offset, last_enqueued_time, last_offset)
 //                                     the head of each partition, kept even when every event
 //                                     is trimmed, so sequence numbers never go back
 //   events(partition, sequence, offset, enqueued_time, device, bytes)
@@ -82,6 +82,7 @@ struct partition_head {
   std::int64_t next_sequence = 0;      // x-opt-sequence-number of the next event (from 0)
   std::int64_t next_offset = 0;        // byte offset of the next event in the partition
   std::int64_t last_enqueued_time = 0; // ms; 0 before the first event
+  std::int64_t last_offset = -1;       // offset of the last event; -1 before the first
   friend bool operator==(const partition_head&, const partition_head&) = default;
 };
 
@@ -173,8 +174,8 @@ public:
   [[nodiscard]] result<std::vector<partition_head>> partition_heads();
   // Appends an event (its sequence and offset chosen by the caller, from the head) and
   // moves the partition's head past it: next_sequence = e.sequence + 1, next_offset =
-  // e.offset + size of e.bytes, last_enqueued_time = e.enqueued_time. Errors: SQLite codes
-  // (SQLITE_CONSTRAINT: that sequence number is taken).
+  // e.offset + size of e.bytes, last_enqueued_time = e.enqueued_time, last_offset = e.offset.
+  // Errors: SQLite codes (SQLITE_CONSTRAINT: that sequence number is taken).
   [[nodiscard]] result<void> append_event(const stored_event& e);
   // Up to `max_count` events of `partition` from `from` on, in sequence order.
   // Errors: SQLite codes.

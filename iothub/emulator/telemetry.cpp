@@ -136,6 +136,7 @@ bool hub::impl::append(const link_state& l, const identity* id, amqp::message& m
   head.next_sequence = e.sequence + 1;
   head.next_offset = e.offset + static_cast<std::int64_t>(e.bytes.size());
   head.last_enqueued_time = enqueued;
+  head.last_offset = e.offset;
   if (std::find(appended.begin(), appended.end(), p) == appended.end()) {
     appended.push_back(p);
   }

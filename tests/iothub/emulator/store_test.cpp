@@ -141,8 +141,8 @@ TEST_CASE("store: events are appended, the head moves, and reads start where ask
   auto heads = s->partition_heads();
   REQUIRE(heads);
   REQUIRE(heads->size() == 2);
-  CHECK((*heads)[0] == partition_head{1, 3, 60, 2000});
-  CHECK((*heads)[1] == partition_head{3, 1, 1, 5000});
+  CHECK((*heads)[0] == partition_head{1, 3, 60, 2000, 30});
+  CHECK((*heads)[1] == partition_head{3, 1, 1, 5000, 0});
 
   // A taken sequence number is refused.
   auto dup = s->append_event(event(1, 2, 60, 3000, "d"));
@@ -203,7 +203,7 @@ TEST_CASE("store: trim drops events older than the retention, then the oldest ov
   n = s->trim(0, 1'000'000, 1'000'000);
   CHECK(*n == 3);
   CHECK(s->range(0)->empty);
-  CHECK((*s->partition_heads())[0] == partition_head{0, 10, 100, 9000});
+  CHECK((*s->partition_heads())[0] == partition_head{0, 10, 100, 9000, 90});
 }
 
 TEST_CASE("store: transactions commit, roll back, and refuse calls out of order") {
@@ -249,7 +249,7 @@ TEST_CASE("store: a file keeps what was committed, and only that, across a reope
   REQUIRE(events);
   REQUIRE(events->size() == 1);
   CHECK((*events)[0] == event(2, 0, 0, 7, "committed"));
-  CHECK((*(*s)->partition_heads())[0] == partition_head{2, 1, 9, 7});
+  CHECK((*(*s)->partition_heads())[0] == partition_head{2, 1, 9, 7, 0});
 }
 
 TEST_CASE("store: a second store on the same file is refused while the first is open") {
