@@ -362,6 +362,43 @@ std::vector<scenario> scenarios() {
                  "d1@sas.emulator",
                  "SharedAccessSignature sr=x&sig=y&se=1",
                  {}});
+  const std::string owner_password = token("localhost", key_a, "iothubowner");
+  out.push_back(
+      {"c2d-feedback-faults",
+       1,
+       0,
+       [&](session& s) {
+         const session_id ss = start(s);
+         auto svc = s.attach(ss, role::sender, "/messages/devicebound");
+         for (const char* ack : {"full", "positive", "bogus"}) {
+           amqp::message m = telemetry("to the device");
+           m.properties.to = std::string("/devices/d1/messages/devicebound");
+           m.application_properties.set("iothub-ack", ack);
+           s.send(svc, m);
+         }
+         amqp::message ghost = telemetry("nobody");
+         ghost.properties.to = std::string("/devices/ghost/messages/devicebound");
+         s.send(svc, ghost);
+         // The client accepts every delivery: both messages complete.
+         s.attach(ss, role::receiver, "/devices/d1/messages/devicebound", 10);
+         s.attach(ss, role::receiver, "/messages/serviceBound/feedback", 10);
+         s.attach(ss, role::receiver, "/messages/serviceBound/filenotifications", 10);
+         auto d2c = s.attach(ss, role::sender, "/devices/d1/messages/events");
+         for (const char* fault : {"InvokeThrottling", "KillAmqpC2DLink", "KillAmqpD2CLink"}) {
+           amqp::message m = telemetry("fault");
+           m.application_properties.set("AzIoTHub_FaultOperationType", fault);
+           m.application_properties.set("AzIoTHub_FaultOperationDelayInSecs", "1");
+           m.application_properties.set("AzIoTHub_FaultOperationDurationInSecs", "5");
+           s.send(d2c, m);
+         }
+         (void)s.client().close();
+         s.pump();
+         return s.received().size() == 2 && s.events() == 3;
+       },
+       "PLAIN",
+       "iothubowner@sas.root.emulator",
+       owner_password,
+       {}});
   peer_info cam;
   cam.tls = true;
   cam.certificate_subject = "CN=cam,O=fuzz";

@@ -101,6 +101,20 @@ void hub::impl::touch(conn_state& c) {
   }
 }
 
+void hub::impl::process_synced() {
+  // The events sync() may have caused (a detach answered, a timeout) are pulled now; that
+  // may sync more connections.
+  for (int round = 0; round < 16 && !to_process.empty(); ++round) {
+    std::vector<connection_handle> touched = std::move(to_process);
+    to_process.clear();
+    for (connection_handle h : touched) {
+      if (conn_state* s = find(h)) {
+        process(*s);
+      }
+    }
+  }
+}
+
 void hub::impl::sync(conn_state& c) {
   if (&c == current) {
     return;
@@ -151,7 +165,11 @@ void hub::impl::process(conn_state& c) {
       }
     } else if (const auto* du = std::get_if<delivery_updated>(&*e)) {
       auto it = c.links.find(du->delivery.link.value);
-      if (it != c.links.end() && !du->settled && is_outcome(kind_of(du->state))) {
+      if (it != c.links.end() && it->second->kind == link_kind::device_c2d) {
+        on_c2d_disposition(c, *it->second, *du);
+      } else if (it != c.links.end() && it->second->kind == link_kind::feedback) {
+        on_feedback_disposition(c, *it->second, *du);
+      } else if (it != c.links.end() && !du->settled && is_outcome(kind_of(du->state))) {
         // An answer (CBS, $management) the client disposed without settling (rcv-settle-mode
         // second): the hub, the sender, settles (§2.8.3).
         (void)c.engine.settle(du->delivery, du->state);
@@ -371,6 +389,27 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
     (void)c.engine.flow(l.id, opts.d2c_credit);
     break;
   }
+  case link_kind::device_c2d:
+    attach_c2d_receiver(c, e, addr);
+    break;
+  case link_kind::feedback: {
+    if (!answer(c, e, a.rcv_settle_mode)) {
+      return;
+    }
+    link_state& l = add_link(c, e, *kind);
+    l.presettle = a.snd_settle_mode == sender_settle_mode::settled;
+    feedback_receivers.emplace_back(c.handle, l.id.value);
+    pump_feedback();
+    break;
+  }
+  case link_kind::service_c2d: {
+    if (!answer(c, e, receiver_settle_mode::first)) {
+      return;
+    }
+    link_state& l = add_link(c, e, *kind);
+    (void)c.engine.flow(l.id, opts.d2c_credit);
+    break;
+  }
   case link_kind::cbs_requests:
   case link_kind::management_requests: {
     // The hub settles each request at once (§2.4: accepted, settled, before the answer).
@@ -428,6 +467,9 @@ void hub::impl::on_delivery(conn_state& c, link_state& l, const delivery_receive
   case link_kind::management_requests:
     on_management_request(c, l, d);
     break;
+  case link_kind::service_c2d:
+    on_c2d_send(c, l, d);
+    break;
   default:
     if (!d.settled) {
       (void)c.engine.settle(d.delivery, rejected{make_error(amqp::symbol::not_implemented,
@@ -441,6 +483,14 @@ void hub::impl::on_flow(conn_state& c, link_state& l, const link_flow& f) {
   if (l.kind == link_kind::partition_reader) {
     l.drain = f.drain;
     pump_reader(c, l);
+    return;
+  }
+  if (l.kind == link_kind::device_c2d) {
+    pump_c2d(l.queue);
+    return;
+  }
+  if (l.kind == link_kind::feedback) {
+    pump_feedback();
     return;
   }
   if (!l.queued.empty()) {
@@ -474,6 +524,10 @@ void hub::impl::remove_link(conn_state& c, std::uint32_t id) {
   unbind(c, *it->second);
   if (it->second->kind == link_kind::partition_reader) {
     remove_reader(c, *it->second);
+  } else if (it->second->kind == link_kind::device_c2d) {
+    release_c2d(c, *it->second);
+  } else if (it->second->kind == link_kind::feedback) {
+    release_feedback(c, *it->second);
   }
   c.links.erase(it);
 }
@@ -504,9 +558,8 @@ void hub::impl::detach(conn_state& c, std::uint32_t id, std::string_view conditi
 // One commit per process() (the design's durability rule): what the events wrote is committed
 // before the outcomes that acknowledge it go to the engine. If the commit fails nothing was
 // kept: the messages it would have acknowledged are rejected with amqp:internal-error.
-void hub::impl::finish_outcomes(conn_state& c) {
+bool hub::impl::commit_writes(std::string& failure) {
   bool committed = true;
-  std::string failure;
   if (tx_failed || db.in_transaction()) {
     if (tx_failed) {
       db.rollback();
@@ -518,17 +571,38 @@ void hub::impl::finish_outcomes(conn_state& c) {
     }
     if (!committed) {
       heads = heads_at_begin; // nothing of the transaction was kept
+      forget_c2d_added();
+    } else {
+      partitions_to_pump.insert(partitions_to_pump.end(), appended.begin(), appended.end());
     }
     tx_failed = false;
-    const std::vector<std::uint32_t> touched = std::move(appended);
     appended.clear();
-    if (committed) {
-      // New events go to the partitions' live readers, on any connection.
-      for (std::uint32_t p : touched) {
-        pump_partition(p);
-      }
-    }
   }
+  c2d_added.clear();
+  return committed;
+}
+
+void hub::impl::deliver_committed() {
+  // New events go to the partitions' live readers, C2D messages to their devices, feedback
+  // batches to the service, on any connection.
+  const std::vector<std::uint32_t> partitions = std::move(partitions_to_pump);
+  partitions_to_pump.clear();
+  for (std::uint32_t p : partitions) {
+    pump_partition(p);
+  }
+  std::vector<std::string> queues = std::move(c2d_touched);
+  c2d_touched.clear();
+  std::sort(queues.begin(), queues.end());
+  queues.erase(std::unique(queues.begin(), queues.end()), queues.end());
+  for (const std::string& q : queues) {
+    pump_c2d(q);
+  }
+  pump_feedback();
+}
+
+void hub::impl::finish_outcomes(conn_state& c) {
+  std::string failure;
+  const bool committed = commit_writes(failure);
   std::vector<pending_outcome> outcomes = std::move(c.outcomes);
   c.outcomes.clear();
   for (const pending_outcome& o : outcomes) {
@@ -542,7 +616,14 @@ void hub::impl::finish_outcomes(conn_state& c) {
                             rejected{make_error(o.condition, o.description, o.info.get())});
     }
   }
+  deliver_committed();
   top_up_telemetry(c);
+}
+
+void hub::impl::commit_timer_writes() {
+  std::string failure;
+  (void)commit_writes(failure);
+  deliver_committed();
 }
 
 void hub::impl::on_timer(const timer& t) {
@@ -552,6 +633,21 @@ void hub::impl::on_timer(const timer& t) {
     break;
   case timer_kind::retention:
     trim_partitions();
+    break;
+  case timer_kind::c2d_lock:
+    on_c2d_lock_expiry(t.a);
+    break;
+  case timer_kind::c2d_expiry:
+    on_c2d_expiry(t.a);
+    break;
+  case timer_kind::feedback_window:
+    on_feedback_window();
+    break;
+  case timer_kind::feedback_lock:
+    on_feedback_lock_expiry(t.a);
+    break;
+  case timer_kind::fault:
+    on_fault(t.a);
     break;
   default:
     break;
@@ -585,6 +681,12 @@ result<std::unique_ptr<hub>> hub::create(hub_options o, store& s, registry& reg,
   }
   if (auto created = s.get_meta("created_at"); created && *created) {
     p->created_at = std::strtoll((*created)->c_str(), nullptr, 10);
+  }
+  if (auto r = p->load_c2d(); !r) {
+    return r.error();
+  }
+  if (auto r = p->load_feedback(); !r) {
+    return r.error();
   }
   // Retention runs at the first on_deadline(), then every trim_interval.
   p->timers.schedule(time_point{}, timer_kind::retention);
@@ -629,16 +731,29 @@ void hub::process(connection_handle c, time_point now) {
   if (conn_state* s = impl_->find(c)) {
     impl_->process(*s);
   }
+  impl_->process_synced();
 }
 
 void hub::on_output_written(connection_handle c) {
   if (conn_state* s = impl_->find(c)) {
     impl_->current = s;
+    std::vector<std::string> queues;
+    bool feedback = false;
     for (auto& [id, l] : s->links) {
       impl_->flush_queued(*s, *l);
       if (l->kind == link_kind::partition_reader) {
         impl_->pump_reader(*s, *l);
+      } else if (l->kind == link_kind::device_c2d) {
+        queues.push_back(l->queue);
+      } else if (l->kind == link_kind::feedback) {
+        feedback = true;
       }
+    }
+    for (const std::string& q : queues) {
+      impl_->pump_c2d(q);
+    }
+    if (feedback) {
+      impl_->pump_feedback();
     }
     impl_->current = nullptr;
   }
@@ -677,6 +792,8 @@ void hub::remove_connection(connection_handle c) {
   impl_->remove_links(*s, std::nullopt);
   impl_->current = nullptr;
   impl_->conns.erase(c);
+  // Locks it held are released: the messages go to other receivers.
+  impl_->deliver_committed();
 }
 
 std::optional<time_point> hub::next_deadline() const noexcept {
@@ -688,14 +805,8 @@ void hub::on_deadline(time_point now) {
   while (auto t = impl_->timers.pop_due(now)) {
     impl_->on_timer(*t);
   }
-  // The events the timers caused (a detach answered, a timeout) are pulled now.
-  std::vector<connection_handle> touched = std::move(impl_->to_process);
-  impl_->to_process.clear();
-  for (connection_handle h : touched) {
-    if (conn_state* s = impl_->find(h)) {
-      impl_->process(*s);
-    }
-  }
+  impl_->commit_timer_writes();
+  impl_->process_synced();
 }
 
 void hub::set_unix_offset(milliseconds offset) noexcept {

@@ -109,6 +109,25 @@ struct hub_options {
   // amqp:resource-limit-exceeded.
   std::size_t max_receivers_per_partition = 5;
 
+  // ---- cloud-to-device (§4) and feedback (§5.1)
+  // Messages a device's queue holds (queued and locked); the next is rejected (403004).
+  std::size_t c2d_max_queue = 50;
+  // A C2D message above this is rejected with amqp:link:message-size-exceeded (64 KB).
+  std::size_t c2d_max_message_size = 65'536;
+  // Time to live without absolute-expiry-time, and the most one may ask for (DOC-C2D).
+  milliseconds c2d_default_ttl{3600 * 1000};
+  milliseconds c2d_max_ttl{48 * 3600 * 1000};
+  // How long a delivered message stays locked to its delivery (DOC-C2D: 1 minute).
+  milliseconds c2d_lock{60'000};
+  // Abandons after which a message is dead-lettered (DOC-C2D maxDeliveryCount).
+  std::uint32_t c2d_max_delivery_count = 10;
+  // A feedback batch goes out at this many records, or this long after the first waits.
+  std::size_t feedback_batch_size = 64;
+  milliseconds feedback_window{15'000};
+  // The feedback queue's lock and max delivery count (DOC-C2D feedback settings).
+  milliseconds feedback_lock{60'000};
+  std::uint32_t feedback_max_delivery_count = 10;
+
   // Wall clock = now.time_since_epoch() + unix_offset (ms since the Unix epoch).
   milliseconds unix_offset{0};
 };

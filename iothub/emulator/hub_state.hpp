@@ -20,6 +20,7 @@
 #include "amqp/connection.hpp"
 #include "amqp/event.hpp"
 #include "amqp/iothub/address.hpp"
+#include "amqp/iothub/feedback.hpp"
 #include "amqp/message.hpp"
 #include "emulator/hub.hpp"
 #include "emulator/timers.hpp"
@@ -96,6 +97,51 @@ struct link_state {
   std::string receiver_name;         // com.microsoft:receiver-name, or "nil"
   bool runtime_metric = false;       // com.microsoft:enable-receiver-runtime-metric
   bool drain = false;                // the client asked to drain
+
+  // ---- device_c2d, feedback: unsettled deliveries, by delivery-number, to the serial of the
+  // lock they were sent under (a later lock makes the old delivery's disposition stale).
+  std::unordered_map<std::uint32_t, std::uint64_t> locks;
+  std::string queue;      // device_c2d: the key of its device's queue
+  bool presettle = false; // device_c2d, feedback: snd-settle-mode settled (at most once)
+};
+
+// A C2D message held by the hub (c2d.cpp).
+struct c2d_entry {
+  c2d_record rec;
+  std::uint64_t id = 0;   // unique for the hub's life: its TTL timer names it
+  std::uint64_t lock = 0; // the serial of the lock it is under; 0: available
+  amqp::uuid lock_token{};
+  connection_handle lock_conn = 0;
+  std::uint32_t lock_link = 0;
+};
+
+// A device's (or module's) C2D queue.
+struct c2d_queue {
+  device_identity target;
+  std::map<std::int64_t, c2d_entry> messages; // by sequence number
+  std::int64_t next_sequence = 1;
+  std::vector<std::pair<connection_handle, std::uint32_t>> receivers;
+  std::size_t next_receiver = 0; // round-robin position
+};
+
+// A fault asked for by a D2C message (§9.4), waiting for its delay (faults.cpp).
+struct pending_fault {
+  std::string type;   // AzIoTHub_FaultOperationType
+  std::string reason; // AzIoTHub_FaultOperationCloseReason
+  std::int64_t duration_s = 0;
+  connection_handle connection = 0;
+  std::uint32_t link = 0; // the telemetry link the message came on
+  std::uint64_t link_key = 0;
+  session_id session{};
+  device_identity device;
+};
+
+// A feedback batch held by the hub (feedback.cpp).
+struct feedback_entry {
+  feedback_batch batch;
+  std::uint64_t lock = 0;
+  connection_handle lock_conn = 0;
+  std::uint32_t lock_link = 0;
 };
 
 // An outcome for a delivery the hub received, sent once the store committed.
@@ -155,9 +201,32 @@ struct hub::impl {
   std::map<std::pair<std::string, std::uint32_t>,
            std::vector<std::pair<connection_handle, std::uint32_t>>>
       readers;
-  std::int64_t created_at = 0;         // the hub's creation (meta created_at), ms
-  std::vector<std::uint32_t> appended; // partitions the open transaction appended to
-  time_point now{};                    // of the current call
+  std::int64_t created_at = 0; // the hub's creation (meta created_at), ms
+
+  // ---- C2D (c2d.cpp)
+  std::map<std::string, c2d_queue> c2d;                                              // by queue key
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::int64_t>> c2d_ids;   // TTL timers
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::int64_t>> c2d_locks; // by serial
+  std::vector<std::pair<std::string, std::int64_t>> c2d_added; // by the open transaction
+  std::vector<std::string> c2d_touched; // queues to pump once the transaction commits
+  std::uint64_t next_c2d_id = 1;
+  std::uint64_t next_lock = 1;
+
+  // ---- feedback (feedback.cpp)
+  std::vector<stored_feedback> feedback_pending;
+  bool feedback_window_armed = false;
+  std::map<std::int64_t, feedback_entry> feedback;                // batches, by id
+  std::unordered_map<std::uint64_t, std::int64_t> feedback_locks; // lock serial -> batch
+  std::vector<std::pair<connection_handle, std::uint32_t>> feedback_receivers;
+  std::size_t next_feedback_receiver = 0;
+
+  // ---- faults (faults.cpp)
+  std::unordered_map<std::uint64_t, pending_fault> faults; // by id (the timer's)
+  std::uint64_t next_fault = 1;
+  std::map<std::string, time_point> throttled_until; // InvokeThrottling, by device id
+  std::map<std::string, time_point> quota_until;     // InvokeMaxMessageQuota, by device id
+  std::vector<std::uint32_t> appended;               // partitions the open transaction appended to
+  time_point now{};                                  // of the current call
   timer_heap timers;
 
   impl(hub_options o, store& s, registry& r, random_source& rnd);
@@ -174,6 +243,7 @@ struct hub::impl {
   // engine's clock) and has its events pulled at the end of the call.
   void sync(conn_state& c);
   std::vector<connection_handle> to_process; // connections sync() touched
+  void process_synced();
 
   // ---- hub.cpp: events and dispatch
   void process(conn_state& c);
@@ -197,6 +267,13 @@ struct hub::impl {
   void flush_queued(conn_state& c, link_state& l);
   // Commits the store's transaction and sends the outcomes of c's deliveries.
   void finish_outcomes(conn_state& c);
+  // Commits (or, after a failed write, rolls back) the open transaction, if any; false if
+  // what it wrote was not kept (`failure` says why). Then deliver_committed() can run.
+  bool commit_writes(std::string& failure);
+  // Delivers what the last commit made available: events to partition readers, C2D messages,
+  // feedback batches.
+  void deliver_committed();
+  std::vector<std::uint32_t> partitions_to_pump;
   void on_timer(const timer& t);
 
   // ---- auth.cpp
@@ -247,6 +324,47 @@ struct hub::impl {
   // The next sequence number of partition `p` as committed.
   [[nodiscard]] std::int64_t committed_next(std::uint32_t p) const noexcept;
   void on_management_request(conn_state& c, link_state& l, const delivery_received& d);
+
+  // ---- c2d.cpp
+  // Rebuilds the queues from the store (at create).
+  [[nodiscard]] result<void> load_c2d();
+  void on_c2d_send(conn_state& c, link_state& l, const delivery_received& d);
+  void attach_c2d_receiver(conn_state& c, const link_attached& e, const address& a);
+  void pump_c2d(const std::string& key);
+  void on_c2d_disposition(conn_state& c, link_state& l, const delivery_updated& u);
+  // A device link going away: its locks are released at once (the emulator's choice).
+  void release_c2d(conn_state& c, link_state& l);
+  void on_c2d_lock_expiry(std::uint64_t serial);
+  void on_c2d_expiry(std::uint64_t id);
+  // Removes a message: completed (accepted) or dead-lettered, with its feedback if asked.
+  void finish_c2d(const std::string& key, std::int64_t sequence, feedback_status status);
+  // The transaction did not commit: messages it added are forgotten.
+  void forget_c2d_added();
+
+  // ---- feedback.cpp
+  [[nodiscard]] result<void> load_feedback();
+  // A C2D message's fate, for its feedback (§5.1): recorded if its iothub-ack asks for it.
+  void add_feedback(const c2d_record& m, feedback_status status);
+  void make_feedback_batch();
+  void pump_feedback();
+  void on_feedback_disposition(conn_state& c, link_state& l, const delivery_updated& u);
+  void release_feedback(conn_state& c, link_state& l);
+  void on_feedback_lock_expiry(std::uint64_t serial);
+  void on_feedback_window();
+  // A GUID as .NET writes it: the delivery tag is Guid.ToByteArray() (its first three fields
+  // little-endian), the text Guid.ToString() (CS-DEV: LockToken = new Guid(DeliveryTag)).
+  [[nodiscard]] static std::string dotnet_guid_text(const amqp::uuid& g);
+  // Commits what timers wrote (outside any process() call).
+  void commit_timer_writes();
+
+  // ---- faults.cpp
+  // A D2C transfer carrying AzIoTHub_FaultOperationType (on a batch: the envelope's) asks for
+  // a fault once it is accepted (§9.4): scheduled after its delay.
+  void maybe_fault(conn_state& c, const link_state& l, std::span<const std::byte> payload);
+  void on_fault(std::uint64_t id);
+  // InvokeThrottling / InvokeMaxMessageQuota in force for `device`: the rejection to give.
+  [[nodiscard]] std::optional<std::pair<std::string_view, std::string>>
+  fault_refusal(const device_identity& device) const;
 
   // ---- cbs.cpp
   void on_cbs_request(conn_state& c, link_state& l, const delivery_received& d);

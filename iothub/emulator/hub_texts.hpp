@@ -100,4 +100,34 @@ inline std::string too_many_receivers(std::size_t max, const std::vector<std::st
   return out + ".";
 }
 
+// Emulator's own: a C2D message whose `to` is not a device's C2D address (§4.1).
+inline std::string bad_c2d_to(std::string_view to) {
+  return "The 'to' property '" + std::string(to) +
+         "' is not a device's address /devices/{id}/messages/devicebound.";
+}
+// Emulator's own: an iothub-ack value of none of the four (§4.1).
+inline std::string bad_ack(std::string_view value) {
+  return "The iothub-ack value '" + std::string(value) +
+         "' is not one of none, positive, negative, full.";
+}
+// 403004 DeviceMaximumQueueDepthExceeded (CS-SVC AmqpErrorMapper), the hub's wording as
+// remembered, not traced.
+inline std::string queue_full(std::string_view device, std::size_t max, std::size_t count) {
+  return "Total number of messages on IotHub Device '" + std::string(device) +
+         "' exceeded the allocated quota. Max allowed message count : '" + std::to_string(max) +
+         "', Current message count : '" + std::to_string(count) + "'.";
+}
+// com.microsoft:message-lock-lost (Service Bus wording of MessageLockLostException).
+inline constexpr std::string_view lock_lost =
+    "The lock supplied is invalid. Either the lock expired, or the message has already been "
+    "removed from the queue.";
+
+// Emulator's own: D2C refused while a fault injection is in force (§9.4).
+inline constexpr std::string_view throttled =
+    "The device is throttled (fault injection InvokeThrottling).";
+inline constexpr std::string_view quota_exceeded =
+    "The hub's daily message quota is exceeded (fault injection InvokeMaxMessageQuota).";
+// Emulator's own: the description of a fault without AzIoTHub_FaultOperationCloseReason.
+inline constexpr std::string_view fault_default_reason = "Fault injected by the client.";
+
 } // namespace amqp::iothub::emulator::texts

@@ -216,6 +216,16 @@ enum stmt : std::size_t {
   s_range,
   s_trim_time,
   s_trim_oldest,
+  s_put_c2d,
+  s_delete_c2d,
+  s_c2d,
+  s_add_feedback,
+  s_pending_feedback,
+  s_delete_feedback,
+  s_add_batch,
+  s_batch_count,
+  s_delete_batch,
+  s_batches,
   s_count
 };
 
@@ -295,6 +305,20 @@ struct store::impl {
         "DELETE FROM events WHERE partition = ?1 AND enqueued_time < ?2",
         "DELETE FROM events WHERE partition = ?1 AND sequence = "
         "(SELECT min(sequence) FROM events WHERE partition = ?1)",
+        "INSERT OR REPLACE INTO c2d(device, module, sequence, message, message_id, ack, expiry, "
+        "enqueued_time, delivery_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "DELETE FROM c2d WHERE device = ?1 AND module = ?2 AND sequence = ?3",
+        "SELECT device, module, sequence, message, message_id, ack, expiry, enqueued_time, "
+        "delivery_count FROM c2d ORDER BY device, module, sequence",
+        "INSERT INTO feedback_records(original_message_id, device_id, device_generation_id, "
+        "status_code, description, enqueued_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "SELECT id, original_message_id, device_id, device_generation_id, status_code, "
+        "description, enqueued_time FROM feedback_records WHERE batch IS NULL ORDER BY id",
+        "DELETE FROM feedback_records WHERE id = ?1",
+        "INSERT INTO feedback_batches(body, enqueued_time, delivery_count) VALUES (?1, ?2, 0)",
+        "UPDATE feedback_batches SET delivery_count = ?2 WHERE id = ?1",
+        "DELETE FROM feedback_batches WHERE id = ?1",
+        "SELECT id, body, enqueued_time, delivery_count FROM feedback_batches ORDER BY id",
     };
     for (std::size_t i = 0; i < s_count; ++i) {
       const int rc = stmts[i].prepare(db, sql[i]);
@@ -715,6 +739,142 @@ result<std::size_t> store::trim(std::uint32_t partition, std::int64_t before,
     ++deleted;
   }
   return deleted;
+}
+
+// ---- cloud-to-device -----------------------------------------------------------------------
+
+result<void> store::put_c2d(const c2d_record& m) {
+  statement& s = (*impl_)[s_put_c2d];
+  s.bind(1, m.device);
+  s.bind(2, m.module);
+  s.bind(3, m.sequence);
+  s.bind(4, std::span<const std::byte>(m.message));
+  s.bind(5, m.message_id);
+  s.bind(6, m.ack);
+  s.bind(7, m.expiry);
+  s.bind(8, m.enqueued_time);
+  s.bind(9, std::int64_t{m.delivery_count});
+  return run(s);
+}
+
+result<bool> store::delete_c2d(std::string_view device, std::string_view module,
+                               std::int64_t sequence) {
+  statement& s = (*impl_)[s_delete_c2d];
+  s.bind(1, device);
+  s.bind(2, module);
+  s.bind(3, sequence);
+  return run_delete(impl_->db, s);
+}
+
+result<std::vector<c2d_record>> store::c2d_messages() {
+  use s((*impl_)[s_c2d]);
+  std::vector<c2d_record> out;
+  int rc = 0;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    c2d_record m;
+    m.device = s->text(0);
+    m.module = s->text(1);
+    m.sequence = s->integer(2);
+    m.message = s->blob(3);
+    m.message_id = s->text(4);
+    m.ack = s->text(5);
+    m.expiry = s->integer(6);
+    m.enqueued_time = s->integer(7);
+    m.delivery_count = static_cast<std::uint32_t>(s->integer(8));
+    out.push_back(std::move(m));
+  }
+  if (rc != SQLITE_DONE) {
+    return sqlite_error(rc);
+  }
+  return out;
+}
+
+// ---- feedback ------------------------------------------------------------------------------
+
+result<std::int64_t> store::add_feedback(const stored_feedback& r) {
+  statement& s = (*impl_)[s_add_feedback];
+  s.bind(1, r.original_message_id);
+  s.bind(2, r.device_id);
+  s.bind(3, r.device_generation_id);
+  s.bind(4, r.status_code);
+  s.bind(5, r.description);
+  s.bind(6, r.enqueued_time);
+  if (auto res = run(s); !res) {
+    return res.error();
+  }
+  return sqlite3_last_insert_rowid(impl_->db);
+}
+
+result<std::vector<stored_feedback>> store::pending_feedback() {
+  use s((*impl_)[s_pending_feedback]);
+  std::vector<stored_feedback> out;
+  int rc = 0;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    stored_feedback r;
+    r.id = s->integer(0);
+    r.original_message_id = s->text(1);
+    r.device_id = s->text(2);
+    r.device_generation_id = s->text(3);
+    r.status_code = s->text(4);
+    r.description = s->text(5);
+    r.enqueued_time = s->integer(6);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) {
+    return sqlite_error(rc);
+  }
+  return out;
+}
+
+result<std::int64_t> store::make_feedback_batch(std::span<const std::int64_t> ids,
+                                                std::span<const std::byte> message,
+                                                std::int64_t enqueued_time) {
+  statement& b = (*impl_)[s_add_batch];
+  b.bind(1, message);
+  b.bind(2, enqueued_time);
+  if (auto r = run(b); !r) {
+    return r.error();
+  }
+  const std::int64_t id = sqlite3_last_insert_rowid(impl_->db);
+  for (const std::int64_t record : ids) {
+    statement& d = (*impl_)[s_delete_feedback];
+    d.bind(1, record);
+    if (auto r = run(d); !r) {
+      return r.error();
+    }
+  }
+  return id;
+}
+
+result<void> store::set_feedback_delivery_count(std::int64_t id, std::uint32_t count) {
+  statement& s = (*impl_)[s_batch_count];
+  s.bind(1, id);
+  s.bind(2, std::int64_t{count});
+  return run(s);
+}
+
+result<bool> store::delete_feedback_batch(std::int64_t id) {
+  statement& s = (*impl_)[s_delete_batch];
+  s.bind(1, id);
+  return run_delete(impl_->db, s);
+}
+
+result<std::vector<feedback_batch>> store::feedback_batches() {
+  use s((*impl_)[s_batches]);
+  std::vector<feedback_batch> out;
+  int rc = 0;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    feedback_batch b;
+    b.id = s->integer(0);
+    b.message = s->blob(1);
+    b.enqueued_time = s->integer(2);
+    b.delivery_count = static_cast<std::uint32_t>(s->integer(3));
+    out.push_back(std::move(b));
+  }
+  if (rc != SQLITE_DONE) {
+    return sqlite_error(rc);
+  }
+  return out;
 }
 
 void* store::native_handle() const noexcept {

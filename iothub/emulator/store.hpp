@@ -116,6 +116,42 @@ struct event_position {
   bool inclusive = true;
 };
 
+// A cloud-to-device message in its device's queue (§4.2). Locks are not stored: a restart
+// releases them, as a connection that goes away does.
+struct c2d_record {
+  std::string device;
+  std::string module; // empty: the device itself
+  std::int64_t sequence = 0;
+  std::vector<std::byte> message; // as the service sent it
+  std::string message_id;         // for feedback (originalMessageId)
+  std::string ack;                // iothub-ack: none, positive, negative, full
+  std::int64_t expiry = 0;        // ms
+  std::int64_t enqueued_time = 0; // ms
+  std::uint32_t delivery_count = 0;
+  friend bool operator==(const c2d_record&, const c2d_record&) = default;
+};
+
+// A feedback record waiting to be batched (§5.1).
+struct stored_feedback {
+  std::int64_t id = 0; // assigned by add_feedback
+  std::string original_message_id;
+  std::string device_id;
+  std::string device_generation_id;
+  std::string status_code;
+  std::string description;
+  std::int64_t enqueued_time = 0; // ms
+  friend bool operator==(const stored_feedback&, const stored_feedback&) = default;
+};
+
+// A batch of feedback records as the message the service receives.
+struct feedback_batch {
+  std::int64_t id = 0;
+  std::vector<std::byte> message; // the encoded feedback message
+  std::int64_t enqueued_time = 0; // ms
+  std::uint32_t delivery_count = 0;
+  friend bool operator==(const feedback_batch&, const feedback_batch&) = default;
+};
+
 class store {
 public:
   // Opens (or creates) the database at `path`, ":memory:" for one held in memory only, and
@@ -188,6 +224,35 @@ public:
   // Errors: SQLite codes.
   [[nodiscard]] result<std::size_t> trim(std::uint32_t partition, std::int64_t before,
                                          std::int64_t max_bytes);
+
+  // ---- cloud-to-device (§4) ------------------------------------------------------------
+
+  // Inserts or replaces the message (device, module, sequence). Errors: SQLite codes.
+  [[nodiscard]] result<void> put_c2d(const c2d_record& m);
+  // Deletes the message; false if there was none. Errors: SQLite codes.
+  [[nodiscard]] result<bool> delete_c2d(std::string_view device, std::string_view module,
+                                        std::int64_t sequence);
+  // Every message of every queue, ordered by device, module, sequence. Errors: SQLite codes.
+  [[nodiscard]] result<std::vector<c2d_record>> c2d_messages();
+
+  // ---- feedback (§5.1) -------------------------------------------------------------------
+
+  // Adds a record waiting for its batch; returns its id. Errors: SQLite codes.
+  [[nodiscard]] result<std::int64_t> add_feedback(const stored_feedback& r);
+  // The records waiting, in the order added. Errors: SQLite codes.
+  [[nodiscard]] result<std::vector<stored_feedback>> pending_feedback();
+  // Makes a batch of the records `ids` (deleted) with `message`; returns the batch's id.
+  // Errors: SQLite codes.
+  [[nodiscard]] result<std::int64_t> make_feedback_batch(std::span<const std::int64_t> ids,
+                                                         std::span<const std::byte> message,
+                                                         std::int64_t enqueued_time);
+  // Sets a batch's delivery count. Errors: SQLite codes.
+  [[nodiscard]] result<void> set_feedback_delivery_count(std::int64_t id, std::uint32_t count);
+  // Deletes a batch (completed or dead-lettered); false if there was none. Errors: SQLite
+  // codes.
+  [[nodiscard]] result<bool> delete_feedback_batch(std::int64_t id);
+  // Every batch, ordered by id. Errors: SQLite codes.
+  [[nodiscard]] result<std::vector<feedback_batch>> feedback_batches();
 
   // ---- introspection ---------------------------------------------------------------------
 

@@ -147,6 +147,10 @@ bool hub::impl::append(const link_state& l, const identity* id, amqp::message& m
 // stamped (§3.4) and appended to its device's partition in the open transaction; the outcome
 // (accepted) waits for the commit at the end of process().
 void hub::impl::on_telemetry(conn_state& c, link_state& l, const delivery_received& d) {
+  if (auto refused = fault_refusal(l.device)) {
+    reject_later(c, d, refused->first, refused->second);
+    return;
+  }
   const std::size_t size = d.payload.size();
   if (size > opts.max_d2c_message_size) {
     // §3.5 (TRACE c#2233): rejected with the size, a tracking id and is-filtered.
@@ -209,6 +213,7 @@ void hub::impl::on_telemetry(conn_state& c, link_state& l, const delivery_receiv
     o.delivery = d.delivery;
     c.outcomes.push_back(std::move(o));
   }
+  maybe_fault(c, l, d.payload);
 }
 
 void hub::impl::top_up_telemetry(conn_state& c) {

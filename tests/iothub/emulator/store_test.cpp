@@ -293,3 +293,51 @@ TEST_CASE("store: a file that is not a database is refused") {
   REQUIRE_FALSE(s);
   CHECK(s.error() == std::error_code(SQLITE_NOTADB, sqlite_category()));
 }
+
+TEST_CASE("store: C2D messages are put, replaced, listed in order and deleted") {
+  auto s = memory_store();
+  c2d_record a{"d1", "", 2, bytes_of("two"), "m2", "full", 9000, 1000, 0};
+  c2d_record b{"d1", "", 1, bytes_of("one"), "m1", "none", 9000, 900, 3};
+  c2d_record m{"d1", "mod", 1, bytes_of("module"), "m3", "positive", 9000, 950, 0};
+  REQUIRE(s->put_c2d(a));
+  REQUIRE(s->put_c2d(b));
+  REQUIRE(s->put_c2d(m));
+  auto all = s->c2d_messages();
+  REQUIRE(all);
+  REQUIRE(all->size() == 3);
+  CHECK((*all)[0] == b);
+  CHECK((*all)[1] == a);
+  CHECK((*all)[2] == m);
+  a.delivery_count = 4;
+  REQUIRE(s->put_c2d(a)); // replaced
+  CHECK((*s->c2d_messages())[1].delivery_count == 4);
+  CHECK(*s->delete_c2d("d1", "", 1));
+  CHECK_FALSE(*s->delete_c2d("d1", "", 1));
+  CHECK(s->c2d_messages()->size() == 2);
+}
+
+TEST_CASE("store: feedback records wait, become a batch, and the batch is counted and deleted") {
+  auto s = memory_store();
+  stored_feedback r{0, "m1", "d1", "1001", "Success", "Success", 5000};
+  auto id1 = s->add_feedback(r);
+  r.original_message_id = "m2";
+  auto id2 = s->add_feedback(r);
+  REQUIRE(id1);
+  REQUIRE(id2);
+  CHECK(*id2 > *id1);
+  auto pending = s->pending_feedback();
+  REQUIRE(pending->size() == 2);
+  CHECK((*pending)[0].id == *id1);
+  CHECK((*pending)[1].original_message_id == "m2");
+  const std::int64_t ids[1] = {*id1};
+  auto batch = s->make_feedback_batch(ids, bytes_of("message"), 7000);
+  REQUIRE(batch);
+  REQUIRE(s->pending_feedback()->size() == 1); // the first went into the batch
+  auto batches = s->feedback_batches();
+  REQUIRE(batches->size() == 1);
+  CHECK((*batches)[0] == feedback_batch{*batch, bytes_of("message"), 7000, 0});
+  REQUIRE(s->set_feedback_delivery_count(*batch, 3));
+  CHECK((*s->feedback_batches())[0].delivery_count == 3);
+  CHECK(*s->delete_feedback_batch(*batch));
+  CHECK(s->feedback_batches()->empty());
+}
