@@ -246,6 +246,12 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
   }
   remove_link(c, e.link.value); // a stale entry under a reused id (never expected)
   const amqp::attach& a = e.remote;
+  if (c.links.size() >= opts.max_links_per_connection) {
+    refuse(c, e, amqp::symbol::resource_limit_exceeded,
+           "The connection has " + std::to_string(c.links.size()) +
+               " links attached, the most a connection may have.");
+    return;
+  }
   const bool client_sends = a.role == role::sender;
   std::optional<std::string_view> text;
   if (client_sends) {

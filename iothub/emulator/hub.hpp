@@ -81,6 +81,9 @@ struct hub_options {
   std::uint64_t max_message_size = 1'048'576;
   // Credit of the client's $cbs (and $management) sender (§1.4).
   std::uint32_t cbs_credit = 100;
+  // Links a connection may have attached through the hub at once; the next attach is refused
+  // with amqp:resource-limit-exceeded (the engine's channel-max and handle-max still apply).
+  std::size_t max_links_per_connection = 4096;
 
   // ---- identities (§1.6, §2.5)
   // Identities (put-token audiences) per connection; the next put-token is refused (403).
@@ -127,6 +130,9 @@ struct hub_options {
   // The feedback queue's lock and max delivery count (DOC-C2D feedback settings).
   milliseconds feedback_lock{60'000};
   std::uint32_t feedback_max_delivery_count = 10;
+  // Feedback batches no receiver completed are dropped after this (DOC-C2D feedback TTL, 1 h
+  // by default): the hub holds no unread feedback forever.
+  milliseconds feedback_ttl{3600 * 1000};
 
   // Wall clock = now.time_since_epoch() + unix_offset (ms since the Unix epoch).
   milliseconds unix_offset{0};

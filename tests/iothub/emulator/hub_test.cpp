@@ -345,3 +345,21 @@ TEST_CASE("hub: the handshake must finish within 10 s") {
   w.h().process(c.handle, time_point{} + 10s);
   CHECK(e->error() == amqp::errc::timeout);
 }
+
+TEST_CASE("hub: at most max_links_per_connection links per connection") {
+  hub_options o;
+  o.max_links_per_connection = 3;
+  world w(o);
+  client& c = w.open("PLAIN", "iothubowner@sas.root.emulator", w.policy_token("iothubowner"));
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(w.attached(c, w.attach_sender(c, "/devices/d1/messages/events")));
+  }
+  auto l = w.attach_sender(c, "/devices/d1/messages/events");
+  auto d = c.last("link_detached", l);
+  CHECK(d.condition == "amqp:resource-limit-exceeded");
+  CHECK(d.description == "The connection has 3 links attached, the most a connection may have.");
+  // A link that goes makes room.
+  REQUIRE(c.engine.detach(link_id{0}));
+  REQUIRE(w.pump());
+  CHECK(w.attached(c, w.attach_sender(c, "/devices/d1/messages/events")));
+}
