@@ -378,8 +378,8 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
     } else {
       attach_reader(c, e, addr);
     }
-    if (c.links.contains(e.link.value) && id != nullptr) {
-      c.links[e.link.value]->identity = id->serial;
+    if (auto it = c.links.find(e.link.value); it != c.links.end() && id != nullptr) {
+      it->second->identity = id->serial;
       id->links.insert(e.link.value);
     }
     return;
@@ -451,10 +451,12 @@ void hub::impl::on_attach(conn_state& c, const link_attached& e) {
     break;
   }
   }
-  if (id != nullptr) {
-    link_state& l = *c.links[e.link.value];
-    l.identity = id->serial;
-    l.device = addr.identity;
+  // The identity that allowed the link: its expiry detaches it (§2.5). (A link whose answer
+  // the engine refused was never added.)
+  auto added = c.links.find(e.link.value);
+  if (id != nullptr && added != c.links.end()) {
+    added->second->identity = id->serial;
+    added->second->device = addr.identity;
     id->links.insert(e.link.value);
   }
 }

@@ -363,3 +363,34 @@ TEST_CASE("hub: at most max_links_per_connection links per connection") {
   REQUIRE(w.pump());
   CHECK(w.attached(c, w.attach_sender(c, "/devices/d1/messages/events")));
 }
+
+TEST_CASE("hub: an attach the engine cannot answer (its session already ended) is forgotten") {
+  // The client's attach and its end arrive in one read: when the hub pulls link_attached, the
+  // session is gone and the engine refuses the answer. (The hub dereferenced a link it had
+  // never added for the authorized kinds: a crash.)
+  world w;
+  client& c = w.open("PLAIN", "iothubowner@sas.root.emulator", w.policy_token("iothubowner"));
+  auto s2 = c.engine.begin();
+  REQUIRE(s2);
+  REQUIRE(w.pump());
+  for (const std::string_view address :
+       {"/devices/d1/messages/devicebound", "/messages/serviceBound/feedback",
+        "emulator/ConsumerGroups/$Default/Partitions/0", "/messages/events"}) {
+    CAPTURE(address);
+    auto s = c.engine.begin();
+    REQUIRE(s);
+    REQUIRE(w.pump());
+    link_options o;
+    o.name = "doomed";
+    o.role = role::receiver;
+    o.source = source{};
+    o.source->address = address;
+    o.target = target{};
+    REQUIRE(c.engine.attach(*s, o));
+    REQUIRE(c.engine.end(*s));
+    REQUIRE(w.pump());
+    CHECK(w.h().info(c.handle)->links == 0);
+  }
+  CHECK(c.of("connection_closed").empty());
+  CHECK(w.attached(c, w.attach_sender(c, "/devices/d1/messages/events")));
+}
