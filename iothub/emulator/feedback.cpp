@@ -39,6 +39,8 @@ result<void> hub::impl::load_feedback() {
   }
   for (feedback_batch& b : *batches) {
     const std::int64_t id = b.id;
+    timers.schedule(at_wall_ms(b.enqueued_time + opts.feedback_ttl.count()),
+                    timer_kind::feedback_expiry, static_cast<std::uint64_t>(id));
     feedback[id].batch = std::move(b);
   }
   if (!feedback_pending.empty()) {
@@ -116,6 +118,8 @@ void hub::impl::make_feedback_batch() {
     e.batch.id = *id;
     e.batch.message = std::move(*bytes);
     e.batch.enqueued_time = at;
+    timers.schedule(at_wall_ms(at + opts.feedback_ttl.count()), timer_kind::feedback_expiry,
+                    static_cast<std::uint64_t>(*id));
     feedback_pending.erase(feedback_pending.begin(),
                            feedback_pending.begin() + static_cast<std::ptrdiff_t>(n));
   }
@@ -240,6 +244,24 @@ void hub::impl::release_feedback(conn_state& c, link_state& l) {
   }
   l.locks.clear();
   std::erase(feedback_receivers, std::make_pair(c.handle, l.id.value));
+}
+
+// A batch no receiver completed within the feedback TTL is dropped (one being delivered gets
+// until its lock ends).
+void hub::impl::on_feedback_expiry(std::int64_t id) {
+  auto it = feedback.find(id);
+  if (it == feedback.end()) {
+    return;
+  }
+  if (it->second.lock != 0) {
+    timers.schedule(now + opts.feedback_lock, timer_kind::feedback_expiry,
+                    static_cast<std::uint64_t>(id));
+    return;
+  }
+  if (ensure_transaction() && !db.delete_feedback_batch(id)) {
+    tx_failed = true;
+  }
+  feedback.erase(it);
 }
 
 void hub::impl::on_feedback_lock_expiry(std::uint64_t serial) {

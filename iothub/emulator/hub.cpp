@@ -654,6 +654,9 @@ void hub::impl::on_timer(const timer& t) {
   case timer_kind::feedback_lock:
     on_feedback_lock_expiry(t.a);
     break;
+  case timer_kind::feedback_expiry:
+    on_feedback_expiry(static_cast<std::int64_t>(t.a));
+    break;
   case timer_kind::fault:
     on_fault(t.a);
     break;

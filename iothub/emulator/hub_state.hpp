@@ -351,6 +351,7 @@ struct hub::impl {
   void release_feedback(conn_state& c, link_state& l);
   void on_feedback_lock_expiry(std::uint64_t serial);
   void on_feedback_window();
+  void on_feedback_expiry(std::int64_t id);
   // A GUID as .NET writes it: the delivery tag is Guid.ToByteArray() (its first three fields
   // little-endian), the text Guid.ToString() (CS-DEV: LockToken = new Guid(DeliveryTag)).
   [[nodiscard]] static std::string dotnet_guid_text(const amqp::uuid& g);

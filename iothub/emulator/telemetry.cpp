@@ -224,21 +224,8 @@ void hub::impl::top_up_telemetry(conn_state& c) {
   }
 }
 
-// §6.5: events older than the retention, then the oldest over the size bound, go. Feedback
-// batches older than their TTL go too.
+// §6.5: events older than the retention, then the oldest over the size bound, go.
 void hub::impl::trim_partitions() {
-  const std::int64_t feedback_before = wall_ms() - opts.feedback_ttl.count();
-  for (auto it = feedback.begin(); it != feedback.end();) {
-    if (it->second.lock == 0 && it->second.batch.enqueued_time < feedback_before) {
-      if (ensure_transaction() && !db.delete_feedback_batch(it->first)) {
-        tx_failed = true;
-      }
-      it = feedback.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  commit_timer_writes();
   const std::int64_t before = wall_ms() - opts.retention.count();
   if (db.begin()) {
     for (std::uint32_t p = 0; p < opts.partitions; ++p) {

@@ -20,6 +20,7 @@ enum class timer_kind : std::uint8_t {
   c2d_expiry,      // C2D message TTL (c2d.cpp)
   feedback_window, // feedback batching window (feedback.cpp)
   feedback_lock,   // feedback batch lock (feedback.cpp)
+  feedback_expiry, // feedback batch TTL (feedback.cpp)
   fault,           // a fault's delay or duration (faults.cpp)
 };
 
