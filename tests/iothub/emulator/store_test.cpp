@@ -1,0 +1,343 @@
+// The emulator's SQLite store: schema, registry tables, partitions and events, transactions,
+// durability across a reopen, and the file lock.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "emulator/store.hpp"
+
+using namespace amqp::iothub::emulator;
+
+namespace {
+
+std::unique_ptr<store> memory_store() {
+  auto s = store::open(":memory:");
+  REQUIRE(s);
+  return std::move(*s);
+}
+
+std::vector<std::byte> bytes_of(std::string_view s) {
+  const auto* p = reinterpret_cast<const std::byte*>(s.data());
+  return {p, p + s.size()};
+}
+
+stored_event event(std::uint32_t partition, std::int64_t sequence, std::int64_t offset,
+                   std::int64_t time, std::string_view body) {
+  stored_event e;
+  e.partition = partition;
+  e.sequence = sequence;
+  e.offset = offset;
+  e.enqueued_time = time;
+  e.device = "d1";
+  e.bytes = bytes_of(body);
+  return e;
+}
+
+// A directory removed at the end of the test.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    static int n = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("iothub-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::vector<std::int64_t> sequences(const std::vector<stored_event>& v) {
+  std::vector<std::int64_t> out;
+  for (const auto& e : v) {
+    out.push_back(e.sequence);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("store: meta values are set, replaced and read back") {
+  auto s = memory_store();
+  auto none = s->get_meta("hub_name");
+  REQUIRE(none);
+  CHECK_FALSE(none->has_value());
+  REQUIRE(s->set_meta("hub_name", "a"));
+  REQUIRE(s->set_meta("hub_name", "b"));
+  auto v = s->get_meta("hub_name");
+  REQUIRE(v);
+  CHECK(**v == "b");
+}
+
+TEST_CASE("store: devices, modules, policies and consumer groups") {
+  auto s = memory_store();
+  device_record d{"dev-1", "pk", "sk", true, "sas", "637983364741039849"};
+  device_record x{"cam", "", "", false, "selfSigned", "1"};
+  REQUIRE(s->put_device(d));
+  REQUIRE(s->put_device(x));
+  auto ds = s->devices();
+  REQUIRE(ds);
+  REQUIRE(ds->size() == 2);
+  CHECK((*ds)[0] == x); // ordered by id
+  CHECK((*ds)[1] == d);
+
+  d.primary_key = "pk2";
+  REQUIRE(s->put_device(d)); // replaced
+  ds = s->devices();
+  CHECK((*ds)[1].primary_key == "pk2");
+
+  module_record m{"dev-1", "mod", "mpk", "msk", "2"};
+  REQUIRE(s->put_module(m));
+  auto ms = s->modules();
+  REQUIRE(ms);
+  REQUIRE(ms->size() == 1);
+  CHECK((*ms)[0] == m);
+
+  // Deleting a device deletes its modules.
+  auto del = s->delete_device("dev-1");
+  REQUIRE(del);
+  CHECK(*del);
+  del = s->delete_device("dev-1");
+  REQUIRE(del);
+  CHECK_FALSE(*del);
+  CHECK(s->modules()->empty());
+  CHECK(s->devices()->size() == 1);
+
+  policy_record p{"service", "a", "b", 4};
+  REQUIRE(s->put_policy(p));
+  auto ps = s->policies();
+  REQUIRE(ps);
+  REQUIRE(ps->size() == 1);
+  CHECK((*ps)[0] == p);
+  CHECK(*s->delete_policy("service"));
+  CHECK(s->policies()->empty());
+
+  REQUIRE(s->put_consumer_group("cg2"));
+  REQUIRE(s->put_consumer_group("cg1"));
+  REQUIRE(s->put_consumer_group("cg1")); // ignored
+  auto cgs = s->consumer_groups();
+  REQUIRE(cgs);
+  CHECK(*cgs == std::vector<std::string>{"cg1", "cg2"});
+  CHECK(*s->delete_consumer_group("cg1"));
+  CHECK(*s->consumer_groups() == std::vector<std::string>{"cg2"});
+}
+
+TEST_CASE("store: events are appended, the head moves, and reads start where asked") {
+  auto s = memory_store();
+  CHECK(s->partition_heads()->empty());
+  // Partition 1: three events of 10, 20 and 30 bytes at times 1000, 2000, 2000.
+  REQUIRE(s->append_event(event(1, 0, 0, 1000, std::string(10, 'a'))));
+  REQUIRE(s->append_event(event(1, 1, 10, 2000, std::string(20, 'b'))));
+  REQUIRE(s->append_event(event(1, 2, 30, 2000, std::string(30, 'c'))));
+  REQUIRE(s->append_event(event(3, 0, 0, 5000, "x")));
+
+  auto heads = s->partition_heads();
+  REQUIRE(heads);
+  REQUIRE(heads->size() == 2);
+  CHECK((*heads)[0] == partition_head{1, 3, 60, 2000, 30});
+  CHECK((*heads)[1] == partition_head{3, 1, 1, 5000, 0});
+
+  // A taken sequence number is refused.
+  auto dup = s->append_event(event(1, 2, 60, 3000, "d"));
+  REQUIRE_FALSE(dup);
+  CHECK(dup.error() == std::error_code(SQLITE_CONSTRAINT, sqlite_category()));
+
+  using f = event_position::field;
+  auto read = [&](f by, std::int64_t v, bool inclusive, std::size_t n = 10) {
+    auto r = s->read_events(1, event_position{by, v, inclusive}, n);
+    REQUIRE(r);
+    return sequences(*r);
+  };
+  CHECK(read(f::sequence, 0, true) == std::vector<std::int64_t>{0, 1, 2});
+  CHECK(read(f::sequence, 0, false) == std::vector<std::int64_t>{1, 2});
+  CHECK(read(f::sequence, 2, false).empty());
+  CHECK(read(f::sequence, 0, true, 2) == std::vector<std::int64_t>{0, 1});
+  CHECK(read(f::offset, 10, true) == std::vector<std::int64_t>{1, 2});
+  CHECK(read(f::offset, 10, false) == std::vector<std::int64_t>{2});
+  CHECK(read(f::offset, -1, false) == std::vector<std::int64_t>{0, 1, 2});
+  CHECK(read(f::offset, 60, true).empty());
+  CHECK(read(f::enqueued_time, 2000, true) == std::vector<std::int64_t>{1, 2});
+  CHECK(read(f::enqueued_time, 2000, false).empty());
+  CHECK(read(f::enqueued_time, 0, false) == std::vector<std::int64_t>{0, 1, 2});
+
+  auto all = s->read_events(1, event_position{}, 10);
+  REQUIRE(all);
+  CHECK((*all)[1] == event(1, 1, 10, 2000, std::string(20, 'b')));
+
+  auto r = s->range(1);
+  REQUIRE(r);
+  CHECK_FALSE(r->empty);
+  CHECK(r->first_sequence == 0);
+  CHECK(r->count == 3);
+  CHECK(r->bytes == 60);
+  auto empty = s->range(2);
+  REQUIRE(empty);
+  CHECK(empty->empty);
+}
+
+TEST_CASE("store: trim drops events older than the retention, then the oldest over the size") {
+  auto s = memory_store();
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(s->append_event(event(0, i, 10 * i, 1000 * i, std::string(10, 'e'))));
+  }
+  // Older than 3000 ms: events 0, 1, 2.
+  auto n = s->trim(0, 3000, 1'000'000);
+  REQUIRE(n);
+  CHECK(*n == 3);
+  CHECK(s->range(0)->first_sequence == 3);
+  // At most 35 bytes: keeps the last three (30 bytes).
+  n = s->trim(0, 0, 35);
+  REQUIRE(n);
+  CHECK(*n == 4);
+  auto r = s->range(0);
+  CHECK(r->first_sequence == 7);
+  CHECK(r->bytes == 30);
+  // Everything trimmed: the head stays, so sequence numbers never go back.
+  n = s->trim(0, 1'000'000, 1'000'000);
+  CHECK(*n == 3);
+  CHECK(s->range(0)->empty);
+  CHECK((*s->partition_heads())[0] == partition_head{0, 10, 100, 9000, 90});
+}
+
+TEST_CASE("store: transactions commit, roll back, and refuse calls out of order") {
+  auto s = memory_store();
+  CHECK(s->commit().error() == amqp::errc::invalid_state);
+  REQUIRE(s->begin());
+  CHECK(s->in_transaction());
+  CHECK(s->begin().error() == amqp::errc::invalid_state);
+  REQUIRE(s->append_event(event(0, 0, 0, 1, "a")));
+  s->rollback();
+  CHECK_FALSE(s->in_transaction());
+  CHECK(s->range(0)->empty);
+  CHECK(s->partition_heads()->empty());
+
+  REQUIRE(s->begin());
+  REQUIRE(s->append_event(event(0, 0, 0, 1, "a")));
+  REQUIRE(s->set_meta("k", "v"));
+  REQUIRE(s->commit());
+  CHECK_FALSE(s->in_transaction());
+  CHECK(s->range(0)->count == 1);
+  s->rollback(); // nothing open: nothing happens
+  CHECK(s->range(0)->count == 1);
+}
+
+TEST_CASE("store: a file keeps what was committed, and only that, across a reopen") {
+  temp_dir dir;
+  const std::string path = (dir.path / "hub.db").string();
+  {
+    auto s = store::open(path);
+    REQUIRE(s);
+    REQUIRE((*s)->put_device(device_record{"d1", "p", "q", true, "sas", "1"}));
+    REQUIRE((*s)->begin());
+    REQUIRE((*s)->append_event(event(2, 0, 0, 7, "committed")));
+    REQUIRE((*s)->commit());
+    REQUIRE((*s)->begin());
+    REQUIRE((*s)->append_event(event(2, 1, 9, 8, "never committed")));
+    // The store goes away with the transaction open, as a killed process would.
+  }
+  auto s = store::open(path);
+  REQUIRE(s);
+  CHECK((*s)->devices()->size() == 1);
+  auto events = (*s)->read_events(2, event_position{}, 10);
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  CHECK((*events)[0] == event(2, 0, 0, 7, "committed"));
+  CHECK((*(*s)->partition_heads())[0] == partition_head{2, 1, 9, 7, 0});
+}
+
+TEST_CASE("store: a second store on the same file is refused while the first is open") {
+  temp_dir dir;
+  const std::string path = (dir.path / "hub.db").string();
+  auto first = store::open(path);
+  REQUIRE(first);
+  auto second = store::open(path);
+  REQUIRE_FALSE(second);
+  CHECK(second.error() == std::error_code(SQLITE_BUSY, sqlite_category()));
+  first->reset();
+  auto third = store::open(path);
+  CHECK(third);
+}
+
+TEST_CASE("store: a database of another schema version is refused") {
+  temp_dir dir;
+  const std::string path = (dir.path / "hub.db").string();
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 7", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = store::open(path);
+  REQUIRE_FALSE(s);
+  CHECK(s.error() == amqp::errc::invalid_state);
+}
+
+TEST_CASE("store: a file that is not a database is refused") {
+  temp_dir dir;
+  const auto path = dir.path / "hub.db";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    const std::string junk(4096, 'x');
+    std::fwrite(junk.data(), 1, junk.size(), f);
+    std::fclose(f);
+  }
+  auto s = store::open(path.string());
+  REQUIRE_FALSE(s);
+  CHECK(s.error() == std::error_code(SQLITE_NOTADB, sqlite_category()));
+}
+
+TEST_CASE("store: C2D messages are put, replaced, listed in order and deleted") {
+  auto s = memory_store();
+  c2d_record a{"d1", "", 2, bytes_of("two"), "m2", "full", 9000, 1000, 0};
+  c2d_record b{"d1", "", 1, bytes_of("one"), "m1", "none", 9000, 900, 3};
+  c2d_record m{"d1", "mod", 1, bytes_of("module"), "m3", "positive", 9000, 950, 0};
+  REQUIRE(s->put_c2d(a));
+  REQUIRE(s->put_c2d(b));
+  REQUIRE(s->put_c2d(m));
+  auto all = s->c2d_messages();
+  REQUIRE(all);
+  REQUIRE(all->size() == 3);
+  CHECK((*all)[0] == b);
+  CHECK((*all)[1] == a);
+  CHECK((*all)[2] == m);
+  a.delivery_count = 4;
+  REQUIRE(s->put_c2d(a)); // replaced
+  CHECK((*s->c2d_messages())[1].delivery_count == 4);
+  CHECK(*s->delete_c2d("d1", "", 1));
+  CHECK_FALSE(*s->delete_c2d("d1", "", 1));
+  CHECK(s->c2d_messages()->size() == 2);
+}
+
+TEST_CASE("store: feedback records wait, become a batch, and the batch is counted and deleted") {
+  auto s = memory_store();
+  stored_feedback r{0, "m1", "d1", "1001", "Success", "Success", 5000};
+  auto id1 = s->add_feedback(r);
+  r.original_message_id = "m2";
+  auto id2 = s->add_feedback(r);
+  REQUIRE(id1);
+  REQUIRE(id2);
+  CHECK(*id2 > *id1);
+  auto pending = s->pending_feedback();
+  REQUIRE(pending->size() == 2);
+  CHECK((*pending)[0].id == *id1);
+  CHECK((*pending)[1].original_message_id == "m2");
+  const std::int64_t ids[1] = {*id1};
+  auto batch = s->make_feedback_batch(ids, bytes_of("message"), 7000);
+  REQUIRE(batch);
+  REQUIRE(s->pending_feedback()->size() == 1); // the first went into the batch
+  auto batches = s->feedback_batches();
+  REQUIRE(batches->size() == 1);
+  CHECK((*batches)[0] == feedback_batch{*batch, bytes_of("message"), 7000, 0});
+  REQUIRE(s->set_feedback_delivery_count(*batch, 3));
+  CHECK((*s->feedback_batches())[0].delivery_count == 3);
+  CHECK(*s->delete_feedback_batch(*batch));
+  CHECK(s->feedback_batches()->empty());
+}
