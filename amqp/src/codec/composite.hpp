@@ -34,6 +34,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "amqp/result.hpp"
@@ -41,6 +42,7 @@
 #include "amqp/value.hpp"
 #include "codec/constructors.hpp"
 #include "codec/encode_internal.hpp"
+#include "codec/validator.hpp"
 #include "codec/value_access.hpp"
 #include "codec/writer.hpp"
 
@@ -252,6 +254,134 @@ template <composite T> result<void> decode_fields(const value& l, T& out) noexce
       },
       composite_traits<T>::fields);
   return status;
+}
+
+// The member a field of T decodes into, read from the encoded value at p, which passed
+// validation. The same answers as decode_member(decode_trusted(p), out), as an errc: strings,
+// symbols, binaries and timestamps are read in place, everything else through a value.
+template <class M> errc decode_member_at(const std::byte* p, M& out) noexcept {
+  if constexpr (is_optional<M>::value) {
+    using I = typename M::value_type;
+    if constexpr (std::same_as<I, std::string_view> || std::same_as<I, symbol_view> ||
+                  std::same_as<I, binary_view> || std::same_as<I, timestamp>) {
+      I inner{};
+      const errc e = decode_member_at(p, inner);
+      if (e == errc{}) {
+        out = inner;
+      }
+      return e;
+    }
+  } else if constexpr (std::same_as<M, std::string_view> || std::same_as<M, symbol_view> ||
+                       std::same_as<M, binary_view>) {
+    constexpr std::uint8_t short_code = std::same_as<M, std::string_view> ? code::str8
+                                        : std::same_as<M, symbol_view>    ? code::sym8
+                                                                          : code::vbin8;
+    const auto c = std::to_integer<std::uint8_t>(*p);
+    const std::byte* text = nullptr;
+    std::size_t n = 0;
+    if (c == short_code) {
+      n = std::to_integer<std::size_t>(p[1]);
+      text = p + 2;
+    } else if (c == short_code + 0x10) { // str32, sym32, vbin32
+      n = load_be32(p + 1);
+      text = p + 5;
+    } else {
+      return errc::type_mismatch;
+    }
+    if constexpr (std::same_as<M, binary_view>) {
+      out = {text, n};
+    } else if constexpr (std::same_as<M, symbol_view>) {
+      out = {std::string_view(reinterpret_cast<const char*>(text), n)};
+    } else {
+      out = std::string_view(reinterpret_cast<const char*>(text), n);
+    }
+    return {};
+  } else if constexpr (std::same_as<M, timestamp>) {
+    if (*p != std::byte{code::timestamp}) {
+      return errc::type_mismatch;
+    }
+    out = timestamp{static_cast<std::int64_t>(load_be64(p + 1))};
+    return {};
+  }
+  const std::byte* q = p;
+  const auto r = decode_member(decode_trusted(q), out);
+  return r ? errc{} : static_cast<errc>(r.error().value());
+}
+
+// The fields of T as a table: for field I, whether it is mandatory and a function decoding it
+// from encoded bytes (decode_member_at), so that a list is decoded by a loop, not by code
+// unrolled per field.
+template <composite T> struct field_table {
+  static constexpr auto& fields = composite_traits<T>::fields;
+  static constexpr std::size_t size = std::tuple_size_v<std::remove_cvref_t<decltype(fields)>>;
+  using decoder = errc (*)(const std::byte*, T&) noexcept;
+
+  template <std::size_t I> static errc decode_at(const std::byte* p, T& out) noexcept {
+    return decode_member_at(p, out.*(std::get<I>(fields).member));
+  }
+  template <std::size_t... I> static constexpr auto make(std::index_sequence<I...>) noexcept {
+    return std::pair{std::array<decoder, size>{&decode_at<I>...},
+                     std::array<bool, size>{((std::get<I>(fields).flags & mandatory) != 0)...}};
+  }
+  static constexpr auto table = make(std::make_index_sequence<size>{});
+  static constexpr const std::array<decoder, size>& decode = table.first;
+  static constexpr const std::array<bool, size>& is_mandatory = table.second;
+};
+
+// Validates the value at p (constructor included) as validator::value(p, end, depth) does and,
+// if it is a list, decodes the fields of T from it in the same pass; advances p past the
+// value. Returns the validator's error, if any (as if the value had been validated whole
+// before anything was decoded); else `status` is what decode_fields would return, as an errc:
+// errc::type_mismatch (not a list, or a field of the wrong type), errc::missing_field, or
+// errc{}.
+template <composite T>
+errc decode_fields_checked(validator& check, const std::byte*& p, const std::byte* end,
+                           std::uint32_t depth, T& out, errc& status) noexcept {
+  using table = field_table<T>;
+  status = {};
+  if (p == end) {
+    return errc::decode_error;
+  }
+  const auto c = std::to_integer<std::uint8_t>(*p);
+  validator::compound_frame f;
+  if (c == code::list0) {
+    ++p;
+  } else if (c == code::list8 || c == code::list32) {
+    ++p;
+    if (auto e = check.open(ctor_table[c], p, end, depth, f); e != errc{}) {
+      return e;
+    }
+  } else {
+    if (auto e = check.value(p, end, depth); e != errc{}) {
+      return e;
+    }
+    status = errc::type_mismatch;
+    return {};
+  }
+  // The first decoding error wins, as in decode_fields; validation goes on to the end.
+  for (std::uint32_t k = 0; k < f.count; ++k) {
+    const std::byte* at = f.q;
+    if (at != f.end && *at == std::byte{code::null}) {
+      ++f.q;
+      if (k < table::size && table::is_mandatory[k] && status == errc{}) {
+        status = errc::missing_field;
+      }
+      continue;
+    }
+    if (auto e = check.value(f.q, f.end, depth + 1); e != errc{}) {
+      return e;
+    }
+    // AMQP 1.0 §1.4: fields beyond those T knows (a later version's) are ignored.
+    if (k < table::size && status == errc{}) {
+      status = table::decode[k](at, out);
+    }
+  }
+  for (std::size_t k = f.count; k < table::size; ++k) {
+    if (table::is_mandatory[k] && status == errc{}) {
+      status = errc::missing_field;
+    }
+  }
+  return f.q == f.end ? errc{} : errc::decode_error; // nothing left over
 }
 
 // Decodes a described value whose descriptor must be T's.
