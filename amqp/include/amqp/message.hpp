@@ -143,7 +143,27 @@ public:
   // same answer as `m.message_annotations.find(key)`, without walking the map: the decoder
   // recorded where every key is (the first max_indexed_entries entries of the message;
   // later ones are found by a scan of the keys that follow). The value points into bytes().
-  [[nodiscard]] std::optional<value> find(section s, std::string_view key) const noexcept;
+  [[nodiscard, gnu::always_inline]] std::optional<value> find(section s,
+                                                              std::string_view key) const noexcept {
+    // Inline: the loop over the recorded keys is a few instructions per key, and a call would
+    // cost more than the search.
+    const int slot = map_slot(s);
+    if (slot < 0 || key.size() >= no_text) {
+      return std::nullopt;
+    }
+    const map_index& x = maps_[slot];
+    for (std::size_t i = x.first, last = std::size_t{x.first} + x.count; i < last; ++i) {
+      const map_entry e = entry(i);
+      if (e.size == key.size() &&
+          (key.empty() || std::memcmp(bytes_.data() + e.text, key.data(), key.size()) == 0)) {
+        return value_at(e.text + e.size);
+      }
+    }
+    if (x.rest_pairs == 0) {
+      return std::nullopt;
+    }
+    return find_rest(x, key);
+  }
   // find(section::message_annotations, key).
   [[nodiscard]] std::optional<value> message_annotation(std::string_view key) const noexcept {
     return find(section::message_annotations, key);
@@ -171,6 +191,21 @@ private:
     return e;
   }
   static constexpr std::uint32_t no_text = 0xFFFF'FFFF;
+  // The place of a map section in maps_, or -1.
+  static constexpr int map_slot(section s) noexcept {
+    switch (s) {
+    case section::delivery_annotations:
+      return 0;
+    case section::message_annotations:
+      return 1;
+    case section::application_properties:
+      return 2;
+    case section::footer:
+      return 3;
+    default:
+      return -1;
+    }
+  }
   // The index of one map section: entries_[first, first + count), then `rest_pairs` pairs
   // not indexed, from offset `rest` in bytes_.
   struct map_index {
@@ -179,6 +214,12 @@ private:
     std::uint32_t rest;
     std::uint32_t rest_pairs;
   };
+
+  // The value encoded at bytes_[offset] (validated by the decoder).
+  [[nodiscard]] value value_at(std::uint32_t offset) const noexcept;
+  // In the pairs of `x` that were not indexed, the value of the first key `key`.
+  [[nodiscard]] std::optional<value> find_rest(const map_index& x,
+                                               std::string_view key) const noexcept;
 
   std::span<const std::byte> bytes_;
   // Offsets of each section kind in bytes_: [begin, end) per section index 0..8; body

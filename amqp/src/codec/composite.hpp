@@ -258,7 +258,8 @@ template <composite T> result<void> decode_fields(const value& l, T& out) noexce
 
 // The member a field of T decodes into, read from the encoded value at p, which passed
 // validation. The same answers as decode_member(decode_trusted(p), out), as an errc: strings,
-// symbols, binaries and timestamps are read in place, everything else through a value.
+// symbols, binaries, timestamps and values are read in place, everything else through a
+// value.
 template <class M> errc decode_member_at(const std::byte* p, M& out) noexcept {
   if constexpr (is_optional<M>::value) {
     using I = typename M::value_type;
@@ -302,6 +303,11 @@ template <class M> errc decode_member_at(const std::byte* p, M& out) noexcept {
     }
     out = timestamp{static_cast<std::int64_t>(load_be64(p + 1))};
     return {};
+  } else if constexpr (std::same_as<M, value>) {
+    // Any type: the value as decode_trusted reads it.
+    out = value{};
+    value_access::decode_at(p, out);
+    return {};
   }
   const std::byte* q = p;
   const auto r = decode_member(decode_trusted(q), out);
@@ -326,6 +332,14 @@ template <composite T> struct field_table {
   static constexpr auto table = make(std::make_index_sequence<size>{});
   static constexpr const std::array<decoder, size>& decode = table.first;
   static constexpr const std::array<bool, size>& is_mandatory = table.second;
+  static constexpr bool any_mandatory = [] {
+    for (bool m : table.second) {
+      if (m) {
+        return true;
+      }
+    }
+    return false;
+  }();
 };
 
 // Validates the value at p (constructor included) as validator::value(p, end, depth) does and,
@@ -363,8 +377,10 @@ errc decode_fields_checked(validator& check, const std::byte*& p, const std::byt
     const std::byte* at = f.q;
     if (at != f.end && *at == std::byte{code::null}) {
       ++f.q;
-      if (k < table::size && table::is_mandatory[k] && status == errc{}) {
-        status = errc::missing_field;
+      if constexpr (table::any_mandatory) {
+        if (k < table::size && table::is_mandatory[k] && status == errc{}) {
+          status = errc::missing_field;
+        }
       }
       continue;
     }
@@ -376,9 +392,11 @@ errc decode_fields_checked(validator& check, const std::byte*& p, const std::byt
       status = table::decode[k](at, out);
     }
   }
-  for (std::size_t k = f.count; k < table::size; ++k) {
-    if (table::is_mandatory[k] && status == errc{}) {
-      status = errc::missing_field;
+  if constexpr (table::any_mandatory) {
+    for (std::size_t k = f.count; k < table::size; ++k) {
+      if (table::is_mandatory[k] && status == errc{}) {
+        status = errc::missing_field;
+      }
     }
   }
   return f.q == f.end ? errc{} : errc::decode_error; // nothing left over

@@ -287,25 +287,15 @@ value message_view::body_value() const noexcept {
   return (*body_sections().begin()).described_value();
 }
 
-std::optional<value> message_view::find(section s, std::string_view key) const noexcept {
-  std::optional<value> found; // the one object returned, built in place
-  const std::size_t k = index_of(s);
-  if (k >= std::size(section_infos) || section_infos[k].slot < 0 || key.size() >= no_text) {
-    return found;
-  }
-  const map_index& x = maps_[section_infos[k].slot];
-  const std::byte* const base = bytes_.data();
-  for (std::size_t i = x.first, last = std::size_t{x.first} + x.count; i < last; ++i) {
-    const map_entry e = entry(i);
-    if (e.size == key.size() && detail::bytes_equal(base + e.text, key.data(), key.size())) {
-      value_access::decode_at(base + e.text + e.size, found.emplace());
-      return found;
-    }
-  }
-  if (x.rest_pairs != 0) {
-    found = detail::find_in_pairs(base + x.rest, x.rest_pairs, key);
-  }
-  return found;
+value message_view::value_at(std::uint32_t offset) const noexcept {
+  value v;
+  value_access::decode_at(bytes_.data() + offset, v);
+  return v;
+}
+
+std::optional<value> message_view::find_rest(const map_index& x,
+                                             std::string_view key) const noexcept {
+  return detail::find_in_pairs(bytes_.data() + x.rest, x.rest_pairs, key);
 }
 
 // Decodes a message in one pass over its sections: each section is validated once (maps
@@ -333,14 +323,14 @@ errc message_decoder::index_map(detail::validator& check, const std::byte*& p, c
   if (auto e = check.open(ci, p, end, depth, f); e != errc{}) {
     return e;
   }
-  std::uint32_t n = used;
+  std::byte* out = m.entries_ + used * sizeof(message_view::map_entry);
+  std::byte* const out_end = m.entries_ + sizeof m.entries_;
   std::uint32_t rest = 0;
   std::uint32_t rest_pairs = 0;
   const std::byte* q = f.q;
   for (std::uint32_t k = 0; k < f.count; k += 2) {
     const std::byte* const key = q;
-    std::uint32_t text = 0;
-    std::uint32_t size = message_view::no_text;
+    message_view::map_entry entry{0, message_view::no_text};
     if (f.end - q >= 2 && (std::to_integer<unsigned>(*q) | 2U) == sym8) {
       // str8 or sym8, the keys of nearly every map: validated here as check.value() would.
       const auto len = std::to_integer<std::size_t>(q[1]);
@@ -353,38 +343,43 @@ errc message_decoder::index_map(detail::validator& check, const std::byte*& p, c
           !(*key == std::byte{str8} && detail::is_valid_utf8_slow(t, len))) {
         return errc::decode_error;
       }
-      text = static_cast<std::uint32_t>(t - base);
-      size = static_cast<std::uint32_t>(len);
+      entry = {static_cast<std::uint32_t>(t - base), static_cast<std::uint32_t>(len)};
     } else {
       if (auto e = check.value(q, f.end, depth + 1); e != errc{}) {
         return e;
       }
       const auto kc = std::to_integer<std::uint8_t>(*key);
       if (kc == detail::code::sym32 || kc == detail::code::str32) {
-        text = static_cast<std::uint32_t>(key + 5 - base);
-        size = detail::load_be32(key + 1);
+        entry = {static_cast<std::uint32_t>(key + 5 - base), detail::load_be32(key + 1)};
       }
     }
     const std::byte* const val = q;
     if (auto e = check.value(q, f.end, depth + 1); e != errc{}) {
       return e;
     }
-    if (n < message_view::max_indexed_entries && rest_pairs == 0) {
-      if (size == message_view::no_text) {
-        text = static_cast<std::uint32_t>(val - base);
-      }
-      const message_view::map_entry entry{text, size};
-      std::memcpy(m.entries_ + n * sizeof entry, &entry, sizeof entry);
-      ++n;
-    } else if (rest_pairs++ == 0) {
+    if (out == out_end) {
+      // The index is full: this pair and the ones after it are scanned by find().
       rest = static_cast<std::uint32_t>(key - base);
+      rest_pairs = (f.count - k) / 2;
+      for (k += 2; k < f.count; ++k) {
+        if (auto e = check.value(q, f.end, depth + 1); e != errc{}) {
+          return e;
+        }
+      }
+      break;
     }
+    if (entry.size == message_view::no_text) {
+      entry.text = static_cast<std::uint32_t>(val - base);
+    }
+    std::memcpy(out, &entry, sizeof entry);
+    out += sizeof entry;
   }
   if (q != f.end) {
     return errc::decode_error; // nothing left over
   }
+  const auto n = static_cast<std::uint32_t>(out - m.entries_) / sizeof(message_view::map_entry);
   x = {static_cast<std::uint16_t>(used), static_cast<std::uint16_t>(n - used), rest, rest_pairs};
-  used = n;
+  used = static_cast<std::uint32_t>(n);
   return {};
 }
 
