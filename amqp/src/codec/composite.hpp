@@ -31,9 +31,11 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "amqp/result.hpp"
@@ -41,6 +43,7 @@
 #include "amqp/value.hpp"
 #include "codec/constructors.hpp"
 #include "codec/encode_internal.hpp"
+#include "codec/validator.hpp"
 #include "codec/value_access.hpp"
 #include "codec/writer.hpp"
 
@@ -225,42 +228,62 @@ private:
   const std::byte* pos_;
 };
 
-// Decodes the fields of T from the list `l`. Fields beyond those T knows are ignored
-// (AMQP 1.0 §1.4 allows later versions to append fields).
-template <composite T> result<void> decode_fields(const value& l, T& out) noexcept {
-  if (!l.is(type::list)) {
-    return errc::type_mismatch;
+// The member a field of T decodes into, read from the encoded value at p, which passed
+// validation. The same answers as decode_member(decode_trusted(p), out), as an errc: strings,
+// symbols, binaries, timestamps and values are read in place, everything else through a
+// value.
+template <class M> errc decode_member_at(const std::byte* p, M& out) noexcept {
+  if constexpr (is_optional<M>::value) {
+    using I = typename M::value_type;
+    if constexpr (std::same_as<I, std::string_view> || std::same_as<I, symbol_view> ||
+                  std::same_as<I, binary_view> || std::same_as<I, timestamp>) {
+      I inner{};
+      const errc e = decode_member_at(p, inner);
+      if (e == errc{}) {
+        out = inner;
+      }
+      return e;
+    }
+  } else if constexpr (std::same_as<M, std::string_view> || std::same_as<M, symbol_view> ||
+                       std::same_as<M, binary_view>) {
+    constexpr std::uint8_t short_code = std::same_as<M, std::string_view> ? code::str8
+                                        : std::same_as<M, symbol_view>    ? code::sym8
+                                                                          : code::vbin8;
+    const auto c = std::to_integer<std::uint8_t>(*p);
+    const std::byte* text = nullptr;
+    std::size_t n = 0;
+    if (c == short_code) {
+      n = std::to_integer<std::size_t>(p[1]);
+      text = p + 2;
+    } else if (c == short_code + 0x10) { // str32, sym32, vbin32
+      n = load_be32(p + 1);
+      text = p + 5;
+    } else {
+      return errc::type_mismatch;
+    }
+    if constexpr (std::same_as<M, binary_view>) {
+      out = {text, n};
+    } else if constexpr (std::same_as<M, symbol_view>) {
+      out = {std::string_view(reinterpret_cast<const char*>(text), n)};
+    } else {
+      out = std::string_view(reinterpret_cast<const char*>(text), n);
+    }
+    return {};
+  } else if constexpr (std::same_as<M, timestamp>) {
+    if (*p != std::byte{code::timestamp}) {
+      return errc::type_mismatch;
+    }
+    out = timestamp{static_cast<std::int64_t>(load_be64(p + 1))};
+    return {};
+  } else if constexpr (std::same_as<M, value>) {
+    // Any type: the value as decode_trusted reads it.
+    out = value{};
+    value_access::decode_at(p, out);
+    return {};
   }
-  field_cursor cursor(l);
-  result<void> status;
-  std::apply(
-      [&](const auto&... f) {
-        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
-          if (!status) {
-            return;
-          }
-          value fv;
-          if (!cursor.next(fv)) {
-            if ((fd.flags & mandatory) != 0) {
-              status = errc::missing_field;
-            }
-            return;
-          }
-          status = decode_member(fv, out.*(fd.member));
-        };
-        (one(f), ...);
-      },
-      composite_traits<T>::fields);
-  return status;
-}
-
-// Decodes a described value whose descriptor must be T's.
-template <composite T> result<void> decode_composite(const value& v, T& out) noexcept {
-  if (!has_descriptor<T>(v)) {
-    return v.is(type::described) ? errc::unexpected_descriptor : errc::type_mismatch;
-  }
-  out = T{};
-  return decode_fields(v.described_value(), out);
+  const std::byte* q = p;
+  const auto r = decode_member(decode_trusted(q), out);
+  return r ? errc{} : static_cast<errc>(r.error().value());
 }
 
 // ---- encoding ---------------------------------------------------------------------------
@@ -372,6 +395,211 @@ inline std::size_t descriptor_size(std::uint64_t code) noexcept {
   return code <= 0xFF ? 3 : 10;
 }
 
+// What the generic (non-template) composite code needs of one field: functions that decode it
+// from a value into the composite at `out`, size it (0: written as null; no_encoding: none)
+// and write it, and whether it is mandatory. field_table<T>::ops lists them for T.
+struct field_ops {
+  static constexpr std::size_t no_encoding = static_cast<std::size_t>(-1);
+  result<void> (*decode)(const value& v, void* out) noexcept;
+  std::size_t (*size)(const void* c) noexcept;
+  void (*write)(const void* c, writer& w) noexcept;
+  bool mandatory;
+};
+
+// Decodes the fields described by `ops` from the list `l` into the composite at `out`.
+// Fields beyond those described are ignored (AMQP 1.0 §1.4 allows later versions to append
+// fields). Errors: errc::type_mismatch (not a list, or a field of the wrong type),
+// errc::missing_field, and those of nested composites.
+inline result<void> decode_fields(const value& l, void* out,
+                                  std::span<const field_ops> ops) noexcept {
+  if (!l.is(type::list)) {
+    return errc::type_mismatch;
+  }
+  field_cursor cursor(l);
+  for (const field_ops& f : ops) {
+    value fv;
+    if (!cursor.next(fv)) {
+      if (f.mandatory) {
+        return errc::missing_field;
+      }
+      continue;
+    }
+    if (auto r = f.decode(fv, out); !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+// Sizes each field of the composite at `c` into sizes[k] (0: written as null) and returns the
+// number of fields written (trailing nulls dropped), or field_ops::no_encoding.
+inline std::size_t plan_fields(const void* c, std::span<const field_ops> ops,
+                               std::size_t* sizes) noexcept {
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    const std::size_t size = ops[k].size(c);
+    if (size == field_ops::no_encoding) {
+      return size;
+    }
+    sizes[k] = size;
+    if (size != 0) {
+      n = k + 1;
+    }
+  }
+  return n;
+}
+
+// Writes the first n fields of the composite at `c` as plan_fields sized them.
+inline void write_fields(const void* c, std::span<const field_ops> ops, const std::size_t* sizes,
+                         std::size_t n, writer& w) noexcept {
+  for (std::size_t k = 0; k < n; ++k) {
+    if (sizes[k] == 0) {
+      w.u8(code::null);
+    } else {
+      ops[k].write(c, w);
+    }
+  }
+}
+
+// The fields of T as tables, so that composites are decoded and encoded by loops over their
+// fields, not by code unrolled per field and per type: for field I, whether it is mandatory,
+// and small functions that decode it (from a value, or from validated bytes), size it and
+// write it. The per-member-type code (decode_member, member_size, write_member) is shared by
+// every field of that type.
+template <composite T> struct field_table {
+  static constexpr auto& fields = composite_traits<T>::fields;
+  static constexpr std::size_t size = std::tuple_size_v<std::remove_cvref_t<decltype(fields)>>;
+  static constexpr std::size_t no_encoding = field_ops::no_encoding;
+
+  template <std::size_t I> static constexpr bool mandatory_at() noexcept {
+    return (std::get<I>(fields).flags & mandatory) != 0;
+  }
+  template <std::size_t I> static result<void> decode_value(const value& v, void* out) noexcept {
+    return decode_member(v, static_cast<T*>(out)->*(std::get<I>(fields).member));
+  }
+  template <std::size_t I> static errc decode_at(const std::byte* p, T& out) noexcept {
+    return decode_member_at(p, out.*(std::get<I>(fields).member));
+  }
+  // 0 if field I of c is written as null (absent, or equal to its default and not
+  // mandatory: AMQP 1.0 §1.4), else its encoded size, or no_encoding.
+  template <std::size_t I> static std::size_t size_at(const void* c) noexcept {
+    const auto& fd = std::get<I>(fields);
+    const auto& m = static_cast<const T*>(c)->*(fd.member);
+    using M = std::remove_cvref_t<decltype(m)>;
+    bool null = member_is_null(m);
+    if constexpr (!is_optional<M>::value && !std::same_as<M, value> && !std::same_as<M, symbols> &&
+                  std::equality_comparable<M>) {
+      null = (fd.flags & mandatory) == 0 && m == defaults_of<T>.*(fd.member);
+    }
+    if (null) {
+      return 0;
+    }
+    const auto n = member_size(m);
+    return n ? *n : no_encoding;
+  }
+  template <std::size_t I> static void write_at(const void* c, writer& w) noexcept {
+    write_member(static_cast<const T*>(c)->*(std::get<I>(fields).member), w);
+  }
+
+  template <std::size_t... I> static constexpr auto mandatory_of(std::index_sequence<I...>) {
+    return std::array<bool, size>{mandatory_at<I>()...};
+  }
+  template <std::size_t... I> static constexpr auto decode_of(std::index_sequence<I...>) {
+    return std::array<errc (*)(const std::byte*, T&) noexcept, size>{&decode_at<I>...};
+  }
+  template <std::size_t... I> static constexpr auto ops_of(std::index_sequence<I...>) {
+    return std::array<field_ops, size>{
+        field_ops{&decode_value<I>, &size_at<I>, &write_at<I>, mandatory_at<I>()}...};
+  }
+  using indexes = std::make_index_sequence<size>;
+  static constexpr auto is_mandatory = mandatory_of(indexes{});
+  static constexpr bool any_mandatory = [] {
+    for (bool m : is_mandatory) {
+      if (m) {
+        return true;
+      }
+    }
+    return false;
+  }();
+  static constexpr auto decode = decode_of(indexes{});
+  static constexpr auto field_ops_array = ops_of(indexes{});
+  static constexpr std::span<const field_ops> ops{field_ops_array};
+};
+
+// Decodes the fields of T from the list `l` (decode_fields above, with T's table).
+template <composite T> result<void> decode_fields(const value& l, T& out) noexcept {
+  return decode_fields(l, &out, field_table<T>::ops);
+}
+
+// Validates the value at p (constructor included) as validator::value(p, end, depth) does and,
+// if it is a list, decodes the fields of T from it in the same pass; advances p past the
+// value. Returns the validator's error, if any (as if the value had been validated whole
+// before anything was decoded); else `status` is what decode_fields would return, as an errc:
+// errc::type_mismatch (not a list, or a field of the wrong type), errc::missing_field, or
+// errc{}.
+template <composite T>
+errc decode_fields_checked(validator& check, const std::byte*& p, const std::byte* end,
+                           std::uint32_t depth, T& out, errc& status) noexcept {
+  using table = field_table<T>;
+  status = {};
+  if (p == end) {
+    return errc::decode_error;
+  }
+  const auto c = std::to_integer<std::uint8_t>(*p);
+  validator::compound_frame f;
+  if (c == code::list0) {
+    ++p;
+  } else if (c == code::list8 || c == code::list32) {
+    ++p;
+    if (auto e = check.open(ctor_table[c], p, end, depth, f); e != errc{}) {
+      return e;
+    }
+  } else {
+    if (auto e = check.value(p, end, depth); e != errc{}) {
+      return e;
+    }
+    status = errc::type_mismatch;
+    return {};
+  }
+  // The first decoding error wins, as in decode_fields; validation goes on to the end.
+  for (std::uint32_t k = 0; k < f.count; ++k) {
+    const std::byte* at = f.q;
+    if (at != f.end && *at == std::byte{code::null}) {
+      ++f.q;
+      if constexpr (table::any_mandatory) {
+        if (k < table::size && table::is_mandatory[k] && status == errc{}) {
+          status = errc::missing_field;
+        }
+      }
+      continue;
+    }
+    if (auto e = check.value(f.q, f.end, depth + 1); e != errc{}) {
+      return e;
+    }
+    // AMQP 1.0 §1.4: fields beyond those T knows (a later version's) are ignored.
+    if (k < table::size && status == errc{}) {
+      status = table::decode[k](at, out);
+    }
+  }
+  if constexpr (table::any_mandatory) {
+    for (std::size_t k = f.count; k < table::size; ++k) {
+      if (table::is_mandatory[k] && status == errc{}) {
+        status = errc::missing_field;
+      }
+    }
+  }
+  return f.q == f.end ? errc{} : errc::decode_error; // nothing left over
+}
+
+// Decodes a described value whose descriptor must be T's.
+template <composite T> result<void> decode_composite(const value& v, T& out) noexcept {
+  if (!has_descriptor<T>(v)) {
+    return v.is(type::described) ? errc::unexpected_descriptor : errc::type_mismatch;
+  }
+  out = T{};
+  return decode_fields(v.described_value(), out);
+}
+
 // How a composite is written, worked out once: the size of each field (0: written as null),
 // how many fields are written (trailing nulls dropped) and the total size.
 template <composite T> struct composite_plan {
@@ -385,33 +613,11 @@ template <composite T> struct composite_plan {
 
 template <composite T> composite_plan<T> plan_composite(const T& c) noexcept {
   composite_plan<T> plan;
-  bool ok = true;
-  std::size_t k = 0;
-  std::apply(
-      [&](const auto&... f) {
-        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
-          const auto& m = c.*(fd.member);
-          using M = std::remove_cvref_t<decltype(m)>;
-          bool null = member_is_null(m);
-          if constexpr (!is_optional<M>::value && !std::same_as<M, value> &&
-                        !std::same_as<M, symbols> && std::equality_comparable<M>) {
-            // A field equal to its default is written as null (AMQP 1.0 §1.4).
-            null = (fd.flags & mandatory) == 0 && m == defaults_of<T>.*(fd.member);
-          }
-          if (!null && ok) {
-            auto size = member_size(m);
-            ok = size.has_value();
-            plan.sizes[k] = ok ? *size : 0;
-            plan.n = k + 1;
-          }
-          ++k;
-        };
-        (one(f), ...);
-      },
-      composite_traits<T>::fields);
-  if (!ok) {
-    return plan;
+  const std::size_t n = plan_fields(&c, field_table<T>::ops, plan.sizes.data());
+  if (n == field_ops::no_encoding) {
+    return plan; // full == 0: T cannot be encoded
   }
+  plan.n = n;
   for (std::size_t j = 0; j < plan.n; ++j) {
     plan.payload += plan.sizes[j] == 0 ? 1 : plan.sizes[j];
   }
@@ -452,22 +658,7 @@ void write_composite(const T& c, const composite_plan<T>& plan, writer& w) noexc
     w.u32(static_cast<std::uint32_t>(plan.payload + 4));
     w.u32(static_cast<std::uint32_t>(plan.n));
   }
-  std::size_t k = 0;
-  std::apply(
-      [&](const auto&... f) {
-        [[maybe_unused]] auto one = [&](const auto& fd) { // unused if T has no fields
-          if (k < plan.n) {
-            if (plan.sizes[k] == 0) {
-              w.u8(code::null);
-            } else {
-              write_member(c.*(fd.member), w);
-            }
-          }
-          ++k;
-        };
-        (one(f), ...);
-      },
-      composite_traits<T>::fields);
+  write_fields(&c, field_table<T>::ops, plan.sizes.data(), plan.n, w);
 }
 
 template <composite T> void write_composite(const T& c, writer& w) noexcept {
