@@ -28,21 +28,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "open_sender: %s\n", sender.error().message().c_str());
     return 1;
   }
-  // One data section, "hello".
-  const std::string_view text = "hello";
-  const amqp::value body[] = {
-      amqp::value{amqp::binary_view{reinterpret_cast<const std::byte*>(text.data()), text.size()}}};
-  amqp::message_parts m;
-  m.body = amqp::body_kind::data;
-  m.body_sections = body;
-  std::byte buf[64];
-  const auto n = amqp::encode(m, buf);
-  if (!n) {
-    return 1;
-  }
-  const auto outcome = sender->send({buf, *n});
-  const bool accepted =
-      outcome && outcome->state == amqp::transport::delivery_outcome::kind::accepted;
+  // The message as users write it: an amqp-value "hello".
+  const auto outcome = sender->send(amqp::message("hello"));
+  const bool accepted = outcome && outcome->state == amqp::state_kind::accepted;
   if (!accepted) {
     std::fprintf(stderr, "send: %s\n",
                  outcome ? "not accepted" : outcome.error().message().c_str());
