@@ -155,7 +155,7 @@ private:
                  std::uint32_t depth) noexcept {
     const auto left = static_cast<std::size_t>(end - p);
     const unsigned w = ci.width;
-    if (2 * w > left) {
+    if (std::size_t{2} * w > left) {
       return errc::decode_error;
     }
     const std::size_t size = load_sized(p, w);
@@ -164,7 +164,7 @@ private:
       return errc::decode_error;
     }
     const std::uint32_t count = load_sized(p + w, w);
-    const std::byte* q = p + 2 * w;
+    const std::byte* q = p + std::size_t{2} * w;
     const std::byte* sub_end = p + w + size;
     p = sub_end;
     // An empty container nests nothing (and so costs no depth, as list0 does not).
@@ -342,7 +342,7 @@ value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
   case category::compound: {
     const std::uint32_t size = load_sized(p, ci.width);
     va::set_count(v, load_sized(p + ci.width, ci.width));
-    va::set_bytes(v, {p + 2 * ci.width, size - ci.width});
+    va::set_bytes(v, {p + std::size_t{2} * ci.width, size - ci.width});
     p += ci.width + size;
     return v;
   }
@@ -350,7 +350,7 @@ value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
     const std::uint32_t size = load_sized(p, ci.width);
     const std::byte* end = p + ci.width + size;
     va::set_count(v, load_sized(p + ci.width, ci.width));
-    const std::byte* q = p + 2 * ci.width;
+    const std::byte* q = p + std::size_t{2} * ci.width;
     auto ec = std::to_integer<std::uint8_t>(*q++);
     std::span<const std::byte> desc;
     if (ec == code::described) {
