@@ -256,8 +256,8 @@ void async_websocket_client(
   auto reader = std::make_shared<handshake_reader>();
   reader->inner = inner;
   reader->feed = [state](std::span<const std::byte> in) { return state->feed(in); };
-  reader->done = [inner, state, done = std::move(done)](std::error_code ec,
-                                                        std::vector<std::byte> rest) {
+  reader->done = [inner = std::move(inner), state,
+                  done = std::move(done)](std::error_code ec, std::vector<std::byte> rest) {
     if (ec) {
       done(ec, nullptr);
       return;
@@ -266,7 +266,7 @@ void async_websocket_client(
   };
   auto part = std::make_shared<std::array<std::span<const std::byte>, 1>>();
   (*part)[0] = as_bytes(state->request());
-  inner->async_write(*part, [reader, state, part](std::error_code ec, std::size_t) {
+  reader->inner->async_write(*part, [reader, state, part](std::error_code ec, std::size_t) {
     if (ec) {
       reader->done(ec, {});
       return;
