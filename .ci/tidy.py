@@ -74,7 +74,8 @@ def cache_key(root, entry, version, config):
                  os.path.relpath(entry["file"], root)):
         h.update(part.encode())
         h.update(b"\0")
-    h.update(pre.stdout)
+    # __FILE__ expands to an absolute path: written as the placeholder too.
+    h.update(pre.stdout.replace(str(root).encode(), b"@ROOT@"))
     return h.hexdigest()
 
 
