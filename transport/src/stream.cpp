@@ -107,8 +107,8 @@ public:
     stream_.lowest_layer().close(ec);
   }
   asio::any_io_executor executor() override { return stream_.get_executor(); }
-  std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
-  std::string peer_certificate_subject() const override {
+  [[nodiscard]] std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
+  [[nodiscard]] std::string peer_certificate_subject() const override {
     if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
       return {};
     } else {

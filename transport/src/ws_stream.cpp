@@ -17,7 +17,7 @@ namespace amqp::transport::detail {
 namespace {
 
 // Bytes read from the inner stream at a time.
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_chunk = std::size_t{64} * 1024;
 
 // The masking key of the next frame: random for a client (RFC 6455 §10.3: from a strong
 // source of entropy); a server does not mask, so it draws nothing.
@@ -256,7 +256,8 @@ void async_websocket_client(
   auto reader = std::make_shared<handshake_reader>();
   reader->inner = inner;
   reader->feed = [state](std::span<const std::byte> in) { return state->feed(in); };
-  reader->done = [inner, state, done](std::error_code ec, std::vector<std::byte> rest) {
+  reader->done = [inner = std::move(inner), state,
+                  done = std::move(done)](std::error_code ec, std::vector<std::byte> rest) {
     if (ec) {
       done(ec, nullptr);
       return;
@@ -265,7 +266,7 @@ void async_websocket_client(
   };
   auto part = std::make_shared<std::array<std::span<const std::byte>, 1>>();
   (*part)[0] = as_bytes(state->request());
-  inner->async_write(*part, [reader, state, part](std::error_code ec, std::size_t) {
+  reader->inner->async_write(*part, [reader, state, part](std::error_code ec, std::size_t) {
     if (ec) {
       reader->done(ec, {});
       return;
@@ -283,7 +284,8 @@ void async_websocket_server(
   auto reader = std::make_shared<handshake_reader>();
   reader->inner = inner;
   reader->feed = [state](std::span<const std::byte> in) { return state->feed(in); };
-  reader->done = [inner, state, done](std::error_code ec, std::vector<std::byte> rest) {
+  reader->done = [inner = std::move(inner), state,
+                  done = std::move(done)](std::error_code ec, std::vector<std::byte> rest) {
     if (ec && state->response().empty()) {
       done(ec, nullptr);
       return;

@@ -325,11 +325,11 @@ private:
 // A range of values (elements of a list/array, or keys and values of a map interleaved).
 class value_range {
 public:
-  value_iterator begin() const noexcept { return begin_; }
-  value_iterator end() const noexcept { return {}; }
+  [[nodiscard]] value_iterator begin() const noexcept { return begin_; }
+  [[nodiscard]] value_iterator end() const noexcept { return {}; }
   // Number of values in the range.
-  std::uint32_t size() const noexcept { return begin_.remaining_; }
-  bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return begin_.remaining_; }
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
 private:
   friend class value;

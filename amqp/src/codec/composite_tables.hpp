@@ -374,7 +374,9 @@ template <> struct composite_traits<properties> {
 } // namespace amqp::detail
 
 // Defines the public decode/encoded_size/encode overloads of a composite type T, all three
-// forwarding to the generic table-driven code. Used once per type in the .cpp files.
+// forwarding to the generic table-driven code. Used once per type in the .cpp files. T is a
+// type name, which cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define AMQP_DEFINE_COMPOSITE_API(T)                                                               \
   result<void> decode(const value& described, T& out) noexcept {                                   \
     return detail::decode_composite(described, out);                                               \
@@ -385,3 +387,4 @@ template <> struct composite_traits<properties> {
   result<std::size_t> encode(const T& x, std::span<std::byte> out) noexcept {                      \
     return detail::encode_composite(x, out);                                                       \
   }
+// NOLINTEND(bugprone-macro-parentheses)

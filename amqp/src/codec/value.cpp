@@ -1,6 +1,8 @@
 // amqp::value accessors, iteration and equality.
 #include "amqp/value.hpp"
 
+#include <bit>
+#include <cstdint>
 #include <cstring>
 
 #include "amqp/assert.hpp"
@@ -264,10 +266,10 @@ bool operator==(const value& a, const value& b) noexcept {
   case type::long_:
   case type::timestamp:
     return a.u_.i == b.u_.i;
-  case type::float_:
-    return std::memcmp(&a.u_.f, &b.u_.f, sizeof(float)) == 0;
+  case type::float_: // bit for bit: NaN payloads and the sign of zero count
+    return std::bit_cast<std::uint32_t>(a.u_.f) == std::bit_cast<std::uint32_t>(b.u_.f);
   case type::double_:
-    return std::memcmp(&a.u_.d, &b.u_.d, sizeof(double)) == 0;
+    return std::bit_cast<std::uint64_t>(a.u_.d) == std::bit_cast<std::uint64_t>(b.u_.d);
   case type::char_:
     return a.u_.c == b.u_.c;
   case type::decimal32:
