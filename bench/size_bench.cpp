@@ -3,8 +3,9 @@
 //
 // Code size, the .text section (what stripping leaves of the code; the section headers are
 // read from the ELF files, so a stripped or unstripped file gives the same figure):
-//   ours.size.core_text       the core library's objects (amqp::amqp, every source of
-//                             amqp/CMakeLists.txt) linked into one shared object,
+//   ours.size.core_text       the core library's objects (amqp::amqp: the sources listed in
+//                             AMQP_SOURCES of amqp/CMakeLists.txt; not the frame tracer,
+//                             amqp::trace) linked into one shared object,
 //                             libamqp_core_size.so, with the flags of this build (the release
 //                             preset: -O2, as Debian builds Proton). A shared object, like
 //                             Proton's, so that inline and template functions instantiated in

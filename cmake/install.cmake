@@ -20,7 +20,11 @@ set(AMQP_INSTALL_PKGCONFIGDIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig
 # One export set per component: a consumer of the core alone needs neither OpenSSL nor
 # Threads.
 set(AMQP_INSTALLED_COMPONENTS core)
-install(TARGETS amqp EXPORT amqp-core-targets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# amqp::trace (the frame tracer, amqp/trace.hpp) is standard library only like the core, and
+# goes with it; the transport links it.
+set_target_properties(amqp_trace PROPERTIES EXPORT_NAME trace)
+install(TARGETS amqp amqp_trace EXPORT amqp-core-targets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/amqp/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.hpp")
 install(EXPORT amqp-core-targets NAMESPACE amqp:: DESTINATION ${AMQP_INSTALL_CMAKEDIR})

@@ -25,7 +25,7 @@ cmake --install "$build" --prefix "$prefix" >"$work/install.log" ||
   { cat "$work/install.log" >&2; fail "cmake --install failed"; }
 
 echo "-- installed files"
-for f in lib/libamqp.a lib/libamqp_transport.a lib/libamqp_broker.a bin/amqp-cli \
+for f in lib/libamqp.a lib/libamqp_trace.a lib/libamqp_transport.a lib/libamqp_broker.a bin/amqp-cli \
   lib/cmake/amqp/amqp-config.cmake lib/cmake/amqp/amqp-config-version.cmake \
   lib/pkgconfig/amqp.pc lib/pkgconfig/amqp-transport.pc lib/pkgconfig/amqp-broker.pc \
   include/amqp/connection.hpp include/amqp/broker.hpp include/amqp/transport/client.hpp; do

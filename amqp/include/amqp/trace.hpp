@@ -4,6 +4,9 @@
 // environment variable AMQP_TRACE=frames, which the transport reads: see
 // trace_frames_requested).
 //
+// Library amqp::trace (target amqp_trace), apart from the core amqp::amqp: the engine does
+// not use it, and a program that never traces does not link it.
+//
 // A line names the frame and decodes every field the peer put on the wire (fields sent as
 // null or absent are left out, as Qpid Proton's PN_TRACE_FRM does):
 //

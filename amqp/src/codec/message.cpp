@@ -416,10 +416,12 @@ result<void> message_decoder::run(message_view& m, std::span<const std::byte> in
       if (slot >= 0 && p != end && ctor_table_type(*p) == type::map) {
         e = index_map(check, p, end, m, m.maps_[slot], used);
       } else if (s == section::header) {
-        e = detail::decode_fields_checked(check, p, end, 1, m.header.emplace(), fields);
+        e = detail::decode_fields_checked(check, p, end, 1, detail::desc_of<header>,
+                                          &m.header.emplace(), fields);
         decoded = true;
       } else if (s == section::properties) {
-        e = detail::decode_fields_checked(check, p, end, 1, m.properties.emplace(), fields);
+        e = detail::decode_fields_checked(check, p, end, 1, detail::desc_of<properties>,
+                                          &m.properties.emplace(), fields);
         decoded = true;
       } else {
         e = check.value(p, end, 1);
