@@ -134,7 +134,7 @@ class Scenario:
         return True
 
     def _timeout(self, seconds):
-        if self._line(False, 'timed out after %s s while %s' % (seconds, self.stage_text)):
+        if self._line(False, 'timed out after %g s while %s' % (seconds, self.stage_text)):
             os._exit(1)
 
     def run(self, fn):

@@ -40,6 +40,8 @@ def parse_args():
     p.add_argument('--scenario', choices=('telemetry', 'batch', 'c2d'), default='telemetry')
     p.add_argument('--device')
     p.add_argument('--count', type=int, default=5)
+    p.add_argument('--first-index', type=int, default=0,
+                   help='index of the first message (ids and the index property follow it)')
     p.add_argument('--run-id', default='')
     p.add_argument('--timeout', type=float, default=60)
     return p.parse_args()
@@ -80,7 +82,8 @@ def telemetry(sc, args, batch):
     operation = '/devices/{device_id}/messages/events'.format(device_id=device_id)
     uri = 'amqps://{}{}'.format(hostname, operation)
     send_client = uamqp.SendClient(uri, auth=auth, debug=bool(os.environ.get('UAMQP_DEBUG')))
-    messages = [make_message(uamqp, run_id, device_id, i) for i in range(args.count)]
+    first = args.first_index
+    messages = [make_message(uamqp, run_id, device_id, i) for i in range(first, first + args.count)]
     if batch:
         # One transfer: message-format 0x80013700, each message encoded in a data section.
         send_client.queue_message(uamqp.message.BatchMessage(data=messages, multi_messages=False))
