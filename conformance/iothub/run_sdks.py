@@ -4,6 +4,7 @@
     run_sdks.py --emulator PATH [--only CELLS] [--keep] [-v] [--budget S]
     run_sdks.py --state DIR [--wss-443] ...   an emulator already running (not started here)
     run_sdks.py --selftest                    the scripts themselves, no emulator
+    run_sdks.py --fake-hub [--trace] [--keep]  the scenarios against node/fake_hub.js
 
 With --emulator, the emulator is started here in a temp dir (conformance/peers/peers.py
 Workspace: free ports on 127.0.0.1, stopped by PID):
@@ -21,7 +22,10 @@ where the SDK has no such operation), then the details; exits 1 on any FAIL.
 --selftest checks every script without an emulator: it must fail cleanly, with one FAIL
 line that says what is wrong, when the state dir does not exist (exit 2), when nothing
 listens where connection-strings.json points (exit 1, at once), and when the peer accepts
-TCP but never answers (exit 1 when its --timeout runs out, naming the stage).
+TCP but never answers (exit 1 when its --timeout runs out, naming the stage). Then it runs
+the whole table against node/fake_hub.js, a rhea stand-in with the emulator's command line
+(as run_matrix.py --self-test stands rhea in for amqp-cli broker), so that the scripts'
+success paths are proven too; it is a test double, not a model of IoT Hub.
 
 Node packages: npm ci --prefix conformance/iothub/node.
 """
@@ -176,8 +180,12 @@ def port_free(port, host=peers.HOST):
 
 
 class Emulator:
-    def __init__(self, ws, path):
+    """iothub-emulator (argv_prefix [path]) or a stand-in with its command line."""
+
+    def __init__(self, ws, path, argv_prefix=None, extra_args=(), name='iothub-emulator', env=None):
         self.ws, self.path = ws, path
+        self.argv_prefix = list(argv_prefix) if argv_prefix else [path]
+        self.extra_args, self.name, self.env = list(extra_args), name, env
         self.state = ws.mkdir('state')
         self.amqps, self.amqp, other_wss = peers.free_ports(3)
         self.wss_443 = os.geteuid() == 0 and port_free(443)
@@ -186,29 +194,41 @@ class Emulator:
         self.listening = []
 
     def argv(self):
-        a = [self.path, '--state', self.state, '--hub', HUB,
+        a = self.argv_prefix + ['--state', self.state, '--hub', HUB,
              '--amqps', '%s:%d' % (peers.HOST, self.amqps),
              '--amqp', '%s:%d' % (peers.HOST, self.amqp),
              '--wss', '%s:%d' % (peers.HOST, self.wss),
              '--partitions', str(PARTITIONS)]
         for d in DEVICES:
             a += ['--device', d]
-        return a
+        return a + self.extra_args
 
     def start(self, timeout=30.0):
         if not os.access(self.path, os.X_OK):
-            raise PeerError('iothub-emulator not found or not executable: %r' % self.path)
-        self.proc = self.ws.start('iothub-emulator', self.argv(), watch_stdout=True)
+            raise PeerError('%s not found or not executable: %r' % (self.name, self.path))
+        self.proc = self.ws.start(self.name, self.argv(), watch_stdout=True, env=self.env)
         ms = self.proc.wait_line(r'^listening (\S+)', timeout=timeout, count=3)
         self.listening = [m.group(1) for m in ms]
         cs = os.path.join(self.state, 'connection-strings.json')
         deadline = time.monotonic() + timeout
         while not os.path.exists(cs):  # written at start-up, next to the listening lines
             if not self.proc.alive() or time.monotonic() > deadline:
-                raise PeerError('iothub-emulator wrote no %s\n%s' % (cs, self.proc.tail()))
+                raise PeerError('%s wrote no %s\n%s' % (self.name, cs, self.proc.tail()))
             time.sleep(0.05)
-        peers.log('iothub-emulator listening on %s' % ', '.join(self.listening))
+        peers.log('%s listening on %s' % (self.name, ', '.join(self.listening)))
         return self
+
+
+def fake_hub(ws, trace=False):
+    """node/fake_hub.js, standing in for iothub-emulator (same command line plus its own
+    certificate); trace: rhea's frame log in its log file."""
+    if not peers.NODE or not os.path.isdir(os.path.join(NODE_DIR, 'node_modules', 'rhea')):
+        raise PeerError('fake_hub.js needs node and npm ci --prefix %s' % NODE_DIR)
+    certs = ws.certs()
+    env = dict(os.environ, DEBUG='rhea:frames') if trace else None
+    return Emulator(ws, peers.NODE, [peers.NODE, '--no-deprecation', os.path.join(NODE_DIR, 'fake_hub.js')],
+                    ['--cert', certs.server_cert, '--key', certs.server_key, '--ca', certs.ca],
+                    name='fake-hub', env=env)
 
 
 # ---------------------------------------------------------------------------
@@ -613,9 +633,8 @@ def selftest(args):
                 th.join()
         finally:
             silent.close()
-    failed = print_table('iothub SDK scripts self-test', rows, SELF_COLUMNS, results,
-                         lambda r, c: True, time.monotonic() - t0)
-    return 1 if failed else 0
+    return print_table('the scenario scripts without an emulator', rows, SELF_COLUMNS, results,
+                       lambda r, c: True, time.monotonic() - t0)
 
 
 # ---------------------------------------------------------------------------
@@ -627,7 +646,12 @@ def parse_args(argv):
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument('--emulator', help='iothub-emulator binary (started here)')
     g.add_argument('--state', help='state dir of an iothub-emulator already running')
-    g.add_argument('--selftest', action='store_true', help='the scripts without an emulator')
+    g.add_argument('--selftest', action='store_true',
+                   help='the scripts without an emulator, then against node/fake_hub.js')
+    g.add_argument('--fake-hub', action='store_true',
+                   help='the scenarios against node/fake_hub.js only (a stand-in for the emulator)')
+    p.add_argument('--trace', action='store_true',
+                   help='fake hub: rhea frame log in fake-hub.log (with --keep)')
     p.add_argument('--wss-443', action='store_true',
                    help='with --state: the running emulator has its WSS listener on 127.0.0.1:443')
     p.add_argument('--only', action='append',
@@ -657,27 +681,24 @@ def selected_cells(args):
     return [c for c in cells if c in out]
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.selftest:
-        return selftest(args)
+def scenarios(args, title, make_emulator=None, state=None, wss_443=False):
+    """Every selected cell against the emulator make_emulator(ws) starts (or the one
+    already running with `state`); prints the table; returns the number of FAILs."""
     cells = selected_cells(args)
     t0 = time.monotonic()
     deadline = t0 + args.budget
     results = {}
     with peers.Workspace(prefix='iothub-sdks-', keep=args.keep or None) as ws:
         emulator = None
-        if args.emulator:
-            emulator = Emulator(ws, os.path.abspath(args.emulator))
+        if make_emulator:
             try:
+                emulator = make_emulator(ws)
                 emulator.start()
+                state, wss_443 = emulator.state, emulator.wss_443
             except PeerError as e:
                 for cell in cells:
-                    results[cell] = ('FAIL', 'iothub-emulator did not start: %s' % e, 0.0)
-                peers.log('iothub-emulator did not start: %s' % e)
-            state, wss_443 = emulator.state, emulator.wss_443
-        else:
-            state, wss_443 = os.path.abspath(args.state), args.wss_443
+                    results[cell] = ('FAIL', 'the emulator did not start: %s' % e, 0.0)
+                peers.log('the emulator did not start: %s' % e)
         if not results:
             env = Env(args, ws, state, wss_443)
             env.emulator = emulator
@@ -685,8 +706,27 @@ def main(argv=None):
                 run_cell(env, row, col, results, args.verbose, deadline)
     rows = [(r, label) for r, label in ROWS if any(c[0] == r for c in cells)]
     cols = [(c, label) for c, label in COLUMNS if any(x[1] == c for x in cells)]
-    failed = print_table('Azure SDKs and uAMQP against iothub-emulator', rows, cols, results,
-                         lambda r, c: (r, c) in cells, time.monotonic() - t0)
+    return print_table(title, rows, cols, results, lambda r, c: (r, c) in cells,
+                       time.monotonic() - t0)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.selftest:
+        failed = selftest(args)
+        failed += scenarios(args, 'the scenarios against node/fake_hub.js (a stand-in, not the '
+                            'emulator)', lambda ws: fake_hub(ws, args.trace))
+        return 1 if failed else 0
+    if args.fake_hub:
+        failed = scenarios(args, 'the scenarios against node/fake_hub.js (a stand-in, not the '
+                           'emulator)', lambda ws: fake_hub(ws, args.trace))
+    elif args.emulator:
+        path = os.path.abspath(args.emulator)
+        failed = scenarios(args, 'Azure SDKs and uAMQP against iothub-emulator',
+                           lambda ws: Emulator(ws, path))
+    else:
+        failed = scenarios(args, 'Azure SDKs and uAMQP against iothub-emulator (--state)',
+                           state=os.path.abspath(args.state), wss_443=args.wss_443)
     return 1 if failed else 0
 
 
