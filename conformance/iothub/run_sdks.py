@@ -186,7 +186,7 @@ class Emulator:
         self.ws, self.path = ws, path
         self.argv_prefix = list(argv_prefix) if argv_prefix else [path]
         self.extra_args, self.name, self.env = list(extra_args), name, env
-        self.state = ws.mkdir('state')
+        self.state = ws.mkdir('state-%s' % name)
         self.amqps, self.amqp, other_wss = peers.free_ports(3)
         self.wss_443 = os.geteuid() == 0 and port_free(443)
         self.wss = 443 if self.wss_443 else other_wss
@@ -219,16 +219,21 @@ class Emulator:
         return self
 
 
-def fake_hub(ws, trace=False):
+def fake_hub(ws, trace=False, fault=None):
     """node/fake_hub.js, standing in for iothub-emulator (same command line plus its own
-    certificate); trace: rhea's frame log in its log file."""
+    certificate); trace: rhea's frame log in its log file; fault: FAKE_HUB_FAULT."""
     if not peers.NODE or not os.path.isdir(os.path.join(NODE_DIR, 'node_modules', 'rhea')):
         raise PeerError('fake_hub.js needs node and npm ci --prefix %s' % NODE_DIR)
     certs = ws.certs()
-    env = dict(os.environ, DEBUG='rhea:frames') if trace else None
+    env = dict(os.environ)
+    env.pop('FAKE_HUB_FAULT', None)
+    if trace:
+        env['DEBUG'] = 'rhea:frames'
+    if fault:
+        env['FAKE_HUB_FAULT'] = fault
     return Emulator(ws, peers.NODE, [peers.NODE, '--no-deprecation', os.path.join(NODE_DIR, 'fake_hub.js')],
                     ['--cert', certs.server_cert, '--key', certs.server_key, '--ca', certs.ca],
-                    name='fake-hub', env=env)
+                    name='fake-hub-%s' % fault if fault else 'fake-hub', env=env)
 
 
 # ---------------------------------------------------------------------------
@@ -583,6 +588,111 @@ def self_cell(ws, name, make, col, states):
     raise ValueError(col)
 
 
+# The scripts must notice a misbehaving hub: fake_hub.js with FAKE_HUB_FAULT, and the FAIL
+# (exit 1) each script must then print, as a regex on its detail.
+FAULT_TIMEOUT = 12
+
+
+def _fault_device_telemetry(env):
+    return [run_script(node_argv('device.js', env.state, '--device', env.device(0), '--timeout',
+                                 str(FAULT_TIMEOUT)), FAULT_TIMEOUT, env.log('fault-device'))]
+
+
+def _fault_c2d_pair(which):
+    def fn(env):
+        t = FAULT_TIMEOUT
+        run = rid('fault')
+        svc = start_script(node_argv('service.js', env.state, '--device', env.device(2), '--run-id', run,
+                                     '--timeout', str(t)), t, env.log('fault-service'))
+        dev = run_script(node_argv('device.js', env.state, '--scenario', 'c2d', '--device', env.device(2),
+                                   '--run-id', run, '--timeout', str(t)), t, env.log('fault-device-c2d'))
+        s = svc()
+        return [dev] if which == 'device' else [s]
+    return fn
+
+
+def _fault_eventhubs(connection):
+    def fn(env):
+        return [run_script(node_argv('eventhubs.js', env.state, '--connection', connection, '--timeout',
+                                     str(FAULT_TIMEOUT)), FAULT_TIMEOUT, env.log('fault-eventhubs'))]
+    return fn
+
+
+def _fault_uamqp_batch(env):
+    env.need_uamqp()
+    return [run_script(py_argv('uamqp_device.py', env.state, '--scenario', 'batch', '--timeout',
+                               str(FAULT_TIMEOUT)), FAULT_TIMEOUT, env.log('fault-uamqp-batch'))]
+
+
+def _fault_uamqp_read(env):
+    env.need_uamqp()
+    run = rid('fault')
+    sent = run_script(py_argv('uamqp_device.py', env.state, '--run-id', run, '--device', env.device(0),
+                              '--timeout', str(FAULT_TIMEOUT)), FAULT_TIMEOUT, env.log('fault-uamqp-send'))
+    if not sent.ok:
+        raise Fail('uamqp_device.py telemetry (the setup of this check) failed: %s' % sent.describe())
+    return [run_script(py_argv('uamqp_service.py', env.state, '--scenario', 'telemetry-read', '--run-id',
+                               run, '--expect', '5', '--partitions', str(PARTITIONS), '--timeout',
+                               str(FAULT_TIMEOUT)), FAULT_TIMEOUT, env.log('fault-uamqp-read'))]
+
+
+FAULTS = [
+    ('status-code-string', 'CBS status-code as a string: device.js', _fault_device_telemetry,
+     r'Unauthorized|timed out'),
+    ('c2d-drop-released', 'abandoned C2D not redelivered: device.js c2d', _fault_c2d_pair('device'),
+     r'abandoned and redelivered false'),
+    ('feedback-all-success', 'feedback Success for a rejection: service.js', _fault_c2d_pair('service'),
+     r'statusCode Success, expected Rejected'),
+    ('filter-inclusive', "'>' filters taken as '>=': eventhubs.js", _fault_eventhubs('eventhub'),
+     r'exclusive'),
+    ('offset-long', 'x-opt-offset as a long: eventhubs.js', _fault_eventhubs('eventhub'),
+     r'offset type'),
+    ('no-redirect', 'no amqp:link:redirect: eventhubs.js redirect', _fault_eventhubs('redirect'),
+     r'redirect'),
+    ('drop-content-encoding', 'content-encoding lost: uamqp_service.py telemetry-read',
+     _fault_uamqp_read, r'content-encoding'),
+    ('batch-reject', 'batch transfer rejected: uamqp_device.py batch', _fault_uamqp_batch,
+     r'sends failed'),
+]
+
+
+def fault_checks(args):
+    """Each fault of FAULTS against its own fake hub; the named script must FAIL as expected."""
+    t0 = time.monotonic()
+    results = {}
+    rows = [(f, label) for f, label, _, _ in FAULTS]
+    with peers.Workspace(prefix='iothub-sdks-faults-', keep=args.keep or None) as ws:
+        for fault, label, fn, expected in FAULTS:
+            t1 = time.monotonic()
+            hub = fake_hub(ws, fault=fault)
+            try:
+                hub.start()
+                env = Env(args, ws, hub.state, hub.wss_443)
+                env.emulator = hub
+                bad = []
+                for r in fn(env):
+                    if r.rc != 1 or r.status != 'FAIL' or not re.search(expected, r.detail or ''):
+                        bad.append('expected FAIL matching /%s/, exit 1: %s' % (expected, r.describe()))
+                    else:
+                        detail = r.detail
+                status, detail = ('FAIL', '; '.join(bad)) if bad else ('pass', 'caught: ' + detail)
+            except Skip as e:
+                status, detail = 'skip', str(e)
+            except (Fail, PeerError) as e:
+                status, detail = 'FAIL', str(e)
+            except Exception as e:
+                status, detail = 'FAIL', 'harness: %s\n%s' % (e, traceback.format_exc())
+            finally:
+                if hub.proc is not None:
+                    hub.proc.stop()
+            results[(fault, 'caught')] = (status, detail, time.monotonic() - t1)
+            if args.verbose or status == 'FAIL':
+                peers.log('fault %-22s %s %s' % (fault, status, detail.splitlines()[0][:160]))
+    return print_table('the scripts catch a misbehaving hub (fake_hub.js with FAKE_HUB_FAULT)', rows,
+                       [('caught', 'the script FAILs, saying why')], results, lambda r, c: True,
+                       time.monotonic() - t0)
+
+
 def selftest(args):
     t0 = time.monotonic()
     results = {}
@@ -714,6 +824,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.selftest:
         failed = selftest(args)
+        failed += fault_checks(args)
         failed += scenarios(args, 'the scenarios against node/fake_hub.js (a stand-in, not the '
                             'emulator)', lambda ws: fake_hub(ws, args.trace))
         return 1 if failed else 0

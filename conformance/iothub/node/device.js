@@ -107,7 +107,16 @@ async function c2d() {
   const seen = {};
   let problem = null;
   let notify = () => {};
-  const settle = (verb, msg) => promisify((cb) => client[verb](msg, cb));
+  // One settlement per event-loop turn: rhea (1.0.24 here, 3.0.5 too) writes the
+  // dispositions of one turn as ranges and gives a range the first delivery's outcome when
+  // only two are in it (write_dispositions), so an abandon and a reject made together reach
+  // the hub as two releases (docs/iothub-sdk-behaviour.md).
+  let chain = Promise.resolve();
+  const settle = (verb, msg) => {
+    const p = chain.then(() => promisify((cb) => client[verb](msg, cb)));
+    chain = p.catch(() => {}).then(() => new Promise((resolve) => setImmediate(resolve)));
+    return p;
+  };
   client.on('message', (msg) => {
     const props = {};
     for (let i = 0; i < msg.properties.count(); i++) {

@@ -53,6 +53,10 @@ try {
   process.exit(2);
 }
 
+// FAKE_HUB_FAULT=a,b: misbehave on purpose, so that run_sdks.py --selftest can check that
+// the scenario scripts notice (each fault is named where it acts).
+const FAULTS = new Set((process.env.FAKE_HUB_FAULT || '').split(',').filter(Boolean));
+
 function log(msg) {
   console.error(`[fake_hub ${new Date().toISOString().slice(11, 23)}] ${msg}`);
 }
@@ -134,13 +138,16 @@ function enqueueEvent(deviceId, msg) {
   const offset = String(p.bytes);
   p.bytes += 1000;
   const ev = Object.assign({}, msg);
+  if (FAULTS.has('drop-content-encoding')) {
+    delete ev.content_encoding;
+  }
   ev.message_annotations = Object.assign({}, msg.message_annotations, {
     'iothub-connection-device-id': deviceId,
     'iothub-connection-auth-method': '{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}',
     'iothub-enqueuedtime': now,
     'iothub-message-source': 'Telemetry',
     'x-opt-sequence-number': rhea.types.wrap_long(seq),
-    'x-opt-offset': offset,
+    'x-opt-offset': FAULTS.has('offset-long') ? rhea.types.wrap_long(Number(offset)) : offset,
     'x-opt-enqueued-time': now,
   });
   p.events.push({ seq, offset: Number(offset), time: now.getTime(), message: ev });
@@ -164,13 +171,14 @@ function startIndex(p, filter) {
   }
   const v = Number(raw);
   const key = { offset: 'offset', 'sequence-number': 'seq', 'enqueued-time': 'time' }[name.toLowerCase()];
-  const i = p.events.findIndex((e) => (op === '>' ? e[key] > v : e[key] >= v));
+  const strict = op === '>' && !FAULTS.has('filter-inclusive');
+  const i = p.events.findIndex((e) => (strict ? e[key] > v : e[key] >= v));
   return i < 0 ? p.events.length : i;
 }
 
 function pump(sender) {
   const p = partitions[sender.partition];
-  while (sender.next < p.events.length && sender.sendable()) {
+  while (sender.next < p.events.length && sender.is_open() && sender.sendable()) {
     sender.send(p.events[sender.next++].message);
   }
 }
@@ -191,7 +199,7 @@ function c2dQueue(id) {
 function dispatchC2d(id) {
   const q = c2dQueue(id);
   for (const r of q.receivers) {
-    while (q.messages.length && r.sendable()) {
+    while (q.messages.length && r.is_open() && r.sendable()) {
       const entry = q.messages.shift();
       entry.deliveryCount++;
       const m = Object.assign({}, entry.message, {
@@ -200,6 +208,8 @@ function dispatchC2d(id) {
       });
       const d = r.send(m, Buffer.from(crypto.randomUUID().replace(/-/g, ''), 'hex'));
       d.entry = entry;
+      r.locked = r.locked || new Set();
+      r.locked.add(d);
     }
   }
 }
@@ -226,7 +236,7 @@ function feedback(entry, statusCode) {
 
 function dispatchFeedback() {
   for (const s of feedbackSenders) {
-    while (feedbackQueue.length && s.sendable()) {
+    while (feedbackQueue.length && s.is_open() && s.sendable()) {
       s.send(feedbackQueue.shift());
     }
   }
@@ -260,7 +270,10 @@ function reply(conn, request, replyTo, status, description, body) {
   const id = request.message.message_id;
   s.send({
     correlation_id: typeof id === 'number' ? rhea.types.wrap_ulong(id) : id,
-    application_properties: { 'status-code': rhea.types.wrap_int(status), 'status-description': description },
+    application_properties: {
+      'status-code': FAULTS.has('status-code-string') ? String(status) : rhea.types.wrap_int(status),
+      'status-description': description,
+    },
     body,
   });
 }
@@ -272,7 +285,7 @@ container.on('sender_open', (ctx) => {
   s.set_source({ address: raw, filter: s.source && s.source.filter });
   s.set_target(s.target || {});
   let m;
-  if ((m = /^messages\/events(\/.*)?$/i.exec(a))) {
+  if (!FAULTS.has('no-redirect') && (m = /^messages\/events(\/.*)?$/i.exec(a))) {
     const rest = (m[1] || '').replace(/^\/consumergroups/i, '/ConsumerGroups').replace(/\/partitions\//i, '/Partitions/');
     const port = listening.amqps;
     const info = { hostname: 'localhost', 'network-host': 'localhost', port: rhea.types.wrap_int(port),
@@ -334,11 +347,16 @@ function settleC2d(ctx, outcome) {
     return;
   }
   d.entry = undefined;
+  if (ctx.sender.locked) {
+    ctx.sender.locked.delete(d);
+  }
   log(`C2D ${entry.message.message_id} to ${entry.device}: ${outcome}`);
   if (outcome === 'accepted') {
     feedback(entry, 'Success');
   } else if (outcome === 'rejected') {
-    feedback(entry, 'Rejected');
+    feedback(entry, FAULTS.has('feedback-all-success') ? 'Success' : 'Rejected');
+  } else if (FAULTS.has('c2d-drop-released')) {
+    log('fault c2d-drop-released: dropped');
   } else {
     c2dQueue(entry.device).messages.unshift(entry);
     dispatchC2d(entry.device);
@@ -353,16 +371,38 @@ for (const outcome of ['accepted', 'rejected', 'released', 'modified']) {
   });
 }
 
-container.on('sender_close', (ctx) => {
-  const s = ctx.sender;
+// A link gone (detached, or its connection lost): unsubscribe it; C2D messages it held
+// unsettled go back to the queue (their lock is lost).
+function senderGone(s) {
   if (s.partition !== undefined) {
     partitions[s.partition].subscribers.delete(s);
   }
   if (s.device) {
-    c2dQueue(s.device).receivers.delete(s);
+    const q = c2dQueue(s.device);
+    q.receivers.delete(s);
+    for (const d of s.locked || []) {
+      if (d.entry) {
+        q.messages.unshift(d.entry);
+        d.entry = undefined;
+      }
+    }
+    s.locked = undefined;
+    dispatchC2d(s.device);
   }
   feedbackSenders.delete(s);
-});
+}
+container.on('sender_close', (ctx) => senderGone(ctx.sender));
+function connectionGone(ctx) {
+  const all = [...feedbackSenders, ...partitions.flatMap((p) => [...p.subscribers]),
+               ...[...c2dQueues.values()].flatMap((q) => [...q.receivers])];
+  for (const s of all) {
+    if (s.connection === ctx.connection) {
+      senderGone(s);
+    }
+  }
+}
+container.on('connection_close', connectionGone);
+container.on('disconnected', connectionGone);
 
 container.on('receiver_open', (ctx) => {
   const r = ctx.receiver;
@@ -414,6 +454,10 @@ container.on('message', (ctx) => {
   }
   if ((m = /^devices\/([^/]+)\/messages\/events$/i.exec(a))) {
     const device = decodeURIComponent(m[1]);
+    if (ctx.delivery.format === 0x80013700 && FAULTS.has('batch-reject')) {
+      d.reject({ condition: 'amqp:not-implemented', description: 'fault batch-reject' });
+      return;
+    }
     if (ctx.delivery.format === 0x80013700) {
       // rhea hands a payload of another message-format over as raw bytes: data sections,
       // each holding one encoded message.
