@@ -313,6 +313,12 @@ std::uint16_t listener::port() const noexcept {
   return impl_->endpoints.empty() ? 0 : impl_->endpoints.front()->port;
 }
 
+void listener::refresh_deadline() {
+  if (impl_) {
+    impl_->arm_timer();
+  }
+}
+
 void listener::close() {
   if (impl_) {
     impl_->close_all();

@@ -101,6 +101,9 @@ public:
   [[nodiscard]] result<std::uint16_t> add(std::string_view url, std::string* why = nullptr);
   // The port listened on (the first endpoint's).
   [[nodiscard]] std::uint16_t port() const noexcept;
+  // The handler's next_deadline() changed outside a call from the listener (e.g. the handler
+  // got its state after listen()): asks it again and re-arms the timer.
+  void refresh_deadline();
   // Stops accepting and closes every connection at once.
   void close();
   // Connections open now.
