@@ -134,6 +134,10 @@ int fail(const std::string& why) {
 }
 
 int run(const args& a) {
+  // Signals first: one that arrives while the state is being set up is handled as soon as
+  // the loop runs (asio records it), and never kills the process half-way.
+  asio::io_context io;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
   const bool in_memory = a.state == ":memory:";
   // Where the certificates and connection-strings.json go.
   std::string dir;
@@ -145,7 +149,7 @@ int run(const args& a) {
     }
     dir = tmpl;
     std::cout << "state in memory (nothing kept); certificates and connection-strings.json in "
-              << dir << std::endl;
+              << dir << " (removed at exit)" << std::endl;
   } else {
     fs::create_directories(a.state, ec);
     if (ec) {
@@ -292,7 +296,6 @@ int run(const args& a) {
 
   // Listeners first (ports 0 are resolved), then the hub (it names the ports in redirects).
   // The hub is created before any connection can arrive: nothing runs until io.run().
-  asio::io_context io;
   std::unique_ptr<hub> the_hub;
   hub_handler handler; // the hub is set once created
 
@@ -375,7 +378,6 @@ int run(const args& a) {
   std::cout << "hub " << reg->hub_name() << ", " << partitions << " partitions, "
             << reg->devices().size() << " devices; connection strings in " << cs_path << std::endl;
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code, int) {
     listener->close();
     io.stop();
@@ -383,6 +385,9 @@ int run(const args& a) {
   io.run();
   // Every process() committed its transaction; nothing is open here.
   the_hub.reset();
+  if (in_memory) {
+    fs::remove_all(dir, ec);
+  }
   std::cout << "stopped" << std::endl;
   return 0;
 }
