@@ -131,12 +131,28 @@ def main():
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
         sent = r.stdout.decode('utf-8', 'replace')
         check('telemetry over SASL PLAIN accepted', r.returncode == 0 and 'accepted 3' in sent, sent[-300:])
+        # A CBS put-token (SASL ANONYMOUS), sent as a whole message in amqp-cli's JSON form.
+        def typed(t, v):
+            return {'type': t, 'value': v}
+        put = {'properties': {'message-id': typed('string', 'put-1'), 'to': typed('string', '$cbs'),
+                              'reply-to': typed('string', 'cbs')},
+               'application-properties': typed('map', [
+                   [typed('string', 'operation'), typed('string', 'put-token')],
+                   [typed('string', 'type'), typed('string', 'servicebus.windows.net:sastoken')],
+                   [typed('string', 'name'), typed('string', '%s/devices/dev-1' % dev['HostName'])]]),
+               'body': {'amqp-value': typed('string', token)}}
+        r = subprocess.run([CLI, 'send', 'amqps://localhost:%d' % port, '$cbs', '--sasl', 'ANONYMOUS',
+                            '--message', '-', '--ca', cs['ca'], '--timeout', '20'],
+                           input=(json.dumps(put) + '\n').encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        sent = r.stdout.decode('utf-8', 'replace')
+        check('put-token accepted', r.returncode == 0 and 'accepted 1' in sent, sent[-300:])
         rc = e.stop()
         check('SIGTERM: exit 0', rc == 0, 'exit status %s' % rc)
         trace = e.text('err')
         sig = urllib.parse.parse_qs(token.split(' ', 1)[1])['sig'][0]
         check('--trace: frames shown', 'sasl-init(mechanism=:PLAIN' in trace and 'transfer(' in trace
-              and 'passwd=***' in trace, trace[:200])
+              and 'passwd=***' in trace and 'body(put-token, ' in trace, trace[:200])
         check('--trace: no token, signature or key', 'SharedAccessSignature' not in trace and
               sig not in trace and urllib.parse.quote_plus(sig) not in trace and
               dev['SharedAccessKey'] not in trace)
