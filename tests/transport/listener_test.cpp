@@ -278,3 +278,29 @@ TEST_CASE("listener: output routed to a connection of another endpoint is writte
   CHECK_FALSE(r);
   CHECK(a->last_error().find("routed close") != std::string::npos);
 }
+
+TEST_CASE("listener: beyond max_connections, a connection is closed at once (limit)") {
+  recording_node node;
+  listener_options lo;
+  lo.max_connections = 1;
+  multi_serving s(node, {"amqp://127.0.0.1:0"}, lo);
+  const std::string url = "amqp://127.0.0.1:" + std::to_string(s.ports[0]);
+  std::string why;
+  auto first = blocking_client::connect(url, {}, &why);
+  REQUIRE_MESSAGE(first, why);
+  client_options quick;
+  quick.connect_timeout = 5s;
+  auto second = blocking_client::connect(url, quick, &why);
+  CHECK_FALSE(second);
+  CHECK(s.on_thread([&] { return node.peers.size(); }) == 1);
+  // The first one still works; once it is gone, a new one is served.
+  CHECK(first->open_sender("q"));
+  auto gone = s.on_thread([&] {
+    node.closed_promise.emplace();
+    return node.closed_promise->get_future();
+  });
+  REQUIRE(first->close());
+  REQUIRE(gone.wait_for(10s) == std::future_status::ready);
+  auto third = blocking_client::connect(url, quick, &why);
+  CHECK_MESSAGE(third, why);
+}
