@@ -138,6 +138,8 @@ public:
     return p.get_future().get();
   }
   std::vector<std::uint16_t> ports;
+  // The listener, for calls made on the serving thread (on_thread).
+  listener& get() { return *listener_; }
 
 private:
   asio::io_context io_;
@@ -234,6 +236,19 @@ TEST_CASE("listener: the handler's deadline runs on the listener's timer") {
   REQUIRE_MESSAGE(c, why);
   REQUIRE(f2.wait_for(10s) == std::future_status::ready);
   CHECK(s.on_thread([&] { return node.deadlines_run; }) == 2);
+}
+
+TEST_CASE("listener: refresh_deadline arms a deadline the handler got outside a call") {
+  recording_node node;
+  multi_serving s(node, {"amqp://127.0.0.1:0"}, {});
+  auto fired = s.on_thread([&] {
+    node.deadline_promise.emplace();
+    node.deadline = std::chrono::steady_clock::now() + 20ms; // no call into the handler since
+    s.get().refresh_deadline();
+    return node.deadline_promise->get_future();
+  });
+  REQUIRE(fired.wait_for(10s) == std::future_status::ready);
+  CHECK(s.on_thread([&] { return node.deadlines_run; }) == 1);
 }
 
 TEST_CASE("listener: take_aborted drops the socket at once, with no close frame") {
