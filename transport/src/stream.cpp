@@ -115,6 +115,17 @@ public:
       return verified_subject(const_cast<Stream&>(stream_).native_handle());
     }
   }
+  bool tls() const noexcept override { return !std::is_same_v<Stream, asio::ip::tcp::socket>; }
+  std::string tls_server_name() const override {
+    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+      return {};
+    } else {
+      // OpenSSL 3: on the server, the name from the ClientHello once the handshake is done.
+      const char* name = SSL_get_servername(const_cast<Stream&>(stream_).native_handle(),
+                                            TLSEXT_NAMETYPE_host_name);
+      return name != nullptr ? std::string(name) : std::string();
+    }
+  }
 
 private:
   std::shared_ptr<asio::ssl::context> ctx_; // TLS only

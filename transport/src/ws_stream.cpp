@@ -35,8 +35,10 @@ std::span<const std::byte> as_bytes(const std::string& s) {
 
 class ws_stream final : public byte_stream, public std::enable_shared_from_this<ws_stream> {
 public:
-  ws_stream(std::shared_ptr<byte_stream> inner, ws::role r, std::vector<std::byte> initial)
-      : inner_(std::move(inner)), role_(r), framer_(r), rbuf_(std::move(initial)) {
+  ws_stream(std::shared_ptr<byte_stream> inner, ws::role r, std::vector<std::byte> initial,
+            std::string path = {})
+      : inner_(std::move(inner)), role_(r), framer_(r), rbuf_(std::move(initial)),
+        path_(std::move(path)) {
     unread_ = std::span<std::byte>(rbuf_);
   }
 
@@ -111,6 +113,9 @@ public:
   std::string peer_certificate_subject() const override {
     return inner_->peer_certificate_subject();
   }
+  bool tls() const noexcept override { return inner_->tls(); }
+  std::string tls_server_name() const override { return inner_->tls_server_name(); }
+  std::string websocket_path() const override { return path_; }
 
 private:
   void deliver(std::span<std::byte> buffer, io_handler handler) {
@@ -189,6 +194,7 @@ private:
   ws::role role_;
   ws::framer framer_;
   std::vector<std::byte> rbuf_;
+  std::string path_; // server: the request path of the handshake
   std::span<std::byte> unread_{};
   std::span<const std::byte> data_{};
   bool eof_ = false;
@@ -300,7 +306,8 @@ void async_websocket_server(
         done(ec ? ec : we, nullptr);
         return;
       }
-      done({}, std::make_shared<ws_stream>(inner, ws::role::server, std::move(rest)));
+      done({}, std::make_shared<ws_stream>(inner, ws::role::server, std::move(rest),
+                                           std::string(state->path())));
     });
   };
   reader->read();
