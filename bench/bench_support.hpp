@@ -6,6 +6,7 @@
 // in exactly one translation unit of each benchmark executable.
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,14 +32,16 @@
 #include "support/reference_message.hpp"
 
 // Heap allocation counting. Proton (C) allocates with malloc, libstdc++'s operator new calls
-// malloc, so counting the malloc family counts both exactly once. glibc allows the program
-// to define these and forwards to its own allocator through the __libc_* entry points.
-// aligned_alloc/posix_memalign/memalign are not counted (neither side uses over-aligned
-// types).
+// malloc, and its aligned operator new calls aligned_alloc (std::pmr::new_delete_resource(),
+// our engine's default memory resource, allocates through it whatever the alignment), so
+// counting the malloc family and the aligned allocation functions counts each allocation
+// exactly once. glibc allows the program to define these and forwards to its own allocator
+// through the __libc_* entry points.
 extern "C" {
 void* __libc_malloc(std::size_t n) noexcept;
 void* __libc_calloc(std::size_t n, std::size_t size) noexcept;
 void* __libc_realloc(void* p, std::size_t n) noexcept;
+void* __libc_memalign(std::size_t alignment, std::size_t n) noexcept;
 void __libc_free(void* p) noexcept;
 }
 
@@ -61,6 +65,26 @@ extern "C" void* realloc(void* p, std::size_t n) noexcept {
 }
 extern "C" void free(void* p) noexcept {
   __libc_free(p);
+}
+extern "C" void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
+  ++amqp::bench::heap_allocations;
+  return __libc_memalign(alignment, n);
+}
+extern "C" void* memalign(std::size_t alignment, std::size_t n) noexcept {
+  ++amqp::bench::heap_allocations;
+  return __libc_memalign(alignment, n);
+}
+extern "C" int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
+  if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) {
+    return EINVAL;
+  }
+  ++amqp::bench::heap_allocations;
+  void* p = __libc_memalign(alignment, n);
+  if (p == nullptr) {
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
 }
 
 // Each measured operation is a real call whose result is used: no inlining, no
@@ -125,6 +149,15 @@ inline void check_allocation_counting() {
   pn_data_free(d);
   if (heap_allocations - before < 2) {
     fail("heap allocations are not counted (malloc not interposed)");
+  }
+  // What our engine allocates with: it must be counted too.
+  const std::uint64_t pmr_before = heap_allocations;
+  std::pmr::memory_resource* r = std::pmr::new_delete_resource();
+  void* p = r->allocate(64, alignof(std::max_align_t));
+  escape(p);
+  r->deallocate(p, 64, alignof(std::max_align_t));
+  if (heap_allocations == pmr_before) {
+    fail("std::pmr::new_delete_resource() allocations are not counted");
   }
 }
 

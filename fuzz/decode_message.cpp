@@ -65,6 +65,17 @@ void check_map_section(const message_view& m, const value& v, section s) {
   auto whole = decode_whole(raw);
   require(whole.has_value() && whole->is(type::described));
   require(whole->described_value() == v);
+  // The decoder's key index finds what value::find finds, for every key of the map.
+  bool is_key = true;
+  for (const value& k : v.items()) {
+    if (is_key && (k.is(type::string) || k.is(type::symbol))) {
+      const auto want = v.find(k.as_string());
+      const auto got = m.find(s, k.as_string());
+      require(want.has_value() && got.has_value() && *want == *got);
+    }
+    is_key = !is_key;
+  }
+  require(m.find(s, "").has_value() == v.find("").has_value());
 }
 
 bool same_properties(const properties& a, const properties& b) {

@@ -94,9 +94,9 @@ int print_message(std::span<const std::byte> bytes) {
       report(offset, v ? "not a message section" : v.error().message());
       return 1;
     }
-    line = "{\"section\":\"";
+    line = R"({"section":")";
     line += section_name(*s);
-    line += "\",\"value\":";
+    line += R"(","value":)";
     append_typed_json(v->described_value(), line);
     line += "}\n";
     std::cout << line;

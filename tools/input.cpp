@@ -2,11 +2,11 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <system_error>
 
 namespace amqp::cli {
 
@@ -22,7 +22,7 @@ std::optional<std::string> read_input(const std::string& path, std::string& erro
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    error = "cannot open " + path + ": " + std::strerror(errno);
+    error = "cannot open " + path + ": " + std::generic_category().message(errno);
     return std::nullopt;
   }
   std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -224,8 +224,8 @@ template <class Float> Float json_float(const json& x, const path* p, std::strin
     }
   }
   if (!x.is_number()) {
-    fail(p, std::string(tname) + " value must be a number or \"NaN\", \"Infinity\", " +
-                "\"-Infinity\", got " + shown(x));
+    fail(p, std::string(tname) + R"( value must be a number or "NaN", "Infinity", )" +
+                R"("-Infinity", got )" + shown(x));
   }
   // The number's decimal text. nlohmann keeps non-negative integers as unsigned and "-0"
   // as a signed 0, so the sign of zero survives. A fractional number was parsed to the
@@ -529,7 +529,7 @@ struct key_tracker {
 } // namespace
 
 void append_typed_json(const value& v, std::string& out) {
-  out += "{\"type\":\"";
+  out += R"({"type":")";
   out += type_name(v.kind());
   out += '"';
   if (v.kind() == type::null) {
@@ -537,7 +537,7 @@ void append_typed_json(const value& v, std::string& out) {
     return;
   }
   if (v.kind() == type::array) {
-    out += ",\"element\":\"";
+    out += R"(,"element":")";
     out += type_name(v.element_type());
     out += '"';
   } else if (v.kind() == type::described) {

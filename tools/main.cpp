@@ -47,7 +47,9 @@ const char* const message_json_help =
 
 } // namespace amqp::cli
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
   CLI::App app{"amqp-cli: AMQP 1.0 values and messages as typed JSON; a client and a broker.",
                "amqp-cli"};
@@ -73,4 +75,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   return status;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // What escapes run(): setting up the commands or printing a parse error failed.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "amqp-cli: " << e.what() << '\n';
+  } catch (...) {
+    std::cerr << "amqp-cli: unknown error\n";
+  }
+  return 1;
 }

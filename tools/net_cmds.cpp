@@ -271,7 +271,7 @@ void run_send(const send_args& args, int& status) {
     while (sent < a.count && s.in_flight() < a.window) {
       const auto bytes = make_message(a, sent);
       ++sent;
-      s.async_send(bytes, [&](std::error_code ec, transport::delivery_outcome o) {
+      s.async_send(bytes, [&](std::error_code ec, const transport::delivery_outcome& o) {
         ++settled;
         if (ec) {
           run.stop(ec);
@@ -384,7 +384,7 @@ void run_receive(const receive_args& a, int& status) {
   };
 
   std::function<void()> next = [&] {
-    r.async_receive([&](std::error_code ec, transport::received_message m) {
+    r.async_receive([&](std::error_code ec, const transport::received_message& m) {
       if (ec) {
         run.stop(ec);
         return;

@@ -315,7 +315,12 @@ std::variant<identity, refusal> hub::impl::verify_token(std::string_view token,
     }
     id.permissions = permission::device_connect;
   }
-  if (primary.empty() || !verify_sas_signature(*t, primary, secondary)) {
+  // The Event Hubs-compatible namespace's resources ({eventhub}/...) are signed as Event Hubs
+  // does, with the key's text; the IoT Hub's with the decoded key (sas_key_form).
+  const bool event_hubs_resource =
+      t->key_name && !resource->segments.empty() && iequal(resource->segments[0], reg.hub_name());
+  const auto form = event_hubs_resource ? sas_key_form::text : sas_key_form::base64_decoded;
+  if (primary.empty() || !verify_sas_signature(*t, primary, secondary, nullptr, form)) {
     return refusal{cbs_status::unauthorized, std::string(description::invalid_signature)};
   }
   const std::int64_t wall = wall_ms();
@@ -436,9 +441,10 @@ std::variant<identity*, hub::impl::denial> hub::impl::authorize(conn_state& c, c
   }
   case address_kind::management:
   case address_kind::eventhub_management:
-    // The management node answers for the event hub: a token for it (sb://host/{hub}) or
-    // for the whole hub.
-    segments = {reg.hub_name()};
+    // The management node answers for the event hub: a token for it (sb://host/{hub}), for
+    // the node itself (sb://host/{hub}/$management: the Event Hubs SDK puts one per entity)
+    // or for the whole hub.
+    segments = {reg.hub_name(), "$management"};
     break;
   default:
     break;

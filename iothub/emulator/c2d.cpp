@@ -63,6 +63,14 @@ result<void> hub::impl::load_c2d() {
     e.rec = std::move(r);
     c2d_ids[e.id] = {key, seq};
     timers.schedule(at_wall_ms(expiry), timer_kind::c2d_expiry, e.id);
+    if (e.rec.lock_expiry != 0) {
+      // Locked when the hub stopped (a kill: a clean stop released it): locked until its
+      // lock ends, then redelivered with the delivery count it had (DOC-C2D). A lock that
+      // has ended already runs out at the first deadline.
+      e.lock = next_lock++;
+      c2d_locks[e.lock] = {key, seq};
+      timers.schedule(at_wall_ms(e.rec.lock_expiry), timer_kind::c2d_lock, e.lock);
+    }
     q.messages.emplace(seq, std::move(e));
   }
   return {};
@@ -271,6 +279,9 @@ void hub::impl::pump_c2d(const std::string& key) {
       c2d_locks[e->lock] = {key, e->rec.sequence};
       l.locks[r->number] = e->lock;
       timers.schedule(now + opts.c2d_lock, timer_kind::c2d_lock, e->lock);
+      // Kept, so that a restart after a kill keeps the message locked until then.
+      e->rec.lock_expiry = wall_ms() + opts.c2d_lock.count();
+      (void)db.set_c2d_lock(e->rec.device, e->rec.module, e->rec.sequence, e->rec.lock_expiry);
     }
     if (!sent) {
       return;
@@ -314,6 +325,7 @@ void hub::impl::on_c2d_disposition(conn_state& c, link_state& l, const delivery_
   }
   c2d_entry& e = it->second;
   e.lock = 0;
+  e.rec.lock_expiry = 0; // put_c2d (abandon) or delete_c2d (the others) clears the stored one
   bool reject = k == state_kind::rejected;
   bool abandon = k == state_kind::released;
   if (const auto* m = u.state ? std::get_if<modified>(&*u.state) : nullptr) {
@@ -371,6 +383,9 @@ void hub::impl::release_c2d(conn_state& c, link_state& l) {
     auto it = q.messages.find(where->second.second);
     if (it != q.messages.end() && it->second.lock == serial) {
       it->second.lock = 0; // available again, delivery count unchanged
+      it->second.rec.lock_expiry = 0;
+      const c2d_record& r = it->second.rec;
+      (void)db.set_c2d_lock(r.device, r.module, r.sequence, 0);
     }
     c2d_locks.erase(where);
   }
@@ -394,6 +409,7 @@ void hub::impl::on_c2d_lock_expiry(std::uint64_t serial) {
   auto it = q.messages.find(seq);
   if (it != q.messages.end() && it->second.lock == serial) {
     it->second.lock = 0;
+    it->second.rec.lock_expiry = 0; // the stored one is past: nothing to write
   }
   c2d_touched.push_back(key);
 }

@@ -219,6 +219,7 @@ enum stmt : std::size_t {
   s_put_c2d,
   s_delete_c2d,
   s_c2d,
+  s_lock_c2d,
   s_add_feedback,
   s_pending_feedback,
   s_delete_feedback,
@@ -306,10 +307,13 @@ struct store::impl {
         "DELETE FROM events WHERE partition = ?1 AND sequence = "
         "(SELECT min(sequence) FROM events WHERE partition = ?1)",
         "INSERT OR REPLACE INTO c2d(device, module, sequence, message, message_id, ack, expiry, "
-        "enqueued_time, delivery_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "enqueued_time, delivery_count, lock_expiry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+        "nullif(?10, 0))",
         "DELETE FROM c2d WHERE device = ?1 AND module = ?2 AND sequence = ?3",
         "SELECT device, module, sequence, message, message_id, ack, expiry, enqueued_time, "
-        "delivery_count FROM c2d ORDER BY device, module, sequence",
+        "delivery_count, coalesce(lock_expiry, 0) FROM c2d ORDER BY device, module, sequence",
+        "UPDATE c2d SET lock_expiry = nullif(?4, 0) WHERE device = ?1 AND module = ?2 AND "
+        "sequence = ?3",
         "INSERT INTO feedback_records(original_message_id, device_id, device_generation_id, "
         "status_code, description, enqueued_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         "SELECT id, original_message_id, device_id, device_generation_id, status_code, "
@@ -754,7 +758,18 @@ result<void> store::put_c2d(const c2d_record& m) {
   s.bind(7, m.expiry);
   s.bind(8, m.enqueued_time);
   s.bind(9, std::int64_t{m.delivery_count});
+  s.bind(10, m.lock_expiry);
   return run(s);
+}
+
+result<bool> store::set_c2d_lock(std::string_view device, std::string_view module,
+                                 std::int64_t sequence, std::int64_t lock_expiry) {
+  statement& s = (*impl_)[s_lock_c2d];
+  s.bind(1, device);
+  s.bind(2, module);
+  s.bind(3, sequence);
+  s.bind(4, lock_expiry);
+  return run_delete(impl_->db, s);
 }
 
 result<bool> store::delete_c2d(std::string_view device, std::string_view module,
@@ -781,6 +796,7 @@ result<std::vector<c2d_record>> store::c2d_messages() {
     m.expiry = s->integer(6);
     m.enqueued_time = s->integer(7);
     m.delivery_count = static_cast<std::uint32_t>(s->integer(8));
+    m.lock_expiry = s->integer(9);
     out.push_back(std::move(m));
   }
   if (rc != SQLITE_DONE) {

@@ -128,6 +128,10 @@ struct c2d_record {
   std::int64_t expiry = 0;        // ms
   std::int64_t enqueued_time = 0; // ms
   std::uint32_t delivery_count = 0;
+  // When the lock of its delivery ends (ms); 0: not locked. Kept so that a message locked
+  // when the process was killed stays locked until then (DOC-C2D: redelivered when the lock
+  // ends, its delivery count unchanged).
+  std::int64_t lock_expiry = 0;
   friend bool operator==(const c2d_record&, const c2d_record&) = default;
 };
 
@@ -229,6 +233,10 @@ public:
 
   // Inserts or replaces the message (device, module, sequence). Errors: SQLite codes.
   [[nodiscard]] result<void> put_c2d(const c2d_record& m);
+  // Sets the message's lock expiry (ms; 0: not locked); false if there is no such message.
+  // Errors: SQLite codes.
+  [[nodiscard]] result<bool> set_c2d_lock(std::string_view device, std::string_view module,
+                                          std::int64_t sequence, std::int64_t lock_expiry);
   // Deletes the message; false if there was none. Errors: SQLite codes.
   [[nodiscard]] result<bool> delete_c2d(std::string_view device, std::string_view module,
                                         std::int64_t sequence);

@@ -247,7 +247,7 @@ std::string sas_signature(std::string_view resource, std::uint64_t expiry,
 
 result<std::string> make_sas_token(std::string_view resource_uri, std::string_view key,
                                    std::uint64_t expiry, std::string_view key_name,
-                                   std::string* why) {
+                                   std::string* why, sas_key_form form) {
   if (resource_uri.empty()) {
     return fail(why, errc::invalid_value, "the resource URI is empty");
   }
@@ -259,6 +259,10 @@ result<std::string> make_sas_token(std::string_view resource_uri, std::string_vi
   auto k = base64_decode(key, &key_why);
   if (!k) {
     return fail(why, errc::invalid_value, "SharedAccessKey is not base64: " + key_why);
+  }
+  if (form == sas_key_form::text) {
+    const auto* p = reinterpret_cast<const std::byte*>(key.data());
+    k->assign(p, p + key.size());
   }
   const std::string sr = url_encode(resource_uri, url_style::node);
   std::string out(sas_token_prefix);
@@ -374,7 +378,8 @@ std::string to_string(const sas_token& token) {
 }
 
 result<std::size_t> verify_sas_signature(const sas_token& token, std::string_view primary_key,
-                                         std::string_view secondary_key, std::string* why) {
+                                         std::string_view secondary_key, std::string* why,
+                                         sas_key_form form) {
   auto sig = base64_decode(token.signature);
   if (!sig || sig->size() != 32) {
     return fail(why, errc::signature_mismatch, description::invalid_signature);
@@ -391,6 +396,10 @@ result<std::size_t> verify_sas_signature(const sas_token& token, std::string_vie
     auto d = base64_decode(k);
     if (!d) {
       return fail(why, errc::invalid_value, "a shared access key is not base64");
+    }
+    if (form == sas_key_form::text) {
+      const auto* p = reinterpret_cast<const std::byte*>(k.data());
+      d->assign(p, p + k.size());
     }
     keys.push_back(std::move(*d));
   }

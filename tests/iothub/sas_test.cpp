@@ -136,6 +136,25 @@ TEST_CASE("make_sas_token: byte for byte what the Node SDK (azure-iot-common 1.1
   }
 }
 
+TEST_CASE("make_sas_token and verify_sas_signature: Event Hubs signs with the key as text") {
+  // @azure/core-amqp 4.4.2 createToken: createHmac("sha256", key) with the key string, the
+  // audience encodeURIComponent-ed (docs/iothub-sdk-behaviour.md §4.2); the signature below
+  // is what Node 20 computes for it.
+  const std::string aud = "sb://localhost:5671/myhub/$management";
+  auto t = make_sas_token(aud, key, 1700000000, "service", nullptr, sas_key_form::text);
+  REQUIRE(t);
+  CHECK(*t == "SharedAccessSignature sr=sb%3A%2F%2Flocalhost%3A5671%2Fmyhub%2F%24management"
+              "&sig=gsNbiuA6vT%2BA%2BTB1IsaEqhqV2O8avCPEn9D4j6dG5Rk%3D&skn=service&se=1700000000");
+  auto parsed = parse_sas_token(*t);
+  REQUIRE(parsed);
+  CHECK(verify_sas_signature(*parsed, key, {}, nullptr, sas_key_form::text));
+  CHECK_FALSE(verify_sas_signature(*parsed, key));
+  auto iot = parse_sas_token(*make_sas_token("myhub.azure-devices.net", key, 1700000000, "x"));
+  REQUIRE(iot);
+  CHECK(verify_sas_signature(*iot, key));
+  CHECK_FALSE(verify_sas_signature(*iot, key, {}, nullptr, sas_key_form::text));
+}
+
 TEST_CASE("parse_sas_token: fields in any order, each checked") {
   const auto t =
       parsed("SharedAccessSignature sig=Yz97vTiUBYRVVPax2VkWcMcryZm1aHgg%2FZBrvlKd4fI%3D"

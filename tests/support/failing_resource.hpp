@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <limits>
 #include <memory_resource>
 #include <new>
@@ -51,7 +52,11 @@ private:
     const std::size_t i = count_++;
     if (i == fail_at_ || (sticky_ && i > fail_at_ && fail_at_ != never)) {
       failed_ = true;
+#if defined(__cpp_exceptions)
       throw std::bad_alloc();
+#else
+      std::abort(); // a memory_resource reports failure by throwing: tested with exceptions
+#endif
     }
     void* p = upstream_->allocate(n, align);
     blocks_[p] = block{n, align};

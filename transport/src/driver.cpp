@@ -8,7 +8,7 @@ namespace amqp::transport::detail {
 namespace {
 
 // Bytes offered to each read: large enough for a socket buffer's worth of small frames.
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_chunk = std::size_t{64} * 1024;
 
 time_point now() {
   return std::chrono::steady_clock::now();

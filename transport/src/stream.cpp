@@ -107,12 +107,23 @@ public:
     stream_.lowest_layer().close(ec);
   }
   asio::any_io_executor executor() override { return stream_.get_executor(); }
-  std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
-  std::string peer_certificate_subject() const override {
+  [[nodiscard]] std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
+  [[nodiscard]] std::string peer_certificate_subject() const override {
     if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
       return {};
     } else {
       return verified_subject(const_cast<Stream&>(stream_).native_handle());
+    }
+  }
+  bool tls() const noexcept override { return !std::is_same_v<Stream, asio::ip::tcp::socket>; }
+  std::string tls_server_name() const override {
+    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+      return {};
+    } else {
+      // OpenSSL 3: on the server, the name from the ClientHello once the handshake is done.
+      const char* name = SSL_get_servername(const_cast<Stream&>(stream_).native_handle(),
+                                            TLSEXT_NAMETYPE_host_name);
+      return name != nullptr ? std::string(name) : std::string();
     }
   }
 

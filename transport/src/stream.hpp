@@ -39,6 +39,14 @@ public:
   // TLS: the subject (RFC 2253) of the certificate the peer presented, if it was verified
   // against the trusted CAs; empty otherwise (and for plain TCP).
   [[nodiscard]] virtual std::string peer_certificate_subject() const { return {}; }
+  // True if the bytes travel inside TLS (at this layer or below).
+  [[nodiscard]] virtual bool tls() const noexcept { return false; }
+  // TLS, server side: the host name the client sent as SNI (RFC 6066 §3); empty when it sent
+  // none (and for plain TCP).
+  [[nodiscard]] virtual std::string tls_server_name() const { return {}; }
+  // WebSocket, server side: the request path of the opening handshake ("/$iothub/websocket");
+  // empty for other streams.
+  [[nodiscard]] virtual std::string websocket_path() const { return {}; }
 };
 
 // A stream over a connected TCP socket (TCP_NODELAY set).

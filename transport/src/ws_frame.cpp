@@ -10,8 +10,8 @@ namespace {
 
 class websocket_category_impl final : public std::error_category {
 public:
-  const char* name() const noexcept override { return "websocket"; }
-  std::string message(int ev) const override {
+  [[nodiscard]] const char* name() const noexcept override { return "websocket"; }
+  [[nodiscard]] std::string message(int ev) const override {
     switch (static_cast<error>(ev)) {
     case error::header_too_large:
       return "HTTP header block too large";
@@ -218,7 +218,7 @@ result<std::size_t> write_frame_header(const frame_header& h,
 
 void mask(std::span<std::byte> bytes, const masking_key& key, std::uint64_t offset) noexcept {
   // §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4).
-  std::size_t j = static_cast<std::size_t>(offset % 4);
+  auto j = static_cast<std::size_t>(offset % 4);
   for (std::byte& b : bytes) {
     b ^= key[j];
     j = (j + 1) & 3U;
@@ -392,7 +392,7 @@ result<std::optional<frame_event>> framer::end_of_frame_payload(std::span<const 
       ev.reason = std::string_view(reinterpret_cast<const char*>(reason.data()), reason.size());
     }
     close_received_ = true;
-    return std::optional<frame_event>{std::move(ev)};
+    return std::optional<frame_event>{ev};
   }
   default:
     break;
@@ -472,7 +472,7 @@ result<feed_result> framer::feed(std::span<std::byte> in) {
           return ev.error();
         }
         if (*ev) {
-          return feed_result{pos, std::move(*ev)};
+          return feed_result{pos, *ev};
         }
       }
       continue;
@@ -511,7 +511,7 @@ result<feed_result> framer::feed(std::span<std::byte> in) {
       return ev.error();
     }
     if (*ev) {
-      return feed_result{pos, std::move(*ev)};
+      return feed_result{pos, *ev};
     }
   }
   return feed_result{pos, std::nullopt};

@@ -356,7 +356,7 @@ result<client_handshake> client_handshake::create(const client_options& opts,
   r += "Sec-WebSocket-Version: 13\r\n";
   r += "Sec-WebSocket-Protocol: " + opts.subprotocol + "\r\n";
   for (const auto& [name, value] : opts.extra_headers) {
-    r += name + ": " + value + "\r\n";
+    r.append(name).append(": ").append(value).append("\r\n");
   }
   r += "\r\n";
   return h;

@@ -17,7 +17,7 @@ namespace amqp::transport::detail {
 namespace {
 
 // Bytes read from the inner stream at a time.
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_chunk = std::size_t{64} * 1024;
 
 // The masking key of the next frame: random for a client (RFC 6455 §10.3: from a strong
 // source of entropy); a server does not mask, so it draws nothing.
@@ -35,8 +35,10 @@ std::span<const std::byte> as_bytes(const std::string& s) {
 
 class ws_stream final : public byte_stream, public std::enable_shared_from_this<ws_stream> {
 public:
-  ws_stream(std::shared_ptr<byte_stream> inner, ws::role r, std::vector<std::byte> initial)
-      : inner_(std::move(inner)), role_(r), framer_(r), rbuf_(std::move(initial)) {
+  ws_stream(std::shared_ptr<byte_stream> inner, ws::role r, std::vector<std::byte> initial,
+            std::string path = {})
+      : inner_(std::move(inner)), role_(r), framer_(r), rbuf_(std::move(initial)),
+        path_(std::move(path)) {
     unread_ = std::span<std::byte>(rbuf_);
   }
 
@@ -111,6 +113,9 @@ public:
   std::string peer_certificate_subject() const override {
     return inner_->peer_certificate_subject();
   }
+  bool tls() const noexcept override { return inner_->tls(); }
+  std::string tls_server_name() const override { return inner_->tls_server_name(); }
+  std::string websocket_path() const override { return path_; }
 
 private:
   void deliver(std::span<std::byte> buffer, io_handler handler) {
@@ -189,6 +194,7 @@ private:
   ws::role role_;
   ws::framer framer_;
   std::vector<std::byte> rbuf_;
+  std::string path_; // server: the request path of the handshake
   std::span<std::byte> unread_{};
   std::span<const std::byte> data_{};
   bool eof_ = false;
@@ -256,7 +262,8 @@ void async_websocket_client(
   auto reader = std::make_shared<handshake_reader>();
   reader->inner = inner;
   reader->feed = [state](std::span<const std::byte> in) { return state->feed(in); };
-  reader->done = [inner, state, done](std::error_code ec, std::vector<std::byte> rest) {
+  reader->done = [inner = std::move(inner), state,
+                  done = std::move(done)](std::error_code ec, std::vector<std::byte> rest) {
     if (ec) {
       done(ec, nullptr);
       return;
@@ -265,7 +272,7 @@ void async_websocket_client(
   };
   auto part = std::make_shared<std::array<std::span<const std::byte>, 1>>();
   (*part)[0] = as_bytes(state->request());
-  inner->async_write(*part, [reader, state, part](std::error_code ec, std::size_t) {
+  reader->inner->async_write(*part, [reader, state, part](std::error_code ec, std::size_t) {
     if (ec) {
       reader->done(ec, {});
       return;
@@ -283,7 +290,8 @@ void async_websocket_server(
   auto reader = std::make_shared<handshake_reader>();
   reader->inner = inner;
   reader->feed = [state](std::span<const std::byte> in) { return state->feed(in); };
-  reader->done = [inner, state, done](std::error_code ec, std::vector<std::byte> rest) {
+  reader->done = [inner = std::move(inner), state,
+                  done = std::move(done)](std::error_code ec, std::vector<std::byte> rest) {
     if (ec && state->response().empty()) {
       done(ec, nullptr);
       return;
@@ -298,7 +306,8 @@ void async_websocket_server(
         done(ec ? ec : we, nullptr);
         return;
       }
-      done({}, std::make_shared<ws_stream>(inner, ws::role::server, std::move(rest)));
+      done({}, std::make_shared<ws_stream>(inner, ws::role::server, std::move(rest),
+                                           std::string(state->path())));
     });
   };
   reader->read();

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -113,6 +114,10 @@ struct message_parts {
 // All views point into the decoded bytes and are valid as long as they are.
 class message_view {
 public:
+  // An empty message (no sections). User-provided so that making one does not first clear
+  // the key index, which only the decoder fills.
+  message_view() noexcept {}
+
   std::optional<amqp::header> header;
   value delivery_annotations; // map, or null if absent
   value message_annotations;  // map, or null if absent
@@ -134,9 +139,90 @@ public:
   // The value of an amqp-value body (null otherwise).
   [[nodiscard]] value body_value() const noexcept;
 
+  // In the map of section `s` (delivery_annotations, message_annotations,
+  // application_properties or footer), the value of the first entry whose key is a string or
+  // symbol with text `key`; nullopt if there is none, or if `s` is another section. The
+  // same answer as `m.message_annotations.find(key)`, without walking the map: the decoder
+  // recorded where every key is (the first max_indexed_entries entries of the message;
+  // later ones are found by a scan of the keys that follow). The value points into bytes().
+  [[nodiscard, gnu::always_inline]] std::optional<value> find(section s,
+                                                              std::string_view key) const noexcept {
+    // Inline: the loop over the recorded keys is a few instructions per key, and a call would
+    // cost more than the search.
+    const int slot = map_slot(s);
+    if (slot < 0 || key.size() >= no_text) {
+      return std::nullopt;
+    }
+    const map_index& x = maps_[slot];
+    for (std::size_t i = x.first, last = std::size_t{x.first} + x.count; i < last; ++i) {
+      const map_entry e = entry(i);
+      if (e.size == key.size() &&
+          (key.empty() || std::memcmp(bytes_.data() + e.text, key.data(), key.size()) == 0)) {
+        return value_at(e.text + e.size);
+      }
+    }
+    if (x.rest_pairs == 0) {
+      return std::nullopt;
+    }
+    return find_rest(x, key);
+  }
+  // find(section::message_annotations, key).
+  [[nodiscard]] std::optional<value> message_annotation(std::string_view key) const noexcept {
+    return find(section::message_annotations, key);
+  }
+  // find(section::application_properties, key).
+  [[nodiscard]] std::optional<value> application_property(std::string_view key) const noexcept {
+    return find(section::application_properties, key);
+  }
+
+  // How many map entries, over the four map sections, the decoder indexes.
+  static constexpr std::size_t max_indexed_entries = 32;
+
 private:
-  friend result<message_view> decode_message(std::span<const std::byte>,
-                                             const decode_limits&) noexcept;
+  friend struct message_decoder;
+  // A key of a map section: its text is bytes_[text, text + size) and its value follows.
+  // Keys that are neither string nor symbol have size no_text.
+  struct map_entry {
+    std::uint32_t text;
+    std::uint32_t size;
+  };
+  // entries_[k], k < the number the decoder set.
+  [[nodiscard]] map_entry entry(std::size_t k) const noexcept {
+    map_entry e;
+    std::memcpy(&e, entries_ + k * sizeof(map_entry), sizeof e);
+    return e;
+  }
+  static constexpr std::uint32_t no_text = 0xFFFF'FFFF;
+  // The place of a map section in maps_, or -1.
+  static constexpr int map_slot(section s) noexcept {
+    switch (s) {
+    case section::delivery_annotations:
+      return 0;
+    case section::message_annotations:
+      return 1;
+    case section::application_properties:
+      return 2;
+    case section::footer:
+      return 3;
+    default:
+      return -1;
+    }
+  }
+  // The index of one map section: entries_[first, first + count), then `rest_pairs` pairs
+  // not indexed, from offset `rest` in bytes_.
+  struct map_index {
+    std::uint16_t first;
+    std::uint16_t count;
+    std::uint32_t rest;
+    std::uint32_t rest_pairs;
+  };
+
+  // The value encoded at bytes_[offset] (validated by the decoder).
+  [[nodiscard]] value value_at(std::uint32_t offset) const noexcept;
+  // In the pairs of `x` that were not indexed, the value of the first key `key`.
+  [[nodiscard]] std::optional<value> find_rest(const map_index& x,
+                                               std::string_view key) const noexcept;
+
   std::span<const std::byte> bytes_;
   // Offsets of each section kind in bytes_: [begin, end) per section index 0..8; body
   // sections share one range.
@@ -144,6 +230,11 @@ private:
   std::uint32_t end_[9] = {};
   std::uint32_t body_count_ = 0;
   binary_view first_data_;
+  // Map sections in the order delivery-annotations, message-annotations,
+  // application-properties, footer; they share entries_ (map_entry values, set by the
+  // decoder as far as it indexed: bytes, so that copying the rest is well defined).
+  map_index maps_[4] = {};
+  alignas(map_entry) std::byte entries_[max_indexed_entries * sizeof(map_entry)];
 };
 
 // Decodes a message: sections in the order of AMQP 1.0 §3.2 (header, delivery-annotations,

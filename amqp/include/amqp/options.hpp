@@ -40,7 +40,7 @@ struct engine_limits {
   std::uint32_t handle_max = 1023;
   // The largest message accepted on a receiving link (announced as max-message-size in
   // attach, §2.7.3) [message_size_exceeded]. Multi-frame messages are reassembled up to it.
-  std::uint64_t max_message_size = 16 * 1024 * 1024;
+  std::uint64_t max_message_size = std::uint64_t{16} * 1024 * 1024;
   // Unsettled deliveries per link and per session, both directions [resource_limit]; also
   // the span of delivery-ids a disposition range is looked up in.
   std::uint32_t max_unsettled_per_link = 16384;
@@ -53,7 +53,7 @@ struct engine_limits {
   // larger than this still goes out whole when less is pending). 1 MiB keeps the memory per
   // connection small and a burst of large messages within a core's cache until it is
   // written (with 4 MiB, 64 KiB transfers ran a third slower in the engine benchmark).
-  std::size_t max_pending_output = 1024 * 1024;
+  std::size_t max_pending_output = std::size_t{1024} * 1024;
   // Limits of the value decoder (nesting depth, element counts), applied to every frame.
   decode_limits decode{};
 };

@@ -4,6 +4,9 @@
 // environment variable AMQP_TRACE=frames, which the transport reads: see
 // trace_frames_requested).
 //
+// Library amqp::trace (target amqp_trace), apart from the core amqp::amqp: the engine does
+// not use it, and a program that never traces does not link it.
+//
 // A line names the frame and decodes every field the peer put on the wire (fields sent as
 // null or absent are left out, as Qpid Proton's PN_TRACE_FRM does):
 //
@@ -68,7 +71,7 @@ struct trace_options {
   // Frames up to this size (header included) are buffered and described whole; a larger one
   // is described from its first max_frame_bytes bytes and the rest is skipped. At least 1024
   // is used.
-  std::size_t max_frame_bytes = 64 * 1024;
+  std::size_t max_frame_bytes = std::size_t{64} * 1024;
   // Strings and symbols: longer ones are cut (at a UTF-8 boundary) and followed by their size.
   std::size_t max_string = 256;
   // Binaries (and data body sections): the first bytes shown, then the size.
@@ -76,7 +79,7 @@ struct trace_options {
   // Elements shown of a list, map (entries) or array, or body sections of a message.
   std::size_t max_items = 64;
   // A longer line is cut and ends with "...".
-  std::size_t max_line = 8 * 1024;
+  std::size_t max_line = std::size_t{8} * 1024;
   // Limits of the value decoder, for frame bodies and messages.
   decode_limits decode{};
   // The tracer's buffers (frame reassembly, the line) come from here. Must outlive it.
@@ -153,7 +156,7 @@ private:
   void emit();
   void stop(std::string_view why);
   void forget_deliveries(std::uint16_t channel, const performative& p);
-  bool continuing(std::uint16_t channel, std::uint32_t handle) const noexcept;
+  [[nodiscard]] bool continuing(std::uint16_t channel, std::uint32_t handle) const noexcept;
   void set_continuing(std::uint16_t channel, std::uint32_t handle, bool on);
 
   std::pmr::string prefix_;

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <utility>
 
+#include "amqp/assert.hpp"
+
 namespace amqp {
 
 // The AMQP 1.0 primitive types (types.xml) plus `described`.
@@ -139,32 +141,86 @@ public:
 
   // Typed access. Calling the accessor of another type is a programmer error (asserted);
   // check kind() first, or use the `get_*` forms below which return nullopt instead.
-  [[nodiscard]] bool as_bool() const noexcept;
-  [[nodiscard]] std::uint8_t as_ubyte() const noexcept;
-  [[nodiscard]] std::uint16_t as_ushort() const noexcept;
-  [[nodiscard]] std::uint32_t as_uint() const noexcept;
-  [[nodiscard]] std::uint64_t as_ulong() const noexcept;
-  [[nodiscard]] std::int8_t as_byte() const noexcept;
-  [[nodiscard]] std::int16_t as_short() const noexcept;
-  [[nodiscard]] std::int32_t as_int() const noexcept;
-  [[nodiscard]] std::int64_t as_long() const noexcept;
-  [[nodiscard]] float as_float() const noexcept;
-  [[nodiscard]] double as_double() const noexcept;
-  [[nodiscard]] char32_t as_char() const noexcept;
-  [[nodiscard]] timestamp as_timestamp() const noexcept;
+  [[nodiscard]] bool as_bool() const noexcept {
+    AMQP_ASSERT(t_ == type::boolean);
+    return u_.b;
+  }
+  [[nodiscard]] std::uint8_t as_ubyte() const noexcept {
+    AMQP_ASSERT(t_ == type::ubyte);
+    return static_cast<std::uint8_t>(u_.u);
+  }
+  [[nodiscard]] std::uint16_t as_ushort() const noexcept {
+    AMQP_ASSERT(t_ == type::ushort);
+    return static_cast<std::uint16_t>(u_.u);
+  }
+  [[nodiscard]] std::uint32_t as_uint() const noexcept {
+    AMQP_ASSERT(t_ == type::uint);
+    return static_cast<std::uint32_t>(u_.u);
+  }
+  [[nodiscard]] std::uint64_t as_ulong() const noexcept {
+    AMQP_ASSERT(t_ == type::ulong);
+    return u_.u;
+  }
+  [[nodiscard]] std::int8_t as_byte() const noexcept {
+    AMQP_ASSERT(t_ == type::byte);
+    return static_cast<std::int8_t>(u_.i);
+  }
+  [[nodiscard]] std::int16_t as_short() const noexcept {
+    AMQP_ASSERT(t_ == type::short_);
+    return static_cast<std::int16_t>(u_.i);
+  }
+  [[nodiscard]] std::int32_t as_int() const noexcept {
+    AMQP_ASSERT(t_ == type::int_);
+    return static_cast<std::int32_t>(u_.i);
+  }
+  [[nodiscard]] std::int64_t as_long() const noexcept {
+    AMQP_ASSERT(t_ == type::long_);
+    return u_.i;
+  }
+  [[nodiscard]] float as_float() const noexcept {
+    AMQP_ASSERT(t_ == type::float_);
+    return u_.f;
+  }
+  [[nodiscard]] double as_double() const noexcept {
+    AMQP_ASSERT(t_ == type::double_);
+    return u_.d;
+  }
+  [[nodiscard]] char32_t as_char() const noexcept {
+    AMQP_ASSERT(t_ == type::char_);
+    return u_.c;
+  }
+  [[nodiscard]] timestamp as_timestamp() const noexcept {
+    AMQP_ASSERT(t_ == type::timestamp);
+    return {u_.i};
+  }
   [[nodiscard]] uuid as_uuid() const noexcept;
   [[nodiscard]] decimal32 as_decimal32() const noexcept;
   [[nodiscard]] decimal64 as_decimal64() const noexcept;
   [[nodiscard]] decimal128 as_decimal128() const noexcept;
   // string, symbol: the characters; binary: the bytes (as chars).
-  [[nodiscard]] std::string_view as_string() const noexcept;
-  [[nodiscard]] std::string_view as_symbol() const noexcept;
-  [[nodiscard]] binary_view as_binary() const noexcept;
+  [[nodiscard]] std::string_view as_string() const noexcept {
+    AMQP_ASSERT(t_ == type::string || t_ == type::symbol || t_ == type::binary);
+    return {reinterpret_cast<const char*>(u_.bytes.p), u_.bytes.n};
+  }
+  [[nodiscard]] std::string_view as_symbol() const noexcept {
+    AMQP_ASSERT(t_ == type::symbol);
+    return {reinterpret_cast<const char*>(u_.bytes.p), u_.bytes.n};
+  }
+  [[nodiscard]] binary_view as_binary() const noexcept {
+    AMQP_ASSERT(t_ == type::binary || t_ == type::string || t_ == type::symbol);
+    return {u_.bytes.p, u_.bytes.n};
+  }
 
   // Checked forms: nullopt when the value has another type.
-  [[nodiscard]] std::optional<std::string_view> get_string() const noexcept;
-  [[nodiscard]] std::optional<std::string_view> get_symbol() const noexcept;
-  [[nodiscard]] std::optional<binary_view> get_binary() const noexcept;
+  [[nodiscard]] std::optional<std::string_view> get_string() const noexcept {
+    return t_ == type::string ? std::optional(text()) : std::nullopt;
+  }
+  [[nodiscard]] std::optional<std::string_view> get_symbol() const noexcept {
+    return t_ == type::symbol ? std::optional(text()) : std::nullopt;
+  }
+  [[nodiscard]] std::optional<binary_view> get_binary() const noexcept {
+    return t_ == type::binary ? std::optional(binary_view(u_.bytes.p, u_.bytes.n)) : std::nullopt;
+  }
   // Any unsigned integer type (ubyte, ushort, uint, ulong), widened.
   [[nodiscard]] std::optional<std::uint64_t> get_unsigned() const noexcept;
   // Any signed integer type (byte, short, int, long), widened.
@@ -193,6 +249,9 @@ public:
 private:
   friend class value_iterator;
   friend struct value_access;
+  std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(u_.bytes.p), u_.bytes.n};
+  }
   void set_bytes(const void* p, std::size_t n) noexcept {
     u_.bytes.p = static_cast<const std::byte*>(p);
     u_.bytes.n = n;
@@ -266,11 +325,11 @@ private:
 // A range of values (elements of a list/array, or keys and values of a map interleaved).
 class value_range {
 public:
-  value_iterator begin() const noexcept { return begin_; }
-  value_iterator end() const noexcept { return {}; }
+  [[nodiscard]] value_iterator begin() const noexcept { return begin_; }
+  [[nodiscard]] value_iterator end() const noexcept { return {}; }
   // Number of values in the range.
-  std::uint32_t size() const noexcept { return begin_.remaining_; }
-  bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return begin_.remaining_; }
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
 private:
   friend class value;

@@ -26,16 +26,16 @@ template <> struct composite_traits<open> {
   static constexpr std::uint64_t code = 0x10;
   static constexpr std::string_view name = "amqp:open:list";
   static constexpr auto fields = std::tuple{
-      field{&open::container_id, "container-id", mandatory},
-      field{&open::hostname, "hostname"},
-      field{&open::max_frame_size, "max-frame-size"},
-      field{&open::channel_max, "channel-max"},
-      field{&open::idle_time_out, "idle-time-out"},
-      field{&open::outgoing_locales, "outgoing-locales"},
-      field{&open::incoming_locales, "incoming-locales"},
-      field{&open::offered_capabilities, "offered-capabilities"},
-      field{&open::desired_capabilities, "desired-capabilities"},
-      field{&open::properties, "properties"},
+      AMQP_FIELD(open, container_id, "container-id", mandatory),
+      AMQP_FIELD(open, hostname, "hostname"),
+      AMQP_FIELD(open, max_frame_size, "max-frame-size"),
+      AMQP_FIELD(open, channel_max, "channel-max"),
+      AMQP_FIELD(open, idle_time_out, "idle-time-out"),
+      AMQP_FIELD(open, outgoing_locales, "outgoing-locales"),
+      AMQP_FIELD(open, incoming_locales, "incoming-locales"),
+      AMQP_FIELD(open, offered_capabilities, "offered-capabilities"),
+      AMQP_FIELD(open, desired_capabilities, "desired-capabilities"),
+      AMQP_FIELD(open, properties, "properties"),
   };
 };
 
@@ -43,14 +43,14 @@ template <> struct composite_traits<begin> {
   static constexpr std::uint64_t code = 0x11;
   static constexpr std::string_view name = "amqp:begin:list";
   static constexpr auto fields = std::tuple{
-      field{&begin::remote_channel, "remote-channel"},
-      field{&begin::next_outgoing_id, "next-outgoing-id", mandatory},
-      field{&begin::incoming_window, "incoming-window", mandatory},
-      field{&begin::outgoing_window, "outgoing-window", mandatory},
-      field{&begin::handle_max, "handle-max"},
-      field{&begin::offered_capabilities, "offered-capabilities"},
-      field{&begin::desired_capabilities, "desired-capabilities"},
-      field{&begin::properties, "properties"},
+      AMQP_FIELD(begin, remote_channel, "remote-channel"),
+      AMQP_FIELD(begin, next_outgoing_id, "next-outgoing-id", mandatory),
+      AMQP_FIELD(begin, incoming_window, "incoming-window", mandatory),
+      AMQP_FIELD(begin, outgoing_window, "outgoing-window", mandatory),
+      AMQP_FIELD(begin, handle_max, "handle-max"),
+      AMQP_FIELD(begin, offered_capabilities, "offered-capabilities"),
+      AMQP_FIELD(begin, desired_capabilities, "desired-capabilities"),
+      AMQP_FIELD(begin, properties, "properties"),
   };
 };
 
@@ -58,20 +58,20 @@ template <> struct composite_traits<attach> {
   static constexpr std::uint64_t code = 0x12;
   static constexpr std::string_view name = "amqp:attach:list";
   static constexpr auto fields = std::tuple{
-      field{&attach::name, "name", mandatory},
-      field{&attach::handle, "handle", mandatory},
-      field{&attach::role, "role", mandatory},
-      field{&attach::snd_settle_mode, "snd-settle-mode"},
-      field{&attach::rcv_settle_mode, "rcv-settle-mode"},
-      field{&attach::source, "source"},
-      field{&attach::target, "target"},
-      field{&attach::unsettled, "unsettled"},
-      field{&attach::incomplete_unsettled, "incomplete-unsettled"},
-      field{&attach::initial_delivery_count, "initial-delivery-count"},
-      field{&attach::max_message_size, "max-message-size"},
-      field{&attach::offered_capabilities, "offered-capabilities"},
-      field{&attach::desired_capabilities, "desired-capabilities"},
-      field{&attach::properties, "properties"},
+      AMQP_FIELD(attach, name, "name", mandatory),
+      AMQP_FIELD(attach, handle, "handle", mandatory),
+      AMQP_FIELD(attach, role, "role", mandatory),
+      AMQP_FIELD(attach, snd_settle_mode, "snd-settle-mode"),
+      AMQP_FIELD(attach, rcv_settle_mode, "rcv-settle-mode"),
+      AMQP_FIELD(attach, source, "source"),
+      AMQP_FIELD(attach, target, "target"),
+      AMQP_FIELD(attach, unsettled, "unsettled"),
+      AMQP_FIELD(attach, incomplete_unsettled, "incomplete-unsettled"),
+      AMQP_FIELD(attach, initial_delivery_count, "initial-delivery-count"),
+      AMQP_FIELD(attach, max_message_size, "max-message-size"),
+      AMQP_FIELD(attach, offered_capabilities, "offered-capabilities"),
+      AMQP_FIELD(attach, desired_capabilities, "desired-capabilities"),
+      AMQP_FIELD(attach, properties, "properties"),
   };
 };
 
@@ -79,17 +79,17 @@ template <> struct composite_traits<flow> {
   static constexpr std::uint64_t code = 0x13;
   static constexpr std::string_view name = "amqp:flow:list";
   static constexpr auto fields = std::tuple{
-      field{&flow::next_incoming_id, "next-incoming-id"},
-      field{&flow::incoming_window, "incoming-window", mandatory},
-      field{&flow::next_outgoing_id, "next-outgoing-id", mandatory},
-      field{&flow::outgoing_window, "outgoing-window", mandatory},
-      field{&flow::handle, "handle"},
-      field{&flow::delivery_count, "delivery-count"},
-      field{&flow::link_credit, "link-credit"},
-      field{&flow::available, "available"},
-      field{&flow::drain, "drain"},
-      field{&flow::echo, "echo"},
-      field{&flow::properties, "properties"},
+      AMQP_FIELD(flow, next_incoming_id, "next-incoming-id"),
+      AMQP_FIELD(flow, incoming_window, "incoming-window", mandatory),
+      AMQP_FIELD(flow, next_outgoing_id, "next-outgoing-id", mandatory),
+      AMQP_FIELD(flow, outgoing_window, "outgoing-window", mandatory),
+      AMQP_FIELD(flow, handle, "handle"),
+      AMQP_FIELD(flow, delivery_count, "delivery-count"),
+      AMQP_FIELD(flow, link_credit, "link-credit"),
+      AMQP_FIELD(flow, available, "available"),
+      AMQP_FIELD(flow, drain, "drain"),
+      AMQP_FIELD(flow, echo, "echo"),
+      AMQP_FIELD(flow, properties, "properties"),
   };
 };
 
@@ -97,17 +97,17 @@ template <> struct composite_traits<transfer> {
   static constexpr std::uint64_t code = 0x14;
   static constexpr std::string_view name = "amqp:transfer:list";
   static constexpr auto fields = std::tuple{
-      field{&transfer::handle, "handle", mandatory},
-      field{&transfer::delivery_id, "delivery-id"},
-      field{&transfer::delivery_tag, "delivery-tag"},
-      field{&transfer::message_format, "message-format"},
-      field{&transfer::settled, "settled"},
-      field{&transfer::more, "more"},
-      field{&transfer::rcv_settle_mode, "rcv-settle-mode"},
-      field{&transfer::state, "state"},
-      field{&transfer::resume, "resume"},
-      field{&transfer::aborted, "aborted"},
-      field{&transfer::batchable, "batchable"},
+      AMQP_FIELD(transfer, handle, "handle", mandatory),
+      AMQP_FIELD(transfer, delivery_id, "delivery-id"),
+      AMQP_FIELD(transfer, delivery_tag, "delivery-tag"),
+      AMQP_FIELD(transfer, message_format, "message-format"),
+      AMQP_FIELD(transfer, settled, "settled"),
+      AMQP_FIELD(transfer, more, "more"),
+      AMQP_FIELD(transfer, rcv_settle_mode, "rcv-settle-mode"),
+      AMQP_FIELD(transfer, state, "state"),
+      AMQP_FIELD(transfer, resume, "resume"),
+      AMQP_FIELD(transfer, aborted, "aborted"),
+      AMQP_FIELD(transfer, batchable, "batchable"),
   };
 };
 
@@ -115,12 +115,12 @@ template <> struct composite_traits<disposition> {
   static constexpr std::uint64_t code = 0x15;
   static constexpr std::string_view name = "amqp:disposition:list";
   static constexpr auto fields = std::tuple{
-      field{&disposition::role, "role", mandatory},
-      field{&disposition::first, "first", mandatory},
-      field{&disposition::last, "last"},
-      field{&disposition::settled, "settled"},
-      field{&disposition::state, "state"},
-      field{&disposition::batchable, "batchable"},
+      AMQP_FIELD(disposition, role, "role", mandatory),
+      AMQP_FIELD(disposition, first, "first", mandatory),
+      AMQP_FIELD(disposition, last, "last"),
+      AMQP_FIELD(disposition, settled, "settled"),
+      AMQP_FIELD(disposition, state, "state"),
+      AMQP_FIELD(disposition, batchable, "batchable"),
   };
 };
 
@@ -128,31 +128,31 @@ template <> struct composite_traits<detach> {
   static constexpr std::uint64_t code = 0x16;
   static constexpr std::string_view name = "amqp:detach:list";
   static constexpr auto fields = std::tuple{
-      field{&detach::handle, "handle", mandatory},
-      field{&detach::closed, "closed"},
-      field{&detach::error, "error"},
+      AMQP_FIELD(detach, handle, "handle", mandatory),
+      AMQP_FIELD(detach, closed, "closed"),
+      AMQP_FIELD(detach, error, "error"),
   };
 };
 
 template <> struct composite_traits<end> {
   static constexpr std::uint64_t code = 0x17;
   static constexpr std::string_view name = "amqp:end:list";
-  static constexpr auto fields = std::tuple{field{&end::error, "error"}};
+  static constexpr auto fields = std::tuple{AMQP_FIELD(end, error, "error")};
 };
 
 template <> struct composite_traits<close> {
   static constexpr std::uint64_t code = 0x18;
   static constexpr std::string_view name = "amqp:close:list";
-  static constexpr auto fields = std::tuple{field{&close::error, "error"}};
+  static constexpr auto fields = std::tuple{AMQP_FIELD(close, error, "error")};
 };
 
 template <> struct composite_traits<error> {
   static constexpr std::uint64_t code = 0x1d;
   static constexpr std::string_view name = "amqp:error:list";
   static constexpr auto fields = std::tuple{
-      field{&error::condition, "condition", mandatory},
-      field{&error::description, "description"},
-      field{&error::info, "info"},
+      AMQP_FIELD(error, condition, "condition", mandatory),
+      AMQP_FIELD(error, description, "description"),
+      AMQP_FIELD(error, info, "info"),
   };
 };
 
@@ -162,8 +162,8 @@ template <> struct composite_traits<received> {
   static constexpr std::uint64_t code = 0x23;
   static constexpr std::string_view name = "amqp:received:list";
   static constexpr auto fields = std::tuple{
-      field{&received::section_number, "section-number", mandatory},
-      field{&received::section_offset, "section-offset", mandatory},
+      AMQP_FIELD(received, section_number, "section-number", mandatory),
+      AMQP_FIELD(received, section_offset, "section-offset", mandatory),
   };
 };
 
@@ -176,7 +176,7 @@ template <> struct composite_traits<accepted> {
 template <> struct composite_traits<rejected> {
   static constexpr std::uint64_t code = 0x25;
   static constexpr std::string_view name = "amqp:rejected:list";
-  static constexpr auto fields = std::tuple{field{&rejected::error, "error"}};
+  static constexpr auto fields = std::tuple{AMQP_FIELD(rejected, error, "error")};
 };
 
 template <> struct composite_traits<released> {
@@ -189,9 +189,9 @@ template <> struct composite_traits<modified> {
   static constexpr std::uint64_t code = 0x27;
   static constexpr std::string_view name = "amqp:modified:list";
   static constexpr auto fields = std::tuple{
-      field{&modified::delivery_failed, "delivery-failed"},
-      field{&modified::undeliverable_here, "undeliverable-here"},
-      field{&modified::message_annotations, "message-annotations"},
+      AMQP_FIELD(modified, delivery_failed, "delivery-failed"),
+      AMQP_FIELD(modified, undeliverable_here, "undeliverable-here"),
+      AMQP_FIELD(modified, message_annotations, "message-annotations"),
   };
 };
 
@@ -199,17 +199,17 @@ template <> struct composite_traits<source> {
   static constexpr std::uint64_t code = 0x28;
   static constexpr std::string_view name = "amqp:source:list";
   static constexpr auto fields = std::tuple{
-      field{&source::address, "address"},
-      field{&source::durable, "durable"},
-      field{&source::expiry_policy, "expiry-policy"},
-      field{&source::timeout, "timeout"},
-      field{&source::dynamic, "dynamic"},
-      field{&source::dynamic_node_properties, "dynamic-node-properties"},
-      field{&source::distribution_mode, "distribution-mode"},
-      field{&source::filter, "filter"},
-      field{&source::default_outcome, "default-outcome"},
-      field{&source::outcomes, "outcomes"},
-      field{&source::capabilities, "capabilities"},
+      AMQP_FIELD(source, address, "address"),
+      AMQP_FIELD(source, durable, "durable"),
+      AMQP_FIELD(source, expiry_policy, "expiry-policy"),
+      AMQP_FIELD(source, timeout, "timeout"),
+      AMQP_FIELD(source, dynamic, "dynamic"),
+      AMQP_FIELD(source, dynamic_node_properties, "dynamic-node-properties"),
+      AMQP_FIELD(source, distribution_mode, "distribution-mode"),
+      AMQP_FIELD(source, filter, "filter"),
+      AMQP_FIELD(source, default_outcome, "default-outcome"),
+      AMQP_FIELD(source, outcomes, "outcomes"),
+      AMQP_FIELD(source, capabilities, "capabilities"),
   };
 };
 
@@ -217,13 +217,13 @@ template <> struct composite_traits<target> {
   static constexpr std::uint64_t code = 0x29;
   static constexpr std::string_view name = "amqp:target:list";
   static constexpr auto fields = std::tuple{
-      field{&target::address, "address"},
-      field{&target::durable, "durable"},
-      field{&target::expiry_policy, "expiry-policy"},
-      field{&target::timeout, "timeout"},
-      field{&target::dynamic, "dynamic"},
-      field{&target::dynamic_node_properties, "dynamic-node-properties"},
-      field{&target::capabilities, "capabilities"},
+      AMQP_FIELD(target, address, "address"),
+      AMQP_FIELD(target, durable, "durable"),
+      AMQP_FIELD(target, expiry_policy, "expiry-policy"),
+      AMQP_FIELD(target, timeout, "timeout"),
+      AMQP_FIELD(target, dynamic, "dynamic"),
+      AMQP_FIELD(target, dynamic_node_properties, "dynamic-node-properties"),
+      AMQP_FIELD(target, capabilities, "capabilities"),
   };
 };
 
@@ -257,7 +257,7 @@ template <> struct composite_traits<sasl_mechanisms> {
   static constexpr std::uint64_t code = 0x40;
   static constexpr std::string_view name = "amqp:sasl-mechanisms:list";
   static constexpr auto fields = std::tuple{
-      field{&sasl_mechanisms::sasl_server_mechanisms, "sasl-server-mechanisms", mandatory},
+      AMQP_FIELD(sasl_mechanisms, sasl_server_mechanisms, "sasl-server-mechanisms", mandatory),
   };
 };
 
@@ -265,9 +265,9 @@ template <> struct composite_traits<sasl_init> {
   static constexpr std::uint64_t code = 0x41;
   static constexpr std::string_view name = "amqp:sasl-init:list";
   static constexpr auto fields = std::tuple{
-      field{&sasl_init::mechanism, "mechanism", mandatory},
-      field{&sasl_init::initial_response, "initial-response"},
-      field{&sasl_init::hostname, "hostname"},
+      AMQP_FIELD(sasl_init, mechanism, "mechanism", mandatory),
+      AMQP_FIELD(sasl_init, initial_response, "initial-response"),
+      AMQP_FIELD(sasl_init, hostname, "hostname"),
   };
 };
 
@@ -275,21 +275,22 @@ template <> struct composite_traits<sasl_challenge> {
   static constexpr std::uint64_t code = 0x42;
   static constexpr std::string_view name = "amqp:sasl-challenge:list";
   static constexpr auto fields =
-      std::tuple{field{&sasl_challenge::challenge, "challenge", mandatory}};
+      std::tuple{AMQP_FIELD(sasl_challenge, challenge, "challenge", mandatory)};
 };
 
 template <> struct composite_traits<sasl_response> {
   static constexpr std::uint64_t code = 0x43;
   static constexpr std::string_view name = "amqp:sasl-response:list";
-  static constexpr auto fields = std::tuple{field{&sasl_response::response, "response", mandatory}};
+  static constexpr auto fields =
+      std::tuple{AMQP_FIELD(sasl_response, response, "response", mandatory)};
 };
 
 template <> struct composite_traits<sasl_outcome> {
   static constexpr std::uint64_t code = 0x44;
   static constexpr std::string_view name = "amqp:sasl-outcome:list";
   static constexpr auto fields = std::tuple{
-      field{&sasl_outcome::code, "code", mandatory},
-      field{&sasl_outcome::additional_data, "additional-data"},
+      AMQP_FIELD(sasl_outcome, code, "code", mandatory),
+      AMQP_FIELD(sasl_outcome, additional_data, "additional-data"),
   };
 };
 
@@ -298,36 +299,36 @@ template <> struct composite_traits<sasl_outcome> {
 template <> struct composite_traits<coordinator> {
   static constexpr std::uint64_t code = 0x30;
   static constexpr std::string_view name = "amqp:coordinator:list";
-  static constexpr auto fields = std::tuple{field{&coordinator::capabilities, "capabilities"}};
+  static constexpr auto fields = std::tuple{AMQP_FIELD(coordinator, capabilities, "capabilities")};
 };
 
 template <> struct composite_traits<declare> {
   static constexpr std::uint64_t code = 0x31;
   static constexpr std::string_view name = "amqp:declare:list";
-  static constexpr auto fields = std::tuple{field{&declare::global_id, "global-id"}};
+  static constexpr auto fields = std::tuple{AMQP_FIELD(declare, global_id, "global-id")};
 };
 
 template <> struct composite_traits<discharge> {
   static constexpr std::uint64_t code = 0x32;
   static constexpr std::string_view name = "amqp:discharge:list";
   static constexpr auto fields = std::tuple{
-      field{&discharge::txn_id, "txn-id", mandatory},
-      field{&discharge::fail, "fail"},
+      AMQP_FIELD(discharge, txn_id, "txn-id", mandatory),
+      AMQP_FIELD(discharge, fail, "fail"),
   };
 };
 
 template <> struct composite_traits<declared> {
   static constexpr std::uint64_t code = 0x33;
   static constexpr std::string_view name = "amqp:declared:list";
-  static constexpr auto fields = std::tuple{field{&declared::txn_id, "txn-id", mandatory}};
+  static constexpr auto fields = std::tuple{AMQP_FIELD(declared, txn_id, "txn-id", mandatory)};
 };
 
 template <> struct composite_traits<transactional_state> {
   static constexpr std::uint64_t code = 0x34;
   static constexpr std::string_view name = "amqp:transactional-state:list";
   static constexpr auto fields = std::tuple{
-      field{&transactional_state::txn_id, "txn-id", mandatory},
-      field{&transactional_state::outcome, "outcome"},
+      AMQP_FIELD(transactional_state, txn_id, "txn-id", mandatory),
+      AMQP_FIELD(transactional_state, outcome, "outcome"),
   };
 };
 
@@ -343,11 +344,11 @@ template <> struct composite_traits<header> {
   static constexpr std::uint64_t code = 0x70;
   static constexpr std::string_view name = "amqp:header:list";
   static constexpr auto fields = std::tuple{
-      field{&header::durable, "durable"},
-      field{&header::priority, "priority"},
-      field{&header::ttl, "ttl"},
-      field{&header::first_acquirer, "first-acquirer"},
-      field{&header::delivery_count, "delivery-count"},
+      AMQP_FIELD(header, durable, "durable"),
+      AMQP_FIELD(header, priority, "priority"),
+      AMQP_FIELD(header, ttl, "ttl"),
+      AMQP_FIELD(header, first_acquirer, "first-acquirer"),
+      AMQP_FIELD(header, delivery_count, "delivery-count"),
   };
 };
 
@@ -355,26 +356,28 @@ template <> struct composite_traits<properties> {
   static constexpr std::uint64_t code = 0x73;
   static constexpr std::string_view name = "amqp:properties:list";
   static constexpr auto fields = std::tuple{
-      field{&properties::message_id, "message-id"},
-      field{&properties::user_id, "user-id"},
-      field{&properties::to, "to"},
-      field{&properties::subject, "subject"},
-      field{&properties::reply_to, "reply-to"},
-      field{&properties::correlation_id, "correlation-id"},
-      field{&properties::content_type, "content-type"},
-      field{&properties::content_encoding, "content-encoding"},
-      field{&properties::absolute_expiry_time, "absolute-expiry-time"},
-      field{&properties::creation_time, "creation-time"},
-      field{&properties::group_id, "group-id"},
-      field{&properties::group_sequence, "group-sequence"},
-      field{&properties::reply_to_group_id, "reply-to-group-id"},
+      AMQP_FIELD(properties, message_id, "message-id"),
+      AMQP_FIELD(properties, user_id, "user-id"),
+      AMQP_FIELD(properties, to, "to"),
+      AMQP_FIELD(properties, subject, "subject"),
+      AMQP_FIELD(properties, reply_to, "reply-to"),
+      AMQP_FIELD(properties, correlation_id, "correlation-id"),
+      AMQP_FIELD(properties, content_type, "content-type"),
+      AMQP_FIELD(properties, content_encoding, "content-encoding"),
+      AMQP_FIELD(properties, absolute_expiry_time, "absolute-expiry-time"),
+      AMQP_FIELD(properties, creation_time, "creation-time"),
+      AMQP_FIELD(properties, group_id, "group-id"),
+      AMQP_FIELD(properties, group_sequence, "group-sequence"),
+      AMQP_FIELD(properties, reply_to_group_id, "reply-to-group-id"),
   };
 };
 
 } // namespace amqp::detail
 
 // Defines the public decode/encoded_size/encode overloads of a composite type T, all three
-// forwarding to the generic table-driven code. Used once per type in the .cpp files.
+// forwarding to the generic table-driven code. Used once per type in the .cpp files. T is a
+// type name, which cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define AMQP_DEFINE_COMPOSITE_API(T)                                                               \
   result<void> decode(const value& described, T& out) noexcept {                                   \
     return detail::decode_composite(described, out);                                               \
@@ -385,3 +388,4 @@ template <> struct composite_traits<properties> {
   result<std::size_t> encode(const T& x, std::span<std::byte> out) noexcept {                      \
     return detail::encode_composite(x, out);                                                       \
   }
+// NOLINTEND(bugprone-macro-parentheses)

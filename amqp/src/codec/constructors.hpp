@@ -15,7 +15,16 @@ struct ctor_info {
   type t = type::null;
   category cat = category::invalid;
   std::uint8_t width = 0; // fixed: payload bytes; others: bytes of the size (and count) fields
+  // How the validator's inline path treats the code: fixed-width codes whose payload any
+  // bytes are valid for (all but boolean 0x56 and char 0x73): 1 + width, the bytes to step
+  // over; vbin8: short_binary; str8 and sym8: short_text; every other code: 0 (out of line).
+  std::uint8_t step = 0;
 };
+
+// ctor_info::step of vbin8, and of str8 and sym8 (whose bytes must be ASCII, or UTF-8 for
+// str8).
+inline constexpr std::uint8_t short_binary = 0x80;
+inline constexpr std::uint8_t short_text = 0x81;
 
 namespace code {
 inline constexpr std::uint8_t described = 0x00;
@@ -37,7 +46,9 @@ inline constexpr std::uint8_t array8 = 0xe0, array32 = 0xf0;
 
 constexpr std::array<ctor_info, 256> make_ctor_table() {
   std::array<ctor_info, 256> t{};
-  auto fixed = [&](std::uint8_t c, type ty, std::uint8_t w) { t[c] = {ty, category::fixed, w}; };
+  auto fixed = [&](std::uint8_t c, type ty, std::uint8_t w) {
+    t[c] = {ty, category::fixed, w, static_cast<std::uint8_t>(1 + w)};
+  };
   fixed(code::null, type::null, 0);
   fixed(code::true_, type::boolean, 0);
   fixed(code::false_, type::boolean, 0);
@@ -64,13 +75,17 @@ constexpr std::array<ctor_info, 256> make_ctor_table() {
   fixed(code::decimal64, type::decimal64, 8);
   fixed(code::decimal128, type::decimal128, 16);
   fixed(code::uuid, type::uuid, 16);
+  // Every byte of their payload is not valid (types.xml: boolean is 0x00 or 0x01; char is a
+  // Unicode scalar value): the validator checks them.
+  t[code::boolean].step = 0;
+  t[code::char_].step = 0;
   // list0 is a fixed-width (0) encoding of a list (types.xml).
-  t[code::list0] = {type::list, category::fixed, 0};
-  t[code::vbin8] = {type::binary, category::variable, 1};
+  t[code::list0] = {type::list, category::fixed, 0, 1};
+  t[code::vbin8] = {type::binary, category::variable, 1, short_binary};
   t[code::vbin32] = {type::binary, category::variable, 4};
-  t[code::str8] = {type::string, category::variable, 1};
+  t[code::str8] = {type::string, category::variable, 1, short_text};
   t[code::str32] = {type::string, category::variable, 4};
-  t[code::sym8] = {type::symbol, category::variable, 1};
+  t[code::sym8] = {type::symbol, category::variable, 1, short_text};
   t[code::sym32] = {type::symbol, category::variable, 4};
   t[code::list8] = {type::list, category::compound, 1};
   t[code::list32] = {type::list, category::compound, 4};

@@ -1,9 +1,10 @@
 // Decoding of AMQP 1.0 values (AMQP 1.0 §1.2 type encodings, types.xml).
 //
-// Two passes with different jobs: `validate` checks untrusted bytes completely (bounds,
-// counts, nesting, UTF-8, ASCII) without building anything; the `trusted_*` functions then
-// read bytes that passed validation, with no checks beyond debug assertions. Iterating a
-// decoded value uses the trusted functions, so accessing it can never fail.
+// Two passes with different jobs: the validator (validator.hpp) checks untrusted bytes
+// completely (bounds, counts, nesting, UTF-8, ASCII) without building anything; the
+// `trusted_*` functions then read bytes that passed validation, with no checks beyond debug
+// assertions. Iterating a decoded value uses the trusted functions, so accessing it can never
+// fail.
 #include <bit>
 #include <cstring>
 
@@ -11,6 +12,7 @@
 #include "amqp/codec.hpp"
 #include "codec/constructors.hpp"
 #include "codec/reader.hpp"
+#include "codec/validator.hpp"
 #include "codec/value_access.hpp"
 
 namespace amqp {
@@ -19,220 +21,129 @@ namespace {
 
 using va = value_access;
 
-bool is_ascii(const std::byte* p, std::size_t n) noexcept {
-  constexpr std::uint64_t high8 = 0x8080808080808080ULL;
-  auto word = [](const std::byte* q) {
-    std::uint64_t w;
-    std::memcpy(&w, q, 8);
-    return w;
-  };
-  if (n >= 8) {
-    // Whole words, then one last word overlapping the previous one.
-    std::uint64_t acc = word(p + n - 8);
-    for (std::size_t i = 0; i + 8 <= n; i += 8) {
-      acc |= word(p + i);
-    }
-    return (acc & high8) == 0;
-  }
-  unsigned acc = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    acc |= std::to_integer<unsigned>(p[i]);
-  }
-  return (acc & 0x80U) == 0;
-}
-
 // AMQP 1.0 §1.6.17: char is a UTF-32 code point; surrogates and values above U+10FFFF are not
 // Unicode scalar values.
 bool is_scalar_value(std::uint32_t c) noexcept {
   return c <= 0x10FFFF && (c < 0xD800 || c > 0xDFFF);
 }
 
-// Reads a size or count field of `width` (1 or 4) bytes at p; the caller checked the bounds.
-std::uint32_t load_sized(const std::byte* p, unsigned width) noexcept {
-  return width == 1 ? std::to_integer<std::uint32_t>(p[0]) : load_be32(p);
-}
+} // namespace
 
 // ---- validation of untrusted bytes ------------------------------------------------------
 
-class validator {
-public:
-  explicit validator(const decode_limits& lim) noexcept
-      : lim_(lim), zero_width_left_(lim.max_zero_width_elements) {}
-
-  // Validates one value (constructor and body) at p; advances p past it. Scalars, strings,
-  // symbols and binaries are checked here; everything else out of line.
-  errc value(const std::byte*& p, const std::byte* end, std::uint32_t depth) noexcept {
-    if (p == end) {
-      return errc::decode_error;
-    }
-    const auto c = std::to_integer<std::uint8_t>(*p);
-    const ctor_info ci = ctor_table[c];
-    const auto left = static_cast<std::size_t>(end - p) - 1;
-    if (ci.cat == category::fixed && c != code::boolean && c != code::char_) {
-      if (ci.width > left) {
-        return errc::decode_error;
-      }
-      p += 1 + ci.width;
-      return {};
-    }
-    if (ci.cat == category::variable && left >= ci.width) {
-      const std::size_t n = load_sized(p + 1, ci.width);
-      if (n > left - ci.width) {
-        return errc::decode_error;
-      }
-      const std::byte* s = p + 1 + ci.width;
-      p = s + n;
-      if (ci.t == type::string) {
-        return is_valid_utf8({reinterpret_cast<const char*>(s), n}) ? errc{} : errc::decode_error;
-      }
-      if (ci.t == type::symbol) {
-        return is_ascii(s, n) ? errc{} : errc::decode_error;
-      }
-      return {};
-    }
-    ++p;
-    return body(c, p, end, depth);
-  }
-
-  // Validates the body of a value of format code `c` at p; advances p past it.
-  [[gnu::noinline]] errc body(std::uint8_t c, const std::byte*& p, const std::byte* end,
-                              std::uint32_t depth) noexcept {
-    if (c == code::described) {
-      if (depth + 1 > lim_.max_depth) {
-        return errc::depth_exceeded;
-      }
-      if (auto e = value(p, end, depth + 1); e != errc{}) { // the descriptor
-        return e;
-      }
-      return value(p, end, depth + 1);
-    }
-    const ctor_info& ci = ctor_table[c];
-    const auto left = static_cast<std::size_t>(end - p);
-    switch (ci.cat) {
-    case category::invalid:
-      return errc::decode_error;
-    case category::fixed:
-      if (ci.width > left) {
-        return errc::decode_error;
-      }
-      // types.xml: boolean 0x56 is 0x00 or 0x01; char is a Unicode scalar value.
-      if (c == code::boolean && std::to_integer<unsigned>(p[0]) > 1) {
-        return errc::decode_error;
-      }
-      if (c == code::char_ && !is_scalar_value(load_be32(p))) {
-        return errc::decode_error;
-      }
-      p += ci.width;
-      return {};
-    case category::variable: {
-      if (ci.width > left) {
-        return errc::decode_error;
-      }
-      const std::size_t n = load_sized(p, ci.width);
-      if (n > left - ci.width) {
-        return errc::decode_error;
-      }
-      p += ci.width;
-      const std::byte* s = p;
-      p += n;
-      if (ci.t == type::string && !is_valid_utf8({reinterpret_cast<const char*>(s), n})) {
-        return errc::decode_error;
-      }
-      if (ci.t == type::symbol && !is_ascii(s, n)) {
-        return errc::decode_error;
-      }
-      return {};
-    }
-    case category::compound:
-    case category::array:
-      return container(c, ci, p, end, depth);
-    }
-    return errc::decode_error;
-  }
-
-private:
-  errc container(std::uint8_t c, const ctor_info& ci, const std::byte*& p, const std::byte* end,
-                 std::uint32_t depth) noexcept {
-    const auto left = static_cast<std::size_t>(end - p);
-    const unsigned w = ci.width;
-    if (2 * w > left) {
-      return errc::decode_error;
-    }
-    const std::size_t size = load_sized(p, w);
-    // The size covers the count field and the elements.
-    if (size > left - w || size < w) {
-      return errc::decode_error;
-    }
-    const std::uint32_t count = load_sized(p + w, w);
-    const std::byte* q = p + 2 * w;
-    const std::byte* sub_end = p + w + size;
-    p = sub_end;
-    // An empty container nests nothing (and so costs no depth, as list0 does not).
-    if (count != 0 && depth + 1 > lim_.max_depth) {
+errc validator::body(std::uint8_t c, const std::byte*& p, const std::byte* end,
+                     std::uint32_t depth) noexcept {
+  if (c == code::described) {
+    if (depth + 1 > lim_.max_depth) {
       return errc::depth_exceeded;
     }
-    if (ci.cat == category::compound) {
-      // Every element takes at least one byte: check the count before iterating.
-      if (count > static_cast<std::size_t>(sub_end - q) || (ci.t == type::map && count % 2 != 0)) {
-        return errc::decode_error;
-      }
-      for (std::uint32_t k = 0; k < count; ++k) {
-        if (auto e = value(q, sub_end, depth + 1); e != errc{}) {
-          return e;
-        }
-      }
-      return q == sub_end ? errc{} : errc::decode_error; // nothing left over
+    if (auto e = value(p, end, depth + 1); e != errc{}) { // the descriptor
+      return e;
     }
-    (void)c;
-    // Array: one element constructor, then `count` bodies.
-    if (q == sub_end) {
+    return value(p, end, depth + 1);
+  }
+  const ctor_info& ci = ctor_table[c];
+  const auto left = static_cast<std::size_t>(end - p);
+  switch (ci.cat) {
+  case category::invalid:
+    return errc::decode_error;
+  case category::fixed:
+    if (ci.width > left) {
       return errc::decode_error;
     }
-    auto ec = std::to_integer<std::uint8_t>(*q++);
-    if (ec == code::described) {
+    // types.xml: boolean 0x56 is 0x00 or 0x01; char is a Unicode scalar value.
+    if (c == code::boolean && std::to_integer<unsigned>(p[0]) > 1) {
+      return errc::decode_error;
+    }
+    if (c == code::char_ && !is_scalar_value(load_be32(p))) {
+      return errc::decode_error;
+    }
+    p += ci.width;
+    return {};
+  case category::variable: {
+    if (ci.width > left) {
+      return errc::decode_error;
+    }
+    const std::size_t n = load_sized(p, ci.width);
+    if (n > left - ci.width) {
+      return errc::decode_error;
+    }
+    p += ci.width;
+    const std::byte* s = p;
+    p += n;
+    return text_ok(ci.t, s, n) ? errc{} : errc::decode_error;
+  }
+  case category::compound:
+  case category::array:
+    return container(ci, p, end, depth);
+  }
+  return errc::decode_error;
+}
+
+errc validator::container(const ctor_info& ci, const std::byte*& p, const std::byte* end,
+                          std::uint32_t depth) noexcept {
+  compound_frame f;
+  if (auto e = open(ci, p, end, depth, f); e != errc{}) {
+    return e;
+  }
+  const std::byte* q = f.q;
+  const std::byte* const sub_end = f.end;
+  const std::uint32_t count = f.count;
+  if (ci.cat == category::compound) {
+    if (ci.t == type::map) {
+      auto ignore = [](const std::byte*, const std::byte*) {};
+      return map_pairs(f, depth, ignore);
+    }
+    for (std::uint32_t k = 0; k < count; ++k) {
       if (auto e = value(q, sub_end, depth + 1); e != errc{}) {
         return e;
       }
-      if (q == sub_end) {
-        return errc::decode_error;
-      }
-      ec = std::to_integer<std::uint8_t>(*q++);
-      // A described element constructor whose inner constructor is described again is not
-      // supported (no known implementation produces it).
-      if (ec == code::described) {
-        return errc::decode_error;
-      }
     }
-    const ctor_info& ei = ctor_table[ec];
-    if (ei.cat == category::invalid) {
+    return q == sub_end ? errc{} : errc::decode_error; // nothing left over
+  }
+  // Array: one element constructor, then `count` bodies.
+  if (q == sub_end) {
+    return errc::decode_error;
+  }
+  auto ec = std::to_integer<std::uint8_t>(*q++);
+  if (ec == code::described) {
+    if (auto e = value(q, sub_end, depth + 1); e != errc{}) {
+      return e;
+    }
+    if (q == sub_end) {
       return errc::decode_error;
     }
-    if (ei.cat == category::fixed && ei.width == 0) {
-      // Elements of no bytes: the count cannot be checked against the bytes present, so it
-      // is charged to a budget for the whole value (many such arrays add up), and there is
-      // nothing in the elements to validate.
-      if (count > zero_width_left_) {
-        return errc::resource_limit;
-      }
-      zero_width_left_ -= count;
-      return q == sub_end ? errc{} : errc::decode_error;
-    }
-    if (count > static_cast<std::size_t>(sub_end - q)) {
+    ec = std::to_integer<std::uint8_t>(*q++);
+    // A described element constructor whose inner constructor is described again is not
+    // supported (no known implementation produces it).
+    if (ec == code::described) {
       return errc::decode_error;
     }
-    for (std::uint32_t k = 0; k < count; ++k) {
-      if (auto e = body(ec, q, sub_end, depth + 1); e != errc{}) {
-        return e;
-      }
+  }
+  const ctor_info& ei = ctor_table[ec];
+  if (ei.cat == category::invalid) {
+    return errc::decode_error;
+  }
+  if (ei.cat == category::fixed && ei.width == 0) {
+    // Elements of no bytes: the count cannot be checked against the bytes present, so it
+    // is charged to a budget for the whole value (many such arrays add up), and there is
+    // nothing in the elements to validate.
+    if (count > zero_width_left_) {
+      return errc::resource_limit;
     }
+    zero_width_left_ -= count;
     return q == sub_end ? errc{} : errc::decode_error;
   }
-
-  const decode_limits& lim_;
-  std::uint32_t zero_width_left_; // elements of zero-width arrays still allowed
-};
-
-} // namespace
+  if (count > static_cast<std::size_t>(sub_end - q)) {
+    return errc::decode_error;
+  }
+  for (std::uint32_t k = 0; k < count; ++k) {
+    if (auto e = body(ec, q, sub_end, depth + 1); e != errc{}) {
+      return e;
+    }
+  }
+  return q == sub_end ? errc{} : errc::decode_error;
+}
 
 // ---- reading validated bytes ------------------------------------------------------------
 
@@ -255,6 +166,8 @@ void trusted_skip(const std::byte*& p) noexcept {
 }
 
 value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
+  // One value built in place (returned by NRVO): this runs for every field read.
+  value v;
   if (c == code::described) {
     const std::byte* ds = p;
     trusted_skip(p);
@@ -262,12 +175,12 @@ value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
     auto ic = std::to_integer<std::uint8_t>(*p++);
     const std::byte* is = p;
     trusted_skip_body(ic, p);
-    value v = va::make(type::described, ic);
+    va::init(v, type::described, ic);
     va::set_enc(v, {is, p}, desc);
     return v;
   }
-  const ctor_info& ci = ctor_table[c];
-  value v = va::make(ci.t, c);
+  const ctor_info ci = ctor_table[c];
+  va::init(v, ci.t, c);
   switch (ci.cat) {
   case category::fixed:
     switch (c) {
@@ -406,14 +319,16 @@ result<value> decode_whole(std::span<const std::byte> in, const decode_limits& l
   return v;
 }
 
-// RFC 3629 §4 well-formed UTF-8, with an ASCII fast path.
 bool is_valid_utf8(std::string_view s) noexcept {
-  // Most strings on the wire are ASCII: check that with whole-word reads first.
-  if (detail::is_ascii(reinterpret_cast<const std::byte*>(s.data()), s.size())) {
-    return true;
-  }
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const unsigned char* end = p + s.size();
+  return detail::is_valid_utf8(reinterpret_cast<const std::byte*>(s.data()), s.size());
+}
+
+namespace detail {
+
+// RFC 3629 §4 well-formed UTF-8; the caller found a byte above 0x7F.
+bool is_valid_utf8_slow(const std::byte* bytes, std::size_t size) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes);
+  const unsigned char* end = p + size;
   while (p != end) {
     if (end - p >= 8) {
       std::uint64_t w;
@@ -465,5 +380,7 @@ bool is_valid_utf8(std::string_view s) noexcept {
   }
   return true;
 }
+
+} // namespace detail
 
 } // namespace amqp

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "codec/composite_tables.hpp"
+#include "codec/validator.hpp"
 #include "codec/value_access.hpp"
 
 namespace amqp {
@@ -26,32 +27,31 @@ constexpr std::string_view section_descriptor_names[] = {"amqp:header:list",
                                                          "amqp:amqp-value:*",
                                                          "amqp:footer:map"};
 
+// The type of the value whose constructor is at *p (for a described value: described).
+type ctor_table_type(std::byte c) noexcept {
+  return detail::ctor_table[std::to_integer<std::uint8_t>(c)].t;
+}
+
+// The place of a section (code 0x70 + k) in message_view's tables.
 constexpr std::size_t index_of(section s) noexcept {
   return static_cast<std::size_t>(s) - static_cast<std::size_t>(section::header);
 }
 
-// AMQP 1.0 §3.2: the position of each section in the message; body sections share one.
-constexpr unsigned order_of(section s) noexcept {
-  switch (s) {
-  case section::header:
-    return 0;
-  case section::delivery_annotations:
-    return 1;
-  case section::message_annotations:
-    return 2;
-  case section::properties:
-    return 3;
-  case section::application_properties:
-    return 4;
-  case section::data:
-  case section::amqp_sequence:
-  case section::amqp_value:
-    return 5;
-  case section::footer:
-    return 6;
-  }
-  return 7;
-}
+struct section_info {
+  std::int8_t order; // AMQP 1.0 §3.2: the position in the message; body sections share one
+  std::int8_t slot;  // the place in message_view::maps_ of a map section, else -1
+};
+constexpr section_info section_infos[] = {
+    {0, -1}, // header
+    {1, 0},  // delivery-annotations
+    {2, 1},  // message-annotations
+    {3, -1}, // properties
+    {4, 2},  // application-properties
+    {5, -1}, // data
+    {5, -1}, // amqp-sequence
+    {5, -1}, // amqp-value
+    {6, 3},  // footer
+};
 
 // A section whose value is a value (annotations, application-properties, footer, body).
 constexpr std::size_t section_header_size = 3; // 0x00 0x53 code
@@ -287,106 +287,243 @@ value message_view::body_value() const noexcept {
   return (*body_sections().begin()).described_value();
 }
 
-result<message_view> decode_message(std::span<const std::byte> in,
-                                    const decode_limits& limits) noexcept {
-  message_view m;
-  m.bytes_ = in;
-  int last_order = -1;
-  std::optional<section> body_section;
-  std::size_t pos = 0;
-  while (pos < in.size()) {
-    const std::byte* start = in.data() + pos;
-    const std::byte* next = start;
-    if (auto e = detail::validate_value(next, in.data() + in.size(), limits); e != errc{}) {
+value message_view::value_at(std::uint32_t offset) const noexcept {
+  value v;
+  value_access::decode_at(bytes_.data() + offset, v);
+  return v;
+}
+
+std::optional<value> message_view::find_rest(const map_index& x,
+                                             std::string_view key) const noexcept {
+  return detail::find_in_pairs(bytes_.data() + x.rest, x.rest_pairs, key);
+}
+
+// Decodes a message in one pass over its sections: each section is validated once (maps
+// recording where their keys are as they go, header and properties decoded as they go), then
+// read with the trusted reader.
+struct message_decoder {
+  static result<void> run(message_view& m, std::span<const std::byte> in,
+                          const decode_limits& limits) noexcept;
+  static errc index_map(detail::validator& check, const std::byte*& p, const std::byte* end,
+                        message_view& m, message_view::map_index& x, std::uint32_t& used) noexcept;
+};
+
+// Validates the map at p (a map section's value, map8 or map32, nested 1 deep) as
+// check.value(p, end, 1) would, and records its keys in m.entries_ from `used` on (the rest,
+// once entries_ is full, as a range to scan).
+errc message_decoder::index_map(detail::validator& check, const std::byte*& p, const std::byte* end,
+                                message_view& m, message_view::map_index& x,
+                                std::uint32_t& used) noexcept {
+  using detail::code::str8;
+  using detail::code::sym8;
+  constexpr std::uint32_t depth = 1;
+  const std::byte* const base = m.bytes_.data();
+  detail::validator::compound_frame f;
+  const detail::ctor_info& ci = detail::ctor_table[std::to_integer<std::uint8_t>(*p++)];
+  if (auto e = check.open(ci, p, end, depth, f); e != errc{}) {
+    return e;
+  }
+  std::byte* out = m.entries_ + used * sizeof(message_view::map_entry);
+  std::byte* const out_end = m.entries_ + sizeof m.entries_;
+  std::uint32_t rest = 0;
+  std::uint32_t rest_pairs = 0;
+  const std::byte* q = f.q;
+  for (std::uint32_t k = 0; k < f.count; k += 2) {
+    const std::byte* const key = q;
+    message_view::map_entry entry{0, message_view::no_text};
+    if (f.end - q >= 2 && (std::to_integer<unsigned>(*q) | 2U) == sym8) {
+      // str8 or sym8, the keys of nearly every map: validated here as check.value() would.
+      const auto len = std::to_integer<std::size_t>(q[1]);
+      if (len > static_cast<std::size_t>(f.end - q) - 2) {
+        return errc::decode_error;
+      }
+      const std::byte* t = q + 2;
+      q = t + len;
+      if (!detail::is_ascii(t, len) &&
+          !(*key == std::byte{str8} && detail::is_valid_utf8_slow(t, len))) {
+        return errc::decode_error;
+      }
+      entry = {static_cast<std::uint32_t>(t - base), static_cast<std::uint32_t>(len)};
+    } else {
+      if (auto e = check.value(q, f.end, depth + 1); e != errc{}) {
+        return e;
+      }
+      const auto kc = std::to_integer<std::uint8_t>(*key);
+      if (kc == detail::code::sym32 || kc == detail::code::str32) {
+        entry = {static_cast<std::uint32_t>(key + 5 - base), detail::load_be32(key + 1)};
+      }
+    }
+    const std::byte* const val = q;
+    if (auto e = check.value(q, f.end, depth + 1); e != errc{}) {
       return e;
     }
-    const auto n = static_cast<std::size_t>(next - start);
-    // A section is a described value; its descriptor is nearly always smallulong 0x70-0x78.
-    if (start[0] != std::byte{0x00}) {
-      return errc::invalid_message;
-    }
-    const std::byte* body = start + 1;
-    std::optional<section> s;
-    if (start[1] == std::byte{0x53}) {
-      const auto c = std::to_integer<unsigned>(start[2]);
-      if (c >= 0x70 && c <= 0x78) {
-        s = static_cast<section>(c);
+    if (out == out_end) {
+      // The index is full: this pair and the ones after it are scanned by find().
+      rest = static_cast<std::uint32_t>(key - base);
+      rest_pairs = (f.count - k) / 2;
+      for (k += 2; k < f.count; ++k) {
+        if (auto e = check.value(q, f.end, depth + 1); e != errc{}) {
+          return e;
+        }
       }
-      body += 2;
-    } else {
-      s = section_of(detail::decode_trusted(body));
+      break;
     }
-    if (!s) {
-      return errc::invalid_message;
+    if (entry.size == message_view::no_text) {
+      entry.text = static_cast<std::uint32_t>(val - base);
+    }
+    std::memcpy(out, &entry, sizeof entry);
+    out += sizeof entry;
+  }
+  if (q != f.end) {
+    return errc::decode_error; // nothing left over
+  }
+  const auto n = static_cast<std::uint32_t>(out - m.entries_) / sizeof(message_view::map_entry);
+  x = {static_cast<std::uint16_t>(used), static_cast<std::uint16_t>(n - used), rest, rest_pairs};
+  used = static_cast<std::uint32_t>(n);
+  return {};
+}
+
+result<void> message_decoder::run(message_view& m, std::span<const std::byte> in,
+                                  const decode_limits& limits) noexcept {
+  m.bytes_ = in;
+  const std::byte* const base = in.data();
+  const std::byte* const end = base + in.size();
+  const std::byte* p = base;
+  int last_order = -1;
+  // The kind of the body sections seen so far; no section before the first.
+  auto body_section = static_cast<section>(0);
+  std::uint32_t used = 0; // entries_ filled
+  while (p != end) {
+    const std::byte* const start = p;
+    // Each section has its own budget of zero-width array elements.
+    detail::validator check(limits);
+    section s{};
+    const std::byte* inner = nullptr; // the section's value, after the descriptor
+    bool decoded = false;             // header or properties: decoded while validated
+    errc fields{};                    // how decoding them went
+    // A section is a described value; its descriptor is nearly always smallulong 0x70-0x78.
+    const auto c = end - p >= 3 ? std::to_integer<unsigned>(p[2]) : 0U;
+    if (p[0] == std::byte{0x00} && c - 0x70U <= 8U && p[1] == std::byte{0x53}) {
+      s = static_cast<section>(c);
+      // What the validator does for a described value at depth 0.
+      if (1 > limits.max_depth) {
+        return errc::depth_exceeded;
+      }
+      inner = p + 3;
+      p = inner;
+      const int slot = section_infos[index_of(s)].slot;
+      errc e{};
+      if (slot >= 0 && p != end && ctor_table_type(*p) == type::map) {
+        e = index_map(check, p, end, m, m.maps_[slot], used);
+      } else if (s == section::header) {
+        e = detail::decode_fields_checked(check, p, end, 1, detail::desc_of<header>,
+                                          &m.header.emplace(), fields);
+        decoded = true;
+      } else if (s == section::properties) {
+        e = detail::decode_fields_checked(check, p, end, 1, detail::desc_of<properties>,
+                                          &m.properties.emplace(), fields);
+        decoded = true;
+      } else {
+        e = check.value(p, end, 1);
+      }
+      if (e != errc{}) {
+        return e;
+      }
+    } else {
+      // Any other descriptor (symbolic, or not a section at all): validate the whole value,
+      // then read it.
+      if (auto e = check.value(p, end, 0); e != errc{}) {
+        return e;
+      }
+      if (start[0] != std::byte{0x00}) {
+        return errc::invalid_message;
+      }
+      inner = start + 1;
+      auto named = section_of(detail::decode_trusted(inner));
+      if (!named) {
+        return errc::invalid_message;
+      }
+      s = *named;
     }
     // AMQP 1.0 §3.2: sections in order, each at most once, except that the body may be
     // several data or several amqp-sequence sections (all of one kind).
-    const int order = static_cast<int>(order_of(*s));
-    const bool more_body = order == last_order && body_section == *s && *s != section::amqp_value;
+    const std::size_t k = index_of(s);
+    const int order = section_infos[k].order;
+    const bool more_body = order == last_order && body_section == s && s != section::amqp_value;
     if (order <= last_order && !more_body) {
       return errc::invalid_message;
     }
     last_order = order;
-    const std::size_t k = index_of(*s);
     if (!more_body) {
-      m.begin_[k] = static_cast<std::uint32_t>(pos);
+      m.begin_[k] = static_cast<std::uint32_t>(start - base);
     }
-    m.end_[k] = static_cast<std::uint32_t>(pos + n);
-    const value inner = detail::decode_trusted(body);
-    switch (*s) {
-    case section::header: {
-      header h;
-      if (auto r = detail::decode_fields(inner, h); !r) {
-        return r.error();
+    m.end_[k] = static_cast<std::uint32_t>(p - base);
+    if (decoded) {
+      if (fields != errc{}) {
+        return fields;
       }
-      m.header = h;
-      break;
+      continue;
     }
-    case section::properties: {
-      properties p;
-      if (auto r = detail::decode_fields(inner, p); !r) {
-        return r.error();
+    // The section's value passed validation: only its type is left to check.
+    const type t = ctor_table_type(*inner);
+    switch (s) {
+    case section::header:
+      if (auto r = detail::decode_fields(detail::decode_trusted(inner), m.header.emplace()); !r) {
+        return r;
       }
-      m.properties = p;
       break;
-    }
+    case section::properties:
+      if (auto r = detail::decode_fields(detail::decode_trusted(inner), m.properties.emplace());
+          !r) {
+        return r;
+      }
+      break;
     case section::delivery_annotations:
     case section::message_annotations:
     case section::application_properties:
     case section::footer: {
-      if (!inner.is(type::map)) {
+      if (t != type::map) {
         return errc::invalid_message;
       }
-      (*s == section::delivery_annotations     ? m.delivery_annotations
-       : *s == section::message_annotations    ? m.message_annotations
-       : *s == section::application_properties ? m.application_properties
-                                               : m.footer) = inner;
+      (s == section::delivery_annotations     ? m.delivery_annotations
+       : s == section::message_annotations    ? m.message_annotations
+       : s == section::application_properties ? m.application_properties
+                                              : m.footer) = value_access::compound_at(inner);
       break;
     }
     case section::data:
-      if (!inner.is(type::binary)) {
+      if (t != type::binary) {
         return errc::invalid_message;
       }
       if (m.body_count_ == 0) {
-        m.first_data_ = inner.as_binary();
+        m.first_data_ = value_access::variable_at(inner);
       }
       [[fallthrough]];
     case section::amqp_sequence:
-      if (*s == section::amqp_sequence && !inner.is(type::list)) {
+      if (s == section::amqp_sequence && t != type::list) {
         return errc::invalid_message;
       }
       [[fallthrough]];
     case section::amqp_value:
       ++m.body_count_;
-      body_section = *s;
-      m.body = *s == section::data            ? body_kind::data
-               : *s == section::amqp_sequence ? body_kind::amqp_sequence
-                                              : body_kind::amqp_value;
+      body_section = s;
+      m.body = s == section::data            ? body_kind::data
+               : s == section::amqp_sequence ? body_kind::amqp_sequence
+                                             : body_kind::amqp_value;
       break;
     }
-    pos += n;
   }
-  return m;
+  return {};
+}
+
+result<message_view> decode_message(std::span<const std::byte> in,
+                                    const decode_limits& limits) noexcept {
+  // Decoded in place: the view is large enough that a copy shows.
+  result<message_view> r;
+  if (auto e = message_decoder::run(*r, in, limits); !e) {
+    r = e.error();
+  }
+  return r;
 }
 
 result<void> encode_append(const message_view& original, const message_parts& with,

@@ -26,11 +26,11 @@ AMQP_DEFINE_COMPOSITE_API(delete_on_no_links_or_messages)
 
 // AMQP 1.0 §3.4: unknown delivery states and outcomes are kept as values, not refused.
 result<void> decode(const value& described, delivery_state& out) noexcept {
-  return detail::decode_member(described, out);
+  return detail::decode_alternatives(described, out);
 }
 
 result<void> decode(const value& described, outcome& out) noexcept {
-  return detail::decode_member(described, out);
+  return detail::decode_alternatives(described, out);
 }
 
 namespace {

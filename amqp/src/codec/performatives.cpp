@@ -17,19 +17,20 @@ AMQP_DEFINE_COMPOSITE_API(close)
 
 result<performative> decode_performative(const value& described) noexcept {
   performative p;
-  auto r = detail::decode_member(described, p);
-  if (!r) {
-    return r.error();
+  if (const errc e =
+          detail::decode_alternatives(described, detail::alternatives_of<performative>, &p);
+      e != errc{}) {
+    return e;
   }
   return p;
 }
 
 result<std::size_t> encoded_size(const performative& x) noexcept {
-  return std::visit([](const auto& p) { return detail::composite_size(p); }, x);
+  return detail::held_size(detail::alternatives_of<performative>, &x);
 }
 
 result<std::size_t> encode(const performative& x, std::span<std::byte> out) noexcept {
-  return std::visit([&](const auto& p) { return detail::encode_composite(p, out); }, x);
+  return detail::encode_held(detail::alternatives_of<performative>, &x, out);
 }
 
 std::string_view name(const performative& p) noexcept {

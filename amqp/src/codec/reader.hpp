@@ -34,8 +34,13 @@ inline bool bytes_equal(const void* a, const void* b, std::size_t n) noexcept {
     std::memcpy(&w, p, 8);
     return w;
   };
-  if (n >= 8 && n <= 16) {
-    return ((word(x) ^ word(y)) | (word(x + n - 8) ^ word(y + n - 8))) == 0;
+  if (n >= 8 && n <= 32) {
+    // Words from both ends, overlapping in the middle.
+    std::uint64_t diff = (word(x) ^ word(y)) | (word(x + n - 8) ^ word(y + n - 8));
+    if (n > 16) {
+      diff |= (word(x + 8) ^ word(y + 8)) | (word(x + n - 16) ^ word(y + n - 16));
+    }
+    return diff == 0;
   }
   if (n < 8) {
     unsigned diff = 0;

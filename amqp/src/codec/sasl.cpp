@@ -14,19 +14,20 @@ AMQP_DEFINE_COMPOSITE_API(sasl_outcome)
 
 result<sasl_frame> decode_sasl_frame(const value& described) noexcept {
   sasl_frame f;
-  auto r = detail::decode_member(described, f);
-  if (!r) {
-    return r.error();
+  if (const errc e =
+          detail::decode_alternatives(described, detail::alternatives_of<sasl_frame>, &f);
+      e != errc{}) {
+    return e;
   }
   return f;
 }
 
 result<std::size_t> encoded_size(const sasl_frame& x) noexcept {
-  return std::visit([](const auto& f) { return detail::composite_size(f); }, x);
+  return detail::held_size(detail::alternatives_of<sasl_frame>, &x);
 }
 
 result<std::size_t> encode(const sasl_frame& x, std::span<std::byte> out) noexcept {
-  return std::visit([&](const auto& f) { return detail::encode_composite(f, out); }, x);
+  return detail::encode_held(detail::alternatives_of<sasl_frame>, &x, out);
 }
 
 std::string_view name(const sasl_frame& f) noexcept {

@@ -1,6 +1,8 @@
 // amqp::value accessors, iteration and equality.
 #include "amqp/value.hpp"
 
+#include <bit>
+#include <cstdint>
 #include <cstring>
 
 #include "amqp/assert.hpp"
@@ -68,58 +70,6 @@ value value::described(std::span<const value, 2> pair) noexcept {
   return v;
 }
 
-bool value::as_bool() const noexcept {
-  AMQP_ASSERT(t_ == type::boolean);
-  return u_.b;
-}
-std::uint8_t value::as_ubyte() const noexcept {
-  AMQP_ASSERT(t_ == type::ubyte);
-  return static_cast<std::uint8_t>(u_.u);
-}
-std::uint16_t value::as_ushort() const noexcept {
-  AMQP_ASSERT(t_ == type::ushort);
-  return static_cast<std::uint16_t>(u_.u);
-}
-std::uint32_t value::as_uint() const noexcept {
-  AMQP_ASSERT(t_ == type::uint);
-  return static_cast<std::uint32_t>(u_.u);
-}
-std::uint64_t value::as_ulong() const noexcept {
-  AMQP_ASSERT(t_ == type::ulong);
-  return u_.u;
-}
-std::int8_t value::as_byte() const noexcept {
-  AMQP_ASSERT(t_ == type::byte);
-  return static_cast<std::int8_t>(u_.i);
-}
-std::int16_t value::as_short() const noexcept {
-  AMQP_ASSERT(t_ == type::short_);
-  return static_cast<std::int16_t>(u_.i);
-}
-std::int32_t value::as_int() const noexcept {
-  AMQP_ASSERT(t_ == type::int_);
-  return static_cast<std::int32_t>(u_.i);
-}
-std::int64_t value::as_long() const noexcept {
-  AMQP_ASSERT(t_ == type::long_);
-  return u_.i;
-}
-float value::as_float() const noexcept {
-  AMQP_ASSERT(t_ == type::float_);
-  return u_.f;
-}
-double value::as_double() const noexcept {
-  AMQP_ASSERT(t_ == type::double_);
-  return u_.d;
-}
-char32_t value::as_char() const noexcept {
-  AMQP_ASSERT(t_ == type::char_);
-  return u_.c;
-}
-timestamp value::as_timestamp() const noexcept {
-  AMQP_ASSERT(t_ == type::timestamp);
-  return {u_.i};
-}
 uuid value::as_uuid() const noexcept {
   AMQP_ASSERT(t_ == type::uuid);
   return {u_.fixed};
@@ -140,37 +90,7 @@ decimal128 value::as_decimal128() const noexcept {
   AMQP_ASSERT(t_ == type::decimal128);
   return {u_.fixed};
 }
-std::string_view value::as_string() const noexcept {
-  AMQP_ASSERT(t_ == type::string || t_ == type::symbol || t_ == type::binary);
-  return {reinterpret_cast<const char*>(u_.bytes.p), u_.bytes.n};
-}
-std::string_view value::as_symbol() const noexcept {
-  AMQP_ASSERT(t_ == type::symbol);
-  return {reinterpret_cast<const char*>(u_.bytes.p), u_.bytes.n};
-}
-binary_view value::as_binary() const noexcept {
-  AMQP_ASSERT(t_ == type::binary || t_ == type::string || t_ == type::symbol);
-  return {u_.bytes.p, u_.bytes.n};
-}
 
-std::optional<std::string_view> value::get_string() const noexcept {
-  if (t_ != type::string) {
-    return std::nullopt;
-  }
-  return as_string();
-}
-std::optional<std::string_view> value::get_symbol() const noexcept {
-  if (t_ != type::symbol) {
-    return std::nullopt;
-  }
-  return as_symbol();
-}
-std::optional<binary_view> value::get_binary() const noexcept {
-  if (t_ != type::binary) {
-    return std::nullopt;
-  }
-  return as_binary();
-}
 std::optional<std::uint64_t> value::get_unsigned() const noexcept {
   switch (t_) {
   case type::ubyte:
@@ -263,31 +183,39 @@ std::optional<value> value::find(std::string_view key) const noexcept {
     }
     return std::nullopt;
   }
+  return detail::find_in_pairs(u_.bytes.p, count_ / 2, key);
+}
+
+namespace detail {
+
+std::optional<value> find_in_pairs(const std::byte* p, std::uint32_t pairs,
+                                   std::string_view key) noexcept {
   // Compare keys in place and skip values without decoding them: only the match is decoded.
-  const std::byte* p = u_.bytes.p;
-  for (std::uint32_t k = 0; k + 1 < count_; k += 2) {
+  for (std::uint32_t k = 0; k < pairs; ++k) {
     auto c = std::to_integer<std::uint8_t>(*p);
     std::size_t n = 0;
     const std::byte* text = nullptr;
-    if (c == detail::code::sym8 || c == detail::code::str8) {
+    if (c == code::sym8 || c == code::str8) {
       n = std::to_integer<std::size_t>(p[1]);
       text = p + 2;
-    } else if (c == detail::code::sym32 || c == detail::code::str32) {
-      n = detail::load_be32(p + 1);
+    } else if (c == code::sym32 || c == code::str32) {
+      n = load_be32(p + 1);
       text = p + 5;
     }
     if (text != nullptr) {
       p = text + n;
     } else {
-      detail::trusted_skip(p);
+      trusted_skip(p);
     }
-    if (text != nullptr && n == key.size() && detail::bytes_equal(text, key.data(), n)) {
-      return detail::decode_trusted(p);
+    if (text != nullptr && n == key.size() && bytes_equal(text, key.data(), n)) {
+      return decode_trusted(p);
     }
-    detail::trusted_skip(p);
+    trusted_skip(p);
   }
   return std::nullopt;
 }
+
+} // namespace detail
 
 value value::descriptor() const noexcept {
   AMQP_ASSERT(t_ == type::described);
@@ -338,10 +266,10 @@ bool operator==(const value& a, const value& b) noexcept {
   case type::long_:
   case type::timestamp:
     return a.u_.i == b.u_.i;
-  case type::float_:
-    return std::memcmp(&a.u_.f, &b.u_.f, sizeof(float)) == 0;
+  case type::float_: // bit for bit: NaN payloads and the sign of zero count
+    return std::bit_cast<std::uint32_t>(a.u_.f) == std::bit_cast<std::uint32_t>(b.u_.f);
   case type::double_:
-    return std::memcmp(&a.u_.d, &b.u_.d, sizeof(double)) == 0;
+    return std::bit_cast<std::uint64_t>(a.u_.d) == std::bit_cast<std::uint64_t>(b.u_.d);
   case type::char_:
     return a.u_.c == b.u_.c;
   case type::decimal32:

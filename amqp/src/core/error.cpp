@@ -8,8 +8,8 @@ namespace amqp {
 namespace {
 class category_impl final : public std::error_category {
 public:
-  const char* name() const noexcept override { return "amqp"; }
-  std::string message(int ev) const override {
+  [[nodiscard]] const char* name() const noexcept override { return "amqp"; }
+  [[nodiscard]] std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
     case errc::decode_error:
       return "malformed AMQP encoding";

@@ -926,7 +926,7 @@ bool reencoded(const Body& b, std::pmr::memory_resource* mem, Decode decode_body
 }
 
 std::string to_std(const std::pmr::string& s) {
-  return std::string(s.data(), s.size());
+  return {s.data(), s.size()};
 }
 
 // True if the header of a frame the reader refused is at fault (AMQP 1.0 §2.3.1: SIZE,

@@ -178,11 +178,11 @@ struct broker_options {
   // anonymous relay's message for it is rejected with amqp:resource-limit-exceeded.
   // Credit granted to one producer never exceeds the room left in its queue.
   std::size_t max_queue_messages = 100'000;
-  std::size_t max_queue_bytes = 64 * 1024 * 1024;
+  std::size_t max_queue_bytes = std::size_t{64} * 1024 * 1024;
   // All the messages the broker holds, every queue together: beyond it producers get no
   // more credit and messages are rejected with amqp:resource-limit-exceeded (dropped when
   // presettled).
-  std::size_t max_total_bytes = 512 * 1024 * 1024;
+  std::size_t max_total_bytes = std::size_t{512} * 1024 * 1024;
   // The credit window granted to each sending client link; topped up when half is used.
   // At least 1, at most connection.limits.max_unsettled_per_link.
   std::uint32_t producer_credit = 1000;

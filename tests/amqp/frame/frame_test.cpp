@@ -3,6 +3,7 @@
 // payload fit computation. Stream-level vectors are in frame_vectors_test.cpp.
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <memory_resource>
 #include <new>
@@ -95,7 +96,11 @@ public:
 private:
   void* do_allocate(std::size_t n, std::size_t align) override {
     if (refuse) {
+#if defined(__cpp_exceptions)
       throw std::bad_alloc();
+#else
+      std::abort(); // refusals are tested with exceptions only
+#endif
     }
     ++allocations;
     live_bytes += n;

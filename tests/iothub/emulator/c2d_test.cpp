@@ -475,7 +475,8 @@ TEST_CASE("c2d: file-upload notification receivers attach and get nothing (file 
   CHECK(c.of("delivery_received", l).empty());
 }
 
-TEST_CASE("c2d: queued messages, delivery counts and feedback survive a reopen of the store") {
+TEST_CASE("c2d: queued messages, locks, delivery counts and feedback survive a reopen of the "
+          "store") {
   const auto dir =
       std::filesystem::temp_directory_path() / ("iothub-c2d-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -513,13 +514,13 @@ TEST_CASE("c2d: queued messages, delivery counts and feedback survive a reopen o
           }
         }
         if (auto out = client.pending_output(); !out.empty()) {
-          REQUIRE(h.receive(handle, out, time_point{}));
+          REQUIRE(h.receive(handle, out, now));
           client.consume_output(out.size());
-          h.process(handle, time_point{});
+          h.process(handle, now);
           moved = true;
         }
         if (auto out = h.engine(handle)->pending_output(); !out.empty()) {
-          REQUIRE(client.receive(out, time_point{}));
+          REQUIRE(client.receive(out, now));
           h.engine(handle)->consume_output(out.size());
           moved = true;
         }
@@ -530,6 +531,7 @@ TEST_CASE("c2d: queued messages, delivery counts and feedback survive a reopen o
     }
     std::vector<std::vector<std::byte>> received;
     std::vector<delivery_id> deliveries;
+    time_point now{};
   };
   auto plain = [](std::string_view user, const std::string& password) {
     connection_options o;
@@ -584,18 +586,31 @@ TEST_CASE("c2d: queued messages, delivery counts and feedback survive a reopen o
     REQUIRE(dev.client.settle(dev.deliveries[0], released{})); // "a": count 1
     REQUIRE(dev.client.settle(dev.deliveries[1], accepted{})); // "b": feedback Success waits
     dev.pump();
+    // "a" went out again at once, and is locked (60 s) when the hub goes as a kill would:
+    // without its connections being removed.
+    REQUIRE(dev.received.size() == 3);
   });
   run([&](hub& h) {
     raw dev(h, plain("d1@sas.emulator", device_token));
     attach(dev, role::receiver, "/devices/d1/messages/devicebound");
+    // Still locked by the delivery the killed hub made ...
+    CHECK(dev.received.empty());
+    dev.now = time_point{} + 59'999ms;
+    h.on_deadline(dev.now);
+    dev.pump();
+    CHECK(dev.received.empty());
+    // ... until its lock ends: redelivered with the delivery count it had.
+    dev.now = time_point{} + 60s;
+    h.on_deadline(dev.now);
+    dev.pump();
     REQUIRE(dev.received.size() == 1);
     auto m = amqp::message::decode(dev.received[0]);
     REQUIRE(m);
     CHECK(m->properties.message_id.get().as_string() == "a");
     CHECK(m->message_annotations.get("iothub-deliverycount")->as_ubyte() == 1);
-    // The feedback record of "b" was kept too: its batch goes at the first deadline.
-    h.on_deadline(time_point{});
+    // The feedback record of "b" was kept too: its batch went at that deadline.
     raw svc(h, plain("service@sas.root.emulator", service_token));
+    svc.now = dev.now;
     attach(svc, role::receiver, "/messages/serviceBound/feedback");
     REQUIRE(svc.received.size() == 1);
     auto fm = amqp::message::decode(svc.received[0]);

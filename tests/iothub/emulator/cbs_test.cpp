@@ -399,9 +399,18 @@ TEST_CASE("cbs: permissions on every attach (§2.2)") {
   }
   SUBCASE("an Event Hubs audience (sb://host/{eventhub}) grants $management") {
     const std::string sr = "sb://localhost/emulator";
-    CHECK(w.put_token(c, cbs, sr, w.policy_token("service", 3600s, sr)).status_code == 200);
+    CHECK(w.put_token(c, cbs, sr, w.eh_policy_token("service", 3600s, sr)).status_code == 200);
     CHECK(w.attached(c, w.attach_receiver(c, "$management", 0)));
     CHECK_FALSE(w.attached(c, w.attach_sender(c, "/messages/devicebound")));
+  }
+  SUBCASE("the Event Hubs SDK's token for sb://host:port/{eventhub}/$management grants "
+          "$management (seen with @azure/event-hubs 6.0.4: it was refused)") {
+    const std::string sr = "sb://localhost:5671/emulator/$management";
+    CHECK(w.put_token(c, cbs, sr, w.eh_policy_token("service", 3600s, sr)).status_code == 200);
+    CHECK(w.attached(c, w.attach_sender(c, "$management")));
+    CHECK(w.attached(c, w.attach_receiver(c, "$management", 0)));
+    CHECK_FALSE(
+        w.attached(c, w.attach_receiver(c, "emulator/ConsumerGroups/$Default/Partitions/0", 0)));
   }
   SUBCASE("iothubowner grants everything") {
     CHECK(w.put_token(c, cbs, "localhost", w.policy_token("iothubowner")).status_code == 200);
@@ -446,4 +455,17 @@ TEST_CASE("cbs: answers wait for the client's credit; requests stop while they w
     CHECK(world::response_of(answers[i]).correlation_id.get().as_ulong() == i);
   }
   CHECK(c.engine.credit(requests) == 4);
+}
+
+TEST_CASE("cbs: Event Hubs resources are signed with the key as text, IoT Hub ones with the "
+          "decoded key (@azure/event-hubs and uAMQP's SASTokenAuth sign so)") {
+  world w;
+  client& c = w.open("ANONYMOUS");
+  auto cbs = w.open_cbs(c);
+  const std::string eh = "sb://localhost:5671/emulator/ConsumerGroups/$Default/Partitions/0";
+  CHECK(w.put_token(c, cbs, eh, w.policy_token("service", 3600s, eh)).status_code == 401);
+  CHECK(w.put_token(c, cbs, eh, w.eh_policy_token("service", 3600s, eh)).status_code == 200);
+  const std::string iot = "localhost/messages/events";
+  CHECK(w.put_token(c, cbs, iot, w.eh_policy_token("service", 3600s, iot)).status_code == 401);
+  CHECK(w.put_token(c, cbs, iot, w.policy_token("service", 3600s, iot)).status_code == 200);
 }

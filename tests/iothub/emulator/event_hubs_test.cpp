@@ -38,7 +38,7 @@ client& service(world& w) {
   client& c = w.open("ANONYMOUS");
   auto cbs = w.open_cbs(c);
   const std::string sr = "sb://localhost/emulator";
-  REQUIRE(w.put_token(c, cbs, sr, w.policy_token("service", 72h, sr)).status_code == 200);
+  REQUIRE(w.put_token(c, cbs, sr, w.eh_policy_token("service", 72h, sr)).status_code == 200);
   return c;
 }
 

@@ -173,11 +173,13 @@ public:
   }
 
   // A token for `resource` signed with `key`, valid for `lifetime` from now.
+  // Event Hubs resources are signed with the key as text (sas_key_form).
   [[nodiscard]] std::string token(std::string_view resource, std::string_view key,
                                   std::chrono::seconds lifetime = 3600s,
-                                  std::string_view key_name = {}) const {
+                                  std::string_view key_name = {},
+                                  sas_key_form form = sas_key_form::base64_decoded) const {
     auto t = make_sas_token(resource, key, wall_s() + static_cast<std::uint64_t>(lifetime.count()),
-                            key_name);
+                            key_name, nullptr, form);
     REQUIRE(t);
     return *t;
   }
@@ -189,10 +191,16 @@ public:
   }
   [[nodiscard]] std::string policy_token(std::string_view name = "service",
                                          std::chrono::seconds lifetime = 3600s,
-                                         std::string_view resource = "localhost") const {
+                                         std::string_view resource = "localhost",
+                                         sas_key_form form = sas_key_form::base64_decoded) const {
     const policy_record* p = reg->policy(name);
     REQUIRE(p != nullptr);
-    return token(resource, p->primary_key, lifetime, name);
+    return token(resource, p->primary_key, lifetime, name, form);
+  }
+  // A policy token for an Event Hubs resource (sb://host/{eventhub}...): the key as text.
+  [[nodiscard]] std::string eh_policy_token(std::string_view name, std::chrono::seconds lifetime,
+                                            std::string_view resource) const {
+    return policy_token(name, lifetime, resource, sas_key_form::text);
   }
 
   // ---- connections

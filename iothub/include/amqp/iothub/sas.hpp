@@ -85,15 +85,26 @@ struct sas_token {
 [[nodiscard]] std::string sas_signature(std::string_view resource, std::uint64_t expiry,
                                         std::span<const std::byte> key);
 
+// How a shared access key becomes the HMAC key. IoT Hub decodes the base64 key (doc §2.1);
+// Event Hubs (and so the built-in endpoint's Event Hubs-compatible namespace) uses the
+// key's text as it is, its UTF-8 bytes: @azure/core-amqp's createHmac("sha256", key) and
+// uAMQP's SASTokenAuth.from_shared_access_key sign so (docs/iothub-sdk-behaviour.md §1).
+enum class sas_key_form : std::uint8_t {
+  base64_decoded, // IoT Hub
+  text,           // Event Hubs
+};
+
 // Creates a token as the Node SDK does (NODE SharedAccessKeyAuthenticationProvider and
 // SharedAccessSignature.create): sr = url_encode(resource_uri, url_style::node), signed in
 // that encoded form; skn URL-encoded the same way when `key_name` is not empty; fields in
 // the order sr, sig, skn, se. `key` is the base64 shared access key of the connection
-// string. Errors: errc::invalid_value (`key` empty or not base64, or empty `resource_uri`).
+// string, made the HMAC key as `form` says (sas_key_form::text for Event Hubs resources).
+// Errors: errc::invalid_value (`key` empty or not base64, or empty `resource_uri`).
 [[nodiscard]] result<std::string> make_sas_token(std::string_view resource_uri,
                                                  std::string_view key, std::uint64_t expiry,
                                                  std::string_view key_name = {},
-                                                 std::string* why = nullptr);
+                                                 std::string* why = nullptr,
+                                                 sas_key_form form = sas_key_form::base64_decoded);
 
 // Parses a token: the prefix "SharedAccessSignature " then `name=value` fields separated by
 // `&`, in any order, each of sr, sig, se exactly once and skn at most once. Errors (with the
@@ -110,14 +121,14 @@ struct sas_token {
 // Checks the signature of `token` against one or two base64 keys (the secondary may be empty),
 // comparing in constant time (CRYPTO_memcmp). The hub's rule (doc §2.1): the signed text may
 // be `sr` as received, its URL-decoded form, or the decoded form URL-encoded again (upper-
-// and lower-case hex: SDKs differ); each is tried with each key. Returns the index of the
-// key that matched (0 primary, 1 secondary). Errors: errc::signature_mismatch, and
-// errc::invalid_value when a key is not base64 or the primary key is empty (HMAC takes an
-// empty key, so anyone could sign with it).
-[[nodiscard]] result<std::size_t> verify_sas_signature(const sas_token& token,
-                                                       std::string_view primary_key,
-                                                       std::string_view secondary_key = {},
-                                                       std::string* why = nullptr);
+// and lower-case hex: SDKs differ); each is tried with each key, taken as `form` says.
+// Returns the index of the key that matched (0 primary, 1 secondary). Errors:
+// errc::signature_mismatch, and errc::invalid_value when a key is not base64 or the primary
+// key is empty (HMAC takes an empty key, so anyone could sign with it).
+[[nodiscard]] result<std::size_t>
+verify_sas_signature(const sas_token& token, std::string_view primary_key,
+                     std::string_view secondary_key = {}, std::string* why = nullptr,
+                     sas_key_form form = sas_key_form::base64_decoded);
 
 // Checks that the token is not expired at `now` (seconds since the epoch), allowing `grace`
 // seconds after `se` (the hub allowed minutes in the past, doc §2.5). Errors:

@@ -1,7 +1,9 @@
 // Asio completion tokens for the asynchronous client (client.hpp): every operation as an
 // asio::async_initiate, so that asio::use_awaitable (C++20 coroutines), asio::use_future,
 // asio::deferred or a plain handler all work. Opt-in: this header includes Asio, client.hpp
-// does not.
+// does not. It needs standalone Asio (Debian: libasio-dev) on the include path: the
+// installed amqp::transport (CMake package, amqp-transport.pc) does not provide it, as no
+// other installed header uses it.
 //
 //   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
 //     auto c = co_await amqp::transport::async_connect(io, url, {}, asio::use_awaitable);

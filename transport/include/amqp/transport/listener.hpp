@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,15 @@ struct accepted_peer {
   // (tls_options::require_client_certificate): its subject, RFC 2253 ("CN=device-1,O=x"),
   // the identity for SASL EXTERNAL. Empty otherwise.
   std::string certificate_subject;
+  // The stream is TLS (amqps://, wss://).
+  bool tls = false;
+  // TLS: the host name the client sent as SNI (RFC 6066 §3), empty if none.
+  std::string server_name;
+  // WebSocket: the request path of the opening handshake ("/$iothub/websocket"), empty for
+  // plain and TLS streams.
+  std::string websocket_path;
+  // The local port the connection came in on (which endpoint of the listener).
+  std::uint16_t local_port = 0;
 };
 
 // What a listener drives. Single-threaded: called on the io_context's thread only.
@@ -47,6 +57,17 @@ public:
   virtual void on_output_written(handle /*h*/) {}
   // The socket of `h` is closed: forget the connection.
   virtual void on_closed(handle h) = 0;
+  // The handler's own timers (beyond each engine's, which the listener runs itself): when
+  // on_deadline() must be called next, or nothing. The listener keeps one timer armed on it,
+  // asking again after every call into the handler.
+  [[nodiscard]] virtual std::optional<time_point> next_deadline() { return std::nullopt; }
+  // The time from next_deadline() has come: run the handler's timers. Connections that got
+  // output are then taken from take_dirty(), and those to drop from take_aborted().
+  virtual void on_deadline(time_point /*now*/) {}
+  // Connections whose sockets the listener must close at once, with no close frame and no
+  // further output (e.g. a fault that kills TCP); on_closed() follows for each. Asked after
+  // every call into the handler.
+  [[nodiscard]] virtual std::vector<handle> take_aborted() { return {}; }
 };
 
 struct listener_options {
@@ -73,8 +94,16 @@ public:
   [[nodiscard]] static result<listener> listen(asio::io_context& io, std::string_view url,
                                                listener_options options, server_handler& handler,
                                                std::string* why = nullptr);
-  // The port listened on.
+  // Listens on one more endpoint `url` (any scheme) for the same handler, with the same
+  // options; returns the port bound. Every endpoint's connections share the listener's
+  // connection table, so output routed by the handler reaches connections of any endpoint.
+  // Errors: as listen(); errc::invalid_state after close().
+  [[nodiscard]] result<std::uint16_t> add(std::string_view url, std::string* why = nullptr);
+  // The port listened on (the first endpoint's).
   [[nodiscard]] std::uint16_t port() const noexcept;
+  // The handler's next_deadline() changed outside a call from the listener (e.g. the handler
+  // got its state after listen()): asks it again and re-arms the timer.
+  void refresh_deadline();
   // Stops accepting and closes every connection at once.
   void close();
   // Connections open now.
