@@ -534,8 +534,10 @@ int run(const options& o) {
     stop_child(durable.proc, SIGTERM, 30);
   }
   if (o.only.empty() || o.only == "idle") {
-    if (raise_open_files(2 * o.idle + 256) < 2 * o.idle + 256) {
-      die("the open-files limit is below " + std::to_string(2 * o.idle + 256) +
+    // Each process (the emulator, the client) inherits the limit and needs one descriptor a
+    // connection.
+    if (raise_open_files(o.idle + 256) < o.idle + 256) {
+      die("the open-files limit is below " + std::to_string(o.idle + 256) +
           " (ulimit -Hn): use fewer --idle");
     }
     const idle_figures f = measure_idle(o, dir.path);
