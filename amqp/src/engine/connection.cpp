@@ -888,6 +888,45 @@ void connection::output_written() noexcept {
   }
 }
 
+void connection::release_input_buffer() noexcept {
+  if (!impl_) {
+    return;
+  }
+  auto& c = *impl_;
+  // Nothing is freed that holds bytes still to process or that a queued event views.
+  if (c.event_pos < c.events.size() || c.input_paused || c.in_pos != c.in.size()) {
+    return;
+  }
+  // A large event queue is kept while busy, i.e. the last input used more than a quarter of
+  // it: a connection that reads a burst of events at every read would grow it again each time.
+  constexpr std::size_t small_queue = 8;
+  if (c.events.capacity() <= small_queue || c.events.size() <= c.events.capacity() / 4) {
+    c.events.clear();
+    c.events.shrink_to_fit();
+    c.event_pos = 0;
+  }
+  if (c.retired.capacity() <= small_queue || c.retired.size() <= c.retired.capacity() / 4) {
+    c.retired.clear();
+    c.retired.shrink_to_fit();
+  }
+  c.in.release();
+  c.in_pos = 0;
+}
+
+void connection::release_output_buffers() noexcept {
+  if (!impl_) {
+    return;
+  }
+  auto& c = *impl_;
+  if (c.out_pos == c.out.size()) {
+    c.out.release();
+    c.out_pos = 0;
+  }
+  if (!c.output_out) {
+    c.out_taken.release();
+  }
+}
+
 void connection::consume_output(std::size_t n) noexcept {
   if (!impl_) {
     return;

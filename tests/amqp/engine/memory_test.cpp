@@ -1,6 +1,7 @@
 // Engine: its memory (STYLE §5). Every allocation goes through the connection's memory
 // resource, and an idle connection with one session and one link holds little: at most
 // 8 KiB per side (Qpid Proton C holds 31.5 KiB for the same).
+#include <algorithm>
 #include <cstddef>
 #include <memory_resource>
 #include <string>
@@ -106,4 +107,67 @@ TEST_CASE("engine: STYLE §5 an idle connection + session + link holds at most 8
                        << sm.outstanding_blocks() << " blocks");
   CHECK(cm.outstanding_bytes() <= 8 * 1024);
   CHECK(sm.outstanding_bytes() <= 8 * 1024);
+}
+
+TEST_CASE("engine: STYLE §5 release_input_buffer and release_output_buffers give a quiet "
+          "connection's buffers back, never bytes still to process, write or view") {
+  failing_resource cm, sm;
+  connection_options co, so;
+  co.memory = &cm;
+  so.memory = &sm;
+  engine_pair p(co, so);
+  p.auto_credit = 100;
+  p.log_events = false;
+  auto ssn = p.open_session();
+  auto l = p.client.attach(ssn, sender_opts());
+  REQUIRE(l);
+  REQUIRE(p.pump());
+  const std::size_t client_idle = cm.outstanding_bytes();
+  const std::size_t server_idle = sm.outstanding_bytes();
+
+  // A 64 KiB message: the client's output buffer and the server's input buffer grow to it.
+  const std::vector<std::byte> big(64 * 1024, std::byte{'m'});
+  REQUIRE(p.client.send(*l, {.payload = big}));
+  const auto out = p.client.pending_output();
+  const std::vector<std::byte> wire(out.begin(), out.end());
+  p.client.consume_output(wire.size());
+  REQUIRE(p.server.receive(wire, p.now));
+  CHECK(cm.outstanding_bytes() >= big.size());
+  CHECK(sm.outstanding_bytes() >= big.size());
+
+  // The event that views the message is not pulled yet: the input stays.
+  const std::size_t server_full = sm.outstanding_bytes();
+  p.server.release_input_buffer();
+  CHECK(sm.outstanding_bytes() == server_full);
+  bool delivered = false;
+  while (auto e = p.server.next_event()) {
+    if (const auto* d = std::get_if<delivery_received>(&*e)) {
+      delivered = true;
+      CHECK(d->payload.size() == big.size());
+      CHECK(std::equal(d->payload.begin(), d->payload.end(), big.begin()));
+    }
+  }
+  CHECK(delivered);
+  // Every event pulled, every byte processed: the input buffer goes.
+  p.server.release_input_buffer();
+  CHECK(sm.outstanding_bytes() + big.size() <= server_full);
+  CHECK(sm.outstanding_bytes() <= server_idle);
+
+  // Output waiting to be written stays; once written, the buffers go.
+  REQUIRE(p.client.send(*l, {.payload = as_bytes("after")}));
+  const std::size_t client_pending = cm.outstanding_bytes();
+  p.client.release_output_buffers();
+  CHECK(cm.outstanding_bytes() == client_pending);
+  CHECK_FALSE(p.client.pending_output().empty());
+  REQUIRE(p.pump()); // written and delivered
+  p.client.release_output_buffers();
+  CHECK(cm.outstanding_bytes() + big.size() <= client_pending);
+  CHECK(cm.outstanding_bytes() <= client_idle);
+  CHECK(cm.mismatches() == 0);
+  CHECK(sm.mismatches() == 0);
+
+  // Both engines go on as before: another message, read into a new buffer.
+  REQUIRE(p.client.send(*l, {.payload = big}));
+  REQUIRE(p.pump());
+  CHECK(p.client.state(*l)->remote == endpoint_status::active);
 }
