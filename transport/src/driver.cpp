@@ -1,5 +1,6 @@
 #include "driver.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <asio/error.hpp>
@@ -7,8 +8,20 @@
 namespace amqp::transport::detail {
 namespace {
 
-// Bytes offered to each read: large enough for a socket buffer's worth of small frames.
-constexpr std::size_t read_chunk = std::size_t{64} * 1024;
+// Bytes offered to each read. A read that fills its buffer doubles the next one, up to a
+// socket buffer's worth of small frames under load, and the next read starts at once (more
+// bytes are likely waiting). Otherwise the socket is drained: the driver waits for it to
+// become readable holding no buffer (byte_stream::async_wait_readable), and a read that got
+// at most a quarter of its buffer (a burst ended) sends the size back to the smallest, a
+// frame or a few of a quiet connection; at that size the engine's input buffer is given back
+// before each wait, so that thousands of idle connections hold none.
+constexpr std::size_t min_read = std::size_t{4} * 1024;
+constexpr std::size_t max_read = std::size_t{64} * 1024;
+// Write batches above this leave the engine's output buffers that large: they are given back
+// once no such batch has gone out for a while (output_quiet_, checked when input or a
+// deadline wakes the connection: a sender under load would otherwise reallocate them at
+// every batch).
+constexpr std::size_t big_batch = std::size_t{4} * 1024;
 
 time_point now() {
   return std::chrono::steady_clock::now();
@@ -17,9 +30,10 @@ time_point now() {
 } // namespace
 
 engine_driver::engine_driver(std::shared_ptr<byte_stream> stream, amqp::connection& engine,
-                             owner& o, trace_hook trace)
+                             owner& o, trace_hook trace,
+                             std::chrono::steady_clock::duration output_quiet)
     : stream_(std::move(stream)), engine_(engine), owner_(&o), trace_(std::move(trace)),
-      timer_(stream_->executor()) {}
+      timer_(stream_->executor()), output_quiet_(output_quiet) {}
 
 void engine_driver::start() {
   started_ = true;
@@ -44,7 +58,40 @@ void engine_driver::kick() {
 }
 
 void engine_driver::start_read() {
-  const auto buffer = engine_.read_buffer(read_chunk);
+  if (read_next_) {
+    read_now();
+    return;
+  }
+  if (read_size_ == min_read) {
+    engine_.release_input_buffer();
+  }
+  reading_ = true;
+  stream_->async_wait_readable(
+      [self = shared_from_this()](std::error_code ec) { self->on_readable(ec); });
+}
+
+void engine_driver::on_readable(std::error_code ec) {
+  reading_ = false;
+  if (closed_) {
+    report_closed_when_idle();
+    return;
+  }
+  if (ec) {
+    stream_ended(ec);
+    return;
+  }
+  if (output_grown_) {
+    release_quiet_output(now());
+  }
+  // The engine may have stopped wanting input meanwhile (a SASL decision pending): kick()
+  // starts the read again once it does.
+  if (engine_.wants_read()) {
+    read_now();
+  }
+}
+
+void engine_driver::read_now() {
+  const auto buffer = engine_.read_buffer(read_size_);
   if (buffer.empty()) {
     return;
   }
@@ -68,11 +115,30 @@ void engine_driver::on_read(std::error_code ec, std::size_t n) {
   if (trace_) {
     trace_(false, read_span_.first(n)); // before the engine consumes them
   }
+  // Before the owner reacts: a read it starts (kick) has the new size.
+  adapt_read_size(read_span_.size(), n);
+  read_span_ = {};
   // Errors stick in the engine and surface as connection_closed events; the engine has
   // queued its close frame, which flush() writes.
   (void)engine_.read_done(n, now());
   notify_activity();
   kick();
+}
+
+void engine_driver::adapt_read_size(std::size_t offered, std::size_t n) {
+  read_next_ = n == offered;
+  if (read_next_) {
+    read_size_ = std::min(offered * 2, max_read);
+  } else if (n <= offered / 4) {
+    read_size_ = min_read;
+  }
+}
+
+void engine_driver::release_quiet_output(time_point t) {
+  if (output_grown_ && t - big_batch_at_ >= output_quiet_) {
+    engine_.release_output_buffers();
+    output_grown_ = false;
+  }
 }
 
 void engine_driver::flush() {
@@ -90,6 +156,10 @@ void engine_driver::flush() {
   }
   writing_ = true;
   ++writes_;
+  if (batch.size() > big_batch) {
+    output_grown_ = true;
+    big_batch_at_ = now();
+  }
   const std::span<const std::byte> one[1] = {batch};
   stream_->async_write(
       one, [self = shared_from_this()](std::error_code e, std::size_t) { self->on_write(e); });
@@ -137,7 +207,9 @@ void engine_driver::arm_timer() {
 
 void engine_driver::on_timer() {
   timer_at_ = time_point::max();
-  engine_.on_deadline(now());
+  const time_point t = now();
+  release_quiet_output(t);
+  engine_.on_deadline(t);
   notify_activity();
   kick();
 }

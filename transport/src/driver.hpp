@@ -1,11 +1,14 @@
 // engine_driver: puts one sans-IO engine on one byte stream. Reads go straight into the
-// engine's input buffer (read_buffer/read_done, no copy); pending output is written one
-// batch at a time (everything the engine has queued since the last write, in one gather
-// write); the engine's next deadline is a timer, so heartbeats and timeouts run whether or
-// not the application calls in. Everything happens on the stream's executor: the driver,
+// engine's input buffer (read_buffer/read_done, no copy): small while the connection is quiet,
+// growing under load, and the engine's buffers are given back when a burst ends
+// (connection::release_buffers), so that idle connections hold little. Pending output is
+// written one batch at a time (everything the engine has queued since the last write, in one
+// gather write); the engine's next deadline is a timer, so heartbeats and timeouts run whether
+// or not the application calls in. Everything happens on the stream's executor: the driver,
 // its engine and its owner are single-threaded objects.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <span>
@@ -37,8 +40,11 @@ public:
   // Called with every chunk read (outgoing false) or written (true), e.g. a frame trace.
   using trace_hook = std::function<void(bool outgoing, std::span<const std::byte>)>;
 
+  // After a write batch above 4 KiB the engine's output buffers are that large: they are
+  // given back once no such batch has gone out for `output_quiet`.
   engine_driver(std::shared_ptr<byte_stream> stream, amqp::connection& engine, owner& o,
-                trace_hook trace = {});
+                trace_hook trace = {},
+                std::chrono::steady_clock::duration output_quiet = std::chrono::seconds(1));
 
   // Starts reading, writes what the engine has queued, arms the deadline timer.
   void start();
@@ -59,7 +65,13 @@ public:
 
 private:
   void start_read();
+  void on_readable(std::error_code ec);
+  void read_now();
   void on_read(std::error_code ec, std::size_t n);
+  // The size of the next read after one that got `n` bytes of `offered`.
+  void adapt_read_size(std::size_t offered, std::size_t n);
+  // Gives the engine's output buffers back if no large batch went out for a while.
+  void release_quiet_output(time_point t);
   void flush();
   void on_write(std::error_code ec);
   void arm_timer();
@@ -81,7 +93,12 @@ private:
   asio::steady_timer timer_;
   time_point timer_at_ = time_point::max();
   std::span<std::byte> read_span_{}; // the engine buffer the read in flight fills
-  bool reading_ = false;
+  std::size_t read_size_ = 4096;     // bytes the next read asks for (driver.cpp: min_read)
+  bool read_next_ = false;           // the last read filled its buffer: read again at once
+  bool output_grown_ = false;        // a large batch went out: the output buffers are large
+  time_point big_batch_at_{};        // when the last one did
+  std::chrono::steady_clock::duration output_quiet_;
+  bool reading_ = false; // a wait for input or a read is in flight
   bool writing_ = false;
   bool closed_ = false;
   bool started_ = false;

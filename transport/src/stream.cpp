@@ -1,17 +1,15 @@
-// TCP and TLS byte streams.
+// The TCP byte stream and TLS contexts (the TLS stream: tls_stream.cpp).
 #include "stream.hpp"
 
 #include <array>
-#include <type_traits>
 #include <vector>
 
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/ssl.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/context.hpp>
 #include <asio/write.hpp>
-#include <openssl/bio.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "amqp/error.hpp"
 
@@ -45,7 +43,7 @@ void write_all(Stream& s, gather_array& b, const_buffers buffers, io_handler han
       [h = std::move(handler)](std::error_code ec, std::size_t written) { h(ec, written); });
 }
 
-std::string endpoint_text(const asio::basic_socket<asio::ip::tcp>& s) {
+std::string endpoint_text(const asio::ip::tcp::socket& s) {
   std::error_code ec;
   const auto ep = s.remote_endpoint(ec);
   if (ec) {
@@ -54,98 +52,47 @@ std::string endpoint_text(const asio::basic_socket<asio::ip::tcp>& s) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-// The subject of the peer's certificate, when the handshake verified it.
-std::string verified_subject(SSL* ssl) {
-  X509* cert = SSL_get1_peer_certificate(ssl);
-  if (cert == nullptr) {
-    return {};
-  }
-  std::string subject;
-  if (SSL_get_verify_result(ssl) == X509_V_OK) {
-    BIO* bio = BIO_new(BIO_s_mem());
-    if (bio != nullptr) {
-      if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
-        char* data = nullptr;
-        const long n = BIO_get_mem_data(bio, &data);
-        if (n > 0 && data != nullptr) {
-          subject.assign(data, static_cast<std::size_t>(n));
-        }
-      }
-      BIO_free(bio);
-    }
-  }
-  X509_free(cert);
-  return subject;
-}
-
-// A stream over an Asio stream: a TCP socket, or a TLS stream over one (whose context it
-// keeps alive).
-template <typename Stream> class asio_stream final : public byte_stream {
+// A stream over a connected TCP socket.
+class tcp_stream final : public byte_stream {
 public:
-  template <typename... Args>
-  explicit asio_stream(std::shared_ptr<asio::ssl::context> ctx, Args&&... args)
-      : ctx_(std::move(ctx)), stream_(std::forward<Args>(args)...) {
+  explicit tcp_stream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
     std::error_code ec;
-    stream_.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ec);
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   }
-  Stream& stream() { return stream_; }
 
   void async_read_some(std::span<std::byte> buffer, io_handler handler) override {
-    stream_.async_read_some(
+    socket_.async_read_some(
         asio::buffer(buffer.data(), buffer.size()),
         [h = std::move(handler)](std::error_code ec, std::size_t n) { h(ec, n); });
   }
+  void async_wait_readable(std::function<void(std::error_code)> handler) override {
+    socket_.async_wait(asio::socket_base::wait_read,
+                       [h = std::move(handler)](std::error_code ec) { h(ec); });
+  }
   void async_write(const_buffers buffers, io_handler handler) override {
-    write_all(stream_, gather_, buffers, std::move(handler));
+    write_all(socket_, gather_, buffers, std::move(handler));
   }
   void close() noexcept override {
-    // For TLS, no close_notify exchange: the AMQP close handshake already ended the
-    // connection, and waiting for the peer's close_notify could hang on a peer that never
-    // sends it.
     std::error_code ec;
-    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    stream_.lowest_layer().close(ec);
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
   }
-  asio::any_io_executor executor() override { return stream_.get_executor(); }
-  [[nodiscard]] std::string peer() const override { return endpoint_text(stream_.lowest_layer()); }
-  [[nodiscard]] std::string peer_certificate_subject() const override {
-    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
-      return {};
-    } else {
-      return verified_subject(const_cast<Stream&>(stream_).native_handle());
-    }
-  }
-  bool tls() const noexcept override { return !std::is_same_v<Stream, asio::ip::tcp::socket>; }
-  std::string tls_server_name() const override {
-    if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
-      return {};
-    } else {
-      // OpenSSL 3: on the server, the name from the ClientHello once the handshake is done.
-      const char* name = SSL_get_servername(const_cast<Stream&>(stream_).native_handle(),
-                                            TLSEXT_NAMETYPE_host_name);
-      return name != nullptr ? std::string(name) : std::string();
-    }
-  }
+  asio::any_io_executor executor() override { return socket_.get_executor(); }
+  [[nodiscard]] std::string peer() const override { return endpoint_text(socket_); }
 
 private:
-  std::shared_ptr<asio::ssl::context> ctx_; // TLS only
-  Stream stream_;
+  asio::ip::tcp::socket socket_;
   gather_array gather_{};
 };
 
-using tcp_stream = asio_stream<asio::ip::tcp::socket>;
-using tls_stream = asio_stream<asio::ssl::stream<asio::ip::tcp::socket>>;
-
-bool is_ip_address(const std::string& host) {
-  std::error_code ec;
-  (void)asio::ip::make_address(host, ec);
-  return !ec;
-}
-
 } // namespace
 
+void byte_stream::async_wait_readable(std::function<void(std::error_code)> handler) {
+  asio::post(executor(), [h = std::move(handler)] { h({}); });
+}
+
 std::shared_ptr<byte_stream> make_tcp_stream(asio::ip::tcp::socket socket) {
-  return std::make_shared<tcp_stream>(nullptr, std::move(socket));
+  return std::make_shared<tcp_stream>(std::move(socket));
 }
 
 result<std::shared_ptr<asio::ssl::context>> make_tls_context(const tls_options& o, bool server,
@@ -194,33 +141,6 @@ result<std::shared_ptr<asio::ssl::context>> make_tls_context(const tls_options& 
     ctx->set_verify_mode(o.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
   }
   return ctx;
-}
-
-void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp::socket socket,
-                         bool server, const std::string& host, bool verify_host,
-                         std::function<void(std::error_code, std::shared_ptr<byte_stream>)> done) {
-  auto& context = *ctx;
-  auto s = std::make_shared<tls_stream>(std::move(ctx), std::move(socket), context);
-  if (!server) {
-    // SNI carries names only, never addresses (RFC 6066 §3).
-    if (!host.empty() && !is_ip_address(host)) {
-      // The macro casts with a C cast; the function it stands for, called directly:
-      SSL_ctrl(s->stream().native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-               const_cast<char*>(host.c_str()));
-    }
-    if (verify_host) {
-      s->stream().set_verify_callback(asio::ssl::host_name_verification(host));
-    }
-  }
-  auto& ref = s->stream();
-  ref.async_handshake(server ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
-                      [s, done = std::move(done)](std::error_code ec) {
-                        if (ec) {
-                          done(ec, nullptr);
-                          return;
-                        }
-                        done({}, s);
-                      });
 }
 
 } // namespace amqp::transport::detail

@@ -27,6 +27,11 @@ public:
   virtual ~byte_stream() = default;
   // Reads at least one byte into `buffer` (or fails; EOF is asio::error::eof).
   virtual void async_read_some(std::span<std::byte> buffer, io_handler handler) = 0;
+  // Waits, holding no buffer, until a read would find bytes, the end of the stream or an
+  // error (which the read then reports): a quiet connection waits so. The handler gets
+  // operation_aborted after close(). This default completes at once, for streams that
+  // cannot wait without a buffer: their read then waits holding it.
+  virtual void async_wait_readable(std::function<void(std::error_code)> handler);
   // Writes every byte of `buffers` in order (a gather write: one system call when the
   // socket takes it all). The bytes must stay valid until the handler runs; the span of
   // spans itself is copied. At most one write at a time.
@@ -58,7 +63,9 @@ public:
 make_tls_context(const tls_options& o, bool server, std::string& why);
 
 // TLS over a connected TCP socket: runs the handshake (client: SNI and host-name check for
-// `host`), then hands over the stream.
+// `host`), then hands over the stream. OpenSSL reads the socket directly and its record
+// buffers exist only while they hold bytes (tls_stream.cpp): an idle connection holds no
+// buffer. `done` never runs inside this call.
 void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp::socket socket,
                          bool server, const std::string& host, bool verify_host,
                          std::function<void(std::error_code, std::shared_ptr<byte_stream>)> done);
