@@ -9,12 +9,14 @@ namespace amqp::transport::detail {
 namespace {
 
 // Bytes offered to each read. A read that fills its buffer doubles the next one, up to a
-// socket buffer's worth of small frames under load, and the next read starts at once (more
-// bytes are likely waiting). Otherwise the socket is drained: the driver waits for it to
-// become readable holding no buffer (byte_stream::async_wait_readable), and a read that got
-// at most a quarter of its buffer (a burst ended) sends the size back to the smallest, a
-// frame or a few of a quiet connection; at that size the engine's input buffer is given back
-// before each wait, so that thousands of idle connections hold none.
+// socket buffer's worth of small frames under load. A busy connection (the last read got more
+// than a quarter of its buffer) reads again at once, keeping the size: the read finds the
+// bytes already waiting without a round through the reactor, or waits for them holding the
+// buffer. A read that got at most a quarter (a burst ended) sends the size back to the
+// smallest, a frame or a few of a quiet connection, and the driver then waits for the socket
+// to become readable holding no buffer (byte_stream::async_wait_readable); at that size the
+// engine's input buffer is given back before each wait, so that thousands of idle
+// connections hold none.
 constexpr std::size_t min_read = std::size_t{4} * 1024;
 constexpr std::size_t max_read = std::size_t{64} * 1024;
 // Write batches above this leave the engine's output buffers that large: they are given back
@@ -126,10 +128,10 @@ void engine_driver::on_read(std::error_code ec, std::size_t n) {
 }
 
 void engine_driver::adapt_read_size(std::size_t offered, std::size_t n) {
-  read_next_ = n == offered;
-  if (read_next_) {
+  read_next_ = n > offered / 4;
+  if (n == offered) {
     read_size_ = std::min(offered * 2, max_read);
-  } else if (n <= offered / 4) {
+  } else if (!read_next_) {
     read_size_ = min_read;
   }
 }

@@ -94,9 +94,9 @@ private:
   time_point timer_at_ = time_point::max();
   std::span<std::byte> read_span_{}; // the engine buffer the read in flight fills
   std::size_t read_size_ = 4096;     // bytes the next read asks for (driver.cpp: min_read)
-  bool read_next_ = false;           // the last read filled its buffer: read again at once
-  bool output_grown_ = false;        // a large batch went out: the output buffers are large
-  time_point big_batch_at_{};        // when the last one did
+  bool read_next_ = false;    // busy: the last read got over a quarter of its buffer: read at once
+  bool output_grown_ = false; // a large batch went out: the output buffers are large
+  time_point big_batch_at_{}; // when the last one did
   std::chrono::steady_clock::duration output_quiet_;
   bool reading_ = false; // a wait for input or a read is in flight
   bool writing_ = false;
