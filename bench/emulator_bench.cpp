@@ -14,7 +14,9 @@
 //                                    durable classic queue (/amq/queue/bench) of a private
 //                                    RabbitMQ node with its AMQP 1.0 plugin
 // The three run side by side, the order rotated round by round; figures are medians, with
-// per-round ratios (ours durable over RabbitMQ durable).
+// per-round ratios (ours durable over RabbitMQ durable). NAME.server_cpu and NAME.client_cpu
+// (us/msg): the CPU time the server process (the emulator, the RabbitMQ node) and the client
+// (this process) spent per message, from /proc/PID/stat; the two share the machine's cores.
 //
 // Idle TLS memory: a fresh iothub-emulator (--state :memory:) with M devices; a client process
 // (this program, --role idle) opens M device connections (TLS, the emulator's CA verified,
@@ -38,6 +40,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -186,6 +189,36 @@ private:
 };
 
 // --- Ingest ----------------------------------------------------------------------------------
+
+// User + system CPU seconds process `pid` has used (0: this one), from /proc/PID/stat; 0 if
+// it cannot be read.
+double cpu_seconds(pid_t pid) {
+  const std::string path =
+      pid == 0 ? std::string("/proc/self/stat") : "/proc/" + std::to_string(pid) + "/stat";
+  std::ifstream f(path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Fields after the command (which may hold spaces), from field 3: utime is 14, stime 15.
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) {
+    return 0;
+  }
+  std::istringstream in(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i >= 14) {
+      ticks += std::strtod(field.c_str(), nullptr);
+    }
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A figure and the CPU time the server and this process (the client) spent per message.
+struct ingest_figure {
+  double rate = 0;      // msg/s
+  double server_us = 0; // server CPU per message (0: unknown)
+  double client_us = 0; // client CPU per message
+};
 
 // Each sender sends `per_sender` copies of `message`, at most `window` in flight; returns
 // msg/s from the first send to the last outcome.
@@ -352,6 +385,7 @@ std::vector<endpoint> hub_endpoints(const emulator& e, std::size_t n) {
 struct rabbitmq {
   child proc;
   endpoint ep;
+  pid_t pid = 0; // the node (its CPU time)
 };
 
 // Starts the RabbitMQ node (bench/rabbitmq_node.py); nothing if RabbitMQ is not installed.
@@ -369,10 +403,10 @@ std::optional<rabbitmq> start_rabbitmq(const options& o) {
       return std::nullopt;
     }
     if (line->rfind("url ", 0) == 0) {
-      // url amqps://guest:guest@127.0.0.1:PORT ca PATH
+      // url amqps://guest:guest@127.0.0.1:PORT ca PATH pid PID
       std::istringstream in(line->substr(4));
-      std::string ca_word;
-      in >> r.ep.url >> ca_word >> r.ep.ca;
+      std::string word;
+      in >> r.ep.url >> word >> r.ep.ca >> word >> r.pid;
       break;
     }
   }
@@ -471,16 +505,33 @@ int run(const options& o) {
     const std::vector<std::size_t> device_counts{1, 100};
     const std::string devices = dir.path + "/devices.txt";
     write_devices_file(devices, 100);
+    const auto message = durable_reference_message(o.data_dir);
     emulator memory = start_emulator(o, ":memory:", devices, 1000);
     emulator durable = start_emulator(o, dir.path + "/state", devices, 1000);
     std::optional<rabbitmq> rabbit;
+    // One run against the server process `pid`: its rate and the CPU both sides spent.
+    auto measure = [&](const std::vector<endpoint>& eps, std::uint64_t per, pid_t pid) {
+      const double s0 = pid > 0 ? cpu_seconds(pid) : 0;
+      const double c0 = cpu_seconds(0);
+      ingest_figure f;
+      f.rate = ingest(eps, per, o.window, message);
+      const double total = static_cast<double>(per * eps.size());
+      f.server_us = pid > 0 ? (cpu_seconds(pid) - s0) / total * 1e6 : 0;
+      f.client_us = (cpu_seconds(0) - c0) / total * 1e6;
+      return f;
+    };
     if (o.rabbitmq) {
       rabbit = start_rabbitmq(o);
     } else {
       std::printf("skipped RabbitMQ: --no-rabbitmq\n");
     }
-    const auto message = durable_reference_message(o.data_dir);
     std::map<std::string, std::vector<double>> figures;
+    auto record = [&](const std::string& name, const ingest_figure& f) {
+      figures[name].push_back(f.rate);
+      figures[name + ".server_cpu"].push_back(f.server_us);
+      figures[name + ".client_cpu"].push_back(f.client_us);
+      return f.rate;
+    };
     std::map<std::size_t, std::vector<double>> ratios;
     for (int r = 0; r < o.rounds; ++r) {
       for (std::size_t d : device_counts) {
@@ -493,15 +544,15 @@ int run(const options& o) {
         double theirs = 0;
         for (int t : order) {
           if (t == 0) {
-            const double v = ingest(hub_endpoints(memory, d), per, o.window, message);
-            figures["ours.emulator.ingest.memory." + n].push_back(v);
+            record("ours.emulator.ingest.memory." + n,
+                   measure(hub_endpoints(memory, d), per, memory.proc.pid));
           } else if (t == 1) {
-            ours_durable = ingest(hub_endpoints(durable, d), per, o.window, message);
-            figures["ours.emulator.ingest.durable." + n].push_back(ours_durable);
+            ours_durable = record("ours.emulator.ingest.durable." + n,
+                                  measure(hub_endpoints(durable, d), per, durable.proc.pid));
           } else if (rabbit) {
             const std::vector<endpoint> eps(d, rabbit->ep);
-            theirs = ingest(eps, per, o.window, message);
-            figures["rabbitmq.emulator.ingest.durable." + n].push_back(theirs);
+            theirs =
+                record("rabbitmq.emulator.ingest.durable." + n, measure(eps, per, rabbit->pid));
           }
         }
         std::printf("round %d, %zu device(s): memory %.0f, durable %.0f, rabbitmq %.0f msg/s\n",
@@ -522,6 +573,12 @@ int run(const options& o) {
         const auto it = figures.find(name + n);
         if (it != figures.end()) {
           std::printf("%s%s %.0f msg/s\n", name, n.c_str(), median(it->second));
+          for (const char* side : {".server_cpu", ".client_cpu"}) {
+            const double us = median(figures[name + n + side]);
+            if (us > 0) {
+              std::printf("%s%s%s %.1f us/msg\n", name, n.c_str(), side, us);
+            }
+          }
         }
       }
       print_ratios("ratio.emulator.ingest.durable." + n, ratios[d]);

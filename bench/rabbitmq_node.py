@@ -4,7 +4,7 @@ mnesia dir on 127.0.0.1, AMQP 1.0 plugin, PLAIN guest/guest, TLS with a throw-aw
 the durable classic queues named on the command line declared (AMQP 1.0 address
 /amq/queue/NAME).
 
-Prints `url amqps://guest:guest@127.0.0.1:PORT ca CA_FILE` once the queues exist, then waits for SIGTERM
+Prints `url amqps://guest:guest@127.0.0.1:PORT ca CA_FILE pid NODE_PID` once the queues exist, then waits for SIGTERM
 or SIGINT and stops the node and epmd by their PIDs (killed, they die with this process:
 peers.py gives them PR_SET_PDEATHSIG). Prints `skip REASON` and exits 0 when RabbitMQ is not
 installed.
@@ -36,8 +36,8 @@ def main():
         rabbit = peers.RabbitMQ(ws, external=False).start()
         for q in queues:
             rabbit.declare_durable_queue(q)
-        print('url amqps://guest:guest@127.0.0.1:%d ca %s' % (rabbit.tls_port, rabbit.certs.ca),
-              flush=True)
+        print('url amqps://guest:guest@127.0.0.1:%d ca %s pid %d'
+              % (rabbit.tls_port, rabbit.certs.ca, rabbit.node.pid), flush=True)
         stop.wait()
     return 0
 
