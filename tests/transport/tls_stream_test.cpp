@@ -10,6 +10,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
 #include <doctest/doctest.h>
 
 #include "amqp/transport/blocking.hpp"
@@ -207,4 +208,42 @@ TEST_CASE("tls stream: a cut connection is lost, and reconnect heals over TLS") 
   while (!closed) {
     io.run_for(10ms);
   }
+}
+
+TEST_CASE("tls stream: clients with the same files share one TLS context while one holds it") {
+  std::string why;
+  std::weak_ptr<asio::ssl::context> first;
+  {
+    auto a = td::shared_client_tls_context(tls_client().tls, why);
+    auto b = td::shared_client_tls_context(tls_client().tls, why);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->get() == b->get());
+    first = *a;
+    // Another CA, or verification off: a context of its own.
+    auto other = td::shared_client_tls_context(tls_client("other-ca.pem").tls, why);
+    auto unverified_options = tls_client().tls;
+    unverified_options.verify = false;
+    auto unverified = td::shared_client_tls_context(unverified_options, why);
+    REQUIRE(other);
+    REQUIRE(unverified);
+    CHECK(other->get() != a->get());
+    CHECK(unverified->get() != a->get());
+    // A file that cannot be read fails as make_tls_context does.
+    auto missing = td::shared_client_tls_context(tls_client("no-such-ca.pem").tls, why);
+    CHECK_FALSE(missing);
+    CHECK(contains(why, "no-such-ca.pem"));
+  }
+  // Once no one holds it, it is gone, and the next client loads the files again.
+  CHECK(first.expired());
+  auto c = td::shared_client_tls_context(tls_client().tls, why);
+  REQUIRE(c);
+  CHECK(*c != nullptr);
+
+  // Clients connected with the same options work as before (bench_idle_tls: 10,000 at once).
+  test::broker_server broker;
+  const auto port = broker.listen("amqps://127.0.0.1:0", tls_listener());
+  broker.start();
+  CHECK(connect_error("amqps://127.0.0.1:" + std::to_string(port), tls_client()).empty());
+  CHECK(connect_error("amqps://127.0.0.1:" + std::to_string(port), tls_client()).empty());
 }

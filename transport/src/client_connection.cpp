@@ -20,9 +20,10 @@ client_impl::client_impl(asio::io_context& io, url u, client_options o)
   own_options();
   if (url_.tls() && !setup_error_) {
     // Loaded once, here: a missing or unreadable file fails the connect at once, and every
-    // attempt shares the context.
+    // attempt shares the context, as do other clients with the same files (the files are
+    // read again once no client holds it).
     std::string why;
-    auto ctx = make_tls_context(opts_.tls, false, why);
+    auto ctx = shared_client_tls_context(opts_.tls, why);
     if (ctx) {
       tls_context_ = std::move(*ctx);
     } else {

@@ -2,6 +2,9 @@
 #include "stream.hpp"
 
 #include <array>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include <asio/buffer.hpp>
@@ -139,6 +142,30 @@ result<std::shared_ptr<asio::ssl::context>> make_tls_context(const tls_options& 
     }
   } else {
     ctx->set_verify_mode(o.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  }
+  return ctx;
+}
+
+result<std::shared_ptr<asio::ssl::context>> shared_client_tls_context(const tls_options& o,
+                                                                      std::string& why) {
+  // What make_tls_context reads for a client (server_name and the listener's options are
+  // per connection or server only).
+  using key = std::tuple<std::string, std::string, std::string, bool>;
+  static std::mutex mutex;
+  static std::map<key, std::weak_ptr<asio::ssl::context>> contexts;
+  const std::lock_guard lock(mutex);
+  key k{o.ca_file, o.cert_file, o.key_file, o.verify};
+  if (auto it = contexts.find(k); it != contexts.end()) {
+    if (auto ctx = it->second.lock()) {
+      return ctx;
+    }
+  }
+  // Entries whose context is gone are dropped as new ones come: the map holds at most the
+  // kinds of options in use plus those that lapsed since the last new context.
+  std::erase_if(contexts, [](const auto& e) { return e.second.expired(); });
+  auto ctx = make_tls_context(o, false, why);
+  if (ctx) {
+    contexts[std::move(k)] = *ctx;
   }
   return ctx;
 }

@@ -62,6 +62,13 @@ public:
 [[nodiscard]] result<std::shared_ptr<asio::ssl::context>>
 make_tls_context(const tls_options& o, bool server, std::string& why);
 
+// make_tls_context for a client, shared: clients with the same CA, certificate, key and
+// verification share one context (its certificates and trust store loaded once, a few KB
+// each), as long as one of them holds it; the next one after the last is gone loads the files
+// again. Thread-safe (clients on several io_contexts). Errors: as make_tls_context.
+[[nodiscard]] result<std::shared_ptr<asio::ssl::context>>
+shared_client_tls_context(const tls_options& o, std::string& why);
+
 // TLS over a connected TCP socket: runs the handshake (client: SNI and host-name check for
 // `host`), then hands over the stream. OpenSSL reads the socket directly and its record
 // buffers exist only while they hold bytes (tls_stream.cpp): an idle connection holds no
