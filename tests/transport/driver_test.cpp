@@ -222,6 +222,52 @@ TEST_CASE("transport: the driver waits for input holding no buffer, and reads gr
   CHECK(owner.closes == 1);
 }
 
+TEST_CASE("transport: a quiet connection waits with its small output buffers given back") {
+  asio::io_context io;
+  auto stream = std::make_shared<scripted_stream>(io);
+  amqp::test::failing_resource memory;
+  connection_options o;
+  o.role = connection_role::client;
+  o.memory = &memory;
+  amqp::connection engine(o);
+  REQUIRE(engine.open());
+  const auto bytes = server_bytes(engine, 4096);
+  recording_owner owner;
+  owner.engine = &engine;
+  auto driver = std::make_shared<td::engine_driver>(stream, engine, owner);
+  driver->start();
+  auto written = std::move(stream->write); // the header and open
+  stream->write = nullptr;
+  written({}, 0);
+  auto readable = std::move(stream->wait);
+  stream->wait = nullptr;
+  readable({});
+  // The server's open and heartbeats, a quarter of the buffer: quiet, the driver waits.
+  deliver(*stream, std::span<const std::byte>(bytes).first(1024));
+  REQUIRE(stream->wait);
+  CHECK_FALSE(stream->write); // nothing to answer
+  // The driver gave the output buffers back already: giving them back again frees nothing.
+  std::size_t waiting = memory.outstanding_bytes();
+  engine.release_output_buffers();
+  CHECK(memory.outstanding_bytes() == waiting);
+  // Output produced while it waits (as a server answers): once written, its buffers go too.
+  REQUIRE(engine.begin());
+  driver->kick();
+  REQUIRE(stream->write);
+  CHECK(stream->wait); // still waiting
+  written = std::move(stream->write);
+  stream->write = nullptr;
+  written({}, 0);
+  waiting = memory.outstanding_bytes();
+  engine.release_output_buffers();
+  CHECK(memory.outstanding_bytes() == waiting);
+  CHECK(memory.mismatches() == 0);
+  driver->abort();
+  auto wait = std::move(stream->wait);
+  wait(asio::error::operation_aborted);
+  CHECK(owner.closes == 1);
+}
+
 TEST_CASE("transport: the driver reports a close after the wait for input in flight") {
   asio::io_context io;
   auto stream = std::make_shared<scripted_stream>(io);

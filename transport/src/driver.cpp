@@ -66,14 +66,22 @@ void engine_driver::start_read() {
   }
   if (read_size_ == min_read) {
     engine_.release_input_buffer();
+    // Small output buffers go too (a frame or two of a quiet connection: cheap to allocate
+    // again); large ones wait for release_quiet_output, or a sender of large batches reading
+    // small dispositions would allocate them again for each batch.
+    if (!writing_ && !output_grown_) {
+      engine_.release_output_buffers();
+    }
   }
   reading_ = true;
+  waiting_ = true;
   stream_->async_wait_readable(
       [self = shared_from_this()](std::error_code ec) { self->on_readable(ec); });
 }
 
 void engine_driver::on_readable(std::error_code ec) {
   reading_ = false;
+  waiting_ = false;
   if (closed_) {
     report_closed_when_idle();
     return;
@@ -182,6 +190,11 @@ void engine_driver::on_write(std::error_code ec) {
     owner_->on_output_written();
   }
   kick();
+  // A server answers while it waits for input: its answer is written once it waits already.
+  // Small output buffers go then, as in start_read.
+  if (!closed_ && waiting_ && !writing_ && !output_grown_ && read_size_ == min_read) {
+    engine_.release_output_buffers();
+  }
 }
 
 void engine_driver::arm_timer() {

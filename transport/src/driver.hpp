@@ -99,6 +99,7 @@ private:
   time_point big_batch_at_{}; // when the last one did
   std::chrono::steady_clock::duration output_quiet_;
   bool reading_ = false; // a wait for input or a read is in flight
+  bool waiting_ = false; // ... the wait
   bool writing_ = false;
   bool closed_ = false;
   bool started_ = false;
