@@ -69,6 +69,12 @@ public:
         [h = std::move(handler)](std::error_code ec, std::size_t n) { h(ec, n); });
   }
   void async_wait_readable(std::function<void(std::error_code)> handler) override {
+    // Bytes already there (a connection under load): no round through the reactor.
+    std::error_code available_error;
+    if (socket_.available(available_error) > 0 && !available_error) {
+      asio::post(socket_.get_executor(), [h = std::move(handler)] { h({}); });
+      return;
+    }
     socket_.async_wait(asio::socket_base::wait_read,
                        [h = std::move(handler)](std::error_code ec) { h(ec); });
   }

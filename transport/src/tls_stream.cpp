@@ -200,8 +200,11 @@ public:
   }
 
   void async_wait_readable(std::function<void(std::error_code)> handler) override {
-    // OpenSSL may hold decrypted or read-ahead bytes the socket no longer signals.
-    if (SSL_has_pending(ssl_.get()) == 1) {
+    // OpenSSL may hold decrypted or read-ahead bytes the socket no longer signals; bytes
+    // already on the socket (a connection under load) need no round through the reactor.
+    std::error_code available_error;
+    if (SSL_has_pending(ssl_.get()) == 1 ||
+        (socket_.available(available_error) > 0 && !available_error)) {
       asio::post(socket_.get_executor(), [h = std::move(handler)] { h({}); });
       return;
     }
