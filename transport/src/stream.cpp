@@ -115,8 +115,10 @@ public:
       return verified_subject(const_cast<Stream&>(stream_).native_handle());
     }
   }
-  bool tls() const noexcept override { return !std::is_same_v<Stream, asio::ip::tcp::socket>; }
-  std::string tls_server_name() const override {
+  [[nodiscard]] bool tls() const noexcept override {
+    return !std::is_same_v<Stream, asio::ip::tcp::socket>;
+  }
+  [[nodiscard]] std::string tls_server_name() const override {
     if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
       return {};
     } else {
