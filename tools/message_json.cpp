@@ -214,7 +214,11 @@ void read_body(const json& node, const json_path* p, value_arena& arena,
   if (!node.is_object() || node.size() != 1) {
     fail(p, "expected an object with one of " + listed(body_keys));
   }
-  const auto& [key, inner] = *node.items().begin();
+  // The object's iterator, not items(): a binding to *items().begin() outlives the proxy it
+  // reads the key from (AddressSanitizer: stack-use-after-scope).
+  const auto only = node.begin();
+  const std::string& key = only.key();
+  const json& inner = only.value();
   const json_path kp{p, key};
   if (key == "amqp-value") {
     sections.push_back(described(static_cast<std::uint64_t>(section::amqp_value),
