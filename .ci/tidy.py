@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""clang-tidy 14 with the project's .clang-tidy over the sources of amqp, transport, broker
-and tools (./dev test tidy).
+"""clang-tidy 14 with the project's .clang-tidy over the sources of amqp, transport, broker,
+iothub and tools (./dev test tidy).
 
     .ci/tidy.py BUILD_DIR [-j N] [--no-cache] [--files REGEX]
 

@@ -26,36 +26,61 @@ if [ -z "${FUZZ_TARGETS:-}" ]; then
   FUZZ_TARGETS=$(cd fuzz/corpus && for d in */; do printf '%s ' "${d%/}"; done)
 fi
 targets=$FUZZ_TARGETS
-failed=()
-for t in $targets; do
-  bin="$build/fuzz/fuzz_$t"
+# FUZZ_JOBS targets run at once (./dev gives its JOBS); each one's report is printed whole
+# when it ends.
+jobs=${FUZZ_JOBS:-1}
+results=$(mktemp -d "${TMPDIR:-/tmp}/amqp-fuzz-results.XXXXXX")
+
+# fuzz_one TARGET: runs it, prints its report; exit status 1 on a failure.
+fuzz_one() {
+  local t=$1
+  local bin="$build/fuzz/fuzz_$t"
   if [ ! -x "$bin" ]; then
     echo "fuzz: $bin not found (configure with -DAMQP_BUILD_FUZZERS=ON)" >&2
-    failed+=("$t")
-    continue
+    return 1
   fi
-  dict=()
+  local dict=()
   if [ -f "fuzz/dict/$t.dict" ]; then
     dict=(-dict="fuzz/dict/$t.dict")
   fi
+  local new
   new=$(mktemp -d "${TMPDIR:-/tmp}/amqp-fuzz-$t.XXXXXX")
   mkdir -p "fuzz/artifacts/$t"
-  log="$new.log"
+  local log="$new.log"
   echo "== fuzz_$t for ${secs}s"
   "$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" "$@" \
+    -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" "${extra[@]}" \
     "$new" "fuzz/corpus/$t" >"$log" 2>&1
-  rc=$?
+  local rc=$?
   # The last status line: coverage, features, corpus, exec/s.
   grep -E '^#[0-9]+' "$log" | tail -n 1
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$log"
   if [ $rc -ne 0 ]; then
-    echo "fuzz_$t FAILED (exit $rc); log:" >&2
-    grep -E -A40 '^==[0-9]+==|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 80 >&2
-    failed+=("$t")
+    echo "fuzz_$t FAILED (exit $rc); log:"
+    grep -E -A40 '^==[0-9]+==|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 80
   fi
   rm -rf "$new" "$log"
+  [ $rc -eq 0 ]
+}
+
+extra=("$@")
+running=0
+for t in $targets; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  (fuzz_one "$t" >"$results/$t.out" 2>&1 || touch "$results/$t.failed"; cat "$results/$t.out") &
+  running=$((running + 1))
 done
+wait
+failed=()
+for t in $targets; do
+  if [ -e "$results/$t.failed" ]; then
+    failed+=("$t")
+  fi
+done
+rm -rf "$results"
 
 if [ ${#failed[@]} -ne 0 ]; then
   echo "fuzz: failures in: ${failed[*]} (inputs under fuzz/artifacts/)" >&2

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <ranges>
 
 #include "amqp/codec.hpp"
 #include "amqp/message.hpp"
@@ -81,6 +80,16 @@ template <class Names> std::string listed(const Names& names) {
   return s;
 }
 
+// The names of `fields`, listed.
+std::string listed(std::span<const field_spec> fields) {
+  std::vector<std::string_view> names;
+  names.reserve(fields.size());
+  for (const auto& f : fields) {
+    names.push_back(f.name);
+  }
+  return listed(names);
+}
+
 // ---- writing -------------------------------------------------------------------------------
 
 void append_key(std::string_view key, bool& first, std::string& out) {
@@ -145,8 +154,7 @@ value described(std::uint64_t code, const value& inner, value_arena& arena) {
 value read_composite(const json& node, const json_path* p, std::span<const field_spec> fields,
                      value_arena& arena) {
   if (!node.is_object()) {
-    fail(p, "expected an object of fields (" +
-                listed(std::views::transform(fields, [](auto& f) { return f.name; })) + ")");
+    fail(p, "expected an object of fields (" + listed(fields) + ")");
   }
   if (node.contains("type")) {
     // The typed list form, for lists with fields beyond the spec's.
@@ -164,8 +172,7 @@ value read_composite(const json& node, const json_path* p, std::span<const field
     }
     const json_path fp{p, key};
     if (k == fields.size()) {
-      fail(&fp, "unknown field (" +
-                    listed(std::views::transform(fields, [](auto& f) { return f.name; })) + ")");
+      fail(&fp, "unknown field (" + listed(fields) + ")");
     }
     const value v = typed(field, &fp, arena);
     const auto& spec = fields[k];
@@ -207,7 +214,11 @@ void read_body(const json& node, const json_path* p, value_arena& arena,
   if (!node.is_object() || node.size() != 1) {
     fail(p, "expected an object with one of " + listed(body_keys));
   }
-  const auto& [key, inner] = *node.items().begin();
+  // The object's iterator, not items(): a binding to *items().begin() outlives the proxy it
+  // reads the key from (AddressSanitizer: stack-use-after-scope).
+  const auto only = node.begin();
+  const std::string& key = only.key();
+  const json& inner = only.value();
   const json_path kp{p, key};
   if (key == "amqp-value") {
     sections.push_back(described(static_cast<std::uint64_t>(section::amqp_value),

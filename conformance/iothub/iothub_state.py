@@ -161,3 +161,14 @@ def preflight(sc, host, port):
     except OSError as e:
         raise RuntimeError('cannot connect to %s:%d (%s): is iothub-emulator running?'
                            % (host, port, e.strerror or e))
+
+
+def send_all(uamqp, send_client, what):
+    """Sends what send_client has queued, closes it; raises if any send did not complete."""
+    try:
+        results = send_client.send_all_messages(close_on_done=True)
+    finally:
+        send_client.close()
+    failed = [r for r in results if r != uamqp.constants.MessageState.SendComplete]
+    if failed:
+        raise RuntimeError('%d of %d %s failed: %s' % (len(failed), len(results), what, failed))

@@ -91,13 +91,7 @@ def telemetry(sc, args, batch):
         for m in messages:
             send_client.queue_message(m)
     sc.stage('sending %d messages%s to %s' % (args.count, ' as one batch' if batch else '', uri))
-    try:
-        results = send_client.send_all_messages(close_on_done=True)
-    finally:
-        send_client.close()
-    failed = [r for r in results if r != uamqp.constants.MessageState.SendComplete]
-    if failed:
-        raise RuntimeError('%d of %d sends failed: %s' % (len(failed), len(results), failed))
+    hs.send_all(uamqp, send_client, 'sends')
     return '%d messages%s accepted for %s (run %s)' % (
         args.count, ' in one batch transfer' if batch else '', device_id, run_id)
 

@@ -90,13 +90,7 @@ def c2d_send(sc, args):
         send_client.queue_message(uamqp.Message(msg_content, properties=msg_props,
                                                 application_properties=app_props))
     sc.stage('sending 3 C2D messages to %s' % device_id)
-    try:
-        results = send_client.send_all_messages(close_on_done=True)
-    finally:
-        send_client.close()
-    failed = [r for r in results if r != uamqp.constants.MessageState.SendComplete]
-    if failed:
-        raise RuntimeError('%d of %d C2D sends failed: %s' % (len(failed), len(results), failed))
+    hs.send_all(uamqp, send_client, 'C2D sends')
     return 'run %s: 3 C2D messages with iothub-ack full accepted for %s' % (args.run_id, device_id)
 
 

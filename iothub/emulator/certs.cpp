@@ -288,7 +288,7 @@ result<certificate_report> ensure_certificates(const std::string& dir,
   const std::string cn = dns_names.empty() ? "iothub-emulator" : dns_names.front();
   // At most 398 days is what browsers take; TLS libraries under the SDKs take any, and the
   // emulator remakes the certificate when it is about to expire.
-  cert = new_cert(key.get(), cn, 3 * 365, ca.get());
+  cert = new_cert(key.get(), cn, 3L * 365, ca.get());
   if (!cert || !add_ext(cert.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE") ||
       !add_ext(cert.get(), ca.get(), NID_key_usage, "critical,digitalSignature") ||
       !add_ext(cert.get(), ca.get(), NID_ext_key_usage, "serverAuth") ||

@@ -190,6 +190,7 @@ void hub::impl::attach_reader(conn_state& c, const link_attached& e, const addre
   }
   if (!epoch && others.size() >= opts.max_receivers_per_partition) {
     std::vector<std::string> names;
+    names.reserve(others.size());
     for (const auto& [oc, ol] : others) {
       names.push_back(ol->receiver_name);
     }
@@ -253,7 +254,7 @@ void hub::impl::pump_reader(conn_state& c, link_state& l) {
   const std::int64_t limit = committed_next(p);
   const partition_head& head = db.in_transaction() ? heads_at_begin[p] : heads[p];
   while (c.engine.credit(l.id) > 0 && l.next < limit) {
-    const std::size_t want = std::min<std::size_t>(
+    const auto want = std::min<std::size_t>(
         {c.engine.credit(l.id), 64, static_cast<std::size_t>(limit - l.next)});
     auto batch =
         db.read_events(p, event_position{event_position::field::sequence, l.next, true}, want);

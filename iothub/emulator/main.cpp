@@ -128,8 +128,10 @@ bool write_file_atomically(const std::string& path, const std::string& text) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-int fail(const std::string& why) {
-  std::cerr << "iothub-emulator: " << why << '\n';
+// Prints "iothub-emulator: " and the parts, returns the exit status 1.
+template <class... Parts> int fail(const Parts&... why) {
+  std::cerr << "iothub-emulator: ";
+  (std::cerr << ... << why) << '\n';
   return 1;
 }
 
@@ -246,7 +248,7 @@ int run(const args& a) {
     }
     auto addr = parse_listen_address(text);
     if (!addr) {
-      return fail("--" + scheme + " takes HOST:PORT, not '" + text + "'");
+      return fail("--", scheme, " takes HOST:PORT, not '", text, "'");
     }
     if (addr->host != "127.0.0.1" && addr->host != "::1" && addr->host != "0.0.0.0" &&
         addr->host != "::") {
@@ -314,14 +316,14 @@ int run(const args& a) {
     if (!listener) {
       auto l = transport::listener::listen(io, url, lo, handler, &why);
       if (!l) {
-        return fail("cannot listen on " + url + ": " + why);
+        return fail("cannot listen on ", url, ": ", why);
       }
       e.addr.port = l->port();
       listener.emplace(std::move(*l));
     } else {
       auto p = listener->add(url, &why);
       if (!p) {
-        return fail("cannot listen on " + url + ": " + why);
+        return fail("cannot listen on ", url, ": ", why);
       }
       e.addr.port = *p;
     }
@@ -392,9 +394,7 @@ int run(const args& a) {
   return 0;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   args a;
   CLI::App app{"iothub-emulator: a local Azure IoT Hub over AMQP 1.0 (AMQPS, AMQP over "
                "WebSockets) with its Event Hubs-compatible built-in endpoint."};
@@ -445,4 +445,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return run(a);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // What escapes: setting up the options or printing a parse error failed.
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "iothub-emulator: " << e.what() << '\n';
+  } catch (...) {
+    std::cerr << "iothub-emulator: unknown error\n";
+  }
+  return 1;
 }

@@ -715,7 +715,7 @@ result<std::size_t> store::trim(std::uint32_t partition, std::int64_t before,
   if (auto r = run(t); !r) {
     return r.error();
   }
-  std::size_t deleted = static_cast<std::size_t>(sqlite3_changes(impl_->db));
+  auto deleted = static_cast<std::size_t>(sqlite3_changes(impl_->db));
   auto r = range(partition);
   if (!r) {
     return r.error();

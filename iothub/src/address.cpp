@@ -282,7 +282,7 @@ std::string to_string(const address& a) {
     }
     out += '/';
   }
-  const auto drop_slash = [&](std::string s) {
+  const auto drop_slash = [&](const std::string& s) {
     // Paths that start with '/' when they stand alone; after a prefix the '/' is there.
     return !a.host.empty() && s.starts_with('/') ? s.substr(1) : s;
   };

@@ -8,8 +8,8 @@ namespace amqp::iothub {
 namespace {
 class category_impl final : public std::error_category {
 public:
-  const char* name() const noexcept override { return "amqp.iothub"; }
-  std::string message(int ev) const override {
+  [[nodiscard]] const char* name() const noexcept override { return "amqp.iothub"; }
+  [[nodiscard]] std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
     case errc::missing_field:
       return "required field missing";

@@ -134,7 +134,7 @@ void client_impl::start_attempt() {
   resolver_.async_resolve(
       url_.host, std::to_string(url_.port),
       [self = shared_from_this(), id](std::error_code ec,
-                                      asio::ip::tcp::resolver::results_type results) {
+                                      const asio::ip::tcp::resolver::results_type& results) {
         if (id != self->attempt_id_) {
           return;
         }
@@ -312,10 +312,10 @@ void client_impl::on_engine_activity() {
   in_events_ = false;
   // Credit is topped up once the batch is handed out: the engine has already counted every
   // delivery of the batch, the application not yet.
-  for (std::size_t i = 0; i < links_.size(); ++i) {
-    if (links_[i]->top_up_due) {
-      links_[i]->top_up_due = false;
-      top_up(*links_[i]);
+  for (auto& link : links_) {
+    if (link->top_up_due) {
+      link->top_up_due = false;
+      top_up(*link);
     }
   }
 }

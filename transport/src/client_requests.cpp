@@ -165,9 +165,9 @@ void client_impl::on_requester_event(const std::shared_ptr<requester_impl>& q, c
   auto& h = *q->helper;
   const bool was_attached = h.attached();
   if (const auto* la = std::get_if<link_attached>(&e)) {
-    if (la->link == h.sender() && !la->remote.target) {
-      q->refused = true;
-    } else if (la->link == h.receiver() && !la->remote.source) {
+    // A peer refuses a link by attaching it without its terminus (§2.6.3).
+    if ((la->link == h.sender() && !la->remote.target) ||
+        (la->link == h.receiver() && !la->remote.source)) {
       q->refused = true;
     }
   }

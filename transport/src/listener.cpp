@@ -267,11 +267,13 @@ struct listener::impl : std::enable_shared_from_this<listener::impl> {
   }
 };
 
-listener::~listener() {
+// A failure inside close() (an allocation) leaves nothing to recover: std::terminate, which a
+// noexcept function gives, is the right end.
+listener::~listener() { // NOLINT(bugprone-exception-escape)
   close();
 }
 listener::listener(listener&&) noexcept = default;
-listener& listener::operator=(listener&& o) noexcept {
+listener& listener::operator=(listener&& o) noexcept { // NOLINT(bugprone-exception-escape)
   if (this != &o) {
     close();
     impl_ = std::move(o.impl_);

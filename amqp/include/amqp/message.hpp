@@ -116,7 +116,7 @@ class message_view {
 public:
   // An empty message (no sections). User-provided so that making one does not first clear
   // the key index, which only the decoder fills.
-  message_view() noexcept {}
+  message_view() noexcept {} // NOLINT(modernize-use-equals-default): see above
 
   std::optional<amqp::header> header;
   value delivery_annotations; // map, or null if absent

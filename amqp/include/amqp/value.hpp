@@ -249,7 +249,7 @@ public:
 private:
   friend class value_iterator;
   friend struct value_access;
-  std::string_view text() const noexcept {
+  [[nodiscard]] std::string_view text() const noexcept {
     return {reinterpret_cast<const char*>(u_.bytes.p), u_.bytes.n};
   }
   void set_bytes(const void* p, std::size_t n) noexcept {

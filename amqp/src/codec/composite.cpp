@@ -201,7 +201,7 @@ errc decode_field_at(const field_desc& f, const std::byte* p, void* obj) noexcep
     return {};
   }
   case k::any: {
-    value& v = member<value>(obj, f);
+    auto& v = member<value>(obj, f);
     v = value{};
     value_access::decode_at(p, v);
     return {};
@@ -330,7 +330,7 @@ std::size_t ulong_size(std::uint64_t u) noexcept {
   case k::opt_timestamp:
     return member<std::optional<timestamp>>(c, f) ? 9 : 0;
   case k::any: {
-    const value& v = member<value>(c, f);
+    const auto& v = member<value>(c, f);
     return v.is_null() ? 0 : sized(size_of(v));
   }
   case k::multiple: {

@@ -255,7 +255,7 @@ value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
   case category::compound: {
     const std::uint32_t size = load_sized(p, ci.width);
     va::set_count(v, load_sized(p + ci.width, ci.width));
-    va::set_bytes(v, {p + 2 * ci.width, size - ci.width});
+    va::set_bytes(v, {p + std::size_t{2} * ci.width, size - ci.width});
     p += ci.width + size;
     return v;
   }
@@ -263,7 +263,7 @@ value decode_trusted_body(std::uint8_t c, const std::byte*& p) noexcept {
     const std::uint32_t size = load_sized(p, ci.width);
     const std::byte* end = p + ci.width + size;
     va::set_count(v, load_sized(p + ci.width, ci.width));
-    const std::byte* q = p + 2 * ci.width;
+    const std::byte* q = p + std::size_t{2} * ci.width;
     auto ec = std::to_integer<std::uint8_t>(*q++);
     std::span<const std::byte> desc;
     if (ec == code::described) {

@@ -91,7 +91,7 @@ public:
       return {};
     }
     if (step >= short_binary && avail >= 2) { // vbin8, str8, sym8
-      const std::size_t n = std::to_integer<std::size_t>(p[1]);
+      const auto n = std::to_integer<std::size_t>(p[1]);
       if (n > avail - 2) {
         return errc::decode_error;
       }
@@ -140,7 +140,7 @@ public:
             compound_frame& f) noexcept {
     const auto left = static_cast<std::size_t>(end - p);
     const unsigned w = ci.width;
-    if (2 * w > left) {
+    if (std::size_t{2} * w > left) {
       return errc::decode_error;
     }
     const std::size_t size = load_sized(p, w);
@@ -149,7 +149,7 @@ public:
       return errc::decode_error;
     }
     f.count = load_sized(p + w, w);
-    f.q = p + 2 * w;
+    f.q = p + std::size_t{2} * w;
     f.end = p + w + size;
     p = f.end;
     // An empty container nests nothing (and so costs no depth, as list0 does not).

@@ -86,7 +86,7 @@ struct value_access {
     value v =
         make(c == detail::code::list8 || c == detail::code::list32 ? type::list : type::map, c);
     v.count_ = count;
-    set_bytes(v, {p + 1 + 2 * w, size - w});
+    set_bytes(v, {p + 1 + std::size_t{2} * w, size - w});
     return v;
   }
   // Sets the null value `v` to the value at p (constructor included), which passed

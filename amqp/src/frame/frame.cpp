@@ -118,7 +118,7 @@ result<frame_view> decode_frame(std::span<const std::byte> bytes,
     }
     // §5.3.1: bytes 6 and 7 of a SASL frame header are ignored.
     f.channel = 0;
-    f.body = std::move(*s);
+    f.body = *s;
     return f;
   }
 
@@ -140,7 +140,7 @@ result<frame_view> decode_frame(std::span<const std::byte> bytes,
   if (!p) {
     return p.error();
   }
-  f.body = std::move(*p);
+  f.body = *p;
   f.payload = body.subspan(n);
   return f;
 }
@@ -246,7 +246,7 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
       if (!f) {
         return fail(f.error());
       }
-      out.frame = std::move(*f);
+      out.frame = *f;
       return out;
     }
   }
@@ -283,7 +283,7 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
       if (!f) {
         return fail(f.error());
       }
-      out.frame = std::move(*f);
+      out.frame = *f;
       return out;
     }
     const std::size_t first = std::min(keep_, frame_header_size + (in.size() - take));
@@ -321,7 +321,7 @@ result<frame_reader::read_result> frame_reader::feed(std::span<const std::byte> 
   if (!f) {
     return fail(f.error());
   }
-  out.frame = std::move(*f);
+  out.frame = *f;
   return out;
 }
 

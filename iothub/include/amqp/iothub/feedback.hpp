@@ -29,7 +29,7 @@ inline constexpr std::string_view file_notification_content_type =
     "application/vnd.microsoft.iothub.filenotification.json";
 
 // Bounds on what parse_feedback accepts. The hub sends at most 64 records a batch (DOC-C2D).
-inline constexpr std::size_t max_feedback_bytes = 256 * 1024;
+inline constexpr std::size_t max_feedback_bytes = std::size_t{256} * 1024;
 inline constexpr std::size_t max_feedback_records = 1000;
 
 // statusCode (DOC-C2D; .NET maps them to 0..4 in this order).

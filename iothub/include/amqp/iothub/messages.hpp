@@ -112,10 +112,11 @@ inline constexpr std::string_view shut_down_mqtt = "ShutDownMqtt";
 } // namespace fault
 
 // Size limits (doc §3.5, §4.1, DOC-QUOTA).
-inline constexpr std::size_t max_d2c_message_size = 256 * 1024; // 262144, as the hub says
-inline constexpr std::size_t max_c2d_message_size = 64 * 1024;
+inline constexpr std::size_t max_d2c_message_size =
+    std::size_t{256} * 1024; // 262144, as the hub says
+inline constexpr std::size_t max_c2d_message_size = std::size_t{64} * 1024;
 // The max-message-size the hub announces on attach (doc §1.4).
-inline constexpr std::uint64_t hub_max_message_size = 1024 * 1024;
+inline constexpr std::uint64_t hub_max_message_size = std::uint64_t{1024} * 1024;
 
 // ---- batches (doc §3.3) --------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ inline constexpr std::uint32_t batch_message_format = 0x80013700;
 // Bounds of a batch (DOC-QUOTA: 256 KB in total, at most 500 messages).
 struct batch_limits {
   std::size_t max_messages = 500;
-  std::size_t max_bytes = 256 * 1024; // the encoded envelope
+  std::size_t max_bytes = std::size_t{256} * 1024; // the encoded envelope
 };
 
 // Packs messages into a batch envelope: one data section per message, holding that message's

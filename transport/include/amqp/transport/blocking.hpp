@@ -126,7 +126,7 @@ private:
 class blocking_client {
 public:
   blocking_client() = default;
-  ~blocking_client();
+  ~blocking_client(); // NOLINT(bugprone-exception-escape): see blocking.cpp
   blocking_client(blocking_client&&) noexcept = default;
   blocking_client& operator=(blocking_client&&) noexcept = default;
 

@@ -84,9 +84,9 @@ struct listener_options {
 class listener {
 public:
   listener() = default;
-  ~listener();
+  ~listener(); // NOLINT(bugprone-exception-escape): see listener.cpp
   listener(listener&&) noexcept;
-  listener& operator=(listener&&) noexcept;
+  listener& operator=(listener&&) noexcept; // NOLINT(bugprone-exception-escape)
 
   // Listens on `url` (amqp://host:port, amqps://, ws://host:port/path, wss://; port 0 picks
   // a free port) and starts accepting. `handler` must outlive the listener.
