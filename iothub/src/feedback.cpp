@@ -129,7 +129,9 @@ std::string format_utc_time(amqp::timestamp t) {
     --days;
   }
   const civil c = civil_from_days(days);
-  std::array<char, 32> buf{};
+  // 24 characters are written (the year is clamped to 0000-9999); the size is what gcc's
+  // -Wformat-truncation proves from the argument types alone.
+  std::array<char, 160> buf{};
   std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
                 static_cast<long long>(c.y), c.m, c.d, static_cast<long long>(rem / 3'600'000),
                 static_cast<long long>(rem / 60'000 % 60), static_cast<long long>(rem / 1000 % 60),
