@@ -15,18 +15,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-client_options tls_client(const std::string& ca = "ca.pem") {
-  client_options o;
-  o.tls.ca_file = test::cert_dir() + ca;
-  return o;
-}
-
-listener_options tls_listener() {
-  listener_options lo;
-  lo.tls.cert_file = test::cert_dir() + "server.pem";
-  lo.tls.key_file = test::cert_dir() + "server.key";
-  return lo;
-}
+using test::tls_client;
+using test::tls_listener;
 
 // Sends `n` messages and receives them back through the broker at `url`.
 void round_trip(const std::string& url, client_options o, std::size_t n, std::size_t size,

@@ -28,11 +28,7 @@ listener_options tls_websocket_listener() {
   return lo;
 }
 
-client_options tls_client() {
-  client_options o;
-  o.tls.ca_file = test::cert_dir() + "ca.pem";
-  return o;
-}
+using test::tls_client;
 
 // raw_node plus what these tests look at; everything runs on the listener's thread, and the
 // test thread reads what it recorded through promises.

@@ -21,6 +21,7 @@
 
 #include "amqp/broker.hpp"
 #include "amqp/message.hpp"
+#include "amqp/transport/client.hpp"
 #include "amqp/transport/listener.hpp"
 #include "broker_handler.hpp"
 
@@ -28,6 +29,21 @@ namespace amqp::test {
 
 inline std::string cert_dir() {
   return std::string(AMQP_TEST_DATA_DIR) + "/transport/certs/";
+}
+
+// A client trusting the test CA (`ca`, a file of cert_dir()).
+inline transport::client_options tls_client(const std::string& ca = "ca.pem") {
+  transport::client_options o;
+  o.tls.ca_file = cert_dir() + ca;
+  return o;
+}
+
+// A listener with the test server certificate (localhost, 127.0.0.1).
+inline transport::listener_options tls_listener() {
+  transport::listener_options lo;
+  lo.tls.cert_file = cert_dir() + "server.pem";
+  lo.tls.key_file = cert_dir() + "server.key";
+  return lo;
 }
 
 // A server written directly on server-role engines behind a listener (SASL ANONYMOUS). It

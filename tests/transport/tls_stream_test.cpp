@@ -25,18 +25,8 @@ namespace td = amqp::transport::detail;
 
 namespace {
 
-client_options tls_client(const std::string& ca = "ca.pem") {
-  client_options o;
-  o.tls.ca_file = test::cert_dir() + ca;
-  return o;
-}
-
-listener_options tls_listener() {
-  listener_options lo;
-  lo.tls.cert_file = test::cert_dir() + "server.pem";
-  lo.tls.key_file = test::cert_dir() + "server.key";
-  return lo;
-}
+using test::tls_client;
+using test::tls_listener;
 
 // Connects once (no reconnect) and returns the client's last_error() ("" if it connected).
 std::string connect_error(const std::string& url, client_options o) {

@@ -82,12 +82,7 @@ void engine_driver::start_read() {
 void engine_driver::on_readable(std::error_code ec) {
   reading_ = false;
   waiting_ = false;
-  if (closed_) {
-    report_closed_when_idle();
-    return;
-  }
-  if (ec) {
-    stream_ended(ec);
+  if (read_stopped(ec)) {
     return;
   }
   if (output_grown_) {
@@ -112,14 +107,21 @@ void engine_driver::read_now() {
   });
 }
 
-void engine_driver::on_read(std::error_code ec, std::size_t n) {
-  reading_ = false;
+bool engine_driver::read_stopped(std::error_code ec) {
   if (closed_) {
     report_closed_when_idle();
-    return;
+    return true;
   }
   if (ec) {
     stream_ended(ec);
+    return true;
+  }
+  return false;
+}
+
+void engine_driver::on_read(std::error_code ec, std::size_t n) {
+  reading_ = false;
+  if (read_stopped(ec)) {
     return;
   }
   if (trace_) {

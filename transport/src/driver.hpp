@@ -77,6 +77,9 @@ private:
   void arm_timer();
   void on_timer();
   void stream_ended(std::error_code ec);
+  // After a read or a wait for input: true if the driver was closed meanwhile or the stream
+  // ended (`ec`), each reported; false if input is to be handled.
+  bool read_stopped(std::error_code ec);
   void finish(std::error_code ec);
   void report_closed_when_idle();
   void notify_activity() {

@@ -46,15 +46,6 @@ void write_all(Stream& s, gather_array& b, const_buffers buffers, io_handler han
       [h = std::move(handler)](std::error_code ec, std::size_t written) { h(ec, written); });
 }
 
-std::string endpoint_text(const asio::ip::tcp::socket& s) {
-  std::error_code ec;
-  const auto ep = s.remote_endpoint(ec);
-  if (ec) {
-    return "?";
-  }
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
 // A stream over a connected TCP socket.
 class tcp_stream final : public byte_stream {
 public:
@@ -81,11 +72,7 @@ public:
   void async_write(const_buffers buffers, io_handler handler) override {
     write_all(socket_, gather_, buffers, std::move(handler));
   }
-  void close() noexcept override {
-    std::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
-  }
+  void close() noexcept override { close_socket(socket_); }
   asio::any_io_executor executor() override { return socket_.get_executor(); }
   [[nodiscard]] std::string peer() const override { return endpoint_text(socket_); }
 
@@ -174,6 +161,21 @@ result<std::shared_ptr<asio::ssl::context>> shared_client_tls_context(const tls_
     contexts[std::move(k)] = *ctx;
   }
   return ctx;
+}
+
+std::string endpoint_text(const asio::ip::tcp::socket& s) {
+  std::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  if (ec) {
+    return "?";
+  }
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void close_socket(asio::ip::tcp::socket& s) noexcept {
+  std::error_code ec;
+  s.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  s.close(ec);
 }
 
 } // namespace amqp::transport::detail

@@ -77,4 +77,11 @@ void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp:
                          bool server, const std::string& host, bool verify_host,
                          std::function<void(std::error_code, std::shared_ptr<byte_stream>)> done);
 
+// "address:port" of the socket's peer, "?" if it has none (byte_stream::peer).
+[[nodiscard]] std::string endpoint_text(const asio::ip::tcp::socket& s);
+
+// Shuts the socket down both ways and closes it, errors ignored (byte_stream::close: no TLS
+// close_notify exchange either, the AMQP close handshake has ended the connection).
+void close_socket(asio::ip::tcp::socket& s) noexcept;
+
 } // namespace amqp::transport::detail

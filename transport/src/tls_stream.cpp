@@ -88,15 +88,6 @@ std::string verified_subject(SSL* ssl) {
   return subject;
 }
 
-std::string endpoint_text(const asio::ip::tcp::socket& s) {
-  std::error_code ec;
-  const auto ep = s.remote_endpoint(ec);
-  if (ec) {
-    return "?";
-  }
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
 bool is_ip_address(const std::string& host) {
   std::error_code ec;
   (void)asio::ip::make_address(host, ec);
@@ -249,9 +240,7 @@ public:
     // No close_notify exchange (as on TCP): the AMQP close handshake already ended the
     // connection, and waiting for the peer's close_notify could hang on a peer that never
     // sends it.
-    std::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    close_socket(socket_);
   }
   asio::any_io_executor executor() override { return socket_.get_executor(); }
   [[nodiscard]] std::string peer() const override { return endpoint_text(socket_); }
