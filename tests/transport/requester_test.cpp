@@ -3,6 +3,7 @@
 // message-id on the link whose source is the node, as CBS and $management do.
 
 #include <algorithm>
+#include <mutex>
 
 #include <asio/co_spawn.hpp>
 #include <asio/use_awaitable.hpp>
@@ -23,8 +24,28 @@ namespace {
 // A server whose only node "$echo" answers every request with its body, upper-cased, and
 // status-code 200 in the application properties; requests with body "fail" get no answer.
 class echo_node final : public test::raw_node {
+public:
+  // What arrived, in order: "attach ADDRESS" (the target of the client's senders, the source
+  // of its receivers) and "request BODY". Written on the server's thread.
+  std::vector<std::string> log() {
+    std::lock_guard lock(mutex_);
+    return log_;
+  }
+
 protected:
   void on_attached(connection& c, const link_attached& la) override {
+    {
+      std::string address;
+      if (la.remote.role == role::receiver && la.remote.source) {
+        address = std::string(la.remote.source->address.value_or(""));
+      } else if (la.remote.target) {
+        if (const auto* t = std::get_if<target>(&*la.remote.target)) {
+          address = std::string(t->address.value_or(""));
+        }
+      }
+      std::lock_guard lock(mutex_);
+      log_.push_back("attach " + address);
+    }
     if (la.remote.role == role::receiver) {
       reply_link_ = la.link; // our sender: source "$echo", target the reply address
     } else {
@@ -39,6 +60,10 @@ protected:
       (void)c.settle(d->delivery, accepted{});
       const auto body = v->data();
       std::string text(reinterpret_cast<const char*>(body.data()), body.size());
+      {
+        std::lock_guard lock(mutex_);
+        log_.push_back("request " + text);
+      }
       if (text == "fail") {
         return;
       }
@@ -66,6 +91,8 @@ protected:
 
 private:
   link_id reply_link_{};
+  std::mutex mutex_;
+  std::vector<std::string> log_;
 };
 
 std::vector<std::byte> text_message(std::string_view text) {
@@ -390,4 +417,95 @@ TEST_CASE("transport: requester from coroutines: async_open_requester, async_req
   CHECK(failure.empty());
   CHECK(done);
   CHECK(answers == std::vector<std::string>{"ONE", "TWO"});
+}
+
+TEST_CASE("transport: before_links runs on every connection, before the links attach") {
+  echo_setup e;
+  test::fault_proxy proxy(e.served.port());
+  asio::io_context io;
+  client_options o;
+  o.reconnect.enabled = true;
+  o.reconnect.initial_delay = 10ms;
+  requester login;
+  int runs = 0;
+  // A login over a requester, as IoT Hub's CBS put-token: the requester attaches first, the
+  // data link only once the login's response is in.
+  o.before_links = [&](client& c, std::function<void(std::error_code)> done) {
+    ++runs;
+    auto request = [done](requester q) {
+      q.async_request(text_request("login"),
+                      [done](std::error_code ec, received_message) { done(ec); });
+    };
+    if (login) {
+      request(login);
+      return;
+    }
+    requester_options ro;
+    ro.reply_to = "my-reply";
+    c.async_open_requester("$echo", ro, [&login, request](std::error_code ec, requester q) {
+      REQUIRE_FALSE(ec);
+      login = q;
+      request(q);
+    });
+  };
+  client c;
+  sender s;
+  client::async_connect(io, "amqp://127.0.0.1:" + std::to_string(proxy.port()), o,
+                        [&](std::error_code ec, client cl) {
+                          REQUIRE_FALSE(ec);
+                          CHECK(runs == 1); // the connect completes after it
+                          c = cl;
+                          c.async_open_sender("data", {}, [&](std::error_code se, sender sn) {
+                            REQUIRE_FALSE(se);
+                            s = sn;
+                          });
+                        });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!s && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(s);
+  const std::vector<std::string> one{"attach $echo", "attach $echo", "request login",
+                                     "attach data"};
+  CHECK(e.node.log() == one);
+  // After a cut the login runs again before the sender attaches again.
+  proxy.cut();
+  auto two = one;
+  two.insert(two.end(), one.begin(), one.end());
+  while (e.node.log().size() < two.size() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  CHECK(e.node.log() == two);
+  CHECK(runs == 2);
+  CHECK(c.reconnects() >= 1);
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+}
+
+TEST_CASE("transport: a before_links failure fails the connect with its error; no link attaches") {
+  echo_setup e;
+  asio::io_context io;
+  client_options o;
+  o.reconnect.enabled = true; // not retried: the first connect reports its failure
+  o.before_links = [](client&, std::function<void(std::error_code)> done) {
+    done(make_error_code(errc::unauthorized));
+  };
+  std::optional<std::error_code> result;
+  std::string why;
+  client::async_connect(io, e.served.url(), o, [&](std::error_code ec, client cl) {
+    result = ec;
+    why = cl.last_error();
+    CHECK_FALSE(cl);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!result && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(result);
+  CHECK(*result == make_error_code(errc::unauthorized));
+  CHECK(why.find("before_links") != std::string::npos);
+  CHECK(e.node.log().empty());
 }

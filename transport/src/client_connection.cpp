@@ -116,6 +116,7 @@ void client_impl::start_attempt() {
   attempt_noted_ = false;
   timed_out_ = false;
   sasl_refused_ = false;
+  before_links_error_ = {};
   timer_.expires_after(opts_.connect_timeout);
   timer_.async_wait([self = shared_from_this(), id](std::error_code ec) {
     if (ec || id != self->attempt_id_ || self->phase_ != phase::connecting) {
@@ -221,6 +222,7 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
   engine_ = std::make_shared<amqp::connection>(co);
   session_.reset();
   session_ready_ = false;
+  links_ready_ = false;
   ++generation;
   for (auto& l : links_) {
     l->id.reset();
@@ -344,7 +346,10 @@ void client_impl::on_stream_closed(std::error_code ec) {
     finish_close({});
     return;
   case phase::connecting:
-    attempt_failed(timed_out_ ? code(errc::timeout) : ec ? ec : code(errc::connection_lost));
+    attempt_failed(timed_out_            ? code(errc::timeout)
+                   : before_links_error_ ? before_links_error_
+                   : ec                  ? ec
+                                         : code(errc::connection_lost));
     return;
   case phase::open:
     connection_lost(ec ? ec : code(errc::connection_lost));
@@ -392,6 +397,40 @@ void client_impl::set_last_error(std::string_view what, const std::optional<amqp
 
 void client_impl::on_session_ready() {
   session_ready_ = true;
+  // Requesters first: before_links may use one (IoT Hub's $cbs).
+  const auto requesters = requesters_; // attaching may fail one
+  for (const auto& q : requesters) {
+    if (!q->helper) {
+      attach_requester(*q);
+    }
+  }
+  if (links_ready_ || !opts_.before_links) {
+    on_links_ready();
+    return;
+  }
+  client handle;
+  handle.impl_ = shared_from_this();
+  opts_.before_links(handle, [weak = weak_from_this(), gen = generation](std::error_code ec) {
+    auto self = weak.lock();
+    if (!self || gen != self->generation || !self->driver_ || self->links_ready_ ||
+        self->phase_ != phase::connecting) {
+      return; // a connection that is gone, or done twice
+    }
+    if (!ec) {
+      self->on_links_ready();
+      return;
+    }
+    if (!self->attempt_noted_) {
+      self->note_error("the connection to " + self->endpoint() +
+                       " was not made ready for links (before_links): " + ec.message());
+    }
+    self->before_links_error_ = ec;
+    self->driver_->abort(); // on_stream_closed() reports it
+  });
+}
+
+void client_impl::on_links_ready() {
+  links_ready_ = true;
   if (phase_ == phase::connecting) {
     phase_ = phase::open;
     timer_.cancel();
@@ -405,12 +444,6 @@ void client_impl::on_session_ready() {
   for (auto& l : links_) {
     if (!l->id && !l->closed) {
       attach(*l);
-    }
-  }
-  const auto requesters = requesters_; // attaching may fail one
-  for (const auto& q : requesters) {
-    if (!q->helper) {
-      attach_requester(*q);
     }
   }
 }

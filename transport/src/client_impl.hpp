@@ -161,6 +161,8 @@ private:
   void attach(link_impl& l);
   link_impl* find(link_id id);
   void on_session_ready();
+  // The session is up and before_links (if any) has run: the links attach.
+  void on_links_ready();
   void finish_connect(std::error_code ec);
   void finish_close(std::error_code ec);
   void link_failed(link_impl& l, std::error_code ec);
@@ -200,6 +202,9 @@ private:
   std::shared_ptr<engine_driver> driver_;
   std::optional<session_id> session_;
   bool session_ready_ = false;
+  // client_options::before_links has run on this connection (or is unset): links attach.
+  bool links_ready_ = false;
+  std::error_code before_links_error_; // why before_links failed this attempt
   std::vector<std::shared_ptr<link_impl>> links_;
   std::vector<std::shared_ptr<requester_impl>> requesters_;
   phase phase_ = phase::idle;

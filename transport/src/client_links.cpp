@@ -73,7 +73,7 @@ link_impl* client_impl::find(link_id id) {
 }
 
 void client_impl::attach(link_impl& l) {
-  if (!engine_ || !session_ || !session_ready_) {
+  if (!engine_ || !session_ || !session_ready_ || !links_ready_) {
     return; // attached when the session is ready
   }
   link_options o;

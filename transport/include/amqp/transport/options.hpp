@@ -4,11 +4,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <system_error>
 
 #include "amqp/options.hpp"
 
 namespace amqp::transport {
+
+class client;
 
 // TLS through OpenSSL. Certificate and host-name verification are on by default; TLS 1.2 is
 // the minimum version.
@@ -58,6 +62,15 @@ struct client_options {
   std::chrono::milliseconds close_timeout{5'000};
   // Print every frame in and out, decoded, secrets redacted (also AMQP_TRACE=frames).
   bool trace = false;
+  // Runs on every connection (the first and each reconnect) once its session is up and
+  // before any sender or receiver attaches: a claims-based login (IoT Hub's and Event Hubs'
+  // CBS put-token on `$cbs`) must come before the links it authorizes. Requesters attach
+  // before it runs, so it can use one; senders and receivers (those open and those opened
+  // meanwhile) attach once it calls `done` with no error. An error fails the attempt: the
+  // connection is closed and, with reconnect on, tried again after the backoff (not after
+  // errc::unauthorized); on the first connect, async_connect reports it. It runs within
+  // connect_timeout, and async_connect completes after it. Unset: links attach at once.
+  std::function<void(client&, std::function<void(std::error_code)> done)> before_links;
   // Connect without a SASL layer (the AMQP header first). By default the client uses SASL:
   // PLAIN with the URL's user and password, else ANONYMOUS (or connection_options::sasl).
   bool no_sasl = false;
