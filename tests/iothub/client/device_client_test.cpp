@@ -1,0 +1,447 @@
+// device_client against the real iothub-emulator program: telemetry with every property (read
+// back on the Event Hubs-compatible endpoint), the 256 KB rule, batches packed and split,
+// many devices on one connection, C2D with each outcome, lock expiry and settlement after a
+// reconnect, token renewal, the emulator killed and restarted, the blocking facade.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <doctest/doctest.h>
+
+#include "amqp/error.hpp"
+#include "amqp/iothub/address.hpp"
+#include "amqp/iothub/device_client.hpp"
+#include "amqp/iothub/hub_connection.hpp"
+#include "amqp/iothub/messages.hpp"
+#include "iothub/client/emulator_process.hpp"
+
+using namespace amqp;
+using namespace amqp::iothub;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `io` until `done()` or the deadline (restarting it if it ran out of work, e.g. after
+// a close, so that the next connect runs).
+bool run_until(asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds limit = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    if (io.stopped()) {
+      io.restart();
+    }
+    io.run_for(10ms);
+  }
+  return done();
+}
+
+hub_endpoint endpoint(const test::emulator_process& emu, const std::string& cs) {
+  std::string why;
+  auto e = endpoint_from(cs, hub_protocol::amqps, &why);
+  REQUIRE_MESSAGE(e, why);
+  e->options.tls.ca_file = emu.ca;
+  return *e;
+}
+
+struct opened {
+  std::optional<std::error_code> ec;
+  device_client client;
+};
+
+opened connect_device(asio::io_context& io, hub_endpoint ep, device_client_options o = {}) {
+  opened r;
+  device_client::async_connect(io, std::move(ep), o, [&](std::error_code ec, device_client c) {
+    r.ec = ec;
+    r.client = std::move(c);
+  });
+  REQUIRE(run_until(
+      io, [&] { return r.ec.has_value(); }, 30s));
+  return r;
+}
+
+hub_connection connect_hub(asio::io_context& io, const hub_endpoint& ep) {
+  std::optional<std::error_code> done;
+  hub_connection conn;
+  std::vector<token_source> ids;
+  if (ep.identity) {
+    ids.push_back(*ep.identity);
+  }
+  hub_connection::async_connect(io, ep.options, ids, [&](std::error_code ec, hub_connection h) {
+    done = ec;
+    conn = std::move(h);
+  });
+  REQUIRE(run_until(
+      io, [&] { return done.has_value(); }, 30s));
+  REQUIRE_MESSAGE(!*done, conn.last_error());
+  return conn;
+}
+
+std::optional<event_outcome> send(asio::io_context& io, device_client& c, const amqp::message& m,
+                                  std::error_code* error = nullptr) {
+  std::optional<std::error_code> ec;
+  event_outcome out;
+  c.async_send_event(m, [&](std::error_code e, event_outcome o) {
+    ec = e;
+    out = std::move(o);
+  });
+  REQUIRE(run_until(io, [&] { return ec.has_value(); }));
+  if (error != nullptr) {
+    *error = *ec;
+  }
+  if (*ec) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+batch_outcome send_batch(asio::io_context& io, device_client& c,
+                         const std::vector<amqp::message>& ms) {
+  std::optional<std::error_code> ec;
+  batch_outcome out;
+  c.async_send_batch(ms, [&](std::error_code e, batch_outcome o) {
+    ec = e;
+    out = std::move(o);
+  });
+  REQUIRE(run_until(io, [&] { return ec.has_value(); }));
+  REQUIRE_MESSAGE(!*ec, c.last_error());
+  return out;
+}
+
+// Reads every event of the built-in endpoint (one partition: start the emulator with
+// --partitions 1) with a plain transport::receiver, from the start of the stream.
+class event_reader {
+public:
+  event_reader(asio::io_context& io, const test::emulator_process& emu)
+      : io_(io), ep_(endpoint(emu, emu.eventhub)), conn_(connect_hub(io, ep_)) {
+    transport::receiver_options o;
+    o.filters.push_back(
+        {"selector", "apache.org:selector-filter:string", "amqp.annotation.x-opt-offset > '-1'"});
+    std::optional<std::error_code> ec;
+    conn_.client().async_open_receiver(
+        eventhub_consumer_address(ep_.parsed.entity_path, "$Default", "0"), o,
+        [&](std::error_code e, transport::receiver r) {
+          ec = e;
+          r_ = std::move(r);
+        });
+    REQUIRE(run_until(io, [&] { return ec.has_value(); }));
+    REQUIRE_MESSAGE(!*ec, conn_.client().last_error());
+  }
+  // The next `n` events (fewer if they do not come within `limit`).
+  std::vector<amqp::message> read(std::size_t n, std::chrono::milliseconds limit = 20s) {
+    std::vector<amqp::message> out;
+    bool waiting = false;
+    std::function<void()> next = [&] {
+      waiting = true;
+      r_.async_receive([&](std::error_code ec, transport::received_message m) {
+        waiting = false;
+        if (ec) {
+          return;
+        }
+        (void)r_.accept(m);
+        auto decoded = m.message();
+        REQUIRE(decoded);
+        out.push_back(std::move(*decoded));
+        if (out.size() < n) {
+          next();
+        }
+      });
+    };
+    next();
+    run_until(
+        io_, [&] { return out.size() >= n; }, limit);
+    if (waiting) {
+      // The receive still waiting is dropped with the link when the reader goes.
+    }
+    return out;
+  }
+
+private:
+  asio::io_context& io_;
+  hub_endpoint ep_;
+  hub_connection conn_;
+  transport::receiver r_;
+};
+
+amqp::message full_message(std::string_view body) {
+  amqp::message m(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(body.data()), body.size()));
+  m.properties.message_id = owned_value("msg-1");
+  m.properties.correlation_id = owned_value("corr-7");
+  m.properties.content_type = "application/json";
+  m.properties.content_encoding = "utf-8";
+  m.properties.user_id = std::vector<std::byte>{std::byte{'u'}, std::byte{'1'}};
+  m.properties.creation_time = timestamp{1'700'000'000'000};
+  m.properties.absolute_expiry_time = timestamp{4'000'000'000'000};
+  m.application_properties.set("temperature", owned_value("21.5"));
+  m.application_properties.set(app_property::creation_time_utc,
+                               owned_value("2026-12-07T02:00:00Z"));
+  return m;
+}
+
+std::string app_string(const amqp::message& m, std::string_view key) {
+  auto v = m.application_properties.get(key);
+  if (!v || !v->get_string()) {
+    return {};
+  }
+  return std::string(*v->get_string());
+}
+
+std::string annotation_string(const amqp::message& m, std::string_view key) {
+  auto v = m.message_annotations.get(key);
+  if (!v || !v->get_string()) {
+    return {};
+  }
+  return std::string(*v->get_string());
+}
+
+amqp::message numbered(std::size_t i, std::size_t body_size = 100) {
+  std::string body(body_size, 'x');
+  amqp::message m(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(body.data()), body.size()));
+  m.properties.message_id = owned_value("m-" + std::to_string(i));
+  m.application_properties.set("i", owned_value(std::to_string(i)));
+  return m;
+}
+
+std::string message_id(const amqp::message& m) {
+  const auto& v = m.properties.message_id.get();
+  return v.get_string() ? std::string(*v.get_string()) : std::string{};
+}
+
+} // namespace
+
+TEST_CASE("device_client: telemetry keeps every property; the hub's annotations are added") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  CHECK(d.client.identity().device_id == "dev-1");
+
+  const auto sent = full_message(R"({"t":21.5})");
+  auto out = send(io, d.client, sent);
+  REQUIRE(out);
+  CHECK(out->state == state_kind::accepted);
+
+  event_reader reader(io, emu);
+  auto got = reader.read(1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].properties == sent.properties);
+  CHECK(app_string(got[0], "temperature") == "21.5");
+  CHECK(app_string(got[0], app_property::creation_time_utc) == "2026-12-07T02:00:00Z");
+  CHECK(got[0].body_text() == R"({"t":21.5})");
+  CHECK(annotation_string(got[0], annotation::connection_device_id) == "dev-1");
+  CHECK(annotation_string(got[0], annotation::message_source) == "Telemetry");
+
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code ec) { closed = ec; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(*closed);
+  std::error_code after;
+  CHECK_FALSE(send(io, d.client, sent, &after));
+  CHECK(after == amqp::errc::invalid_state);
+}
+
+TEST_CASE("device_client: the 256 KB rule: rejected by the hub above it, refused here above 1 MB") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+
+  const std::vector<std::byte> big(300 * 1024, std::byte{'a'});
+  auto out = send(io, d.client, amqp::message(big));
+  REQUIRE(out);
+  CHECK(out->state == state_kind::rejected);
+  CHECK(out->condition == "amqp:link:message-size-exceeded");
+  CHECK(out->description.find("262144") != std::string::npos);
+
+  // Exactly at the link limit (1 MB encoded: a data section of n bytes takes n + 8) is sent,
+  // and rejected by the hub; one byte more is refused here.
+  const std::vector<std::byte> limit(hub_max_message_size - 8, std::byte{'b'});
+  REQUIRE(amqp::message(limit).encoded_size().value() == hub_max_message_size);
+  auto at_limit = send(io, d.client, amqp::message(limit));
+  REQUIRE(at_limit);
+  CHECK(at_limit->state == state_kind::rejected);
+  CHECK(at_limit->condition == "amqp:link:message-size-exceeded");
+  const std::vector<std::byte> huge(hub_max_message_size - 7, std::byte{'b'});
+  std::error_code ec;
+  CHECK_FALSE(send(io, d.client, amqp::message(huge), &ec));
+  CHECK(ec == amqp::errc::message_size_exceeded);
+  CHECK(d.client.last_error().find("above the hub's link limit") != std::string::npos);
+
+  // The link is still up: a small message goes.
+  auto small = send(io, d.client, amqp::message("after"));
+  REQUIRE(small);
+  CHECK(small->state == state_kind::accepted);
+
+  // A message that cannot be encoded fails at once with the field named.
+  amqp::message bad("x");
+  bad.properties.content_type = "caf\xc3\xa9";
+  CHECK_FALSE(send(io, d.client, bad, &ec));
+  CHECK(ec == amqp::errc::invalid_argument);
+  CHECK(d.client.last_error().find("content-type") != std::string::npos);
+}
+
+TEST_CASE("device_client: many devices on one connection; a device with a wrong key fails alone") {
+  test::emulator_process emu({.devices = {"dev-1", "dev-2", "dev-3"}, .args = {}});
+  asio::io_context io;
+  const auto e1 = endpoint(emu, emu.devices.at("dev-1"));
+  const auto e2 = endpoint(emu, emu.devices.at("dev-2"));
+  const auto e3 = endpoint(emu, emu.devices.at("dev-3"));
+  // The connection starts with no identity; each device adds its own.
+  hub_endpoint shared = e1;
+  shared.identity.reset();
+  auto conn = connect_hub(io, shared);
+
+  auto open = [&](device_identity who, token_source token) {
+    opened r;
+    device_client::async_open(conn, std::move(who), std::move(token), {},
+                              [&](std::error_code ec, device_client c) {
+                                r.ec = ec;
+                                r.client = std::move(c);
+                              });
+    REQUIRE(run_until(
+        io, [&] { return r.ec.has_value(); }, 30s));
+    return r;
+  };
+  auto d1 = open({"dev-1", {}}, *e1.identity);
+  REQUIRE_MESSAGE(!*d1.ec, d1.client.last_error());
+  auto d2 = open({"dev-2", {}}, *e2.identity);
+  REQUIRE_MESSAGE(!*d2.ec, d2.client.last_error());
+  // dev-3 signs with dev-1's key: the hub refuses its token.
+  auto d3 = open({"dev-3", {}},
+                 token_source::from_key(e3.identity->audience(), e1.parsed.shared_access_key));
+  CHECK(*d3.ec == amqp::errc::unauthorized);
+  CHECK_FALSE(d3.client);
+  CHECK_FALSE(d3.client.last_error().empty());
+  // An invalid id fails before anything is sent.
+  auto bad = open({"no#hash", {}}, *e1.identity);
+  CHECK(*bad.ec == iothub::errc::invalid_value);
+
+  for (int i = 0; i < 3; ++i) {
+    auto o1 = send(io, d1.client, amqp::message("from 1"));
+    auto o2 = send(io, d2.client, amqp::message("from 2"));
+    REQUIRE(o1);
+    REQUIRE(o2);
+    CHECK(o1->state == state_kind::accepted);
+    CHECK(o2->state == state_kind::accepted);
+  }
+  // Closing one device leaves the connection and the other device up.
+  std::optional<std::error_code> closed;
+  d1.client.async_close([&](std::error_code ec) { closed = ec; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(*closed);
+  auto after = send(io, d2.client, amqp::message("still"));
+  REQUIRE(after);
+  CHECK(after->state == state_kind::accepted);
+}
+
+TEST_CASE("device_client: a batch in one transfer, each message kept, in order") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+
+  std::vector<amqp::message> ms;
+  for (std::size_t i = 0; i < 20; ++i) {
+    ms.push_back(numbered(i));
+  }
+  ms[3] = full_message("three");
+  const auto out = send_batch(io, d.client, ms);
+  CHECK(out.transfers == std::vector<std::size_t>{20});
+  REQUIRE(out.outcomes.size() == 20);
+  for (const auto& o : out.outcomes) {
+    CHECK(o.state == state_kind::accepted);
+  }
+  event_reader reader(io, emu);
+  auto got = reader.read(20);
+  REQUIRE(got.size() == 20);
+  for (std::size_t i = 0; i < 20; ++i) {
+    if (i == 3) {
+      CHECK(got[i].properties == ms[3].properties);
+      CHECK(app_string(got[i], "temperature") == "21.5");
+      CHECK(got[i].body_text() == "three");
+    } else {
+      CHECK(message_id(got[i]) == "m-" + std::to_string(i));
+    }
+    CHECK(annotation_string(got[i], annotation::connection_device_id) == "dev-1");
+  }
+
+  // No messages: refused at once.
+  std::optional<std::error_code> ec;
+  d.client.async_send_batch({}, [&](std::error_code e, batch_outcome) { ec = e; });
+  REQUIRE(ec.has_value());
+  CHECK(*ec == amqp::errc::invalid_argument);
+}
+
+TEST_CASE("device_client: batches split by exact size and by count; a message too large alone") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  asio::io_context io;
+  device_client_options o;
+  // Each numbered(i, 500) is 500 bytes of body plus its properties: the exact envelope size of
+  // k of them decides the split.
+  std::vector<amqp::message> ms;
+  for (std::size_t i = 0; i < 10; ++i) {
+    ms.push_back(numbered(i, 500));
+  }
+  amqp::message envelope;
+  auto three = build_batch(std::span(ms).first(3), 1 << 20, envelope);
+  REQUIRE(three);
+  const auto three_size = envelope.encoded_size().value();
+  o.batch.max_bytes = three_size; // exactly three fit
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")), o);
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+
+  auto out = send_batch(io, d.client, ms);
+  CHECK(out.transfers == std::vector<std::size_t>{3, 3, 3, 1});
+  for (const auto& oc : out.outcomes) {
+    CHECK(oc.state == state_kind::accepted);
+  }
+
+  // One byte less: two per transfer.
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code ec) { closed = ec; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  o.batch.max_bytes = three_size - 1;
+  d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")), o);
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  out = send_batch(io, d.client, std::vector<amqp::message>(ms.begin(), ms.begin() + 4));
+  CHECK(out.transfers == std::vector<std::size_t>{2, 2});
+
+  // By count.
+  closed.reset();
+  d.client.async_close([&](std::error_code ec) { closed = ec; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  o.batch = {};
+  o.batch.max_messages = 4;
+  d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")), o);
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  out = send_batch(io, d.client, ms);
+  CHECK(out.transfers == std::vector<std::size_t>{4, 4, 2});
+
+  // A message above 256 KB in the middle: alone, as a plain message, rejected by the hub;
+  // the others accepted.
+  std::vector<amqp::message> mixed{numbered(100), numbered(101, 300 * 1024), numbered(102)};
+  out = send_batch(io, d.client, mixed);
+  CHECK(out.transfers == std::vector<std::size_t>{1, 1, 1});
+  REQUIRE(out.outcomes.size() == 3);
+  CHECK(out.outcomes[0].state == state_kind::accepted);
+  CHECK(out.outcomes[1].state == state_kind::rejected);
+  CHECK(out.outcomes[1].condition == "amqp:link:message-size-exceeded");
+  CHECK(out.outcomes[2].state == state_kind::accepted);
+
+  // Every accepted message is on the hub, in order: 10 + 4 + 10 + 2.
+  event_reader reader(io, emu);
+  auto got = reader.read(26);
+  REQUIRE(got.size() == 26);
+  CHECK(message_id(got[0]) == "m-0");
+  CHECK(message_id(got[9]) == "m-9");
+  CHECK(message_id(got[10]) == "m-0");
+  CHECK(message_id(got[24]) == "m-100");
+  CHECK(message_id(got[25]) == "m-102");
+}
