@@ -115,6 +115,15 @@ std::error_code code(amqp::errc e) {
   return make_error_code(e);
 }
 
+// A settlement on a connection that is lost, or from one before a reconnect: the lock is
+// gone either way (the hub delivers the message again), said as invalid_state.
+result<void> settled(result<void> r) {
+  if (!r && r.error() == make_error_code(amqp::errc::connection_lost)) {
+    return code(amqp::errc::invalid_state);
+  }
+  return r;
+}
+
 } // namespace
 } // namespace detail
 
@@ -343,21 +352,21 @@ result<void> device_client::complete(const c2d_message& m) {
   if (!impl_ || impl_->closed || !impl_->c2d) {
     return detail::code(amqp::errc::invalid_state);
   }
-  return impl_->c2d.accept(m);
+  return detail::settled(impl_->c2d.accept(m));
 }
 
 result<void> device_client::reject(const c2d_message& m) {
   if (!impl_ || impl_->closed || !impl_->c2d) {
     return detail::code(amqp::errc::invalid_state);
   }
-  return impl_->c2d.reject(m);
+  return detail::settled(impl_->c2d.reject(m));
 }
 
 result<void> device_client::abandon(const c2d_message& m) {
   if (!impl_ || impl_->closed || !impl_->c2d) {
     return detail::code(amqp::errc::invalid_state);
   }
-  return impl_->c2d.release(m);
+  return detail::settled(impl_->c2d.release(m));
 }
 
 void device_client::async_close(std::function<void(std::error_code)> done) {

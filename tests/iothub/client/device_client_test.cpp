@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include <asio/io_context.hpp>
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include "amqp/error.hpp"
 #include "amqp/iothub/address.hpp"
@@ -444,4 +446,199 @@ TEST_CASE("device_client: batches split by exact size and by count; a message to
   CHECK(message_id(got[10]) == "m-0");
   CHECK(message_id(got[24]) == "m-100");
   CHECK(message_id(got[25]) == "m-102");
+}
+
+namespace {
+
+// The service side of C2D: a sender on /messages/devicebound with the service policy.
+class c2d_service {
+public:
+  c2d_service(asio::io_context& io, const test::emulator_process& emu)
+      : io_(io), conn_(connect_hub(io, endpoint(emu, emu.service))) {
+    std::optional<std::error_code> ec;
+    conn_.client().async_open_sender(path::service_c2d, {},
+                                     [&](std::error_code e, transport::sender s) {
+                                       ec = e;
+                                       s_ = std::move(s);
+                                     });
+    REQUIRE(run_until(io, [&] { return ec.has_value(); }));
+    REQUIRE_MESSAGE(!*ec, conn_.client().last_error());
+  }
+  // Sends `id` to `device` and waits for the hub's accepted.
+  void send(const std::string& device, const std::string& id) {
+    amqp::message m("c2d " + id);
+    m.properties.message_id = owned_value(id);
+    m.properties.to = device_c2d_address({device, {}});
+    m.properties.correlation_id = owned_value("corr-" + id);
+    m.application_properties.set("k", owned_value("v-" + id));
+    std::optional<state_kind> out;
+    s_.async_send(m, [&](std::error_code ec, transport::delivery_outcome o) {
+      CHECK_FALSE(ec);
+      out = o.state;
+    });
+    REQUIRE(run_until(io_, [&] { return out.has_value(); }));
+    REQUIRE(*out == state_kind::accepted);
+  }
+
+private:
+  asio::io_context& io_;
+  hub_connection conn_;
+  transport::sender s_;
+};
+
+// The next C2D message of `c`, waiting at most `limit`; nullopt if none came.
+std::optional<c2d_message> receive(asio::io_context& io, device_client& c,
+                                   std::chrono::milliseconds limit = 10s) {
+  std::optional<std::error_code> ec;
+  c2d_message m;
+  c.async_receive([&](std::error_code e, c2d_message r) {
+    ec = e;
+    m = std::move(r);
+  });
+  if (!run_until(
+          io, [&] { return ec.has_value(); }, limit) ||
+      *ec) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+std::string c2d_id(const c2d_message& m) {
+  const auto& v = m.properties().message_id.get();
+  return v.get_string() ? std::string(*v.get_string()) : std::string{};
+}
+
+} // namespace
+
+TEST_CASE("device_client: C2D complete, reject and abandon; an abandoned message comes again") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--c2d-lock", "1"}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  c2d_service svc(io, emu);
+  svc.send("dev-1", "c-1");
+  svc.send("dev-1", "r-1");
+  svc.send("dev-1", "a-1");
+
+  std::map<std::string, c2d_message> got;
+  for (int i = 0; i < 3; ++i) {
+    auto m = receive(io, d.client);
+    REQUIRE(m);
+    got[c2d_id(*m)] = *m;
+  }
+  REQUIRE(got.size() == 3);
+  const auto& c = got.at("c-1");
+  CHECK(c.properties().to == device_c2d_address({"dev-1", {}}));
+  CHECK(c.properties().correlation_id == owned_value("corr-c-1"));
+  CHECK(c.body_text() == "c2d c-1");
+  CHECK(c.application_properties().get("k")->get_string() == "v-c-1");
+  CHECK(c.message_annotations().contains(annotation::lock_token));
+
+  CHECK(d.client.complete(got.at("c-1")));
+  CHECK(d.client.reject(got.at("r-1")));
+  CHECK(d.client.abandon(got.at("a-1")));
+
+  // The abandoned one comes again; then nothing more, though the lock is 1 s (a message the
+  // hub did not take as completed or rejected would come back within it).
+  auto again = receive(io, d.client);
+  REQUIRE(again);
+  CHECK(c2d_id(*again) == "a-1");
+  CHECK(d.client.complete(*again));
+  CHECK_FALSE(receive(io, d.client, 2500ms));
+  // Settled (by the hub, after our outcome): refused here.
+  CHECK(d.client.complete(got.at("c-1")).error() == amqp::errc::invalid_state);
+  CHECK(d.client.abandon(got.at("r-1")).error() == amqp::errc::invalid_state);
+}
+
+TEST_CASE("device_client: C2D whose lock expired is delivered again") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--c2d-lock", "1"}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  c2d_service svc(io, emu);
+  svc.send("dev-1", "lock-1");
+  auto first = receive(io, d.client);
+  REQUIRE(first);
+  CHECK(c2d_id(*first) == "lock-1");
+  // Not settled: once its lock (1 s) expires, the hub delivers it again.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto second = receive(io, d.client);
+  REQUIRE(second);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 500ms);
+  CHECK(c2d_id(*second) == "lock-1");
+  CHECK(d.client.complete(*second));
+  CHECK_FALSE(receive(io, d.client, 2500ms));
+}
+
+TEST_CASE("device_client: C2D callback form") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  c2d_service svc(io, emu);
+  std::vector<std::string> seen;
+  std::optional<std::error_code> ended;
+  d.client.on_c2d_message([&](std::error_code ec, c2d_message m) {
+    if (ec) {
+      ended = ec;
+      return;
+    }
+    seen.push_back(c2d_id(m));
+    CHECK(d.client.complete(m));
+  });
+  for (int i = 0; i < 5; ++i) {
+    svc.send("dev-1", "cb-" + std::to_string(i));
+  }
+  REQUIRE(run_until(io, [&] { return seen.size() == 5; }));
+  CHECK(seen == std::vector<std::string>{"cb-0", "cb-1", "cb-2", "cb-3", "cb-4"});
+  // Closing ends the loop with invalid_state, once.
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code ec) { closed = ec; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(ended.has_value()); // the callback was removed by the close
+
+  // A client without C2D refuses to receive.
+  device_client_options o;
+  o.receive_c2d = false;
+  auto nd = connect_device(io, endpoint(emu, emu.devices.at("dev-1")), o);
+  REQUIRE_MESSAGE(!*nd.ec, nd.client.last_error());
+  std::optional<std::error_code> rec;
+  nd.client.async_receive([&](std::error_code ec, c2d_message) { rec = ec; });
+  REQUIRE(rec.has_value());
+  CHECK(*rec == amqp::errc::invalid_state);
+}
+
+TEST_CASE("device_client: C2D received before a reconnect cannot be settled; the hub redelivers") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("device-c2d-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    test::emulator_process emu(
+        {.devices = {"dev-1"}, .args = {"--c2d-lock", "2"}, .state = dir.string()});
+    asio::io_context io;
+    auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+    REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+    {
+      c2d_service svc(io, emu);
+      svc.send("dev-1", "rc-1");
+    }
+    auto m = receive(io, d.client);
+    REQUIRE(m);
+    emu.kill();
+    emu.start();
+    REQUIRE(run_until(
+        io, [&] { return d.client.connection().reconnects() >= 1; }, 30s));
+    // Reconnecting, or reconnected (a telemetry message goes on the new links): either way
+    // the lock of `m` is gone.
+    CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
+    auto sent = send(io, d.client, amqp::message("after the restart"));
+    REQUIRE(sent);
+    CHECK(sent->state == state_kind::accepted);
+    CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
+    auto again = receive(io, d.client, 20s);
+    REQUIRE(again);
+    CHECK(c2d_id(*again) == "rc-1");
+    CHECK(d.client.complete(*again));
+  }
+  std::filesystem::remove_all(dir);
 }

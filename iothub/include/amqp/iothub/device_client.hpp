@@ -131,8 +131,9 @@ public:
   void on_c2d_message(std::function<void(std::error_code, c2d_message)> f);
   // Settles a C2D message (doc §4.3): complete = accepted (the hub completes it), reject =
   // rejected (dead-lettered), abandon = released (back in the queue, delivery count up).
-  // Errors: amqp::errc::invalid_state (settled already, closed, or received before a
-  // reconnect: its lock is gone and the hub delivers it again).
+  // Errors: amqp::errc::invalid_state (settled already: the hub settles after our outcome;
+  // closed; or received before a reconnect, or the connection is lost: its lock is gone and
+  // the hub delivers it again).
   result<void> complete(const c2d_message& m);
   result<void> reject(const c2d_message& m);
   result<void> abandon(const c2d_message& m);
