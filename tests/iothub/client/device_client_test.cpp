@@ -642,3 +642,58 @@ TEST_CASE("device_client: C2D received before a reconnect cannot be settled; the
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("blocking_device_client: connect, send, batch, receive with a timeout, settle, close") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--c2d-lock", "1"}});
+  // A wrong key: refused, and says why.
+  auto wrong = endpoint(emu, emu.devices.at("dev-1"));
+  wrong.identity =
+      token_source::from_key(wrong.identity->audience(), "c2VjcmV0LWtleS10aGF0LWlzLXdyb25nIQ==");
+  std::string why;
+  auto refused = blocking_device_client::connect(wrong, {}, &why);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == amqp::errc::unauthorized);
+  CHECK_FALSE(why.empty());
+
+  auto c = blocking_device_client::connect(endpoint(emu, emu.devices.at("dev-1")), {}, &why);
+  REQUIRE_MESSAGE(c, why);
+  auto o = c->send_event(full_message("blocking"));
+  REQUIRE(o);
+  CHECK(o->state == state_kind::accepted);
+  const std::vector<amqp::message> ms{numbered(1), numbered(2), numbered(3)};
+  auto b = c->send_batch(ms);
+  REQUIRE(b);
+  CHECK(b->transfers == std::vector<std::size_t>{3});
+  CHECK(b->outcomes.size() == 3);
+
+  // Nothing yet: a timeout. The receive it started stays for the next call.
+  auto none = c->receive(100ms);
+  REQUIRE_FALSE(none);
+  CHECK(none.error() == amqp::errc::timeout);
+  {
+    asio::io_context io;
+    c2d_service svc(io, emu);
+    svc.send("dev-1", "b-1");
+    svc.send("dev-1", "b-2");
+  }
+  auto m1 = c->receive(10s);
+  REQUIRE(m1);
+  auto m2 = c->receive(10s);
+  REQUIRE(m2);
+  CHECK(std::set<std::string>{c2d_id(*m1), c2d_id(*m2)} == std::set<std::string>{"b-1", "b-2"});
+  CHECK(c->reject(c2d_id(*m1) == "b-1" ? *m1 : *m2));
+  CHECK(c->abandon(c2d_id(*m1) == "b-2" ? *m1 : *m2));
+  auto again = c->receive(10s);
+  REQUIRE(again);
+  CHECK(c2d_id(*again) == "b-2");
+  CHECK(c->complete(*again));
+  CHECK(c->receive(2500ms).error() == amqp::errc::timeout);
+
+  CHECK(c->close());
+  CHECK(c->close().error() == amqp::errc::invalid_state);
+  CHECK(c->send_event(amqp::message("late")).error() == amqp::errc::invalid_state);
+  CHECK(c->receive(10ms).error() == amqp::errc::invalid_state);
+  CHECK(c->complete(*again).error() == amqp::errc::invalid_state);
+  blocking_device_client empty;
+  CHECK(empty.send_event(amqp::message("x")).error() == amqp::errc::invalid_state);
+}
