@@ -697,3 +697,122 @@ TEST_CASE("blocking_device_client: connect, send, batch, receive with a timeout,
   blocking_device_client empty;
   CHECK(empty.send_event(amqp::message("x")).error() == amqp::errc::invalid_state);
 }
+
+TEST_CASE("device_client: a token of 3 s renewed all along a 15 s run of sends; nothing fails") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--token-grace", "0"}});
+  asio::io_context io;
+  auto ep = endpoint(emu, emu.devices.at("dev-1"));
+  ep.identity =
+      token_source::from_key(ep.identity->audience(), ep.parsed.shared_access_key, {}, 3s);
+  // Renewed at half their life: a token's expiry is in whole seconds (up to 1 s short of its
+  // lifetime), so 0.75 of 3 s can come after it (see the report of this branch).
+  ep.options.renew_at = 0.5;
+  auto d = connect_device(io, ep);
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  std::vector<std::error_code> identity_errors;
+  d.client.connection().on_identity_error(
+      [&](const std::string&, std::error_code ec) { identity_errors.push_back(ec); });
+  std::size_t accepted = 0;
+  std::size_t failed = 0;
+  std::size_t sent = 0;
+  std::string last_failure;
+  const auto end = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < end) {
+    if (sent - accepted - failed < 2) {
+      ++sent;
+      d.client.async_send_event(numbered(sent), [&](std::error_code ec, event_outcome o) {
+        if (!ec && o.state == state_kind::accepted) {
+          ++accepted;
+        } else {
+          ++failed;
+          last_failure = ec ? ec.message() : o.condition + ": " + o.description;
+        }
+      });
+    }
+    io.run_for(50ms);
+  }
+  REQUIRE(run_until(io, [&] { return accepted + failed == sent; }));
+  CHECK_MESSAGE(failed == 0, last_failure);
+  CHECK(accepted == sent);
+  CHECK(sent > 100);
+  CHECK(identity_errors.empty());
+  CHECK(d.client.connection().tokens_put() >= 9); // 1 + one per 1.5 s
+  MESSAGE("sent " << sent << ", tokens put " << d.client.connection().tokens_put());
+  // The C2D link lived through the renewals too.
+  c2d_service svc(io, emu);
+  svc.send("dev-1", "after-renewals");
+  auto m = receive(io, d.client);
+  REQUIRE(m);
+  CHECK(c2d_id(*m) == "after-renewals");
+  CHECK(d.client.complete(*m));
+}
+
+TEST_CASE("device_client: the emulator killed and restarted mid-stream: every accepted message "
+          "is on the hub") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("device-kill-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    test::emulator_process emu(
+        {.devices = {"dev-1"}, .args = {"--partitions", "1"}, .state = dir.string()});
+    asio::io_context io;
+    auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+    REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+    constexpr std::size_t total = 300;
+    std::set<std::string> accepted;
+    std::size_t done = 0;
+    std::size_t failed = 0;
+    std::size_t sent = 0;
+    bool killed = false;
+    bool restarted = false;
+    std::chrono::steady_clock::time_point killed_at;
+    const auto deadline = std::chrono::steady_clock::now() + 90s;
+    while (done < total && std::chrono::steady_clock::now() < deadline) {
+      while (sent < total && sent - done < 10) {
+        const auto id = "m-" + std::to_string(sent);
+        ++sent;
+        d.client.async_send_event(numbered(sent - 1), [&, id](std::error_code ec, event_outcome o) {
+          ++done;
+          if (!ec && o.state == state_kind::accepted) {
+            accepted.insert(id);
+          } else {
+            ++failed;
+          }
+        });
+      }
+      if (!killed && done >= 100) {
+        emu.kill(); // with messages in flight
+        killed = true;
+        killed_at = std::chrono::steady_clock::now();
+      }
+      if (killed && !restarted && std::chrono::steady_clock::now() - killed_at > 1500ms) {
+        emu.start();
+        restarted = true;
+      }
+      if (io.stopped()) {
+        io.restart();
+      }
+      io.run_for(10ms);
+    }
+    REQUIRE(done == total);
+    CHECK(restarted);
+    CHECK(d.client.connection().reconnects() >= 1);
+    CHECK(failed == 0);
+    MESSAGE("accepted " << accepted.size() << " of " << total << ", reconnects "
+                        << d.client.connection().reconnects());
+
+    // Every accepted message is on the hub (at least once: a message whose outcome was lost
+    // with the connection is sent again).
+    event_reader reader(io, emu);
+    auto got = reader.read(total + 50, 10s);
+    std::set<std::string> on_hub;
+    for (const auto& m : got) {
+      on_hub.insert(message_id(m));
+    }
+    for (const auto& id : accepted) {
+      CHECK_MESSAGE(on_hub.count(id) == 1, id);
+    }
+    MESSAGE("events on the hub " << got.size() << " (distinct " << on_hub.size() << ")");
+  }
+  std::filesystem::remove_all(dir);
+}
