@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -815,4 +816,55 @@ TEST_CASE("device_client: the emulator killed and restarted mid-stream: every ac
     MESSAGE("events on the hub " << got.size() << " (distinct " << on_hub.size() << ")");
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("device_client: over AMQP over WebSockets; connection strings that are not a device's") {
+  // The emulator with its WebSocket listener only (emulator_process starts AMQPS).
+  test::fail_prefix = "device_client_test";
+  auto proc = test::spawn({IOTHUB_EMULATOR_PATH, "--state", ":memory:", "--amqps", "none", "--wss",
+                           "127.0.0.1:0", "--device", "dev-1"},
+                          "iothub-emulator");
+  const std::string_view listening = "listening wss://127.0.0.1:";
+  const auto line = test::wait_for_line(proc, listening, 60);
+  const auto hub = test::wait_for_line(proc, "hub ", 60);
+  REQUIRE(line);
+  REQUIRE(hub);
+  const auto port =
+      line->substr(listening.size(), line->find('/', listening.size()) - listening.size());
+  const std::string_view in = "connection strings in ";
+  std::ifstream f(hub->substr(hub->find(in) + in.size()));
+  const auto j = nlohmann::json::parse(f);
+
+  std::string why;
+  auto ep = endpoint_from(j.at("devices").at("dev-1").get<std::string>(),
+                          hub_protocol::amqp_websockets, &why);
+  REQUIRE_MESSAGE(ep, why);
+  ep->options.tls.ca_file = j.at("ca").get<std::string>();
+  ep->options.host = "localhost:" + port; // GatewayHostName has no port
+  asio::io_context io;
+  auto d = connect_device(io, *ep);
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  auto out = send(io, d.client, full_message("over websockets"));
+  REQUIRE(out);
+  CHECK(out->state == state_kind::accepted);
+  std::vector<amqp::message> ms{numbered(1), numbered(2)};
+  CHECK(send_batch(io, d.client, ms).outcomes.size() == 2);
+
+  // A service connection string, and text that is no connection string: refused at once.
+  auto svc = endpoint_from(j.at("service").get<std::string>(), hub_protocol::amqps);
+  REQUIRE(svc);
+  auto wrong_kind = connect_device(io, *svc);
+  CHECK(*wrong_kind.ec == iothub::errc::invalid_value);
+  CHECK(wrong_kind.client.last_error().find("not a device or module") != std::string::npos);
+  std::optional<std::error_code> ec;
+  device_client failed;
+  device_client::async_connect(io, "HostName=h;nonsense", hub_protocol::amqps, {},
+                               [&](std::error_code e, device_client c) {
+                                 ec = e;
+                                 failed = std::move(c);
+                               });
+  REQUIRE(ec.has_value());
+  CHECK(*ec);
+  CHECK(failed.last_error().find("invalid connection string") != std::string::npos);
+  test::stop_child(proc, SIGTERM, 30);
 }
