@@ -126,8 +126,11 @@ public:
   // not opened: device_client_options::receive_c2d), the link's or connection's error.
   void async_receive(std::function<void(std::error_code, c2d_message)> done);
   // Calls `f` with each C2D message as it arrives (async_receive in a loop), until an error,
-  // which is handed to `f` once (with an empty message) and ends the loop. Replaces a
-  // previous callback; an empty `f` stops the loop after the message being waited for.
+  // which is handed to `f` once (with an empty message) and ends the loop; async_close
+  // removes `f` without calling it. Replaces a previous callback; an empty `f` stops the
+  // loop once the message being waited for comes, and that message is left unsettled (the
+  // hub delivers it again when its lock expires). Errors: amqp::errc::invalid_state, at
+  // once (closed, or C2D not opened).
   void on_c2d_message(std::function<void(std::error_code, c2d_message)> f);
   // Settles a C2D message (doc §4.3): complete = accepted (the hub completes it), reject =
   // rejected (dead-lettered), abandon = released (back in the queue, delivery count up).
