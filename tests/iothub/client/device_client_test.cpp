@@ -13,12 +13,15 @@
 #include <string>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
 #include "amqp/error.hpp"
 #include "amqp/iothub/address.hpp"
+#include "amqp/iothub/device_asio.hpp"
 #include "amqp/iothub/device_client.hpp"
 #include "amqp/iothub/hub_connection.hpp"
 #include "amqp/iothub/messages.hpp"
@@ -867,4 +870,57 @@ TEST_CASE("device_client: over AMQP over WebSockets; connection strings that are
   CHECK(*ec);
   CHECK(failed.last_error().find("invalid connection string") != std::string::npos);
   test::stop_child(proc, SIGTERM, 30);
+}
+
+TEST_CASE("device_client: from a C++20 coroutine with asio::use_awaitable (device_asio.hpp)") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {}});
+  asio::io_context io;
+  {
+    c2d_service svc(io, emu);
+    svc.send("dev-1", "co-1");
+  }
+  const auto ep = endpoint(emu, emu.devices.at("dev-1"));
+  std::string failure;
+  std::vector<std::string> log;
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        // Named variables, not temporaries (GCC 12, see device_asio.hpp).
+        const device_client_options o;
+        auto d = co_await async_connect_device(io, ep, o, asio::use_awaitable);
+        const amqp::message m = full_message("co");
+        auto out = co_await async_send_event(d, m, asio::use_awaitable);
+        log.push_back(std::string(amqp::name(out.state)));
+        const std::vector<amqp::message> ms{numbered(1), numbered(2)};
+        auto b = co_await async_send_batch(d, ms, asio::use_awaitable);
+        log.push_back(std::to_string(b.outcomes.size()));
+        auto c2d = co_await async_receive(d, asio::use_awaitable);
+        log.push_back(c2d_id(c2d));
+        if (!d.complete(c2d)) {
+          failure = "complete failed";
+        }
+        co_await async_close(d, asio::use_awaitable);
+        // After close: the error comes as std::system_error.
+        try {
+          co_await async_send_event(d, m, asio::use_awaitable);
+          failure = "sent after close";
+        } catch (const std::system_error& e) {
+          log.push_back(e.code() == amqp::errc::invalid_state ? "closed" : e.what());
+        }
+        done = true;
+      },
+      [&](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            failure = x.what();
+          }
+        }
+      });
+  REQUIRE(run_until(
+      io, [&] { return done || !failure.empty(); }, 30s));
+  CHECK_MESSAGE(failure.empty(), failure);
+  CHECK(log == std::vector<std::string>{"accepted", "2", "co-1", "closed"});
 }
