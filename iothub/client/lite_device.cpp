@@ -167,7 +167,9 @@ result<state_kind> lite_device::send_event(const message_parts& message, std::st
   if (auto r = encode(message, encoded_); !r) {
     return r.error();
   }
-  return send_event(encoded_, why);
+  auto r = send_event(encoded_, why);
+  encoded_ = std::pmr::vector<std::byte>(memory_); // the engine has its copy
+  return r;
 }
 
 result<state_kind> lite_device::send_event(std::span<const std::byte> message, std::string* why) {
@@ -221,6 +223,8 @@ template <typename Done> result<void> lite_device::pump(Done done, std::string* 
       }
       engine_.output_written();
     }
+    // Nothing is kept between steps: a quiet device holds no output buffer.
+    engine_.release_output_buffers();
     if (done()) {
       return {};
     }
@@ -240,7 +244,7 @@ template <typename Done> result<void> lite_device::pump(Done done, std::string* 
       if (next) {
         wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(*next - now));
       }
-      auto buf = engine_.read_buffer(4096);
+      auto buf = engine_.read_buffer(512);
       auto n = channel_->read_some(buf, std::max(wait, std::chrono::milliseconds(1)));
       if (!n) {
         engine_.on_transport_closed();

@@ -198,6 +198,7 @@ result<std::size_t> tls_channel::read_some(std::span<std::byte> buf,
     const int r = SSL_read_ex(s_->ssl, buf.data(), buf.size(), &n);
     if (r == 1) {
       read_ = BIO_number_read(SSL_get_rbio(s_->ssl));
+      plain_ += n;
       return n;
     }
     const int e = SSL_get_error(s_->ssl, r);
@@ -216,6 +217,7 @@ result<std::size_t> tls_channel::read_some(std::span<std::byte> buf,
 
 result<void> tls_channel::write_all(std::span<const std::byte> bytes) {
   const auto deadline = clock::now() + std::chrono::seconds(30);
+  plain_ += bytes.size();
   while (!bytes.empty()) {
     std::size_t n = 0;
     const int r = SSL_write_ex(s_->ssl, bytes.data(), bytes.size(), &n);

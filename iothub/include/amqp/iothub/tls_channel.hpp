@@ -39,6 +39,8 @@ public:
   // Bytes read and written on the socket so far (TLS records included).
   [[nodiscard]] std::uint64_t bytes_read() const noexcept { return read_; }
   [[nodiscard]] std::uint64_t bytes_written() const noexcept { return written_; }
+  // Bytes handed out by read_some and taken by write_all (the AMQP bytes, before TLS).
+  [[nodiscard]] std::uint64_t plain_bytes() const noexcept { return plain_; }
 
   struct state;
 
@@ -47,6 +49,7 @@ private:
   std::unique_ptr<state> s_;
   std::uint64_t read_ = 0;
   std::uint64_t written_ = 0;
+  std::uint64_t plain_ = 0;
 };
 
 } // namespace amqp::iothub
