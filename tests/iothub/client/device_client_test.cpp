@@ -924,3 +924,27 @@ TEST_CASE("device_client: from a C++20 coroutine with asio::use_awaitable (devic
   CHECK_MESSAGE(failure.empty(), failure);
   CHECK(log == std::vector<std::string>{"accepted", "2", "co-1", "closed"});
 }
+
+TEST_CASE("device_client: the default batch limits (500 messages, 256 KB) are the hub's") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  asio::io_context io;
+  auto d = connect_device(io, endpoint(emu, emu.devices.at("dev-1")));
+  REQUIRE_MESSAGE(!*d.ec, d.client.last_error());
+  std::vector<amqp::message> small;
+  for (std::size_t i = 0; i < 501; ++i) {
+    small.push_back(numbered(i, 10));
+  }
+  auto out = send_batch(io, d.client, small);
+  CHECK(out.transfers == std::vector<std::size_t>{500, 1});
+  CHECK(std::all_of(out.outcomes.begin(), out.outcomes.end(),
+                    [](const event_outcome& o) { return o.state == state_kind::accepted; }));
+  // 100 KB each: two per 256 KB envelope; the hub accepts each envelope.
+  std::vector<amqp::message> large;
+  for (std::size_t i = 0; i < 5; ++i) {
+    large.push_back(numbered(i, 100 * 1024));
+  }
+  out = send_batch(io, d.client, large);
+  CHECK(out.transfers == std::vector<std::size_t>{2, 2, 1});
+  CHECK(std::all_of(out.outcomes.begin(), out.outcomes.end(),
+                    [](const event_outcome& o) { return o.state == state_kind::accepted; }));
+}
