@@ -1,0 +1,402 @@
+// The service client (C2D send, feedback) against the real iothub-emulator program. The
+// device side is a hub_connection as the device (CBS put-token) with a receiver on its
+// /devices/{id}/messages/devicebound, accepting or rejecting what comes.
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <asio/io_context.hpp>
+#include <doctest/doctest.h>
+
+#include "amqp/error.hpp"
+#include "amqp/iothub/address.hpp"
+#include "amqp/iothub/hub_connection.hpp"
+#include "amqp/iothub/messages.hpp"
+#include "amqp/iothub/service_client.hpp"
+#include "amqp/types.hpp"
+#include "iothub/client/emulator_process.hpp"
+
+using namespace amqp;
+using namespace amqp::iothub;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `io` in 10 ms steps until `done()` or `limit` has passed; false on the limit.
+template <typename Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    io.run_for(10ms);
+    if (io.stopped()) {
+      io.restart();
+    }
+  }
+  return true;
+}
+
+hub_endpoint endpoint_of(const std::string& cs, const test::emulator_process& emu) {
+  auto ep = endpoint_from(cs, hub_protocol::amqps);
+  REQUIRE(ep);
+  ep->options.tls.ca_file = emu.ca;
+  return std::move(*ep);
+}
+
+service_client connect_service(asio::io_context& io, const test::emulator_process& emu,
+                               service_client_options o = {}) {
+  service_client svc;
+  bool done = false;
+  service_client::async_connect(io, endpoint_of(emu.service, emu), o,
+                                [&](std::error_code ec, service_client c) {
+                                  INFO(c.last_error());
+                                  REQUIRE_FALSE(ec);
+                                  svc = std::move(c);
+                                  done = true;
+                                });
+  REQUIRE(run_until(io, [&] { return done; }));
+  return svc;
+}
+
+// A device receiving its C2D messages.
+struct device {
+  hub_connection conn;
+  transport::receiver rx;
+  std::vector<transport::received_message> received;
+
+  void connect(asio::io_context& io, const test::emulator_process& emu, const std::string& id) {
+    auto ep = endpoint_of(emu.devices.at(id), emu);
+    bool done = false;
+    hub_connection::async_connect(io, ep.options, {*ep.identity},
+                                  [&](std::error_code ec, hub_connection c) {
+                                    INFO(c.last_error());
+                                    REQUIRE_FALSE(ec);
+                                    conn = std::move(c);
+                                    done = true;
+                                  });
+    REQUIRE(run_until(io, [&] { return done; }));
+    done = false;
+    conn.client().async_open_receiver(device_c2d_address({id, {}}), {},
+                                      [&](std::error_code ec, transport::receiver r) {
+                                        REQUIRE_FALSE(ec);
+                                        rx = std::move(r);
+                                        done = true;
+                                      });
+    REQUIRE(run_until(io, [&] { return done; }));
+  }
+  // Receives `n` more messages into `received`.
+  void receive(asio::io_context& io, std::size_t n) {
+    const std::size_t want = received.size() + n;
+    std::function<void()> next = [&] {
+      rx.async_receive([&](std::error_code ec, transport::received_message m) {
+        REQUIRE_FALSE(ec);
+        received.push_back(std::move(m));
+        if (received.size() < want) {
+          next();
+        }
+      });
+    };
+    next();
+    REQUIRE(run_until(io, [&] { return received.size() >= want; }));
+  }
+  void close(asio::io_context& io) {
+    bool done = false;
+    conn.async_close([&](std::error_code) { done = true; });
+    REQUIRE(run_until(io, [&] { return done; }));
+  }
+};
+
+c2d_outcome send(asio::io_context& io, service_client& svc, std::string_view device_id,
+                 const amqp::message& m, const c2d_send_options& o = {}) {
+  std::optional<c2d_outcome> out;
+  svc.async_send(device_id, m, o, [&](std::error_code ec, c2d_outcome r) {
+    INFO(svc.last_error());
+    REQUIRE_FALSE(ec);
+    out = std::move(r);
+  });
+  REQUIRE(run_until(io, [&] { return out.has_value(); }));
+  return *out;
+}
+
+amqp::message with_id(std::string_view body, std::string_view id) {
+  amqp::message m{body};
+  m.properties.message_id = owned_value(id);
+  return m;
+}
+
+// Receives feedback until records for every id in `ids` came; returns every record seen,
+// keyed by originalMessageId.
+std::multimap<std::string, feedback_record> feedback_for(asio::io_context& io, service_client& svc,
+                                                         const std::set<std::string>& ids,
+                                                         std::chrono::milliseconds limit = 20s) {
+  std::multimap<std::string, feedback_record> seen;
+  auto all = [&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const auto& id) { return seen.contains(id); });
+  };
+  bool waiting = false;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!all() && std::chrono::steady_clock::now() < deadline) {
+    if (!waiting) {
+      waiting = true;
+      svc.async_receive_feedback([&](std::error_code ec, std::vector<feedback_record> records) {
+        INFO(svc.last_error());
+        REQUIRE_FALSE(ec);
+        for (auto& r : records) {
+          seen.emplace(r.original_message_id, r);
+        }
+        waiting = false;
+      });
+    }
+    io.run_for(10ms);
+  }
+  // The loop ends as soon as the handler that completed the set ran: no receive is left.
+  REQUIRE(all());
+  CHECK_FALSE(waiting);
+  return seen;
+}
+
+const std::vector<std::string> fast_feedback{"--feedback-window", "0.2"};
+
+} // namespace
+
+TEST_CASE("service_client: C2D with each iothub-ack mode; the device completes or rejects; the "
+          "feedback records") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  device dev;
+  dev.connect(io, emu, "dev-1");
+
+  // Accepted by the device: Success for positive and full only. The first has no message-id:
+  // one is generated.
+  const c2d_ack modes[] = {c2d_ack::none, c2d_ack::positive, c2d_ack::negative, c2d_ack::full};
+  std::vector<std::string> ids;
+  for (const auto mode : modes) {
+    amqp::message m{"complete me"};
+    if (mode != c2d_ack::none) {
+      m.properties.message_id = owned_value("a-" + std::string(to_string(mode)));
+    }
+    auto out = send(io, svc, "dev-1", m, {.ack = mode});
+    CHECK(out.accepted());
+    CHECK(out.rejection == c2d_rejection::none);
+    ids.push_back(out.message_id);
+  }
+  CHECK(ids[0].size() == 36); // a GUID
+  CHECK(ids[0][14] == '4');   // version 4
+  CHECK(ids[1] == "a-positive");
+  dev.receive(io, 4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto& m = dev.received[i];
+    CHECK(m.properties().to == std::optional<std::string>("/devices/dev-1/messages/devicebound"));
+    CHECK(m.properties().message_id.get().get_string() == std::optional<std::string_view>(ids[i]));
+    auto ack_value = m.application_properties().get(app_property::ack);
+    REQUIRE(ack_value);
+    CHECK(ack_value->get_string() == std::optional<std::string_view>(to_string(modes[i])));
+    REQUIRE(dev.rx.accept(m));
+  }
+
+  // Rejected by the device: Rejected for negative and full only.
+  for (const auto mode : modes) {
+    (void)send(io, svc, "dev-1", with_id("reject me", "r-" + std::string(to_string(mode))),
+               {.ack = mode});
+  }
+  dev.receive(io, 4);
+  for (std::size_t i = 4; i < 8; ++i) {
+    REQUIRE(dev.rx.reject(dev.received[i], "amqp:internal-error", "Rejected by application"));
+  }
+
+  const auto seen = feedback_for(io, svc, {"a-positive", "a-full", "r-negative", "r-full"});
+  std::map<std::string, feedback_status> got;
+  for (const auto& [id, r] : seen) {
+    CHECK(r.device_id == "dev-1");
+    CHECK(r.description == to_string(r.status_code));
+    CHECK_FALSE(r.device_generation_id.empty());
+    CHECK(r.enqueued_time_utc.ms > 0);
+    got[id] = r.status_code;
+  }
+  CHECK(seen.size() == 4);
+  CHECK(got == std::map<std::string, feedback_status>{{"a-positive", feedback_status::success},
+                                                      {"a-full", feedback_status::success},
+                                                      {"r-negative", feedback_status::rejected},
+                                                      {"r-full", feedback_status::rejected}});
+  dev.close(io);
+}
+
+TEST_CASE("service_client: the ack and expiry options replace the message's; a module target") {
+  test::emulator_process emu({.devices = {"dev-1"}});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  device dev;
+  dev.connect(io, emu, "dev-1");
+
+  amqp::message m = with_id("x", "keep");
+  m.application_properties.set(app_property::ack, owned_value("negative"));
+  CHECK(send(io, svc, "dev-1", m).accepted()); // no option: the message's own iothub-ack
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  CHECK(send(io, svc, "dev-1", m, {.ack = c2d_ack::full, .time_to_live = 30s}).accepted());
+  dev.receive(io, 2);
+  CHECK(dev.received[0].application_properties().get(app_property::ack)->get_string() ==
+        std::optional<std::string_view>("negative"));
+  CHECK_FALSE(dev.received[0].properties().absolute_expiry_time);
+  CHECK(dev.received[1].application_properties().get(app_property::ack)->get_string() ==
+        std::optional<std::string_view>("full"));
+  REQUIRE(dev.received[1].properties().absolute_expiry_time);
+  const auto expiry = dev.received[1].properties().absolute_expiry_time->ms;
+  CHECK(expiry >= before + 30'000);
+  CHECK(expiry <= before + 40'000);
+
+  // A module of a registered device that has no such module: the hub refuses it.
+  auto out = send(io, svc, "dev-1", m, {.module_id = "mod-1"});
+  CHECK(out.rejection == c2d_rejection::device_not_found);
+  dev.close(io);
+}
+
+TEST_CASE("service_client: an unknown device is rejected with amqp:not-found") {
+  test::emulator_process emu({.devices = {"dev-1"}});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  auto out = send(io, svc, "no-such-device", with_id("x", "m1"));
+  CHECK_FALSE(out.accepted());
+  CHECK(out.state == state_kind::rejected);
+  CHECK(out.rejection == c2d_rejection::device_not_found);
+  CHECK(out.condition == "amqp:not-found");
+  CHECK_FALSE(out.description.empty());
+  CHECK(out.message_id == "m1");
+  // The link goes on: the next message to a known device is enqueued.
+  CHECK(send(io, svc, "dev-1", with_id("x", "m2")).accepted());
+}
+
+TEST_CASE("service_client: the 51st message to a device is rejected (queue of 50 full)") {
+  test::emulator_process emu({.devices = {"dev-1"}});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  std::vector<c2d_outcome> outs;
+  for (int i = 0; i < 51; ++i) {
+    svc.async_send("dev-1", with_id("x", "q" + std::to_string(i)), {},
+                   [&](std::error_code ec, c2d_outcome o) {
+                     REQUIRE_FALSE(ec);
+                     outs.push_back(std::move(o));
+                   });
+  }
+  REQUIRE(run_until(io, [&] { return outs.size() == 51; }));
+  for (int i = 0; i < 50; ++i) {
+    CHECK(outs[static_cast<std::size_t>(i)].accepted());
+  }
+  CHECK(outs[50].rejection == c2d_rejection::queue_full);
+  CHECK(outs[50].condition == "amqp:resource-limit-exceeded");
+  CHECK(outs[50].message_id == "q50");
+
+  // The device completes one: there is room for one more.
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  dev.receive(io, 1);
+  REQUIRE(dev.rx.accept(dev.received[0]));
+  dev.close(io);
+  CHECK(send(io, svc, "dev-1", with_id("x", "q51")).accepted());
+  CHECK(send(io, svc, "dev-1", with_id("x", "q52")).rejection == c2d_rejection::queue_full);
+}
+
+TEST_CASE("service_client: a message that expires before the device takes it: feedback "
+          "Expired") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  CHECK(send(io, svc, "dev-1", with_id("late", "exp-1"),
+             {.ack = c2d_ack::negative, .time_to_live = 300ms})
+            .accepted());
+  CHECK(send(io, svc, "dev-1", with_id("on time", "exp-2"), {.ack = c2d_ack::full}).accepted());
+  const auto seen = feedback_for(io, svc, {"exp-1"});
+  REQUIRE(seen.count("exp-1") == 1);
+  CHECK(seen.find("exp-1")->second.status_code == feedback_status::expired);
+  CHECK(seen.find("exp-1")->second.device_id == "dev-1");
+  CHECK_FALSE(seen.contains("exp-2"));
+}
+
+TEST_CASE("service_client: an abandoned feedback message comes again; completed, it does not") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  CHECK(send(io, svc, "dev-1", with_id("x", "ab-1"), {.ack = c2d_ack::positive}).accepted());
+  dev.receive(io, 1);
+  REQUIRE(dev.rx.accept(dev.received[0]));
+
+  std::vector<std::vector<feedback_record>> batches;
+  auto handle = [&](feedback_action a) {
+    const std::size_t before = batches.size();
+    svc.async_handle_feedback([&, a](std::error_code ec, std::vector<feedback_record> r) {
+      REQUIRE_FALSE(ec);
+      batches.push_back(std::move(r));
+      return a;
+    });
+    REQUIRE(run_until(io, [&] { return batches.size() > before; }));
+  };
+  handle(feedback_action::abandon);
+  handle(feedback_action::complete);
+  REQUIRE(batches.size() == 2);
+  CHECK(batches[0] == batches[1]);
+  REQUIRE(batches[0].size() == 1);
+  CHECK(batches[0][0].original_message_id == "ab-1");
+  CHECK(batches[0][0].status_code == feedback_status::success);
+
+  // Completed: nothing comes within a few feedback windows, while a new record does.
+  CHECK(send(io, svc, "dev-1", with_id("y", "ab-2"), {.ack = c2d_ack::positive}).accepted());
+  dev.receive(io, 1);
+  REQUIRE(dev.rx.accept(dev.received[1]));
+  const auto seen = feedback_for(io, svc, {"ab-2"});
+  CHECK_FALSE(seen.contains("ab-1"));
+  dev.close(io);
+}
+
+TEST_CASE("service_client: bad arguments fail at once, with a reason") {
+  test::emulator_process emu({.devices = {"dev-1"}});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  auto fails = [&](std::string_view id, const c2d_send_options& o) {
+    std::optional<std::error_code> got;
+    svc.async_send(id, amqp::message{"x"}, o, [&](std::error_code ec, c2d_outcome) { got = ec; });
+    REQUIRE(run_until(io, [&] { return got.has_value(); }));
+    CHECK(*got == amqp::errc::invalid_argument);
+    CHECK_FALSE(svc.last_error().empty());
+  };
+  fails("", {});
+  fails("has space", {});
+  fails(std::string(129, 'd'), {});
+  fails("dev-1", {.module_id = "bad/module"});
+  fails("dev-1", {.time_to_live = 0ms});
+
+  // A device connection string is not a service one.
+  std::optional<std::error_code> got;
+  service_client::async_connect(io, endpoint_of(emu.devices.at("dev-1"), emu), {},
+                                [&](std::error_code ec, service_client c) {
+                                  got = ec;
+                                  CHECK_FALSE(c);
+                                  CHECK(c.last_error().find("service") != std::string::npos);
+                                });
+  REQUIRE(run_until(io, [&] { return got.has_value(); }));
+  CHECK(*got == amqp::errc::invalid_argument);
+
+  // Closed: sends and receives fail with invalid_state.
+  bool closed = false;
+  svc.async_close([&](std::error_code ec) {
+    CHECK_FALSE(ec);
+    closed = true;
+  });
+  REQUIRE(run_until(io, [&] { return closed; }));
+  std::optional<std::error_code> send_ec;
+  std::optional<std::error_code> recv_ec;
+  svc.async_send("dev-1", amqp::message{"x"}, {},
+                 [&](std::error_code ec, c2d_outcome) { send_ec = ec; });
+  svc.async_receive_feedback(
+      [&](std::error_code ec, std::vector<feedback_record>) { recv_ec = ec; });
+  REQUIRE(run_until(io, [&] { return send_ec && recv_ec; }));
+  CHECK(*send_ec == amqp::errc::invalid_state);
+  CHECK(*recv_ec == amqp::errc::invalid_state);
+}
