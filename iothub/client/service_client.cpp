@@ -1,15 +1,20 @@
 // The IoT Hub service client (service_client.hpp): the C2D sender and the feedback receiver
-// on one hub_connection.
+// on one hub_connection, and the blocking facade over them.
 #include "amqp/iothub/service_client.hpp"
 
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <future>
+#include <mutex>
 #include <random>
+#include <thread>
 #include <utility>
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "amqp/error.hpp"
 #include "amqp/iothub/address.hpp"
@@ -208,6 +213,11 @@ public:
     waiters_.push_back({id, std::move(done)});
     pump();
     return id;
+  }
+
+  // Forgets a waiting receive (its handler is dropped, not called).
+  void cancel_raw(std::uint64_t id) {
+    std::erase_if(waiters_, [id](const raw_waiter& w) { return w.id == id; });
   }
 
   // Parses `m` and hands its records to `done`, then settles it as `done` says.
@@ -450,6 +460,263 @@ std::string service_client::last_error() const {
 
 hub_connection& service_client::connection() noexcept {
   return impl_->conn_;
+}
+
+// ---- blocking_service_client -------------------------------------------------------------------
+
+namespace detail {
+
+// The I/O thread of a blocking_service_client, as transport/src/blocking.cpp: a call posts
+// only while the state runs; stop() turns that off, stops the thread, then runs whatever
+// was posted and not run yet, so every waiter is answered.
+struct blocking_service_state {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+  service_client c;
+
+  blocking_service_state() : thread([this] { io.run(); }) {}
+  // A failure to lock or join here leaves nothing to recover: std::terminate is the end.
+  ~blocking_service_state() { stop(); } // NOLINT(bugprone-exception-escape)
+  blocking_service_state(const blocking_service_state&) = delete;
+  blocking_service_state& operator=(const blocking_service_state&) = delete;
+
+  template <typename F> bool post(F&& f) {
+    const std::lock_guard lock(mu_);
+    if (!running_) {
+      return false;
+    }
+    asio::post(io, std::forward<F>(f));
+    return true;
+  }
+
+  // Runs `f(promise)` on the I/O thread and returns what it sets; nullopt once stopped.
+  template <typename T, typename F> std::optional<T> call(F&& f) {
+    std::promise<T> p;
+    auto fut = p.get_future();
+    if (!post([&p, &f] { f(p); })) {
+      return std::nullopt;
+    }
+    return fut.get();
+  }
+
+  void stop() {
+    {
+      const std::lock_guard lock(mu_);
+      if (!running_) {
+        return;
+      }
+      running_ = false;
+    }
+    work.reset();
+    io.stop();
+    if (!thread.joinable()) {
+      return;
+    }
+    if (thread.get_id() == std::this_thread::get_id()) {
+      thread.detach(); // cannot happen through the public API; never join oneself
+      return;
+    }
+    thread.join();
+    io.restart();
+    io.poll();
+  }
+
+  std::string last_error() {
+    {
+      const std::lock_guard lock(mu_);
+      if (!running_) {
+        return final_error_;
+      }
+    }
+    auto e =
+        call<std::string>([this](std::promise<std::string>& p) { p.set_value(c.last_error()); });
+    if (e) {
+      return *e;
+    }
+    const std::lock_guard lock(mu_);
+    return final_error_;
+  }
+  void keep_last_error() {
+    const std::lock_guard lock(mu_);
+    final_error_ = c.last_error();
+  }
+  bool begin_close() {
+    const std::lock_guard lock(mu_);
+    if (!running_ || closing_) {
+      return false;
+    }
+    closing_ = true;
+    return true;
+  }
+
+  // The next feedback batch within `timeout` (see blocking_service_client).
+  result<std::vector<feedback_record>> receive_feedback(std::chrono::milliseconds timeout) {
+    struct waiter {
+      std::promise<result<std::vector<feedback_record>>> p;
+      bool done = false;
+      std::optional<asio::steady_timer> timer;
+    };
+    auto w = std::make_shared<waiter>();
+    auto fut = w->p.get_future();
+    const bool posted = post([this, w, timeout] {
+      if (!c) {
+        w->p.set_value(amqp::errc::invalid_state);
+        return;
+      }
+      w->timer.emplace(io);
+      w->timer->expires_after(timeout);
+      auto impl = c.impl_;
+      const std::uint64_t id =
+          impl->receive_raw([impl, w](std::error_code ec, transport::received_message m) {
+            if (w->done) {
+              return;
+            }
+            w->done = true;
+            w->timer->cancel();
+            impl->deliver(ec, m, [w](std::error_code e, std::vector<feedback_record> records) {
+              if (e) {
+                w->p.set_value(e);
+              } else {
+                w->p.set_value(std::move(records));
+              }
+              return feedback_action::complete;
+            });
+          });
+      w->timer->async_wait([w, impl, id](std::error_code ec) {
+        if (!ec && !w->done) {
+          w->done = true;
+          impl->cancel_raw(id); // a message that comes later waits for the next receive
+          w->p.set_value(amqp::errc::timeout);
+        }
+      });
+    });
+    if (!posted) {
+      return amqp::errc::invalid_state;
+    }
+    return fut.get();
+  }
+
+private:
+  std::mutex mu_;
+  bool running_ = true;     // guarded by mu_
+  bool closing_ = false;    // guarded by mu_
+  std::string final_error_; // guarded by mu_
+};
+
+} // namespace detail
+
+blocking_service_client::~blocking_service_client() {
+  if (state_) {
+    (void)close();
+  }
+}
+
+result<blocking_service_client> blocking_service_client::connect(hub_endpoint endpoint,
+                                                                 service_client_options options,
+                                                                 std::string* why) {
+  auto st = std::make_shared<detail::blocking_service_state>();
+  auto r = st->call<std::error_code>([&st, &endpoint, options](std::promise<std::error_code>& p) {
+    service_client::async_connect(st->io, std::move(endpoint), options,
+                                  [&st, &p](std::error_code ec, service_client c) {
+                                    st->c = std::move(c);
+                                    p.set_value(ec);
+                                  });
+  });
+  if (!r) {
+    return amqp::errc::invalid_state;
+  }
+  if (*r) {
+    st->keep_last_error();
+    if (why != nullptr) {
+      *why = st->last_error();
+    }
+    st->stop();
+    return *r;
+  }
+  blocking_service_client b;
+  b.state_ = std::move(st);
+  return b;
+}
+
+result<blocking_service_client> blocking_service_client::connect(std::string_view connection_string,
+                                                                 service_client_options options,
+                                                                 std::string* why) {
+  std::string reason;
+  auto ep = endpoint_from(connection_string, hub_protocol::amqps, &reason);
+  if (!ep) {
+    if (why != nullptr) {
+      *why = "invalid connection string: " + reason;
+    }
+    return amqp::errc::invalid_argument;
+  }
+  return connect(std::move(*ep), options, why);
+}
+
+result<c2d_outcome> blocking_service_client::send(std::string_view device_id,
+                                                  const amqp::message& message,
+                                                  const c2d_send_options& options) {
+  if (!state_) {
+    return amqp::errc::invalid_state;
+  }
+  auto& st = *state_;
+  auto r = st.call<result<c2d_outcome>>([&](std::promise<result<c2d_outcome>>& p) {
+    st.c.async_send(device_id, message, options, [&p](std::error_code ec, c2d_outcome o) {
+      if (ec) {
+        p.set_value(ec);
+      } else {
+        p.set_value(std::move(o));
+      }
+    });
+  });
+  if (!r) {
+    return amqp::errc::invalid_state;
+  }
+  return std::move(*r);
+}
+
+result<std::vector<feedback_record>>
+blocking_service_client::receive_feedback(std::chrono::milliseconds timeout) {
+  if (!state_) {
+    return amqp::errc::invalid_state;
+  }
+  return state_->receive_feedback(timeout);
+}
+
+result<void> blocking_service_client::close() {
+  if (!state_ || !state_->begin_close()) {
+    return amqp::errc::invalid_state;
+  }
+  auto& st = *state_;
+  auto r = st.call<std::error_code>([&st](std::promise<std::error_code>& p) {
+    st.c.async_close([&st, &p](std::error_code ec) {
+      st.keep_last_error();
+      p.set_value(ec);
+    });
+  });
+  st.stop();
+  if (!r) {
+    return amqp::errc::invalid_state;
+  }
+  if (*r) {
+    return *r;
+  }
+  return {};
+}
+
+std::string blocking_service_client::last_error() const {
+  return state_ ? state_->last_error() : std::string{};
+}
+
+std::uint64_t blocking_service_client::reconnects() const {
+  if (!state_) {
+    return 0;
+  }
+  auto& st = *state_;
+  auto r = st.call<std::uint64_t>([&st](std::promise<std::uint64_t>& p) {
+    p.set_value(st.c ? st.c.connection().reconnects() : 0);
+  });
+  return r.value_or(0);
 }
 
 } // namespace amqp::iothub

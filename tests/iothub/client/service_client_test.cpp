@@ -400,3 +400,84 @@ TEST_CASE("service_client: bad arguments fail at once, with a reason") {
   CHECK(*send_ec == amqp::errc::invalid_state);
   CHECK(*recv_ec == amqp::errc::invalid_state);
 }
+
+TEST_CASE("blocking_service_client: connect, send, receive_feedback with a timeout, close") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  std::string why;
+  auto svc = blocking_service_client::connect(endpoint_of(emu.service, emu), {}, &why);
+  INFO(why);
+  REQUIRE(svc);
+
+  // Nothing yet: the timeout.
+  auto none = svc->receive_feedback(100ms);
+  REQUIRE_FALSE(none);
+  CHECK(none.error() == amqp::errc::timeout);
+
+  auto out = svc->send("dev-1", with_id("x", "b-1"), {.ack = c2d_ack::full});
+  REQUIRE(out);
+  CHECK(out->accepted());
+  CHECK(out->message_id == "b-1");
+  auto missing = svc->send("nobody", with_id("x", "b-0"));
+  REQUIRE(missing);
+  CHECK(missing->rejection == c2d_rejection::device_not_found);
+
+  asio::io_context io;
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  dev.receive(io, 1);
+  REQUIRE(dev.rx.accept(dev.received[0]));
+  // The records are batched for 0.2 s: this receive gives up before they come, and the
+  // batch waits for the next receive (it is neither lost nor abandoned).
+  auto early = svc->receive_feedback(1ms);
+  REQUIRE_FALSE(early);
+  CHECK(early.error() == amqp::errc::timeout);
+  auto records = svc->receive_feedback(10s);
+  INFO(svc->last_error());
+  REQUIRE(records);
+  REQUIRE(records->size() == 1);
+  CHECK((*records)[0].original_message_id == "b-1");
+  CHECK((*records)[0].status_code == feedback_status::success);
+  CHECK((*records)[0].device_id == "dev-1");
+  // Completed: it does not come again.
+  auto again = svc->receive_feedback(600ms);
+  REQUIRE_FALSE(again);
+  CHECK(again.error() == amqp::errc::timeout);
+  dev.close(io);
+
+  REQUIRE(svc->close());
+  CHECK(svc->close().error() == amqp::errc::invalid_state);
+  CHECK(svc->send("dev-1", amqp::message{"x"}).error() == amqp::errc::invalid_state);
+  CHECK(svc->receive_feedback(1s).error() == amqp::errc::invalid_state);
+  CHECK(svc->reconnects() == 0);
+
+  blocking_service_client empty;
+  CHECK(empty.send("dev-1", amqp::message{"x"}).error() == amqp::errc::invalid_state);
+  CHECK(empty.receive_feedback(1s).error() == amqp::errc::invalid_state);
+  CHECK(empty.close().error() == amqp::errc::invalid_state);
+}
+
+TEST_CASE("blocking_service_client: connect failures say why") {
+  test::emulator_process emu({.devices = {"dev-1"}});
+  std::string why;
+  auto dev = blocking_service_client::connect(endpoint_of(emu.devices.at("dev-1"), emu), {}, &why);
+  REQUIRE_FALSE(dev);
+  CHECK(dev.error() == amqp::errc::invalid_argument);
+  CHECK(why.find("service") != std::string::npos);
+
+  why.clear();
+  auto text = blocking_service_client::connect("HostName=h.azure-devices.net;nonsense", {}, &why);
+  REQUIRE_FALSE(text);
+  CHECK(text.error() == amqp::errc::invalid_argument);
+  CHECK(why.find("invalid connection string") != std::string::npos);
+
+  // The policy's name with a key that is not its own: the hub refuses the token.
+  auto ep = endpoint_of(emu.service, emu);
+  ep.identity = token_source::from_key(
+      ep.identity->audience(),
+      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", ep.parsed.shared_access_key_name);
+  why.clear();
+  auto refused = blocking_service_client::connect(ep, {}, &why);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == amqp::errc::unauthorized);
+  CHECK_FALSE(why.empty());
+}

@@ -19,7 +19,7 @@
 //   handed out twice).
 //
 // Thread-safety: as amqp::transport::client (one io_context; call from its thread; handlers
-// run there).
+// run there). For other threads, see blocking_service_client below.
 #pragma once
 
 #include <chrono>
@@ -47,6 +47,7 @@ namespace amqp::iothub {
 
 namespace detail {
 class service_client_impl;
+struct blocking_service_state;
 } // namespace detail
 
 // The feedback a C2D message asks for: its `iothub-ack` application property (DOC-C2D).
@@ -168,8 +169,53 @@ public:
   [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
 
 private:
+  friend struct detail::blocking_service_state;
   std::shared_ptr<detail::service_client_impl> impl_;
   std::string failure_; // last_error() of a client whose connect failed
+};
+
+// A blocking facade over service_client for simple programs: its own io_context on a thread
+// of its own, as transport::blocking_client.
+//
+// Thread-safety: every call may come from any thread; calls are serialized on the I/O
+// thread. Once close() has begun (or the object is destroyed, which closes it), every call
+// returns errc::invalid_state at once; so does every call on a default-constructed or
+// moved-from object.
+class blocking_service_client {
+public:
+  blocking_service_client() = default;
+  ~blocking_service_client(); // NOLINT(bugprone-exception-escape): see service_client.cpp
+  blocking_service_client(blocking_service_client&&) noexcept = default;
+  blocking_service_client& operator=(blocking_service_client&&) noexcept = default;
+
+  // Connects (service_client::async_connect) and waits. On failure `why` (if given) gets
+  // what went wrong, readable.
+  [[nodiscard]] static result<blocking_service_client>
+  connect(hub_endpoint endpoint, service_client_options options = {}, std::string* why = nullptr);
+  // The same from the text of a service connection string (AMQPS, the system's CAs).
+  [[nodiscard]] static result<blocking_service_client> connect(std::string_view connection_string,
+                                                               service_client_options options = {},
+                                                               std::string* why = nullptr);
+  // Sends a C2D message and waits for the hub's outcome. Errors: errc::invalid_state (see
+  // above), those of service_client::async_send.
+  [[nodiscard]] result<c2d_outcome> send(std::string_view device_id, const amqp::message& message,
+                                         const c2d_send_options& options = {});
+  // The records of the next feedback message, waiting at most `timeout`; the message is
+  // completed. A message that arrives after the timeout is kept for the next call (not
+  // abandoned). Errors: errc::timeout, errc::invalid_state (see above), those of
+  // service_client::async_receive_feedback.
+  [[nodiscard]] result<std::vector<feedback_record>>
+  receive_feedback(std::chrono::milliseconds timeout);
+  // Closes the connection and stops the I/O thread. Errors: errc::invalid_state (closed
+  // already or under way, default-constructed, moved-from), those of async_close.
+  [[nodiscard]] result<void> close();
+  // The client's last error; still readable after close().
+  [[nodiscard]] std::string last_error() const;
+  // Reconnections of the hub connection so far.
+  [[nodiscard]] std::uint64_t reconnects() const;
+
+private:
+  std::shared_ptr<detail::blocking_service_state> state_;
 };
 
 } // namespace amqp::iothub
