@@ -9,6 +9,7 @@
 
 #include <asio/io_context.hpp>
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include "amqp/error.hpp"
 #include "amqp/iothub/address.hpp"
@@ -480,4 +481,85 @@ TEST_CASE("blocking_service_client: connect failures say why") {
   REQUIRE_FALSE(refused);
   CHECK(refused.error() == amqp::errc::unauthorized);
   CHECK_FALSE(why.empty());
+}
+
+TEST_CASE("service_client: the emulator killed and restarted: sends go on, the waiting feedback "
+          "receive resumes on its own") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("svc-client-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback, .state = dir.string()});
+  asio::io_context io;
+  auto ep = endpoint_of(emu.service, emu);
+  ep.options.reconnect.initial_delay = 100ms;
+  ep.options.reconnect.max_delay = 500ms;
+  service_client svc;
+  service_client::async_connect(io, ep, {}, [&](std::error_code ec, service_client c) {
+    INFO(c.last_error());
+    REQUIRE_FALSE(ec);
+    svc = std::move(c);
+  });
+  REQUIRE(run_until(io, [&] { return bool(svc); }));
+
+  // One receive loop for the whole test: it is never called again after an error.
+  std::vector<feedback_record> records;
+  std::vector<std::error_code> errors;
+  std::function<void()> receive = [&] {
+    svc.async_receive_feedback([&](std::error_code ec, std::vector<feedback_record> r) {
+      if (ec) {
+        errors.push_back(ec);
+        return;
+      }
+      records.insert(records.end(), r.begin(), r.end());
+      receive();
+    });
+  };
+  receive();
+  auto has = [&](std::string_view id) {
+    return std::any_of(records.begin(), records.end(),
+                       [&](const feedback_record& r) { return r.original_message_id == id; });
+  };
+
+  {
+    device dev;
+    dev.connect(io, emu, "dev-1");
+    CHECK(send(io, svc, "dev-1", with_id("x", "rc-1"), {.ack = c2d_ack::full}).accepted());
+    dev.receive(io, 1);
+    REQUIRE(dev.rx.accept(dev.received[0]));
+    REQUIRE(run_until(io, [&] { return has("rc-1"); }));
+    dev.close(io);
+  }
+
+  emu.kill();
+  // Sent while the hub is down: it waits, then goes on the new connection.
+  std::optional<c2d_outcome> during;
+  svc.async_send("dev-1", with_id("y", "rc-2"), {.ack = c2d_ack::full},
+                 [&](std::error_code ec, c2d_outcome o) {
+                   INFO(svc.last_error());
+                   CHECK_FALSE(ec);
+                   during = std::move(o);
+                 });
+  io.run_for(300ms);
+  CHECK_FALSE(during);
+  emu.start();
+  REQUIRE(run_until(
+      io, [&] { return during.has_value(); }, 30s));
+  CHECK(during->accepted());
+  CHECK(svc.connection().reconnects() >= 1);
+
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  dev.receive(io, 1);
+  CHECK(dev.received[0].properties().message_id.get().get_string() ==
+        std::optional<std::string_view>("rc-2"));
+  REQUIRE(dev.rx.accept(dev.received[0]));
+  REQUIRE(run_until(io, [&] { return has("rc-2") || !errors.empty(); }));
+  CHECK(errors.empty());
+  CHECK(has("rc-2"));
+  dev.close(io);
+  bool closed = false;
+  svc.async_close([&](std::error_code) { closed = true; });
+  REQUIRE(run_until(io, [&] { return closed; }));
+  emu.stop(SIGTERM);
+  std::filesystem::remove_all(dir);
 }
