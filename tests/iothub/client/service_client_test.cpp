@@ -11,11 +11,14 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include "amqp/connection.hpp"
 #include "amqp/error.hpp"
+#include "amqp/event.hpp"
 #include "amqp/iothub/address.hpp"
 #include "amqp/iothub/hub_connection.hpp"
 #include "amqp/iothub/messages.hpp"
 #include "amqp/iothub/service_client.hpp"
+#include "amqp/transport/listener.hpp"
 #include "amqp/types.hpp"
 #include "iothub/client/emulator_process.hpp"
 
@@ -159,6 +162,83 @@ std::multimap<std::string, feedback_record> feedback_for(asio::io_context& io, s
   CHECK_FALSE(waiting);
   return seen;
 }
+
+// A stand-in for the hub on a plain listener, for what the emulator never sends: SASL PLAIN
+// (any password), every link attached, and on a /messages/serviceBound/feedback link the
+// messages of `feedback`, in order, as credit comes. What the client settles them with is
+// logged: "accepted", "released", "rejected CONDITION".
+class fake_hub final : public transport::server_handler {
+public:
+  explicit fake_hub(std::vector<std::vector<std::byte>> feedback)
+      : feedback_(std::move(feedback)) {}
+  std::vector<std::string> outcomes;
+
+  handle on_accept(time_point, const transport::accepted_peer&) override {
+    connection_options o;
+    o.role = connection_role::server;
+    o.container_id = "fake-hub";
+    o.sasl.enabled = true;
+    o.sasl.server_mechanisms = "PLAIN";
+    engines_.emplace(++next_, connection(o));
+    return next_;
+  }
+  amqp::connection* engine(handle h) override { return &engines_.at(h); }
+  std::vector<handle> take_dirty() override { return {}; }
+  void on_closed(handle h) override { engines_.erase(h); }
+
+  void process(handle h, time_point) override {
+    auto& c = engines_.at(h);
+    while (auto e = c.next_event()) {
+      if (std::get_if<sasl_init_received>(&*e) != nullptr) {
+        (void)c.sasl_complete(sasl_code::ok);
+      } else if (std::get_if<connection_opened>(&*e) != nullptr) {
+        (void)c.open();
+      } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
+        if (sb->remote_initiated) {
+          (void)c.begin(sb->session);
+        }
+      } else if (const auto* la = std::get_if<link_attached>(&*e)) {
+        link_options o;
+        o.source = la->remote.source;
+        if (la->remote.target) {
+          if (const auto* t = std::get_if<target>(&*la->remote.target)) {
+            o.target = *t;
+          }
+        }
+        (void)c.attach(la->link, o);
+        if (la->remote.role == role::receiver && la->remote.source &&
+            la->remote.source->address == std::optional<std::string_view>(path::feedback)) {
+          feedback_link_ = la->link;
+        }
+      } else if (const auto* f = std::get_if<link_flow>(&*e)) {
+        for (std::uint32_t n = 0; f->link == feedback_link_ && n < f->credit && !feedback_.empty();
+             ++n) {
+          transfer_options t;
+          t.payload = feedback_.front();
+          REQUIRE(c.send(feedback_link_, t));
+          feedback_.erase(feedback_.begin());
+        }
+      } else if (const auto* u = std::get_if<delivery_updated>(&*e)) {
+        if (!u->state) {
+          continue;
+        }
+        if (std::holds_alternative<accepted>(*u->state)) {
+          outcomes.emplace_back("accepted");
+        } else if (std::holds_alternative<released>(*u->state)) {
+          outcomes.emplace_back("released");
+        } else if (const auto* r = std::get_if<rejected>(&*u->state)) {
+          outcomes.push_back("rejected " + std::string(r->error ? r->error->condition.str : "-"));
+        }
+      }
+    }
+  }
+
+private:
+  std::vector<std::vector<std::byte>> feedback_;
+  std::map<handle, amqp::connection> engines_;
+  handle next_ = 0;
+  link_id feedback_link_{};
+};
 
 const std::vector<std::string> fast_feedback{"--feedback-window", "0.2"};
 
@@ -562,4 +642,70 @@ TEST_CASE("service_client: the emulator killed and restarted: sends go on, the w
   REQUIRE(run_until(io, [&] { return closed; }));
   emu.stop(SIGTERM);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("service_client: a feedback message that does not parse is rejected and reported; the "
+          "next one is handed out") {
+  auto bytes = [](const amqp::message& m) {
+    auto b = m.encode();
+    REQUIRE(b);
+    return *b;
+  };
+  amqp::message wrong_type{R"([{"deviceId":"d1"}])"};
+  wrong_type.properties.content_type = "text/plain";
+  amqp::message bad_json = build_feedback_message({}, "hub", amqp::timestamp{0});
+  bad_json.set_body(std::string_view("[{\"deviceId\": 1}]"));
+  feedback_record rec;
+  rec.original_message_id = "m-1";
+  rec.device_id = "d1";
+  rec.status_code = feedback_status::rejected;
+  rec.description = "Rejected";
+  rec.enqueued_time_utc = amqp::timestamp{1'700'000'000'000};
+  const feedback_record records[1] = {rec};
+  fake_hub hub({bytes(wrong_type), bytes(bad_json),
+                bytes(build_feedback_message(records, "hub", amqp::timestamp{0}))});
+  asio::io_context io;
+  std::string why;
+  auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
+  REQUIRE_MESSAGE(l, why);
+
+  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
+                          "SharedAccessKey=c2VjcmV0",
+                          hub_protocol::amqp);
+  REQUIRE(ep);
+  ep->options.auth = hub_auth::sasl_plain;
+  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
+  service_client svc;
+  service_client::async_connect(io, *ep, {}, [&](std::error_code ec, service_client c) {
+    INFO(c.last_error());
+    REQUIRE_FALSE(ec);
+    svc = std::move(c);
+  });
+  REQUIRE(run_until(io, [&] { return bool(svc); }));
+
+  std::vector<std::error_code> errors;
+  std::vector<std::string> texts;
+  std::vector<feedback_record> got;
+  for (int i = 0; i < 3; ++i) {
+    bool done = false;
+    svc.async_receive_feedback([&](std::error_code ec, std::vector<feedback_record> r) {
+      errors.push_back(ec);
+      texts.push_back(svc.last_error());
+      got = std::move(r);
+      done = true;
+    });
+    REQUIRE(run_until(io, [&] { return done; }));
+  }
+  REQUIRE(run_until(io, [&] { return hub.outcomes.size() == 3; }));
+  CHECK(errors[0] == iothub::errc::invalid_value);
+  CHECK(texts[0].find("content") != std::string::npos);
+  CHECK(errors[1] == iothub::errc::invalid_value);
+  CHECK(texts[1].find("feedback message was rejected") != std::string::npos);
+  CHECK_FALSE(errors[2]);
+  CHECK(got == std::vector<feedback_record>{rec});
+  CHECK(hub.outcomes == std::vector<std::string>{"rejected amqp:decode-error",
+                                                 "rejected amqp:decode-error", "accepted"});
+  bool closed = false;
+  svc.async_close([&](std::error_code) { closed = true; });
+  REQUIRE(run_until(io, [&] { return closed; }));
 }
