@@ -166,12 +166,15 @@ std::multimap<std::string, feedback_record> feedback_for(asio::io_context& io, s
 // A stand-in for the hub on a plain listener, for what the emulator never sends: SASL PLAIN
 // (any password), every link attached, and on a /messages/serviceBound/feedback link the
 // messages of `feedback`, in order, as credit comes. What the client settles them with is
-// logged: "accepted", "released", "rejected CONDITION".
+// logged: "accepted", "released", "rejected CONDITION". C2D messages are kept in `c2d` and
+// accepted, or rejected with the condition their body names after "reject:" ("reject:" alone:
+// rejected without an error).
 class fake_hub final : public transport::server_handler {
 public:
   explicit fake_hub(std::vector<std::vector<std::byte>> feedback)
       : feedback_(std::move(feedback)) {}
   std::vector<std::string> outcomes;
+  std::vector<amqp::message> c2d;
 
   handle on_accept(time_point, const transport::accepted_peer&) override {
     connection_options o;
@@ -210,6 +213,9 @@ public:
             la->remote.source->address == std::optional<std::string_view>(path::feedback)) {
           feedback_link_ = la->link;
         }
+        if (la->remote.role == role::sender) {
+          (void)c.flow(la->link, 100);
+        }
       } else if (const auto* f = std::get_if<link_flow>(&*e)) {
         for (std::uint32_t n = 0; f->link == feedback_link_ && n < f->credit && !feedback_.empty();
              ++n) {
@@ -217,6 +223,20 @@ public:
           t.payload = feedback_.front();
           REQUIRE(c.send(feedback_link_, t));
           feedback_.erase(feedback_.begin());
+        }
+      } else if (const auto* d = std::get_if<delivery_received>(&*e)) {
+        auto m = amqp::message::decode(d->payload);
+        REQUIRE(m);
+        const std::string body = m->body_text().value_or("");
+        c2d.push_back(std::move(*m));
+        if (body.starts_with("reject:")) {
+          rejected r;
+          if (body.size() > 7) {
+            r.error = amqp::error{symbol_view{std::string_view(body).substr(7)}, "no", {}};
+          }
+          REQUIRE(c.settle(d->delivery, r));
+        } else {
+          REQUIRE(c.settle(d->delivery, accepted{}));
         }
       } else if (const auto* u = std::get_if<delivery_updated>(&*e)) {
         if (!u->state) {
@@ -525,11 +545,11 @@ TEST_CASE("blocking_service_client: connect, send, receive_feedback with a timeo
   CHECK(again.error() == amqp::errc::timeout);
   dev.close(io);
 
+  CHECK(svc->reconnects() == 0);
   REQUIRE(svc->close());
   CHECK(svc->close().error() == amqp::errc::invalid_state);
   CHECK(svc->send("dev-1", amqp::message{"x"}).error() == amqp::errc::invalid_state);
   CHECK(svc->receive_feedback(1s).error() == amqp::errc::invalid_state);
-  CHECK(svc->reconnects() == 0);
 
   blocking_service_client empty;
   CHECK(empty.send("dev-1", amqp::message{"x"}).error() == amqp::errc::invalid_state);
@@ -705,6 +725,62 @@ TEST_CASE("service_client: a feedback message that does not parse is rejected an
   CHECK(got == std::vector<feedback_record>{rec});
   CHECK(hub.outcomes == std::vector<std::string>{"rejected amqp:decode-error",
                                                  "rejected amqp:decode-error", "accepted"});
+  bool closed = false;
+  svc.async_close([&](std::error_code) { closed = true; });
+  REQUIRE(run_until(io, [&] { return closed; }));
+}
+
+TEST_CASE("service_client: the address of a module and of ids to encode; each rejection "
+          "condition") {
+  fake_hub hub({});
+  asio::io_context io;
+  std::string why;
+  auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
+  REQUIRE_MESSAGE(l, why);
+  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
+                          "SharedAccessKey=c2VjcmV0",
+                          hub_protocol::amqp);
+  REQUIRE(ep);
+  ep->options.auth = hub_auth::sasl_plain;
+  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
+  service_client svc;
+  service_client::async_connect(io, *ep, {}, [&](std::error_code ec, service_client c) {
+    INFO(c.last_error());
+    REQUIRE_FALSE(ec);
+    svc = std::move(c);
+  });
+  REQUIRE(run_until(io, [&] { return bool(svc); }));
+
+  CHECK(send(io, svc, "dev-1", amqp::message{"x"}, {.module_id = "mod-1"}).accepted());
+  CHECK(send(io, svc, "d@v$1", amqp::message{"x"}, {.module_id = "m#1"}).accepted());
+  REQUIRE(hub.c2d.size() == 2);
+  CHECK(hub.c2d[0].properties.to ==
+        std::optional<std::string>("/devices/dev-1/modules/mod-1/messages/devicebound"));
+  CHECK(hub.c2d[1].properties.to ==
+        std::optional<std::string>("/devices/d%40v%241/modules/m%231/messages/devicebound"));
+  // No option: no iothub-ack is added.
+  CHECK_FALSE(hub.c2d[0].application_properties.contains(app_property::ack));
+
+  const std::pair<std::string_view, c2d_rejection> cases[] = {
+      {"amqp:not-found", c2d_rejection::device_not_found},
+      {"amqp:resource-limit-exceeded", c2d_rejection::queue_full},
+      {"amqp:link:message-size-exceeded", c2d_rejection::message_too_large},
+      {"com.microsoft:device-container-throttled", c2d_rejection::throttled},
+      {"com.microsoft:quota-exceeded", c2d_rejection::quota_exceeded},
+      {"com.microsoft:argument-error", c2d_rejection::invalid_message},
+      {"com.microsoft:argument-out-of-range", c2d_rejection::invalid_message},
+      {"amqp:decode-error", c2d_rejection::invalid_message},
+      {"com.microsoft:iot-hub-suspended", c2d_rejection::other},
+      {"", c2d_rejection::other},
+  };
+  for (const auto& [condition, rejection] : cases) {
+    INFO(condition);
+    auto out = send(io, svc, "dev-1", amqp::message{"reject:" + std::string(condition)});
+    CHECK(out.state == state_kind::rejected);
+    CHECK(out.rejection == rejection);
+    CHECK(out.condition == condition);
+    CHECK(rejection_of(condition) == (condition.empty() ? c2d_rejection::none : rejection));
+  }
   bool closed = false;
   svc.async_close([&](std::error_code) { closed = true; });
   REQUIRE(run_until(io, [&] { return closed; }));
