@@ -7,7 +7,9 @@
 #include <map>
 #include <set>
 
+#include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "amqp/iothub/hub_connection.hpp"
 #include "amqp/iothub/messages.hpp"
 #include "amqp/iothub/service_client.hpp"
+#include "amqp/iothub/service_client_asio.hpp"
 #include "amqp/transport/listener.hpp"
 #include "amqp/types.hpp"
 #include "iothub/client/emulator_process.hpp"
@@ -784,4 +787,40 @@ TEST_CASE("service_client: the address of a module and of ids to encode; each re
   bool closed = false;
   svc.async_close([&](std::error_code) { closed = true; });
   REQUIRE(run_until(io, [&] { return closed; }));
+}
+
+TEST_CASE("service_client: completion tokens (a coroutine): connect, send, feedback, close") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  asio::io_context io;
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  const auto ep = endpoint_of(emu.service, emu);
+  const service_client_options options;
+  const amqp::message m = with_id("co", "co-1");
+  const c2d_send_options full{.ack = c2d_ack::full};
+  std::optional<c2d_outcome> outcome;
+  std::vector<feedback_record> records;
+  bool closed = false;
+  std::optional<std::exception_ptr> finished;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto svc = co_await async_connect(io, ep, options, asio::use_awaitable);
+        outcome = co_await async_send(svc, "dev-1", m, full, asio::use_awaitable);
+        records = co_await async_receive_feedback(svc, asio::use_awaitable);
+        co_await async_close(svc, asio::use_awaitable);
+        closed = true;
+      },
+      [&](std::exception_ptr e) { finished = e; });
+  REQUIRE(run_until(io, [&] { return outcome.has_value(); }));
+  CHECK(outcome->accepted());
+  dev.receive(io, 1);
+  REQUIRE(dev.rx.accept(dev.received[0]));
+  REQUIRE(run_until(io, [&] { return finished.has_value(); }));
+  CHECK(*finished == nullptr); // no error thrown
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].original_message_id == "co-1");
+  CHECK(records[0].status_code == feedback_status::success);
+  CHECK(closed);
+  dev.close(io);
 }
