@@ -6,6 +6,7 @@
 #include <array>
 #include <deque>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -173,7 +174,11 @@ public:
       m.application_properties.set(app_property::ack, owned_value(to_string(*o.ack)));
     }
     if (o.time_to_live) {
-      m.properties.absolute_expiry_time = amqp::timestamp{now_ms() + o.time_to_live->count()};
+      // Clamped to the last timestamp: the hub clamps it further, to its maximum TTL.
+      const std::int64_t now = now_ms();
+      const std::int64_t ttl = std::min<std::int64_t>(
+          o.time_to_live->count(), std::numeric_limits<std::int64_t>::max() - now);
+      m.properties.absolute_expiry_time = amqp::timestamp{now + ttl};
     }
     std::string id = message_id_text(m.properties.message_id.get());
     c2d_.async_send(m, [self = shared_from_this(), id = std::move(id),
@@ -265,7 +270,7 @@ public:
     }
     closed_ = true;
     stash_.clear();
-    fail_waiters(make_error_code(amqp::errc::invalid_state));
+    fail_waiters(make_error_code(amqp::errc::invalid_state), false);
     conn_.async_close(std::move(done));
   }
 
@@ -324,10 +329,13 @@ private:
         });
   }
 
-  void fail_waiters(std::error_code ec) {
-    last_error_ = conn_.client() ? conn_.client().last_error() : std::string{};
-    if (last_error_.empty()) {
-      last_error_ = "the feedback receiver failed: " + ec.message();
+  // Fails every waiting receive with `ec`; `report`: last_error() says why.
+  void fail_waiters(std::error_code ec, bool report = true) {
+    if (report) {
+      last_error_ = conn_.client() ? conn_.client().last_error() : std::string{};
+      if (last_error_.empty()) {
+        last_error_ = "the feedback receiver failed: " + ec.message();
+      }
     }
     auto waiting = std::move(waiters_);
     waiters_.clear();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -355,6 +356,16 @@ TEST_CASE("service_client: the ack and expiry options replace the message's; a m
   CHECK(expiry >= before + 30'000);
   CHECK(expiry <= before + 40'000);
 
+  // The longest time to live is clamped to the last timestamp (the hub clamps its queue's
+  // expiry further, to its maximum TTL) and does not wrap around into the past.
+  CHECK(send(io, svc, "dev-1", with_id("y", "forever"),
+             {.time_to_live = std::chrono::milliseconds::max()})
+            .accepted());
+  dev.receive(io, 1);
+  REQUIRE(dev.received[2].properties().absolute_expiry_time);
+  CHECK(dev.received[2].properties().absolute_expiry_time->ms ==
+        std::numeric_limits<std::int64_t>::max());
+
   // A module of a registered device that has no such module: the hub refuses it.
   auto out = send(io, svc, "dev-1", m, {.module_id = "mod-1"});
   CHECK(out.rejection == c2d_rejection::device_not_found);
@@ -374,6 +385,12 @@ TEST_CASE("service_client: an unknown device is rejected with amqp:not-found") {
   CHECK(out.message_id == "m1");
   // The link goes on: the next message to a known device is enqueued.
   CHECK(send(io, svc, "dev-1", with_id("x", "m2")).accepted());
+
+  // Above the C2D limit of 64 KB.
+  const std::vector<std::byte> big(max_c2d_message_size + 1, std::byte{'b'});
+  auto large = send(io, svc, "dev-1", amqp::message{std::span<const std::byte>(big)});
+  CHECK(large.rejection == c2d_rejection::message_too_large);
+  CHECK(large.condition == "amqp:link:message-size-exceeded");
 }
 
 TEST_CASE("service_client: the 51st message to a device is rejected (queue of 50 full)") {
