@@ -249,8 +249,11 @@ void client_impl::attempt_failed(std::error_code ec) {
   if (!attempt_noted_) {
     note_error("connection to " + endpoint() + " failed: " + ec.message());
   }
-  const bool retry = opts_.reconnect.enabled && ec != make_error_code(errc::unauthorized) &&
-                     (opts_.reconnect.max_attempts == 0 || attempt_ < opts_.reconnect.max_attempts);
+  const auto give_up = opts_.reconnect.give_up_after;
+  const bool retry =
+      opts_.reconnect.enabled && ec != make_error_code(errc::unauthorized) &&
+      (opts_.reconnect.max_attempts == 0 || attempt_ < opts_.reconnect.max_attempts) &&
+      (give_up.count() == 0 || std::chrono::steady_clock::now() - lost_at_ < give_up);
   // The first connection reports its failure: a URL or credential error should not be
   // retried in silence.
   if (!retry || !ever_open_) {
@@ -366,6 +369,7 @@ void client_impl::connection_lost(std::error_code ec) {
     return;
   }
   attempt_ = 0;
+  lost_at_ = std::chrono::steady_clock::now();
   phase_ = phase::connecting; // attempt_failed() schedules the next attempt
   requests_lost(ec);
   attempt_failed(ec);

@@ -214,6 +214,7 @@ private:
   asio::steady_timer timer_; // connect/close timeouts and reconnect delays
   asio::ip::tcp::resolver resolver_;
   std::uint32_t attempt_ = 0;
+  std::chrono::steady_clock::time_point lost_at_{}; // when the open connection was lost
   std::uint32_t name_counter_ = 0;
   std::minstd_rand rng_;
   bool ever_open_ = false;

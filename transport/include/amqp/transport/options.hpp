@@ -44,6 +44,9 @@ struct reconnect_options {
   double jitter = 0.5;
   // Attempts after one loss before the client gives up (0: no limit).
   std::uint32_t max_attempts = 0;
+  // Time after one loss past which no attempt starts: the client gives up, its operations
+  // fail with the last attempt's error (0: no limit).
+  std::chrono::milliseconds give_up_after{0};
 };
 
 // Everything a client needs beyond its URL.
