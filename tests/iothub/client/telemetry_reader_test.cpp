@@ -1,0 +1,251 @@
+// The telemetry reader against the real iothub-emulator program: device telemetry sent with
+// a plain transport client (SASL PLAIN, a SAS token), read back through the Event Hubs string
+// and through the redirect of the service string; each start position; $management; epoch
+// stealing; every partition; resume after the emulator is killed and restarted.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <doctest/doctest.h>
+
+#include "amqp/error.hpp"
+#include "amqp/iothub/connection_string.hpp"
+#include "amqp/iothub/sas.hpp"
+#include "amqp/iothub/telemetry_reader.hpp"
+#include "amqp/transport/blocking.hpp"
+#include "iothub/client/emulator_process.hpp"
+
+using namespace amqp;
+using namespace amqp::iothub;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Sends `bodies` as device `id`: a plain transport client, SASL PLAIN with the device's SAS
+// token (doc §2.3), to /devices/{id}/messages/events; each with message-id "{id}-{i}",
+// content-type application/json and the application property "n" = i. Returns the outcomes
+// that were accepted.
+std::size_t send_telemetry(const test::emulator_process& emu, const std::string& id,
+                           const std::vector<std::string>& bodies) {
+  std::string why;
+  auto cs = parse_connection_string(emu.devices.at(id), &why);
+  REQUIRE_MESSAGE(cs, why);
+  const auto now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  auto token = make_sas_token(cs->host_name + "/devices/" + id, cs->shared_access_key, now + 600);
+  REQUIRE(token);
+  const std::string hub = cs->host_name.substr(0, cs->host_name.find('.'));
+  const std::string username = id + "@sas." + hub;
+  transport::client_options o;
+  o.tls.ca_file = emu.ca;
+  o.amqp.hostname = cs->host_name;
+  o.amqp.sasl.enabled = true;
+  o.amqp.sasl.mechanism = "PLAIN";
+  o.amqp.sasl.username = username;
+  o.amqp.sasl.password = *token;
+  auto c = transport::blocking_client::connect(
+      "amqps://localhost:" + std::to_string(emu.amqps_port), o, &why);
+  REQUIRE_MESSAGE(c, why);
+  auto s = c->open_sender("/devices/" + id + "/messages/events");
+  REQUIRE_MESSAGE(s, c->last_error());
+  std::size_t accepted = 0;
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    amqp::message m;
+    m.set_body(std::span(reinterpret_cast<const std::byte*>(bodies[i].data()), bodies[i].size()));
+    m.properties.message_id = owned_value(id + "-" + std::to_string(i));
+    m.properties.content_type = "application/json";
+    m.application_properties.set("n", owned_value(static_cast<std::int64_t>(i)));
+    auto out = s->send(m);
+    REQUIRE(out);
+    if (out->state == amqp::state_kind::accepted) {
+      ++accepted;
+    }
+  }
+  CHECK(c->close());
+  return accepted;
+}
+
+telemetry_reader_options reader_options(const test::emulator_process& emu) {
+  telemetry_reader_options o;
+  o.tls.ca_file = emu.ca;
+  return o;
+}
+
+blocking_telemetry_reader connect(const std::string& cs, telemetry_reader_options o) {
+  std::string why;
+  auto r = blocking_telemetry_reader::connect(cs, std::move(o), &why);
+  REQUIRE_MESSAGE(r, why);
+  return std::move(*r);
+}
+
+// Receives events until `n` have come or `timeout` passes with none.
+std::vector<telemetry_event> receive_n(blocking_telemetry_reader& r, std::size_t n,
+                                       std::chrono::milliseconds timeout = 10s) {
+  std::vector<telemetry_event> out;
+  while (out.size() < n) {
+    auto e = r.receive(timeout);
+    if (!e) {
+      break;
+    }
+    out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+std::string body(const telemetry_event& e) {
+  return e.message.body_text().value_or("");
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+} // namespace
+
+TEST_CASE("telemetry reader: the Event Hubs string, events with their annotations as typed "
+          "fields, properties and application properties; a checkpoint per partition") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  const auto before = now_ms();
+  REQUIRE(send_telemetry(emu, "dev-1", {R"({"t":1})", R"({"t":2})", R"({"t":3})"}) == 3);
+  auto r = connect(emu.eventhub, reader_options(emu));
+  REQUIRE(r.open_partition("0", event_position::earliest()));
+  const auto events = receive_n(r, 3);
+  REQUIRE(events.size() == 3);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
+    CHECK(e.partition == "0");
+    CHECK(e.sequence_number == static_cast<std::int64_t>(i));
+    CHECK_FALSE(e.offset.empty());
+    CHECK(e.enqueued_time.ms >= before - 1000);
+    CHECK(e.enqueued_time.ms <= now_ms() + 1000);
+    CHECK(e.device_id == std::optional<std::string>("dev-1"));
+    CHECK_FALSE(e.module_id);
+    CHECK_FALSE(e.partition_key);
+    CHECK(body(e) == R"({"t":)" + std::to_string(i + 1) + "}");
+    CHECK(e.message.properties.message_id.get().get_string() ==
+          std::optional<std::string_view>("dev-1-" + std::to_string(i)));
+    CHECK(e.message.properties.content_type == std::optional<std::string>("application/json"));
+    const auto n = e.message.application_properties.get("n");
+    REQUIRE(n);
+    CHECK(n->get_signed() == std::optional<std::int64_t>(static_cast<std::int64_t>(i)));
+    CHECK(e.message.message_annotations.contains("iothub-enqueuedtime"));
+  }
+  CHECK(events[0].offset != events[1].offset);
+  const auto cps = r.checkpoints();
+  REQUIRE(cps.size() == 1);
+  CHECK(cps[0].partition == "0");
+  CHECK(cps[0].sequence_number == 2);
+  CHECK(cps[0].offset == events[2].offset);
+  CHECK(cps[0].next() == event_position::from_sequence_number(2));
+  // Nothing more.
+  auto more = r.receive(300ms);
+  REQUIRE_FALSE(more);
+  CHECK(more.error() == make_error_code(amqp::errc::timeout));
+  CHECK(r.close());
+  CHECK(r.close().error() == make_error_code(amqp::errc::invalid_state));
+  CHECK(r.receive(10ms).error() == make_error_code(amqp::errc::invalid_state));
+}
+
+TEST_CASE("telemetry reader: the service string follows the redirect; the caller sees events") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "2"}});
+  REQUIRE(send_telemetry(emu, "dev-1", {"a", "b"}) == 2);
+  asio::io_context io;
+  std::optional<std::error_code> connected;
+  telemetry_reader reader;
+  telemetry_reader::async_connect(io, emu.service, reader_options(emu),
+                                  [&](std::error_code ec, telemetry_reader r) {
+                                    connected = ec;
+                                    reader = std::move(r);
+                                  });
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!connected && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(connected);
+  REQUIRE_MESSAGE(!*connected, reader.last_error());
+  CHECK(reader.redirects() == 1); // the discovery of the Event Hubs endpoint
+  CHECK(reader.event_hub_name() == emu.hostname.substr(0, emu.hostname.find('.')));
+  std::optional<std::error_code> opened;
+  reader.async_open_all(event_position::earliest(), [&](std::error_code ec) { opened = ec; });
+  std::vector<telemetry_event> got;
+  std::vector<std::error_code> errors;
+  std::function<void()> next = [&] {
+    reader.async_receive([&](std::error_code ec, telemetry_event e) {
+      if (ec) {
+        errors.push_back(ec);
+        return;
+      }
+      got.push_back(std::move(e));
+      next();
+    });
+  };
+  next();
+  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(opened);
+  CHECK_FALSE(*opened);
+  REQUIRE(got.size() == 2);
+  CHECK(body(got[0]) == "a");
+  CHECK(body(got[1]) == "b");
+  CHECK(got[0].device_id == std::optional<std::string>("dev-1"));
+  CHECK(reader.redirects() == 3); // and one per partition
+  std::optional<std::error_code> closed;
+  reader.async_close([&](std::error_code ec) { closed = ec; });
+  while (!closed && std::chrono::steady_clock::now() < deadline + 10s) {
+    io.run_for(10ms);
+  }
+  REQUIRE(closed);
+  CHECK_FALSE(*closed);
+  // The receive still waiting ends with the close.
+  CHECK(errors == std::vector<std::error_code>{make_error_code(amqp::errc::invalid_state)});
+}
+
+TEST_CASE("telemetry reader: $management READ of the event hub and of a partition") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "4"}});
+  const auto before = now_ms();
+  REQUIRE(send_telemetry(emu, "dev-1", {"x", "y", "z"}) == 3);
+  for (const auto* cs : {&emu.service, &emu.eventhub}) {
+    auto r = connect(*cs, reader_options(emu));
+    auto hub = r.eventhub();
+    REQUIRE_MESSAGE(hub, r.last_error());
+    CHECK(hub->name == emu.hostname.substr(0, emu.hostname.find('.')));
+    CHECK(hub->partition_ids == std::vector<std::string>{"0", "1", "2", "3"});
+    CHECK(hub->created_at.ms > 0);
+    auto ids = r.partitions();
+    REQUIRE(ids);
+    CHECK(ids->size() == 4);
+    // The partition dev-1 hashes to holds the three events; the others none.
+    std::size_t with_events = 0;
+    for (const auto& id : *ids) {
+      auto p = r.partition(id);
+      REQUIRE_MESSAGE(p, r.last_error());
+      CHECK(p->partition == id);
+      CHECK(p->name == hub->name);
+      if (!p->is_partition_empty) {
+        ++with_events;
+        CHECK(p->begin_sequence_number == 0);
+        CHECK(p->last_enqueued_sequence_number == 2);
+        CHECK_FALSE(p->last_enqueued_offset.empty());
+        CHECK(p->last_enqueued_time_utc.ms >= before - 1000);
+      }
+    }
+    CHECK(with_events == 1);
+    auto bad = r.partition("17");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error() == make_error_code(amqp::errc::remote_error));
+    CHECK(r.last_error().find("status 404") != std::string::npos);
+    CHECK(r.close());
+  }
+}
