@@ -249,3 +249,147 @@ TEST_CASE("telemetry reader: $management READ of the event hub and of a partitio
     CHECK(r.close());
   }
 }
+
+TEST_CASE("telemetry reader: each start position") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  REQUIRE(send_telemetry(emu, "dev-1", {"e0", "e1", "e2", "e3", "e4"}) == 5);
+  auto all = connect(emu.eventhub, reader_options(emu));
+  REQUIRE(all.open_partition("0", event_position::earliest()));
+  const auto known = receive_n(all, 5);
+  REQUIRE(known.size() == 5);
+  CHECK(all.close());
+
+  // The first event read from `start` (the reader sees nothing else within a short wait
+  // when `expect_none`).
+  auto first_from = [&](const event_position& start) -> std::optional<telemetry_event> {
+    auto r = connect(emu.eventhub, reader_options(emu));
+    REQUIRE_MESSAGE(r.open_partition("0", start), r.last_error());
+    auto e = r.receive(2s);
+    CHECK(r.close());
+    if (!e) {
+      CHECK(e.error() == make_error_code(amqp::errc::timeout));
+      return std::nullopt;
+    }
+    return std::move(*e);
+  };
+  auto seq_from = [&](const event_position& start) -> std::int64_t {
+    auto e = first_from(start);
+    return e ? e->sequence_number : -1;
+  };
+  CHECK(seq_from(event_position::earliest()) == 0);
+  CHECK(seq_from(event_position::from_sequence_number(2)) == 3);
+  CHECK(seq_from(event_position::from_sequence_number(2, true)) == 2);
+  CHECK(seq_from(event_position::from_offset(known[1].offset)) == 2);
+  CHECK(seq_from(event_position::from_offset(known[1].offset, true)) == 1);
+  CHECK(seq_from(event_position::from_sequence_number(4)) == -1); // nothing after the last
+  // Enqueued time: the first event after (or at) that of event 2.
+  const auto t = known[2].enqueued_time;
+  auto first_after = [&](bool inclusive) {
+    for (const auto& e : known) {
+      if (inclusive ? e.enqueued_time.ms >= t.ms : e.enqueued_time.ms > t.ms) {
+        return e.sequence_number;
+      }
+    }
+    return std::int64_t{-1};
+  };
+  CHECK(seq_from(event_position::from_enqueued_time(t, true)) == first_after(true));
+  CHECK(seq_from(event_position::from_enqueued_time(t)) == first_after(false));
+
+  // @latest: only what is sent after the attach.
+  auto r = connect(emu.eventhub, reader_options(emu));
+  REQUIRE(r.open_partition("0", event_position::latest()));
+  auto none = r.receive(500ms);
+  CHECK_FALSE(none);
+  REQUIRE(send_telemetry(emu, "dev-1", {"e5"}) == 1);
+  auto e5 = r.receive(10s);
+  REQUIRE(e5);
+  CHECK(e5->sequence_number == 5);
+  CHECK(body(*e5) == "e5");
+  CHECK(r.close());
+}
+
+TEST_CASE("telemetry reader: a higher epoch steals the partition; a lower or no epoch is refused") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  auto o1 = reader_options(emu);
+  o1.epoch = 1;
+  auto first = connect(emu.eventhub, o1);
+  REQUIRE(first.open_partition("0", event_position::earliest()));
+  REQUIRE(send_telemetry(emu, "dev-1", {"one"}) == 1);
+  auto e = first.receive(10s);
+  REQUIRE(e);
+  CHECK(body(*e) == "one");
+
+  // No epoch while an epoch reader holds the partition: refused.
+  auto plain = connect(emu.eventhub, reader_options(emu));
+  auto refused = plain.open_partition("0", event_position::earliest());
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == make_error_code(amqp::errc::remote_error));
+  CHECK(plain.last_error().find("amqp:link:stolen") != std::string::npos);
+  CHECK(plain.close());
+
+  // Epoch 2 (through the redirect): the first reader gets amqp:link:stolen as an error.
+  auto o2 = reader_options(emu);
+  o2.epoch = 2;
+  auto second = connect(emu.service, o2);
+  REQUIRE_MESSAGE(second.open_partition("0", event_position::earliest()), second.last_error());
+  auto stolen = first.receive(10s);
+  REQUIRE_FALSE(stolen);
+  CHECK(stolen.error() == make_error_code(amqp::errc::remote_error));
+  CHECK(first.last_error().find("amqp:link:stolen") != std::string::npos);
+  // The second reads from the start.
+  auto again = second.receive(10s);
+  REQUIRE(again);
+  CHECK(body(*again) == "one");
+
+  // A lower epoch is refused now.
+  auto o0 = reader_options(emu);
+  o0.epoch = 0;
+  auto lower = connect(emu.eventhub, o0);
+  REQUIRE_FALSE(lower.open_partition("0", event_position::earliest()));
+  CHECK(lower.last_error().find("amqp:link:stolen") != std::string::npos);
+  CHECK(lower.close());
+  CHECK(first.close());
+  CHECK(second.close());
+}
+
+TEST_CASE("telemetry reader: every partition; the events of each in order") {
+  const std::vector<std::string> devices{"dev-1", "dev-2", "dev-3", "dev-4",
+                                         "dev-5", "dev-6", "dev-7", "dev-8"};
+  test::emulator_process emu({.devices = devices, .args = {"--partitions", "4"}});
+  for (const auto& d : devices) {
+    REQUIRE(send_telemetry(emu, d, {d + "-a", d + "-b"}) == 2);
+  }
+  auto r = connect(emu.service, reader_options(emu));
+  REQUIRE_MESSAGE(r.open_all(event_position::earliest()), r.last_error());
+  const auto events = receive_n(r, devices.size() * 2);
+  REQUIRE(events.size() == devices.size() * 2);
+  std::map<std::string, std::vector<std::string>> by_device;
+  std::map<std::string, std::int64_t> last_seq;
+  std::set<std::string> partitions;
+  for (const auto& e : events) {
+    REQUIRE(e.device_id);
+    by_device[*e.device_id].push_back(body(e));
+    partitions.insert(e.partition);
+    if (auto it = last_seq.find(e.partition); it != last_seq.end()) {
+      CHECK(e.sequence_number == it->second + 1);
+    } else {
+      CHECK(e.sequence_number == 0);
+    }
+    last_seq[e.partition] = e.sequence_number;
+  }
+  CHECK(by_device.size() == devices.size());
+  for (const auto& d : devices) {
+    CHECK(by_device[d] == std::vector<std::string>{d + "-a", d + "-b"});
+  }
+  CHECK(partitions.size() > 1); // the devices hash to several partitions
+  const auto cps = r.checkpoints();
+  CHECK(cps.size() == partitions.size());
+  for (const auto& cp : cps) {
+    CHECK(cp.sequence_number == last_seq[cp.partition]);
+  }
+  CHECK_FALSE(r.receive(300ms));
+  // Opening a partition twice is an error.
+  CHECK(r.open_partition("0", event_position::earliest()).error() ==
+        make_error_code(amqp::errc::invalid_state));
+  CHECK(r.close());
+}
