@@ -1023,6 +1023,23 @@ std::vector<checkpoint> blocking_telemetry_reader::checkpoints() {
   return r ? std::move(*r) : std::vector<checkpoint>{};
 }
 
+std::optional<transport::link_error>
+blocking_telemetry_reader::partition_error(std::string partition) {
+  using out = std::optional<transport::link_error>;
+  auto st = state_;
+  auto r = on_thread<out>(st, [st, &partition](std::promise<result<out>>& p) {
+    p.set_value(st->reader.partition_error(partition));
+  });
+  return r ? std::move(*r) : std::nullopt;
+}
+
+std::uint64_t blocking_telemetry_reader::reconnects() {
+  auto st = state_;
+  auto r = on_thread<std::uint64_t>(
+      st, [st](std::promise<result<std::uint64_t>>& p) { p.set_value(st->reader.reconnects()); });
+  return r ? *r : 0;
+}
+
 result<void> blocking_telemetry_reader::close() {
   auto st = state_;
   if (!st || !st->begin_close()) {

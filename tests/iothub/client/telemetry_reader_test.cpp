@@ -337,6 +337,10 @@ TEST_CASE("telemetry reader: a higher epoch steals the partition; a lower or no 
   REQUIRE_FALSE(stolen);
   CHECK(stolen.error() == make_error_code(amqp::errc::remote_error));
   CHECK(first.last_error().find("amqp:link:stolen") != std::string::npos);
+  const auto why_stolen = first.partition_error("0");
+  REQUIRE(why_stolen);
+  CHECK(why_stolen->condition == "amqp:link:stolen");
+  CHECK_FALSE(second.partition_error("0"));
   // The second reads from the start.
   auto again = second.receive(10s);
   REQUIRE(again);
@@ -429,6 +433,7 @@ TEST_CASE("telemetry reader: the emulator killed and restarted: the reader recon
       CHECK(body(after[i]) == "e" + std::to_string(3 + i));
     }
     CHECK_FALSE(r.receive(1s)); // nothing twice
+    CHECK(r.reconnects() >= 1);
     auto cp = r.checkpoints();
     REQUIRE(cp.size() == 1);
     CHECK(cp[0].sequence_number == 5);
@@ -446,4 +451,90 @@ TEST_CASE("telemetry reader: the emulator killed and restarted: the reader recon
   }
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+TEST_CASE("telemetry reader: consumer groups read independently; an unknown one is refused") {
+  test::emulator_process emu(
+      {.devices = {"dev-1"}, .args = {"--partitions", "1", "--consumer-group", "analytics"}});
+  REQUIRE(send_telemetry(emu, "dev-1", {"a", "b"}) == 2);
+  auto o = reader_options(emu);
+  o.consumer_group = "analytics";
+  o.epoch = 7;
+  auto analytics = connect(emu.service, o);
+  REQUIRE_MESSAGE(analytics.open_partition("0", event_position::earliest()),
+                  analytics.last_error());
+  // The epoch of "analytics" does not hold $Default.
+  auto plain = connect(emu.eventhub, reader_options(emu));
+  REQUIRE_MESSAGE(plain.open_partition("0", event_position::earliest()), plain.last_error());
+  CHECK(receive_n(analytics, 2).size() == 2);
+  CHECK(receive_n(plain, 2).size() == 2);
+  CHECK(analytics.close());
+  CHECK(plain.close());
+
+  o.consumer_group = "nobody";
+  for (const auto* cs : {&emu.service, &emu.eventhub}) {
+    auto none = connect(*cs, o);
+    auto r = none.open_partition("0", event_position::earliest());
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == make_error_code(amqp::errc::remote_error));
+    CHECK(none.last_error().find("amqp:not-found") != std::string::npos);
+    // The failed partition may be opened again (here: in vain, the same way).
+    CHECK_FALSE(none.open_partition("0", event_position::earliest()));
+    CHECK(none.close());
+  }
+}
+
+TEST_CASE("telemetry reader: connect errors") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  std::string why;
+  // A device string cannot read the built-in endpoint.
+  auto device =
+      blocking_telemetry_reader::connect(emu.devices.at("dev-1"), reader_options(emu), &why);
+  REQUIRE_FALSE(device);
+  CHECK(device.error() == make_error_code(amqp::errc::invalid_argument));
+  CHECK(why.find("service or an Event Hubs connection string") != std::string::npos);
+  // Not a connection string.
+  auto garbage = blocking_telemetry_reader::connect("nonsense", reader_options(emu), &why);
+  REQUIRE_FALSE(garbage);
+  CHECK(why.find("invalid connection string") != std::string::npos);
+  // A wrong key: the hub refuses the token.
+  auto cs = *parse_connection_string(emu.service);
+  const std::string wrong_key = "AAAA" + cs.shared_access_key.substr(4);
+  for (std::string text : {emu.service, emu.eventhub}) {
+    text.replace(text.find(cs.shared_access_key), cs.shared_access_key.size(),
+                 cs.shared_access_key.starts_with("AAAA") ? "BBBB" + cs.shared_access_key.substr(4)
+                                                          : wrong_key);
+    auto o = reader_options(emu);
+    o.reconnect.enabled = false;
+    auto refused = blocking_telemetry_reader::connect(text, o, &why);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == make_error_code(amqp::errc::unauthorized));
+    CHECK_FALSE(why.empty());
+  }
+  // Default-constructed: every call fails at once.
+  blocking_telemetry_reader empty;
+  CHECK(empty.receive(10ms).error() == make_error_code(amqp::errc::invalid_state));
+  CHECK(empty.open_all(event_position::earliest()).error() ==
+        make_error_code(amqp::errc::invalid_state));
+  CHECK(empty.close().error() == make_error_code(amqp::errc::invalid_state));
+}
+
+TEST_CASE("telemetry reader: prefetch 1 (the most events of a partition waiting in the reader): "
+          "the receiver pauses at it and resumes as events are taken, in order") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "1"}});
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 20; ++i) {
+    bodies.push_back("m" + std::to_string(i));
+  }
+  REQUIRE(send_telemetry(emu, "dev-1", bodies) == bodies.size());
+  auto o = reader_options(emu);
+  o.prefetch = 1;
+  auto r = connect(emu.eventhub, o);
+  REQUIRE(r.open_partition("0", event_position::earliest()));
+  const auto events = receive_n(r, bodies.size());
+  REQUIRE(events.size() == bodies.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    CHECK(body(events[i]) == bodies[i]);
+  }
+  CHECK(r.close());
 }

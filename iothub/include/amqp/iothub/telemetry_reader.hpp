@@ -203,6 +203,10 @@ public:
   // the next call.
   [[nodiscard]] result<telemetry_event> receive(std::chrono::milliseconds timeout);
   [[nodiscard]] std::vector<checkpoint> checkpoints();
+  // See telemetry_reader::partition_error (nullopt also once closed).
+  [[nodiscard]] std::optional<transport::link_error> partition_error(std::string partition);
+  // See telemetry_reader::reconnects (0 once closed).
+  [[nodiscard]] std::uint64_t reconnects();
   // Closes the reader and stops the I/O thread.
   [[nodiscard]] result<void> close();
   [[nodiscard]] std::string last_error() const;
