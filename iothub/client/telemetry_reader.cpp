@@ -19,6 +19,7 @@
 #include "amqp/error.hpp"
 #include "amqp/iothub/cbs.hpp"
 #include "amqp/iothub/connection_string.hpp"
+#include "amqp/iothub/messages.hpp"
 
 namespace amqp::iothub {
 
@@ -27,18 +28,6 @@ namespace {
 std::error_code code(amqp::errc e) {
   return amqp::make_error_code(e);
 }
-
-constexpr std::string_view redirect_condition = "amqp:link:redirect";
-constexpr std::string_view epoch_property = "com.microsoft:epoch";
-
-namespace annotation {
-constexpr std::string_view sequence_number = "x-opt-sequence-number";
-constexpr std::string_view offset = "x-opt-offset";
-constexpr std::string_view enqueued_time = "x-opt-enqueued-time";
-constexpr std::string_view partition_key = "x-opt-partition-key";
-constexpr std::string_view device_id = "iothub-connection-device-id";
-constexpr std::string_view module_id = "iothub-connection-module-id";
-} // namespace annotation
 
 // The receiver's filter-set entry for `s` (the symbolic descriptor: doc §6.2).
 std::vector<transport::source_filter> filters_of(const selector& s) {
@@ -240,7 +229,7 @@ void telemetry_reader_impl::connect(std::string_view text,
               self->discovery_.async_receive(
                   [self, done](std::error_code re, const transport::received_message&) {
                     const auto e = self->discovery_.remote_error();
-                    if (!re || !e || e->condition != redirect_condition) {
+                    if (!re || !e || e->condition != amqp::symbol::link_redirect) {
                       self->last_error_ = "the hub did not redirect /messages/events/$management";
                       if (re) {
                         self->last_error_ += ": " + self->hub_.client().last_error();
@@ -384,7 +373,7 @@ transport::receiver_options telemetry_reader_impl::receiver_options_for(const pa
   ro.filters = filters_of(p.last_taken ? event_position::from_sequence_number(*p.last_taken).filter
                                        : p.start.filter);
   if (opts_.epoch) {
-    const value props[2] = {value(symbol_view{epoch_property}), value(*opts_.epoch)};
+    const value props[2] = {value(symbol_view{link_property::epoch}), value(*opts_.epoch)};
     if (auto v = owned_value::copy_of(value::map(props))) {
       ro.properties = std::move(*v);
     }
@@ -466,7 +455,7 @@ void telemetry_reader_impl::on_receive(const std::shared_ptr<partition>& p, std:
   }
   if (ec) {
     auto e = p->rx.remote_error();
-    if (e && e->condition == redirect_condition) {
+    if (e && e->condition == amqp::symbol::link_redirect) {
       follow(p, *e);
       return;
     }
@@ -502,12 +491,12 @@ void telemetry_reader_impl::on_receive(const std::shared_ptr<partition>& p, std:
     p->rx.set_filters(filters_of(event_position::from_sequence_number(ev.sequence_number).filter));
   }
   ev.offset = text_of(ma.get(annotation::offset)).value_or("");
-  if (auto t = ma.get(annotation::enqueued_time); t && t->kind() == type::timestamp) {
+  if (auto t = ma.get(annotation::enqueued_time_eh); t && t->kind() == type::timestamp) {
     ev.enqueued_time = t->as_timestamp();
   }
   ev.partition_key = text_of(ma.get(annotation::partition_key));
-  ev.device_id = text_of(ma.get(annotation::device_id));
-  ev.module_id = text_of(ma.get(annotation::module_id));
+  ev.device_id = text_of(ma.get(annotation::connection_device_id));
+  ev.module_id = text_of(ma.get(annotation::connection_module_id));
   ev.message = std::move(*msg);
   if (auto d = std::move(p->open_done)) {
     // Served on the hub's own address (no redirect): open.

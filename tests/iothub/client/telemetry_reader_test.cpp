@@ -12,7 +12,10 @@
 #include <string>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include "amqp/iothub/connection_string.hpp"
 #include "amqp/iothub/sas.hpp"
 #include "amqp/iothub/telemetry_reader.hpp"
+#include "amqp/iothub/telemetry_reader_asio.hpp"
 #include "amqp/transport/blocking.hpp"
 #include "iothub/client/emulator_process.hpp"
 
@@ -537,4 +541,63 @@ TEST_CASE("telemetry reader: prefetch 1 (the most events of a partition waiting 
     CHECK(body(events[i]) == bodies[i]);
   }
   CHECK(r.close());
+}
+
+TEST_CASE("telemetry reader: coroutines through the completion-token header") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = {"--partitions", "2"}});
+  REQUIRE(send_telemetry(emu, "dev-1", {"c0", "c1"}) == 2);
+  asio::io_context io;
+  std::vector<std::string> bodies;
+  std::size_t partitions = 0;
+  bool partition_known = false;
+  std::string failure;
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        // Named variables, not temporaries, in co_await expressions (GCC 12).
+        const auto options = reader_options(emu);
+        const auto start = event_position::earliest();
+        const std::string zero = "0";
+        auto r =
+            co_await amqp::iothub::async_connect(io, emu.service, options, asio::use_awaitable);
+        auto hub = co_await async_get_eventhub_info(r, asio::use_awaitable);
+        partitions = hub.partition_ids.size();
+        auto p0 = co_await async_get_partition_info(r, zero, asio::use_awaitable);
+        partition_known = p0.partition == "0";
+        co_await async_open_all(r, start, asio::use_awaitable);
+        for (int i = 0; i < 2; ++i) {
+          auto e = co_await amqp::iothub::async_receive(r, asio::use_awaitable);
+          bodies.push_back(body(e));
+        }
+        try {
+          co_await async_open_partition(r, zero, start, asio::use_awaitable);
+          failure = "a partition opened twice";
+        } catch (const std::system_error& e) {
+          if (e.code() != make_error_code(amqp::errc::invalid_state)) {
+            failure = e.what();
+          }
+        }
+        co_await amqp::iothub::async_close(r, asio::use_awaitable);
+        done = true;
+      },
+      [&](const std::exception_ptr& ep) {
+        if (ep) {
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            failure = e.what();
+          }
+          done = true;
+        }
+      });
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  REQUIRE(done);
+  CHECK(failure.empty());
+  CHECK(partitions == 2);
+  CHECK(partition_known);
+  CHECK(bodies == std::vector<std::string>{"c0", "c1"});
 }
