@@ -407,39 +407,39 @@ void hub_connection_impl::put(const std::shared_ptr<identity>& id,
   r.token = std::move(t->text);
   r.to = std::string("$cbs");
   const std::uint64_t expiry = t->expiry;
-  cbs_.async_request(build_put_token(r), [self = shared_from_this(), id, now, expiry,
-                                          done = std::move(done)](std::error_code ec,
-                                                                  transport::received_message m) {
-    const std::string audience = id->source.audience();
-    if (ec) {
-      self->last_error_ =
-          "put-token for " + audience + " failed: " +
-          (ec == code(amqp::errc::timeout) ? std::string("no answer in time") : ec.message());
-      done(ec);
-      return;
-    }
-    auto msg = m.message();
-    std::string perr;
-    auto resp = msg ? parse_cbs_response(*msg, &perr) : result<cbs_response>(msg.error());
-    if (!resp) {
-      self->last_error_ =
-          "the hub's answer to put-token for " + audience + " is not a CBS response: " + perr;
-      done(code(amqp::errc::remote_error));
-      return;
-    }
-    if (!is_success_status(resp->status_code)) {
-      self->last_error_ = "the hub refused the token for " + audience + ": status " +
-                          std::to_string(resp->status_code) + " " + resp->status_description;
-      done(status_error(resp->status_code));
-      return;
-    }
-    ++self->puts_;
-    id->put_once = true;
-    if (id->source.renewable()) {
-      self->schedule_renewal(id, now, expiry);
-    }
-    done({});
-  });
+  cbs_.async_request(
+      build_put_token(r), [self = shared_from_this(), id, now, expiry, done = std::move(done)](
+                              std::error_code ec, const transport::received_message& m) {
+        const std::string audience = id->source.audience();
+        if (ec) {
+          self->last_error_ =
+              "put-token for " + audience + " failed: " +
+              (ec == code(amqp::errc::timeout) ? std::string("no answer in time") : ec.message());
+          done(ec);
+          return;
+        }
+        auto msg = m.message();
+        std::string perr;
+        auto resp = msg ? parse_cbs_response(*msg, &perr) : result<cbs_response>(msg.error());
+        if (!resp) {
+          self->last_error_ =
+              "the hub's answer to put-token for " + audience + " is not a CBS response: " + perr;
+          done(code(amqp::errc::remote_error));
+          return;
+        }
+        if (!is_success_status(resp->status_code)) {
+          self->last_error_ = "the hub refused the token for " + audience + ": status " +
+                              std::to_string(resp->status_code) + " " + resp->status_description;
+          done(status_error(resp->status_code));
+          return;
+        }
+        ++self->puts_;
+        id->put_once = true;
+        if (id->source.renewable()) {
+          self->schedule_renewal(id, now, expiry);
+        }
+        done({});
+      });
 }
 
 void hub_connection_impl::schedule_renewal(const std::shared_ptr<identity>& id, std::uint64_t now,

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -236,4 +237,44 @@ TEST_CASE("tls stream: clients with the same files share one TLS context while o
   broker.start();
   CHECK(connect_error("amqps://127.0.0.1:" + std::to_string(port), tls_client()).empty());
   CHECK(connect_error("amqps://127.0.0.1:" + std::to_string(port), tls_client()).empty());
+}
+
+TEST_CASE("tls stream: a connection dropped with its io_context, never closed, is freed") {
+  // The stream keeps the driver's read and write handlers, which keep the stream: an
+  // io_context destroyed with the connection open (a write in flight, a read waiting) must
+  // still free it (found by ASan in the IoT Hub client tests).
+  test::broker_server b;
+  const auto port = std::to_string(b.listen("amqps://127.0.0.1:0", tls_listener()));
+  b.start();
+  const auto before = td::live_tls_streams();
+  {
+    asio::io_context io;
+    client c;
+    sender s;
+    client::async_connect(io, "amqps://127.0.0.1:" + port, tls_client(),
+                          [&](std::error_code ec, client cl) {
+                            REQUIRE_FALSE(ec);
+                            c = std::move(cl);
+                            c.async_open_sender("q", {}, [&](std::error_code e, sender sn) {
+                              REQUIRE_FALSE(e);
+                              s = std::move(sn);
+                            });
+                          });
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!s && std::chrono::steady_clock::now() < deadline) {
+      io.run_for(10ms);
+    }
+    REQUIRE(s);
+    CHECK(td::live_tls_streams() == before + 2); // the client's and the broker's
+    // A large message: its write is still in flight when everything goes.
+    const std::vector<std::byte> big(4 * 1024 * 1024, std::byte{'x'});
+    s.async_send(big, [](std::error_code, delivery_outcome) {});
+    io.poll();
+  }
+  // The client's stream went with its io_context; the broker's once it sees the socket close.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (td::live_tls_streams() != before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(td::live_tls_streams() == before);
 }

@@ -84,4 +84,8 @@ void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp:
 // close_notify exchange either, the AMQP close handshake has ended the connection).
 void close_socket(asio::ip::tcp::socket& s) noexcept;
 
+// TLS streams alive in the process (for the tests: a connection dropped with its
+// io_context must free its stream).
+[[nodiscard]] std::size_t live_tls_streams() noexcept;
+
 } // namespace amqp::transport::detail

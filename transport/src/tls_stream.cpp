@@ -12,6 +12,7 @@
 // for the socket to become readable (asio async_wait) before OpenSSL is asked for anything.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -103,10 +104,13 @@ struct ssl_deleter {
 // the process, like a vtable.
 BIO_METHOD* socket_bio_method();
 
+std::atomic<std::size_t> tls_streams{0};
+
 class tls_stream final : public byte_stream, public std::enable_shared_from_this<tls_stream> {
 public:
   tls_stream(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp::socket socket)
       : ctx_(std::move(ctx)), socket_(std::move(socket)) {
+    tls_streams.fetch_add(1, std::memory_order_relaxed);
     std::error_code ec;
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     // recv(2) in the BIO must not block the thread: the socket is non-blocking and reads
@@ -115,7 +119,40 @@ public:
   }
   tls_stream(const tls_stream&) = delete;
   tls_stream& operator=(const tls_stream&) = delete;
-  ~tls_stream() override = default;
+  ~tls_stream() override { tls_streams.fetch_sub(1, std::memory_order_relaxed); }
+
+  // An Asio operation's hold on the stream. The stream keeps its caller's handlers (the read,
+  // the write, the handshake), which hold the caller (the driver), which holds the stream: a
+  // cycle that running the operation breaks. An operation destroyed without running (its
+  // io_context destroyed with the connection still open) breaks it here instead, by
+  // dropping those handlers; a run takes the stream out first (take()), so that nothing is
+  // dropped then.
+  class pending {
+  public:
+    explicit pending(std::shared_ptr<tls_stream> s) noexcept : self_(std::move(s)) {}
+    pending(pending&& o) noexcept = default;
+    pending(const pending&) = delete;
+    pending& operator=(const pending&) = delete;
+    pending& operator=(pending&&) = delete;
+    ~pending() {
+      if (self_) {
+        self_->drop_handlers();
+      }
+    }
+    [[nodiscard]] std::shared_ptr<tls_stream> take() noexcept { return std::move(self_); }
+
+  private:
+    std::shared_ptr<tls_stream> self_;
+  };
+  [[nodiscard]] pending hold() { return pending(shared_from_this()); }
+
+  // Forgets the caller's handlers without calling them (see pending).
+  void drop_handlers() noexcept {
+    auto read = std::exchange(read_handler_, nullptr);
+    auto write = std::exchange(write_handler_, nullptr);
+    auto handshake = std::exchange(handshake_done_, nullptr);
+    read_buffer_ = {};
+  }
 
   // Creates the SSL object. False (with `ec` set) when OpenSSL cannot allocate it.
   bool init(bool server, const std::string& host, bool verify_host, std::error_code& ec) {
@@ -169,7 +206,7 @@ public:
   // this call).
   void async_handshake(std::function<void(std::error_code)> done) {
     handshake_done_ = std::move(done);
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->step_handshake(); });
+    asio::post(socket_.get_executor(), [op = hold()]() mutable { op.take()->step_handshake(); });
   }
 
   // Closes the socket once the records produced so far (e.g. the alert of a failed
@@ -187,7 +224,7 @@ public:
     read_handler_ = std::move(handler);
     // Try first (the caller usually knows there are bytes); wait on the socket only when
     // OpenSSL finds too few for a record.
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->try_read(); });
+    asio::post(socket_.get_executor(), [op = hold()]() mutable { op.take()->try_read(); });
   }
 
   void async_wait_readable(std::function<void(std::error_code)> handler) override {
@@ -232,7 +269,8 @@ public:
     flush();
     if (!writing_) {
       // Nothing to send (an empty batch): done, but never inside this call.
-      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->complete_write({}); });
+      asio::post(socket_.get_executor(),
+                 [op = hold()]() mutable { op.take()->complete_write({}); });
     }
   }
 
@@ -304,14 +342,14 @@ private:
     }
     const int e = SSL_get_error(ssl_.get(), r);
     if (e == SSL_ERROR_WANT_READ) {
-      socket_.async_wait(asio::socket_base::wait_read,
-                         [self = shared_from_this()](std::error_code ec) {
-                           if (ec) {
-                             self->finish_handshake(ec);
-                             return;
-                           }
-                           self->step_handshake();
-                         });
+      socket_.async_wait(asio::socket_base::wait_read, [op = hold()](std::error_code ec) mutable {
+        auto self = op.take();
+        if (ec) {
+          self->finish_handshake(ec);
+          return;
+        }
+        self->step_handshake();
+      });
       return;
     }
     finish_handshake(ssl_error(ssl_.get(), r, saved));
@@ -324,14 +362,14 @@ private:
   }
 
   void wait_readable() {
-    socket_.async_wait(asio::socket_base::wait_read,
-                       [self = shared_from_this()](std::error_code ec) {
-                         if (ec) {
-                           self->complete_read(ec, 0);
-                           return;
-                         }
-                         self->try_read();
-                       });
+    socket_.async_wait(asio::socket_base::wait_read, [op = hold()](std::error_code ec) mutable {
+      auto self = op.take();
+      if (ec) {
+        self->complete_read(ec, 0);
+        return;
+      }
+      self->try_read();
+    });
   }
 
   // Reads as much plaintext as fits (several records if the socket has them), then
@@ -381,8 +419,8 @@ private:
     sending_.swap(out_);
     const std::uint64_t end = produced_;
     asio::async_write(socket_, asio::buffer(sending_.data(), sending_.size()),
-                      [self = shared_from_this(), end](std::error_code ec, std::size_t) {
-                        self->on_written(ec, end);
+                      [op = hold(), end](std::error_code ec, std::size_t) mutable {
+                        op.take()->on_written(ec, end);
                       });
   }
 
@@ -497,6 +535,10 @@ void async_tls_handshake(std::shared_ptr<asio::ssl::context> ctx, asio::ip::tcp:
     }
     done({}, s);
   });
+}
+
+std::size_t live_tls_streams() noexcept {
+  return tls_streams.load(std::memory_order_relaxed);
 }
 
 } // namespace amqp::transport::detail
