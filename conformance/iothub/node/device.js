@@ -4,6 +4,7 @@
 //   node device.js STATE --scenario telemetry [--transport amqp|amqpws] [--device ID]
 //                        [--count N] [--run-id R] [--timeout S]
 //   node device.js STATE --scenario c2d [--transport amqp|amqpws] [--device ID] --run-id R
+//                        [--check-ids]
 //
 // STATE is the emulator's state dir or its connection-strings.json.
 // telemetry: N messages, each with messageId, correlationId, contentType, contentEncoding and
@@ -12,6 +13,8 @@
 // c2d: receives the messages service.js sends for run R, each naming what to do in its
 //   `action` property: complete, reject, or abandon (the hub must deliver it again; the
 //   redelivery is then completed). Passes when all three were settled that way.
+//   --check-ids: each message's messageId must also be `R-<action>` and its correlationId
+//   `corr-R-<action>` (for senders other than service.js, e.g. our iothub-cli c2d send).
 // amqpws dials wss://<GatewayHostName or HostName without port>:443/$iothub/websocket (the
 // SDK's port is fixed): the emulator's WSS listener must be on 443.
 
@@ -19,9 +22,10 @@ const crypto = require('crypto');
 const c = require('./common');
 
 c.setUsage('usage: node device.js STATE --scenario telemetry|c2d [--transport amqp|amqpws] ' +
-           '[--device ID] [--count N] [--run-id R] [--timeout S]');
+           '[--device ID] [--count N] [--run-id R] [--check-ids] [--timeout S]');
 const args = c.parseArgs(process.argv.slice(2), {
   scenario: 'telemetry', transport: 'amqp', device: '', count: 5, 'run-id': '', timeout: 60,
+  'check-ids': false,
 });
 if (!['telemetry', 'c2d'].includes(args.scenario)) {
   c.usage(`unknown scenario ${args.scenario}`);
@@ -145,6 +149,11 @@ async function c2d() {
       problem = `message ${id}: body ${JSON.stringify(String(msg.data))}, ` +
                 `expected "c2d ${action} ${runId}" (the hub must deliver it as a data section)`;
     }
+    if (args['check-ids'] && (id !== `${runId}-${action}` ||
+                              c.idText(msg.correlationId) !== `corr-${runId}-${action}`)) {
+      problem = `message ${id}: messageId/correlationId ${id}/${c.idText(msg.correlationId)}, ` +
+                `expected ${runId}-${action}/corr-${runId}-${action}`;
+    }
     settle(verb, msg).then((r) => {
       c.log(`${verb} ${id}: ${r && r.constructor && r.constructor.name}`);
       if (action === 'abandon') {
@@ -176,7 +185,7 @@ async function c2d() {
   c.stage('closing');
   await promisify((cb) => client.close(cb));
   return `run ${runId}: completed 1, rejected 1, abandoned 1 and completed its redelivery ` +
-         `(${deviceId} over ${args.transport})`;
+         `(${deviceId} over ${args.transport}${args['check-ids'] ? ', ids checked' : ''})`;
 }
 
 if (c.ensureCa(state.ca)) {

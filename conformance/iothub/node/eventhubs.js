@@ -4,6 +4,16 @@
 //
 //   node eventhubs.js STATE [--connection eventhub|redirect|redirect-ws] [--partitions N]
 //                     [--per-device K] [--run-id R] [--timeout S]
+//   node eventhubs.js STATE --scenario read --run-id R --expect JSON [--connection ...]
+//
+// --scenario read: sends nothing; reads every partition from the earliest event until it has
+// found the `count` events whose application property run-id is R (sent by another client,
+// e.g. our iothub-cli), and checks each against --expect, a JSON object
+//   {"count": N, "device": ID, "messageId": S, "correlationId": S, "contentType": S,
+//    "contentEncoding": S, "properties": {K: V, ...}, "body": TEXT}
+// every field compared exactly: the application properties as a whole (no key more or
+// less), the body as the bytes of one data section (not parsed as JSON), the device as the
+// hub's iothub-connection-device-id annotation.
 //
 // --connection eventhub      the "eventhub" connection string of connection-strings.json
 // --connection redirect      the one Azure's sample iothubConnectionString.ts derives from the
@@ -31,11 +41,30 @@ const crypto = require('crypto');
 const fs = require('fs');
 const c = require('./common');
 
-c.setUsage('usage: node eventhubs.js STATE [--connection eventhub|redirect|redirect-ws] ' +
-           '[--partitions N] [--per-device K] [--run-id R] [--timeout S]');
+c.setUsage('usage: node eventhubs.js STATE [--scenario full|read] ' +
+           '[--connection eventhub|redirect|redirect-ws] [--partitions N] [--per-device K] ' +
+           '[--run-id R] [--expect JSON] [--timeout S]');
 const args = c.parseArgs(process.argv.slice(2), {
-  connection: 'eventhub', partitions: 0, 'per-device': 2, 'run-id': '', timeout: 120,
+  scenario: 'full', connection: 'eventhub', partitions: 0, 'per-device': 2, 'run-id': '',
+  expect: '', timeout: 120,
 });
+if (!['full', 'read'].includes(args.scenario)) {
+  c.usage(`unknown --scenario ${args.scenario}`);
+}
+let expected = null;
+if (args.scenario === 'read') {
+  if (!args['run-id'] || !args.expect) {
+    c.usage('--scenario read needs --run-id and --expect');
+  }
+  try {
+    expected = JSON.parse(args.expect);
+  } catch (e) {
+    c.usage(`--expect is not JSON: ${e.message}`);
+  }
+  if (!(expected.count > 0)) {
+    c.usage('--expect needs "count" > 0');
+  }
+}
 if (!['eventhub', 'redirect', 'redirect-ws'].includes(args.connection)) {
   c.usage(`unknown --connection ${args.connection}`);
 }
@@ -213,6 +242,73 @@ function checkOurEvent(ev, sent, problems) {
   }
 }
 
+// The differences between one event of the read scenario and --expect (empty: none).
+function compareToExpected(ev) {
+  const raw = ev.getRawAmqpMessage();
+  const sys = ev.systemProperties || {};
+  const body = Buffer.isBuffer(ev.body) ? ev.body.toString('utf8') : ev.body;
+  const checks = [
+    ['messageId', c.idText(ev.messageId), expected.messageId],
+    ['correlationId', c.idText(ev.correlationId), expected.correlationId],
+    ['contentType', ev.contentType, expected.contentType],
+    ['content-encoding', raw.properties && raw.properties.contentEncoding, expected.contentEncoding],
+    ['application properties', JSON.stringify(ev.properties || {}, Object.keys(ev.properties || {}).sort()),
+     JSON.stringify(expected.properties, Object.keys(expected.properties).sort())],
+    ['body section', raw.bodyType, 'data'],
+    ['body', body, expected.body],
+    ['iothub-connection-device-id', sys['iothub-connection-device-id'], expected.device],
+  ];
+  const out = [];
+  for (const [what, got, want] of checks) {
+    if (want !== undefined && got !== want) {
+      out.push(`${what} ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    }
+  }
+  return out;
+}
+
+// --scenario read: the events of run R sent by someone else, each checked against --expect.
+async function readScenario(consumer, ids) {
+  const { earliestEventPosition } = require('@azure/event-hubs');
+  const found = [];
+  const problems = [];
+  const subs = [];
+  c.stage(`reading ${ids.length} partitions from the earliest event for the ${expected.count} ` +
+          `events of run ${runId}`);
+  await c.within(STEP_MS * 2, `${expected.count} events of run ${runId}`,
+                 new Promise((resolve) => {
+    for (const p of ids) {
+      subs.push(consumer.subscribe(p, {
+        processEvents: async (events) => {
+          for (const ev of events) {
+            if (!ev.properties || ev.properties['run-id'] !== runId) {
+              continue;
+            }
+            found.push(`${p}/${ev.sequenceNumber}`);
+            for (const d of compareToExpected(ev)) {
+              problems.push(`event ${found.length} (partition ${p}, seq ${ev.sequenceNumber}): ${d}`);
+            }
+          }
+          if (found.length >= expected.count) {
+            resolve();
+          }
+        },
+        processError: async (err) => problems.push(`partition ${p}: ${c.errorText(err)}`),
+      }, { startPosition: earliestEventPosition, maxBatchSize: 50, maxWaitTimeInSeconds: 2,
+           skipParsingBodyAsJson: true }));
+    }
+  })).finally(() => Promise.all(subs.map((s) => s.close())));
+  if (problems.length) {
+    throw new Error(problems.slice(0, 5).join('; '));
+  }
+  if (found.length !== expected.count) {
+    throw new Error(`${found.length} events of run ${runId}, expected ${expected.count}`);
+  }
+  return `run ${runId}: ${found.length} events (${found.join(', ')}) from ${expected.device}, ` +
+         'message-id, correlation-id, content-type, content-encoding, ' +
+         `${Object.keys(expected.properties).length} application properties and body as sent`;
+}
+
 async function main() {
   const { EventHubConsumerClient, earliestEventPosition, latestEventPosition } =
     require('@azure/event-hubs');
@@ -253,6 +349,9 @@ async function main() {
       if (pp.partitionId !== p || pp.eventHubName !== entity || typeof pp.isEmpty !== 'boolean') {
         throw new Error(`getPartitionProperties(${p}) = ${JSON.stringify(pp)}`);
       }
+    }
+    if (args.scenario === 'read') {
+      return await readScenario(consumer, ids);
     }
 
     // Telemetry tagged with this run, from every device.
@@ -427,5 +526,5 @@ async function main() {
 }
 
 if (c.ensureCa(state.ca)) {
-  c.run(`eventhubs-${args.connection}`, args.timeout, main);
+  c.run(`eventhubs-${args.scenario === 'read' ? 'read-' : ''}${args.connection}`, args.timeout, main);
 }

@@ -1,7 +1,7 @@
 'use strict';
 // The service SDK (azure-iothub Client) against iothub-emulator: C2D send and feedback.
 //
-//   node service.js STATE --scenario c2d --run-id R [--device ID] [--timeout S]
+//   node service.js STATE --scenario c2d --run-id R [--device ID] [--actions A,B] [--timeout S]
 //
 // Opens the feedback receiver (getFeedbackReceiver), then sends three C2D messages to the
 // device with ack 'full', a messageId, an expiry and properties; each names in its `action`
@@ -9,12 +9,15 @@
 // abandon then complete). Passes when the feedback records for all three arrived: Success
 // for the completed ones, Rejected for the rejected one. Feedback messages are completed.
 // The hub batches feedback (up to 15 s on Azure): give --timeout room for it.
+// --actions complete,reject sends only those (in that order; default complete,reject,abandon),
+// for a device that settles each message as one fixed outcome (e.g. our iothub-cli c2d receive).
 
 const c = require('./common');
 
-c.setUsage('usage: node service.js STATE --scenario c2d --run-id R [--device ID] [--timeout S]');
+c.setUsage('usage: node service.js STATE --scenario c2d --run-id R [--device ID] ' +
+           '[--actions A,B] [--timeout S]');
 const args = c.parseArgs(process.argv.slice(2), {
-  scenario: 'c2d', device: '', 'run-id': '', timeout: 90,
+  scenario: 'c2d', device: '', 'run-id': '', actions: 'complete,reject,abandon', timeout: 90,
 });
 if (args.scenario !== 'c2d') {
   c.usage(`unknown scenario ${args.scenario}`);
@@ -26,7 +29,14 @@ const state = c.loadState(args._[0]);
 const deviceId = args.device || Object.keys(state.devices)[0];
 const runId = args['run-id'];
 
-const EXPECTED = { complete: 'Success', abandon: 'Success', reject: 'Rejected' };
+const FEEDBACK = { complete: 'Success', reject: 'Rejected', abandon: 'Success' };
+const EXPECTED = {};
+for (const a of args.actions.split(',')) {
+  if (!(a in FEEDBACK)) {
+    c.usage(`unknown action ${a} in --actions (complete, reject, abandon)`);
+  }
+  EXPECTED[a] = FEEDBACK[a];
+}
 
 function promisify(fn) {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
@@ -122,7 +132,8 @@ async function main() {
   }
   c.stage('closing');
   await promisify((cb) => client.close(cb));
-  return `run ${runId}: 3 C2D messages enqueued for ${deviceId}; feedback Success, Success, Rejected`;
+  return `run ${runId}: ${Object.keys(ids).length} C2D messages enqueued for ${deviceId}; ` +
+         `feedback ${Object.values(ids).map((a) => `${a}: ${EXPECTED[a]}`).join(', ')}`;
 }
 
 if (c.ensureCa(state.ca)) {
