@@ -35,7 +35,8 @@ inline std::error_code code(errc e) {
 struct pending_send {
   std::vector<std::byte> bytes;
   std::function<void(std::error_code, delivery_outcome)> done;
-  std::uint32_t delivery = 0; // delivery-id on the current connection, once sent
+  std::uint32_t delivery = 0;       // delivery-id on the current connection, once sent
+  std::uint32_t message_format = 0; // the transfer's message-format (§2.7.5)
 };
 
 // One request of a requester: waiting to be sent (for credit, or for a connection), then

@@ -163,6 +163,7 @@ void client_impl::pump(link_impl& l) {
     auto& p = l.queue.front();
     transfer_options t;
     t.payload = p.bytes;
+    t.message_format = p.message_format;
     t.settled = l.sopts.presettled;
     auto r = engine_->send(*l.id, t);
     if (!r) {

@@ -167,6 +167,11 @@ public:
   // or connection's error.
   void async_send(std::span<const std::byte> message,
                   std::function<void(std::error_code, delivery_outcome)> done);
+  // The same with the transfer's message-format (AMQP 1.0 §2.7.5: 0 for a plain message;
+  // e.g. IoT Hub's batch format 0x80013700), kept when the message is sent again after a
+  // reconnect. The bytes are sent as given.
+  void async_send(std::span<const std::byte> message, std::uint32_t message_format,
+                  std::function<void(std::error_code, delivery_outcome)> done);
   // Sends `message`, encoded here (its bytes are kept, not the message); otherwise as above.
   // Errors: those above, and errc::invalid_argument, at once, when the message cannot be
   // encoded: client::last_error() then names the field and why (amqp::message::check()).
