@@ -148,7 +148,8 @@ private:
   void ensure_eh(const redirect_info& r, std::function<void(std::error_code)> done);
   void connect_eh(hub_endpoint e, std::function<void(std::error_code)> done);
   void open_management(std::function<void(std::error_code)> done);
-  void attach(const std::shared_ptr<partition>& p, transport::client& c, std::string address);
+  void attach(const std::shared_ptr<partition>& p, transport::client& c,
+              const std::string& address);
   void arm(const std::shared_ptr<partition>& p);
   void on_receive(const std::shared_ptr<partition>& p, std::error_code ec,
                   const transport::received_message& m);
@@ -225,7 +226,7 @@ void telemetry_reader_impl::connect(std::string_view text,
                 done(oe);
                 return;
               }
-              self->discovery_ = rx;
+              self->discovery_ = std::move(rx);
               self->discovery_.async_receive(
                   [self, done](std::error_code re, const transport::received_message&) {
                     const auto e = self->discovery_.remote_error();
@@ -322,7 +323,7 @@ void telemetry_reader_impl::open_management(std::function<void(std::error_code)>
                                         done(ec);
                                         return;
                                       }
-                                      self->mgmt_ = q;
+                                      self->mgmt_ = std::move(q);
                                       done({});
                                     });
 }
@@ -409,7 +410,7 @@ void telemetry_reader_impl::open_partition(std::string id, event_position start,
 }
 
 void telemetry_reader_impl::attach(const std::shared_ptr<partition>& p, transport::client& c,
-                                   std::string address) {
+                                   const std::string& address) {
   c.async_open_receiver(
       address, receiver_options_for(*p),
       [self = shared_from_this(), p, cp = &c](std::error_code ec, transport::receiver rx) {
@@ -420,7 +421,7 @@ void telemetry_reader_impl::attach(const std::shared_ptr<partition>& p, transpor
           self->fail(p, ec, cp->last_error());
           return;
         }
-        p->rx = rx;
+        p->rx = std::move(rx);
         ++p->rx_generation;
         if (!p->on_hub) {
           if (auto d = std::move(p->open_done)) {
@@ -723,7 +724,7 @@ void telemetry_reader::async_open_all(event_position start,
     return;
   }
   async_get_eventhub_info([impl = impl_, start = std::move(start),
-                           done = std::move(done)](std::error_code ec, eventhub_info info) {
+                           done = std::move(done)](std::error_code ec, const eventhub_info& info) {
     if (ec) {
       done(ec);
       return;
@@ -911,7 +912,9 @@ result<T> on_thread(const std::shared_ptr<detail::blocking_reader_state>& st, F&
 
 } // namespace
 
-blocking_telemetry_reader::~blocking_telemetry_reader() {
+// A failure to lock or join in close() leaves nothing to recover: std::terminate (a
+// destructor is noexcept) is the right end, as blocking_client's.
+blocking_telemetry_reader::~blocking_telemetry_reader() { // NOLINT(bugprone-exception-escape)
   if (state_) {
     (void)close();
   }

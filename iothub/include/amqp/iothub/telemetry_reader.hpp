@@ -184,7 +184,7 @@ private:
 class blocking_telemetry_reader {
 public:
   blocking_telemetry_reader() = default;
-  ~blocking_telemetry_reader(); // closes
+  ~blocking_telemetry_reader(); // closes; NOLINT(bugprone-exception-escape): see the .cpp
   blocking_telemetry_reader(blocking_telemetry_reader&&) noexcept = default;
   blocking_telemetry_reader& operator=(blocking_telemetry_reader&&) noexcept = default;
 
