@@ -138,6 +138,15 @@ public:
     REQUIRE(run_until(io, [&] { return ec.has_value(); }));
     REQUIRE_MESSAGE(!*ec, conn_.client().last_error());
   }
+  ~event_reader() {
+    bool closed = false;
+    conn_.async_close([&](std::error_code) { closed = true; });
+    run_until(
+        io_, [&] { return closed; }, 10s);
+  }
+  event_reader(const event_reader&) = delete;
+  event_reader& operator=(const event_reader&) = delete;
+
   // The next `n` events (fewer if they do not come within `limit`).
   std::vector<amqp::message> read(std::size_t n, std::chrono::milliseconds limit = 20s) {
     std::vector<amqp::message> out;
@@ -635,14 +644,18 @@ TEST_CASE("device_client: C2D received before a reconnect cannot be settled; the
     // Reconnecting, or reconnected (a telemetry message goes on the new links): either way
     // the lock of `m` is gone.
     CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
-    auto sent = send(io, d.client, amqp::message("after the restart"));
-    REQUIRE(sent);
+    std::error_code send_error;
+    auto sent = send(io, d.client, amqp::message("after the restart"), &send_error);
+    REQUIRE_MESSAGE(sent, send_error.message() << ": " << d.client.last_error());
     CHECK(sent->state == state_kind::accepted);
     CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
     auto again = receive(io, d.client, 20s);
     REQUIRE(again);
     CHECK(c2d_id(*again) == "rc-1");
     CHECK(d.client.complete(*again));
+    std::optional<std::error_code> closed;
+    d.client.async_close([&](std::error_code e) { closed = e; });
+    REQUIRE(run_until(io, [&] { return closed.has_value(); }));
   }
   std::filesystem::remove_all(dir);
 }
@@ -869,6 +882,10 @@ TEST_CASE("device_client: over AMQP over WebSockets; connection strings that are
   REQUIRE(ec.has_value());
   CHECK(*ec);
   CHECK(failed.last_error().find("invalid connection string") != std::string::npos);
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code e) { closed = e; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(*closed);
   test::stop_child(proc, SIGTERM, 30);
 }
 
