@@ -147,32 +147,18 @@ public:
   event_reader(const event_reader&) = delete;
   event_reader& operator=(const event_reader&) = delete;
 
-  // The next `n` events (fewer if they do not come within `limit`).
+  // The next `n` events (fewer if they do not come within `limit`; a receive still waiting
+  // then writes into this reader, which closes its connection before it goes).
   std::vector<amqp::message> read(std::size_t n, std::chrono::milliseconds limit = 20s) {
-    std::vector<amqp::message> out;
-    bool waiting = false;
-    std::function<void()> next = [&] {
-      waiting = true;
-      r_.async_receive([&](std::error_code ec, transport::received_message m) {
-        waiting = false;
-        if (ec) {
-          return;
-        }
-        (void)r_.accept(m);
-        auto decoded = m.message();
-        REQUIRE(decoded);
-        out.push_back(std::move(*decoded));
-        if (out.size() < n) {
-          next();
-        }
-      });
-    };
-    next();
-    run_until(
-        io_, [&] { return out.size() >= n; }, limit);
-    if (waiting) {
-      // The receive still waiting is dropped with the link when the reader goes.
+    want_ = n;
+    if (!waiting_) {
+      next();
     }
+    run_until(
+        io_, [&] { return got_.size() >= n; }, limit);
+    auto out = std::move(got_);
+    got_.clear();
+    want_ = 0;
     return out;
   }
 
@@ -181,6 +167,26 @@ private:
   hub_endpoint ep_;
   hub_connection conn_;
   transport::receiver r_;
+  std::vector<amqp::message> got_;
+  std::size_t want_ = 0;
+  bool waiting_ = false;
+
+  void next() {
+    waiting_ = true;
+    r_.async_receive([this](std::error_code ec, transport::received_message m) {
+      waiting_ = false;
+      if (ec) {
+        return;
+      }
+      (void)r_.accept(m);
+      auto decoded = m.message();
+      REQUIRE(decoded);
+      got_.push_back(std::move(*decoded));
+      if (got_.size() < want_) {
+        next();
+      }
+    });
+  }
 };
 
 amqp::message full_message(std::string_view body) {
@@ -762,6 +768,10 @@ TEST_CASE("device_client: a token of 3 s renewed all along a 15 s run of sends; 
   REQUIRE(m);
   CHECK(c2d_id(*m) == "after-renewals");
   CHECK(d.client.complete(*m));
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code e) { closed = e; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(*closed);
 }
 
 TEST_CASE("device_client: the emulator killed and restarted mid-stream: every accepted message "
