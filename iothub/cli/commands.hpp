@@ -23,6 +23,10 @@ struct common_options {
 // Adds --connection-string/-c, --ca, --websockets, --trace to `cmd`.
 void add_common(CLI::App& cmd, common_options& o);
 
+// The connection string of the options, or $IOTHUB_CONNECTION_STRING. Errors: a
+// CLI::ValidationError when there is none.
+[[nodiscard]] std::string connection_string_text(const common_options& o);
+
 // The endpoint of the options' connection string ($IOTHUB_CONNECTION_STRING when not given),
 // with their CA, protocol and trace. Errors: a CLI::ValidationError naming the problem.
 [[nodiscard]] hub_endpoint endpoint_of(const common_options& o);
@@ -31,5 +35,11 @@ void add_common(CLI::App& cmd, common_options& o);
 int fail(const std::string& what);
 
 void add_token(CLI::App& app, int& status);
+void add_send(CLI::App& app, int& status);
+void add_monitor(CLI::App& app, int& status);
+void add_feedback(CLI::App& app, int& status);
+// `c2d send` (service) and `c2d receive` (device), under the `c2d` command.
+void add_c2d_send(CLI::App& c2d, int& status);
+void add_c2d_receive(CLI::App& c2d, int& status);
 
 } // namespace amqp::iothub::cli

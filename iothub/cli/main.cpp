@@ -18,7 +18,7 @@ void add_common(CLI::App& cmd, common_options& o) {
   cmd.add_flag("--trace", o.trace, "print every frame, keys and signatures redacted");
 }
 
-hub_endpoint endpoint_of(const common_options& o) {
+std::string connection_string_text(const common_options& o) {
   std::string text = o.connection_string;
   if (text.empty()) {
     if (const char* env = std::getenv("IOTHUB_CONNECTION_STRING"); env != nullptr) {
@@ -29,6 +29,11 @@ hub_endpoint endpoint_of(const common_options& o) {
     throw CLI::ValidationError("--connection-string",
                                "no connection string (give -c or set IOTHUB_CONNECTION_STRING)");
   }
+  return text;
+}
+
+hub_endpoint endpoint_of(const common_options& o) {
+  const std::string text = connection_string_text(o);
   std::string why;
   auto e =
       endpoint_from(text, o.websockets ? hub_protocol::amqp_websockets : hub_protocol::amqps, &why);
@@ -56,6 +61,14 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   int status = 0;
   add_token(app, status);
+  add_send(app, status);
+  add_monitor(app, status);
+  auto* c2d =
+      app.add_subcommand("c2d", "cloud-to-device messages: send (service), receive (device)");
+  c2d->require_subcommand(1);
+  add_c2d_send(*c2d, status);
+  add_c2d_receive(*c2d, status);
+  add_feedback(app, status);
   CLI11_PARSE(app, argc, argv);
   return status;
 }

@@ -332,6 +332,16 @@ void receiver::set_credit(std::uint32_t credit) {
   }
 }
 
+void receiver::set_filters(std::vector<source_filter> filters) {
+  if (impl_) {
+    impl_->ropts.filters = std::move(filters);
+  }
+}
+
+std::optional<link_error> receiver::remote_error() const {
+  return impl_ ? impl_->remote_error : std::nullopt;
+}
+
 void receiver::async_close(std::function<void(std::error_code)> done) {
   if (!impl_) {
     done(make_error_code(errc::invalid_state));

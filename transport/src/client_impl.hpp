@@ -91,6 +91,7 @@ struct link_impl {
   // Receiver: rcv-settle-mode second asked for and echoed in the sender's attach.
   bool settle_second = false;
   std::error_code error;
+  std::optional<link_error> remote_error; // the peer's detach error, if it sent one
   std::function<void(std::error_code)> attach_done;
   std::function<void(std::error_code)> close_done;
 
