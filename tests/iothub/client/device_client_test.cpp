@@ -138,32 +138,27 @@ public:
     REQUIRE(run_until(io, [&] { return ec.has_value(); }));
     REQUIRE_MESSAGE(!*ec, conn_.client().last_error());
   }
-  // The next `n` events (fewer if they do not come within `limit`).
-  std::vector<amqp::message> read(std::size_t n, std::chrono::milliseconds limit = 20s) {
-    std::vector<amqp::message> out;
-    bool waiting = false;
-    std::function<void()> next = [&] {
-      waiting = true;
-      r_.async_receive([&](std::error_code ec, transport::received_message m) {
-        waiting = false;
-        if (ec) {
-          return;
-        }
-        (void)r_.accept(m);
-        auto decoded = m.message();
-        REQUIRE(decoded);
-        out.push_back(std::move(*decoded));
-        if (out.size() < n) {
-          next();
-        }
-      });
-    };
-    next();
+  ~event_reader() {
+    bool closed = false;
+    conn_.async_close([&](std::error_code) { closed = true; });
     run_until(
-        io_, [&] { return out.size() >= n; }, limit);
-    if (waiting) {
-      // The receive still waiting is dropped with the link when the reader goes.
+        io_, [&] { return closed; }, 10s);
+  }
+  event_reader(const event_reader&) = delete;
+  event_reader& operator=(const event_reader&) = delete;
+
+  // The next `n` events (fewer if they do not come within `limit`; a receive still waiting
+  // then writes into this reader, which closes its connection before it goes).
+  std::vector<amqp::message> read(std::size_t n, std::chrono::milliseconds limit = 20s) {
+    want_ = n;
+    if (!waiting_) {
+      next();
     }
+    run_until(
+        io_, [&] { return got_.size() >= n; }, limit);
+    auto out = std::move(got_);
+    got_.clear();
+    want_ = 0;
     return out;
   }
 
@@ -172,6 +167,26 @@ private:
   hub_endpoint ep_;
   hub_connection conn_;
   transport::receiver r_;
+  std::vector<amqp::message> got_;
+  std::size_t want_ = 0;
+  bool waiting_ = false;
+
+  void next() {
+    waiting_ = true;
+    r_.async_receive([this](std::error_code ec, transport::received_message m) {
+      waiting_ = false;
+      if (ec) {
+        return;
+      }
+      (void)r_.accept(m);
+      auto decoded = m.message();
+      REQUIRE(decoded);
+      got_.push_back(std::move(*decoded));
+      if (got_.size() < want_) {
+        next();
+      }
+    });
+  }
 };
 
 amqp::message full_message(std::string_view body) {
@@ -632,17 +647,20 @@ TEST_CASE("device_client: C2D received before a reconnect cannot be settled; the
     emu.start();
     REQUIRE(run_until(
         io, [&] { return d.client.connection().reconnects() >= 1; }, 30s));
-    // Reconnecting, or reconnected (a telemetry message goes on the new links): either way
-    // the lock of `m` is gone.
-    CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
-    auto sent = send(io, d.client, amqp::message("after the restart"));
-    REQUIRE(sent);
-    CHECK(sent->state == state_kind::accepted);
+    // Reconnecting, or reconnected: either way the lock of `m` is gone.
     CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
     auto again = receive(io, d.client, 20s);
     REQUIRE(again);
     CHECK(c2d_id(*again) == "rc-1");
+    CHECK(d.client.complete(*m).error() == amqp::errc::invalid_state);
     CHECK(d.client.complete(*again));
+    std::error_code send_error;
+    auto sent = send(io, d.client, amqp::message("after the restart"), &send_error);
+    REQUIRE_MESSAGE(sent, send_error.message() << ": " << d.client.last_error());
+    CHECK(sent->state == state_kind::accepted);
+    std::optional<std::error_code> closed;
+    d.client.async_close([&](std::error_code e) { closed = e; });
+    REQUIRE(run_until(io, [&] { return closed.has_value(); }));
   }
   std::filesystem::remove_all(dir);
 }
@@ -749,6 +767,10 @@ TEST_CASE("device_client: a token of 3 s renewed all along a 15 s run of sends; 
   REQUIRE(m);
   CHECK(c2d_id(*m) == "after-renewals");
   CHECK(d.client.complete(*m));
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code e) { closed = e; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(*closed);
 }
 
 TEST_CASE("device_client: the emulator killed and restarted mid-stream: every accepted message "
@@ -869,6 +891,10 @@ TEST_CASE("device_client: over AMQP over WebSockets; connection strings that are
   REQUIRE(ec.has_value());
   CHECK(*ec);
   CHECK(failed.last_error().find("invalid connection string") != std::string::npos);
+  std::optional<std::error_code> closed;
+  d.client.async_close([&](std::error_code e) { closed = e; });
+  REQUIRE(run_until(io, [&] { return closed.has_value(); }));
+  CHECK_FALSE(*closed);
   test::stop_child(proc, SIGTERM, 30);
 }
 
