@@ -118,6 +118,13 @@ struct device {
   }
 };
 
+// Closes the client (and its connection), waiting for the close to end.
+void close_service(asio::io_context& io, service_client& svc) {
+  bool closed = false;
+  svc.async_close([&](std::error_code) { closed = true; });
+  REQUIRE(run_until(io, [&] { return closed; }));
+}
+
 c2d_outcome send(asio::io_context& io, service_client& svc, std::string_view device_id,
                  const amqp::message& m, const c2d_send_options& o = {}) {
   std::optional<c2d_outcome> out;
@@ -329,6 +336,7 @@ TEST_CASE("service_client: C2D with each iothub-ack mode; the device completes o
                                                       {"r-negative", feedback_status::rejected},
                                                       {"r-full", feedback_status::rejected}});
   dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: the ack and expiry options replace the message's; a module target") {
@@ -370,6 +378,7 @@ TEST_CASE("service_client: the ack and expiry options replace the message's; a m
   auto out = send(io, svc, "dev-1", m, {.module_id = "mod-1"});
   CHECK(out.rejection == c2d_rejection::device_not_found);
   dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: an unknown device is rejected with amqp:not-found") {
@@ -391,6 +400,7 @@ TEST_CASE("service_client: an unknown device is rejected with amqp:not-found") {
   auto large = send(io, svc, "dev-1", amqp::message{std::span<const std::byte>(big)});
   CHECK(large.rejection == c2d_rejection::message_too_large);
   CHECK(large.condition == "amqp:link:message-size-exceeded");
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: the 51st message to a device is rejected (queue of 50 full)") {
@@ -421,6 +431,7 @@ TEST_CASE("service_client: the 51st message to a device is rejected (queue of 50
   dev.close(io);
   CHECK(send(io, svc, "dev-1", with_id("x", "q51")).accepted());
   CHECK(send(io, svc, "dev-1", with_id("x", "q52")).rejection == c2d_rejection::queue_full);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: a message that expires before the device takes it: feedback "
@@ -437,6 +448,7 @@ TEST_CASE("service_client: a message that expires before the device takes it: fe
   CHECK(seen.find("exp-1")->second.status_code == feedback_status::expired);
   CHECK(seen.find("exp-1")->second.device_id == "dev-1");
   CHECK_FALSE(seen.contains("exp-2"));
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: an abandoned feedback message comes again; completed, it does not") {
@@ -474,6 +486,7 @@ TEST_CASE("service_client: an abandoned feedback message comes again; completed,
   const auto seen = feedback_for(io, svc, {"ab-2"});
   CHECK_FALSE(seen.contains("ab-1"));
   dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: bad arguments fail at once, with a reason") {
