@@ -453,3 +453,129 @@ TEST_CASE("transport: a receiver lowering its credit gets no delivery beyond it"
   CHECK(st->depth == 3);
   CHECK(st->in_flight == 0);
 }
+
+namespace {
+
+// A node that logs each receiver attach (its filter's string and its link property
+// "com.microsoft:epoch") and detaches receivers from "redirect" with amqp:link:redirect and
+// an info map.
+class attach_log_node final : public test::raw_node {
+public:
+  struct seen {
+    std::string address;
+    std::string filter;
+    std::optional<std::int64_t> epoch;
+  };
+  std::vector<seen> log() {
+    std::lock_guard lock(mutex_);
+    return log_;
+  }
+
+protected:
+  void on_attached(connection& c, const link_attached& la) override {
+    if (la.remote.role != role::receiver || !la.remote.source) {
+      return;
+    }
+    seen s;
+    s.address = std::string(la.remote.source->address.value_or(""));
+    if (auto f = la.remote.source->filter.find("selector")) {
+      s.filter = std::string(f->described_value().get_string().value_or(""));
+    }
+    if (auto e = la.remote.properties.find("com.microsoft:epoch")) {
+      s.epoch = e->get_signed();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      log_.push_back(s);
+    }
+    if (s.address == "redirect") {
+      const value info[2] = {value(symbol_view{"address"}), value("amqps://elsewhere/q")};
+      (void)c.detach(la.link, true,
+                     amqp::error{symbol_view{"amqp:link:redirect"}, "go there", value::map(info)});
+    }
+  }
+
+private:
+  std::mutex mutex_;
+  std::vector<seen> log_;
+};
+
+} // namespace
+
+TEST_CASE("transport: receiver link properties on every attach, set_filters for the re-attach "
+          "after a reconnect, and the peer's detach error with its info map") {
+  attach_log_node node;
+  test::serving server(node);
+  test::fault_proxy proxy(server.port());
+  client_options o;
+  o.reconnect.enabled = true;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 200ms;
+  asio::io_context io;
+  client c;
+  receiver r;
+  receiver redirected;
+  std::error_code redirect_error;
+  bool redirect_done = false;
+  client::async_connect(
+      io, "amqp://127.0.0.1:" + std::to_string(proxy.port()), o,
+      [&](std::error_code ec, client cl) {
+        REQUIRE_FALSE(ec);
+        c = cl;
+        receiver_options ro;
+        ro.filters = {{"selector", "test:filter", "first"}};
+        const value props[2] = {value(symbol_view{"com.microsoft:epoch"}), value(std::int64_t{5})};
+        ro.properties = *owned_value::copy_of(value::map(props));
+        c.async_open_receiver("q", ro, [&](std::error_code e, receiver rv) {
+          REQUIRE_FALSE(e);
+          r = rv;
+          CHECK_FALSE(r.remote_error());
+          r.set_filters({{"selector", "test:filter", "second"}});
+          proxy.cut();
+        });
+        c.async_open_receiver("redirect", {}, [&](std::error_code e, receiver rv) {
+          REQUIRE_FALSE(e);
+          redirected = rv;
+          redirected.async_receive([&](std::error_code re, received_message) {
+            redirect_error = re;
+            redirect_done = true;
+          });
+        });
+      });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  auto attaches_of_q = [&] {
+    const auto log = node.log();
+    return std::count_if(log.begin(), log.end(), [](const auto& s) { return s.address == "q"; });
+  };
+  while ((attaches_of_q() < 2 || !redirect_done) && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  std::vector<attach_log_node::seen> q;
+  for (const auto& s : node.log()) {
+    if (s.address == "q") {
+      q.push_back(s);
+    }
+  }
+  REQUIRE(q.size() >= 2);
+  CHECK(q[0].filter == "first");
+  CHECK(q[1].filter == "second");
+  CHECK(q[0].epoch == std::optional<std::int64_t>(5));
+  CHECK(q[1].epoch == std::optional<std::int64_t>(5));
+  CHECK(c.reconnects() >= 1);
+
+  REQUIRE(redirect_done);
+  CHECK(redirect_error == make_error_code(errc::remote_error));
+  const auto e = redirected.remote_error();
+  REQUIRE(e);
+  CHECK(e->condition == "amqp:link:redirect");
+  CHECK(e->description == "go there");
+  const auto address = e->info.get().find("address");
+  REQUIRE(address);
+  CHECK(address->get_string() == std::optional<std::string_view>("amqps://elsewhere/q"));
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  while (!closed && std::chrono::steady_clock::now() < deadline + 5s) {
+    io.run_for(10ms);
+  }
+  CHECK(closed);
+}

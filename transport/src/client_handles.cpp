@@ -214,6 +214,11 @@ result<std::shared_ptr<detail::client_impl>> sendable(const std::shared_ptr<deta
 
 void sender::async_send(std::span<const std::byte> message,
                         std::function<void(std::error_code, delivery_outcome)> done) {
+  async_send(message, 0, std::move(done));
+}
+
+void sender::async_send(std::span<const std::byte> message, std::uint32_t message_format,
+                        std::function<void(std::error_code, delivery_outcome)> done) {
   auto c = sendable(impl_);
   if (!c) {
     done(c.error(), {});
@@ -221,6 +226,7 @@ void sender::async_send(std::span<const std::byte> message,
   }
   detail::pending_send p;
   p.bytes.assign(message.begin(), message.end());
+  p.message_format = message_format;
   p.done = std::move(done);
   impl_->queue.push_back(std::move(p));
   (*c)->pump(*impl_);
@@ -324,6 +330,16 @@ void receiver::set_credit(std::uint32_t credit) {
   if (auto c = impl_ ? impl_->client.lock() : nullptr) {
     c->set_credit(*impl_, credit);
   }
+}
+
+void receiver::set_filters(std::vector<source_filter> filters) {
+  if (impl_) {
+    impl_->ropts.filters = std::move(filters);
+  }
+}
+
+std::optional<link_error> receiver::remote_error() const {
+  return impl_ ? impl_->remote_error : std::nullopt;
 }
 
 void receiver::async_close(std::function<void(std::error_code)> done) {

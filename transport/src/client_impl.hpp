@@ -35,7 +35,8 @@ inline std::error_code code(errc e) {
 struct pending_send {
   std::vector<std::byte> bytes;
   std::function<void(std::error_code, delivery_outcome)> done;
-  std::uint32_t delivery = 0; // delivery-id on the current connection, once sent
+  std::uint32_t delivery = 0;       // delivery-id on the current connection, once sent
+  std::uint32_t message_format = 0; // the transfer's message-format (§2.7.5)
 };
 
 // One request of a requester: waiting to be sent (for credit, or for a connection), then
@@ -90,6 +91,7 @@ struct link_impl {
   // Receiver: rcv-settle-mode second asked for and echoed in the sender's attach.
   bool settle_second = false;
   std::error_code error;
+  std::optional<link_error> remote_error; // the peer's detach error, if it sent one
   std::function<void(std::error_code)> attach_done;
   std::function<void(std::error_code)> close_done;
 

@@ -113,6 +113,9 @@ void client_impl::attach(link_impl& l) {
     }
     o.source->filter = value::map(filter_items);
   }
+  if (!l.is_sender && !l.ropts.properties.is_null()) {
+    o.properties = l.ropts.properties.get();
+  }
   auto r = engine_->attach(*session_, o);
   if (!r) {
     link_failed(l, r.error());
@@ -160,6 +163,7 @@ void client_impl::pump(link_impl& l) {
     auto& p = l.queue.front();
     transfer_options t;
     t.payload = p.bytes;
+    t.message_format = p.message_format;
     t.settled = l.sopts.presettled;
     auto r = engine_->send(*l.id, t);
     if (!r) {
@@ -371,6 +375,15 @@ void client_impl::on_link_detached(const link_detached& ld) {
     set_last_error(l->refused ? "the peer refused to attach the " + what
                               : "the peer detached the " + what,
                    ld.error);
+    if (ld.error) {
+      link_error e;
+      e.condition = std::string(ld.error->condition.str);
+      e.description = std::string(ld.error->description.value_or(""));
+      if (auto info = owned_value::copy_of(ld.error->info)) {
+        e.info = std::move(*info);
+      }
+      l->remote_error = std::move(e);
+    }
   }
   auto keep =
       std::find_if(links_.begin(), links_.end(), [&](const auto& p) { return p.get() == l; });

@@ -139,6 +139,18 @@ struct receiver_options {
   std::optional<std::uint32_t> credit_overrun;
   // Messages received before async_receive() asks for them are buffered, bounded by
   // credit + credit_overrun.
+  // The attach's link properties (AMQP 1.0 §2.7.3 attach `properties`): a map with symbol
+  // keys, e.g. Event Hubs' com.microsoft:epoch (long); null: none. Sent on every attach.
+  amqp::owned_value properties{};
+};
+
+// The error the peer detached a link with (AMQP 1.0 §2.7.6 detach `error`), owned: its
+// condition (e.g. amqp:link:redirect, amqp:link:stolen), description and info map (null if
+// none; e.g. a redirect's hostname, port and address).
+struct link_error {
+  std::string condition;
+  std::string description;
+  amqp::owned_value info{};
 };
 
 class client;
@@ -154,6 +166,11 @@ public:
   // Errors: errc::invalid_state (closed), errc::resource_limit (max_in_flight), the link's
   // or connection's error.
   void async_send(std::span<const std::byte> message,
+                  std::function<void(std::error_code, delivery_outcome)> done);
+  // The same with the transfer's message-format (AMQP 1.0 §2.7.5: 0 for a plain message;
+  // e.g. IoT Hub's batch format 0x80013700), kept when the message is sent again after a
+  // reconnect. The bytes are sent as given.
+  void async_send(std::span<const std::byte> message, std::uint32_t message_format,
                   std::function<void(std::error_code, delivery_outcome)> done);
   // Sends `message`, encoded here (its bytes are kept, not the message); otherwise as above.
   // Errors: those above, and errc::invalid_argument, at once, when the message cannot be
@@ -193,6 +210,14 @@ public:
   // unused credit at once (a flow with the new, smaller link-credit), e.g. to receive
   // exactly the messages still wanted from a broker that sends presettled.
   void set_credit(std::uint32_t credit);
+  // Replaces the source filters (receiver_options::filters) of the attaches to come: those
+  // after a reconnect. The link attached now keeps the filters it attached with. (A reader
+  // of a stream keeps its resume position here, so that a re-attach starts after the last
+  // message it took.)
+  void set_filters(std::vector<source_filter> filters);
+  // The error the peer detached this link with, once it did (async_receive then fails with
+  // errc::remote_error); nullopt before, or if the detach carried no error.
+  [[nodiscard]] std::optional<link_error> remote_error() const;
   [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
 
 private:
