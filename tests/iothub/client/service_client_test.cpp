@@ -451,6 +451,28 @@ TEST_CASE("service_client: a message that expires before the device takes it: fe
   close_service(io, svc);
 }
 
+TEST_CASE("service_client: a C2D message the device abandons 10 times: feedback "
+          "DeliveryCountExceeded") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  CHECK(send(io, svc, "dev-1", with_id("x", "dc-1"), {.ack = c2d_ack::negative}).accepted());
+  for (std::size_t i = 0; i < 10; ++i) {
+    dev.receive(io, 1);
+    CHECK(dev.received[i].properties().message_id.get().get_string() ==
+          std::optional<std::string_view>("dc-1"));
+    REQUIRE(dev.rx.release(dev.received[i]));
+  }
+  const auto seen = feedback_for(io, svc, {"dc-1"});
+  REQUIRE(seen.count("dc-1") == 1);
+  CHECK(seen.find("dc-1")->second.status_code == feedback_status::delivery_count_exceeded);
+  CHECK(seen.find("dc-1")->second.description == "DeliveryCountExceeded");
+  dev.close(io);
+  close_service(io, svc);
+}
+
 TEST_CASE("service_client: an abandoned feedback message comes again; completed, it does not") {
   test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
   asio::io_context io;
