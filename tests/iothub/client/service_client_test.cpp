@@ -538,6 +538,31 @@ TEST_CASE("service_client: bad arguments fail at once, with a reason") {
                                 });
   REQUIRE(run_until(io, [&] { return got.has_value(); }));
   CHECK(*got == amqp::errc::invalid_argument);
+  for (const service_client_options& zero :
+       {service_client_options{.feedback_credit = 0}, service_client_options{.max_in_flight = 0}}) {
+    got.reset();
+    service_client::async_connect(io, endpoint_of(emu.service, emu), zero,
+                                  [&](std::error_code ec, service_client c) {
+                                    got = ec;
+                                    CHECK(c.last_error().find("at least 1") != std::string::npos);
+                                  });
+    REQUIRE(run_until(io, [&] { return got.has_value(); }));
+    CHECK(*got == amqp::errc::invalid_argument);
+  }
+
+  // max_in_flight: the sends beyond it fail at once, the others are enqueued.
+  {
+    auto small = connect_service(io, emu, {.max_in_flight = 2});
+    std::vector<std::error_code> ecs;
+    for (int i = 0; i < 3; ++i) {
+      small.async_send("dev-1", amqp::message{"x"}, {},
+                       [&](std::error_code ec, c2d_outcome) { ecs.push_back(ec); });
+    }
+    REQUIRE(run_until(io, [&] { return ecs.size() == 3; }));
+    CHECK(std::count(ecs.begin(), ecs.end(), std::error_code{}) == 2);
+    CHECK(std::count(ecs.begin(), ecs.end(), make_error_code(amqp::errc::resource_limit)) == 1);
+    close_service(io, small);
+  }
 
   // Closed: sends and receives fail with invalid_state.
   bool closed = false;
