@@ -186,6 +186,7 @@ public:
       : feedback_(std::move(feedback)) {}
   std::vector<std::string> outcomes;
   std::vector<amqp::message> c2d;
+  std::size_t feedback_sent = 0; // feedback messages sent so far
 
   handle on_accept(time_point, const transport::accepted_peer&) override {
     connection_options o;
@@ -234,6 +235,7 @@ public:
           t.payload = feedback_.front();
           REQUIRE(c.send(feedback_link_, t));
           feedback_.erase(feedback_.begin());
+          ++feedback_sent;
         }
       } else if (const auto* d = std::get_if<delivery_received>(&*e)) {
         auto m = amqp::message::decode(d->payload);
@@ -900,4 +902,48 @@ TEST_CASE("service_client: completion tokens (a coroutine): connect, send, feedb
   CHECK(records[0].status_code == feedback_status::success);
   CHECK(closed);
   dev.close(io);
+}
+
+TEST_CASE("service_client: feedback_credit bounds the feedback messages sent ahead") {
+  feedback_record rec;
+  rec.device_id = "d1";
+  rec.enqueued_time_utc = amqp::timestamp{1'700'000'000'000};
+  std::vector<std::vector<std::byte>> batches;
+  for (int i = 0; i < 4; ++i) {
+    rec.original_message_id = "m-" + std::to_string(i);
+    const feedback_record one[1] = {rec};
+    auto b = build_feedback_message(one, "hub", amqp::timestamp{0}).encode();
+    REQUIRE(b);
+    batches.push_back(std::move(*b));
+  }
+  fake_hub hub(std::move(batches));
+  asio::io_context io;
+  std::string why;
+  auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
+  REQUIRE_MESSAGE(l, why);
+  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
+                          "SharedAccessKey=c2VjcmV0",
+                          hub_protocol::amqp);
+  REQUIRE(ep);
+  ep->options.auth = hub_auth::sasl_plain;
+  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
+  service_client svc;
+  service_client::async_connect(io, *ep, {.feedback_credit = 1},
+                                [&](std::error_code ec, service_client c) {
+                                  REQUIRE_FALSE(ec);
+                                  svc = std::move(c);
+                                });
+  REQUIRE(run_until(io, [&] { return bool(svc); }));
+  std::vector<std::string> got;
+  svc.async_receive_feedback([&](std::error_code ec, std::vector<feedback_record> r) {
+    REQUIRE_FALSE(ec);
+    REQUIRE(r.size() == 1);
+    got.push_back(r[0].original_message_id);
+  });
+  REQUIRE(run_until(io, [&] { return got.size() == 1; }));
+  io.run_for(200ms); // time for more to come, if the credit allowed it
+  // The one handed out and the one its credit was given back for; the rest wait at the hub.
+  CHECK(hub.feedback_sent == 2);
+  CHECK(got == std::vector<std::string>{"m-0"});
+  close_service(io, svc);
 }
