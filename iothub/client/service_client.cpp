@@ -375,6 +375,10 @@ void service_client::async_connect(asio::io_context& io, hub_endpoint endpoint,
     fail("the connection string has no key or token");
     return;
   }
+  if (options.feedback_credit == 0 || options.max_in_flight == 0) {
+    fail("feedback_credit and max_in_flight must be at least 1");
+    return;
+  }
   std::vector<token_source> identities{*endpoint.identity};
   hub_connection::async_connect(
       io, endpoint.options, std::move(identities),

@@ -118,6 +118,13 @@ struct device {
   }
 };
 
+// Closes the client (and its connection), waiting for the close to end.
+void close_service(asio::io_context& io, service_client& svc) {
+  bool closed = false;
+  svc.async_close([&](std::error_code) { closed = true; });
+  REQUIRE(run_until(io, [&] { return closed; }));
+}
+
 c2d_outcome send(asio::io_context& io, service_client& svc, std::string_view device_id,
                  const amqp::message& m, const c2d_send_options& o = {}) {
   std::optional<c2d_outcome> out;
@@ -179,6 +186,7 @@ public:
       : feedback_(std::move(feedback)) {}
   std::vector<std::string> outcomes;
   std::vector<amqp::message> c2d;
+  std::size_t feedback_sent = 0; // feedback messages sent so far
 
   handle on_accept(time_point, const transport::accepted_peer&) override {
     connection_options o;
@@ -227,6 +235,7 @@ public:
           t.payload = feedback_.front();
           REQUIRE(c.send(feedback_link_, t));
           feedback_.erase(feedback_.begin());
+          ++feedback_sent;
         }
       } else if (const auto* d = std::get_if<delivery_received>(&*e)) {
         auto m = amqp::message::decode(d->payload);
@@ -329,6 +338,7 @@ TEST_CASE("service_client: C2D with each iothub-ack mode; the device completes o
                                                       {"r-negative", feedback_status::rejected},
                                                       {"r-full", feedback_status::rejected}});
   dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: the ack and expiry options replace the message's; a module target") {
@@ -370,6 +380,7 @@ TEST_CASE("service_client: the ack and expiry options replace the message's; a m
   auto out = send(io, svc, "dev-1", m, {.module_id = "mod-1"});
   CHECK(out.rejection == c2d_rejection::device_not_found);
   dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: an unknown device is rejected with amqp:not-found") {
@@ -391,6 +402,7 @@ TEST_CASE("service_client: an unknown device is rejected with amqp:not-found") {
   auto large = send(io, svc, "dev-1", amqp::message{std::span<const std::byte>(big)});
   CHECK(large.rejection == c2d_rejection::message_too_large);
   CHECK(large.condition == "amqp:link:message-size-exceeded");
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: the 51st message to a device is rejected (queue of 50 full)") {
@@ -421,6 +433,7 @@ TEST_CASE("service_client: the 51st message to a device is rejected (queue of 50
   dev.close(io);
   CHECK(send(io, svc, "dev-1", with_id("x", "q51")).accepted());
   CHECK(send(io, svc, "dev-1", with_id("x", "q52")).rejection == c2d_rejection::queue_full);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: a message that expires before the device takes it: feedback "
@@ -437,6 +450,29 @@ TEST_CASE("service_client: a message that expires before the device takes it: fe
   CHECK(seen.find("exp-1")->second.status_code == feedback_status::expired);
   CHECK(seen.find("exp-1")->second.device_id == "dev-1");
   CHECK_FALSE(seen.contains("exp-2"));
+  close_service(io, svc);
+}
+
+TEST_CASE("service_client: a C2D message the device abandons 10 times: feedback "
+          "DeliveryCountExceeded") {
+  test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
+  asio::io_context io;
+  auto svc = connect_service(io, emu);
+  device dev;
+  dev.connect(io, emu, "dev-1");
+  CHECK(send(io, svc, "dev-1", with_id("x", "dc-1"), {.ack = c2d_ack::negative}).accepted());
+  for (std::size_t i = 0; i < 10; ++i) {
+    dev.receive(io, 1);
+    CHECK(dev.received[i].properties().message_id.get().get_string() ==
+          std::optional<std::string_view>("dc-1"));
+    REQUIRE(dev.rx.release(dev.received[i]));
+  }
+  const auto seen = feedback_for(io, svc, {"dc-1"});
+  REQUIRE(seen.count("dc-1") == 1);
+  CHECK(seen.find("dc-1")->second.status_code == feedback_status::delivery_count_exceeded);
+  CHECK(seen.find("dc-1")->second.description == "DeliveryCountExceeded");
+  dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: an abandoned feedback message comes again; completed, it does not") {
@@ -474,6 +510,7 @@ TEST_CASE("service_client: an abandoned feedback message comes again; completed,
   const auto seen = feedback_for(io, svc, {"ab-2"});
   CHECK_FALSE(seen.contains("ab-1"));
   dev.close(io);
+  close_service(io, svc);
 }
 
 TEST_CASE("service_client: bad arguments fail at once, with a reason") {
@@ -503,6 +540,31 @@ TEST_CASE("service_client: bad arguments fail at once, with a reason") {
                                 });
   REQUIRE(run_until(io, [&] { return got.has_value(); }));
   CHECK(*got == amqp::errc::invalid_argument);
+  for (const service_client_options& zero :
+       {service_client_options{.feedback_credit = 0}, service_client_options{.max_in_flight = 0}}) {
+    got.reset();
+    service_client::async_connect(io, endpoint_of(emu.service, emu), zero,
+                                  [&](std::error_code ec, service_client c) {
+                                    got = ec;
+                                    CHECK(c.last_error().find("at least 1") != std::string::npos);
+                                  });
+    REQUIRE(run_until(io, [&] { return got.has_value(); }));
+    CHECK(*got == amqp::errc::invalid_argument);
+  }
+
+  // max_in_flight: the sends beyond it fail at once, the others are enqueued.
+  {
+    auto small = connect_service(io, emu, {.max_in_flight = 2});
+    std::vector<std::error_code> ecs;
+    for (int i = 0; i < 3; ++i) {
+      small.async_send("dev-1", amqp::message{"x"}, {},
+                       [&](std::error_code ec, c2d_outcome) { ecs.push_back(ec); });
+    }
+    REQUIRE(run_until(io, [&] { return ecs.size() == 3; }));
+    CHECK(std::count(ecs.begin(), ecs.end(), std::error_code{}) == 2);
+    CHECK(std::count(ecs.begin(), ecs.end(), make_error_code(amqp::errc::resource_limit)) == 1);
+    close_service(io, small);
+  }
 
   // Closed: sends and receives fail with invalid_state.
   bool closed = false;
@@ -840,4 +902,48 @@ TEST_CASE("service_client: completion tokens (a coroutine): connect, send, feedb
   CHECK(records[0].status_code == feedback_status::success);
   CHECK(closed);
   dev.close(io);
+}
+
+TEST_CASE("service_client: feedback_credit bounds the feedback messages sent ahead") {
+  feedback_record rec;
+  rec.device_id = "d1";
+  rec.enqueued_time_utc = amqp::timestamp{1'700'000'000'000};
+  std::vector<std::vector<std::byte>> batches;
+  for (int i = 0; i < 4; ++i) {
+    rec.original_message_id = "m-" + std::to_string(i);
+    const feedback_record one[1] = {rec};
+    auto b = build_feedback_message(one, "hub", amqp::timestamp{0}).encode();
+    REQUIRE(b);
+    batches.push_back(std::move(*b));
+  }
+  fake_hub hub(std::move(batches));
+  asio::io_context io;
+  std::string why;
+  auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
+  REQUIRE_MESSAGE(l, why);
+  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
+                          "SharedAccessKey=c2VjcmV0",
+                          hub_protocol::amqp);
+  REQUIRE(ep);
+  ep->options.auth = hub_auth::sasl_plain;
+  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
+  service_client svc;
+  service_client::async_connect(io, *ep, {.feedback_credit = 1},
+                                [&](std::error_code ec, service_client c) {
+                                  REQUIRE_FALSE(ec);
+                                  svc = std::move(c);
+                                });
+  REQUIRE(run_until(io, [&] { return bool(svc); }));
+  std::vector<std::string> got;
+  svc.async_receive_feedback([&](std::error_code ec, std::vector<feedback_record> r) {
+    REQUIRE_FALSE(ec);
+    REQUIRE(r.size() == 1);
+    got.push_back(r[0].original_message_id);
+  });
+  REQUIRE(run_until(io, [&] { return got.size() == 1; }));
+  io.run_for(200ms); // time for more to come, if the credit allowed it
+  // The one handed out and the one its credit was given back for; the rest wait at the hub.
+  CHECK(hub.feedback_sent == 2);
+  CHECK(got == std::vector<std::string>{"m-0"});
+  close_service(io, svc);
 }

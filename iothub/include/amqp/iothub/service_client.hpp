@@ -108,10 +108,11 @@ enum class feedback_action : std::uint8_t {
 };
 
 struct service_client_options {
-  // Feedback messages the hub may send ahead of the receives (the receiver's credit). Each
-  // one is locked at the hub while it waits here (60 s, then it is delivered again).
+  // Feedback messages the hub may send ahead of the receives (the receiver's credit), at
+  // least 1. Each one is locked at the hub while it waits here (60 s, then it is delivered
+  // again).
   std::uint32_t feedback_credit = 10;
-  // C2D messages sent and waiting for their outcome at most (more fail at once with
+  // C2D messages sent and waiting for their outcome at most, at least 1 (more fail with
   // errc::resource_limit); kept for resend across a reconnect.
   std::size_t max_in_flight = 1000;
 };
@@ -122,7 +123,7 @@ public:
   // Connects as the hub policy of `endpoint` (endpoint_from of a service connection string:
   // set endpoint.options.tls, reconnect, ... before) and attaches the C2D sender. The
   // handler runs from the io_context. Errors: errc::invalid_argument (not a service
-  // connection string, or no identity: last_error() says why), those of
+  // connection string, no identity, an option of 0: last_error() says why), those of
   // hub_connection::async_connect (errc::unauthorized: a refused token, e.g. a policy without
   // ServiceConnect), those of transport::client::async_open_sender.
   static void async_connect(asio::io_context& io, hub_endpoint endpoint,
@@ -164,7 +165,8 @@ public:
   // What went wrong last, readable: a refused link or token, why a message could not be
   // sent, why a feedback message did not parse.
   [[nodiscard]] std::string last_error() const;
-  // The hub connection (its client, counters). Valid while this client is.
+  // The hub connection (its client, counters). Only on a connected client (operator bool);
+  // valid while it is.
   [[nodiscard]] hub_connection& connection() noexcept;
   [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }
 
