@@ -444,10 +444,17 @@ void hub_connection_impl::put(const std::shared_ptr<identity>& id,
 
 void hub_connection_impl::schedule_renewal(const std::shared_ptr<identity>& id, std::uint64_t now,
                                            std::uint64_t expiry) {
+  // `now` is in whole seconds (the token's se): up to a second of the life may be gone
+  // already, and the put took its time. The renewal is timed on what is left now, to the
+  // millisecond, so that it always comes before the expiry.
+  (void)now;
   const double fraction = std::clamp(opts_.renew_at, 0.05, 0.95);
-  const auto lifetime_ms = static_cast<double>(expiry - now) * 1000.0;
-  id->renew.expires_after(
-      std::chrono::milliseconds(static_cast<std::int64_t>(lifetime_ms * fraction)));
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto left_ms = std::max<std::int64_t>(static_cast<std::int64_t>(expiry) * 1000 - now_ms, 0);
+  id->renew.expires_after(std::chrono::milliseconds(
+      static_cast<std::int64_t>(static_cast<double>(left_ms) * fraction)));
   id->renew.async_wait([w = weak_from_this(), id](std::error_code ec) {
     auto self = w.lock();
     if (ec || !self || self->closed_) {
