@@ -30,7 +30,7 @@ from pathlib import Path
 
 TIDY = "clang-tidy-14"
 CLANG = "clang++-14"
-SOURCES = r"(amqp/src|transport/src|broker/src|iothub/src|iothub/emulator|tools)/[^/]+(/[^/]+)?\.cpp$"
+SOURCES = r"(amqp/src|transport/src|broker/src|iothub/src|iothub/emulator|iothub/client|iothub/cli|tools)/[^/]+(/[^/]+)?\.cpp$"
 HEADERS = r"/(amqp|transport|broker|iothub|tools)/"
 CACHE_ENTRIES_KEPT = 4000
 

@@ -116,6 +116,7 @@ std::error_code closed() {
 } // namespace
 } // namespace detail
 
+// NOLINTNEXTLINE(bugprone-exception-escape): as ~blocking_device_state.
 blocking_device_client::~blocking_device_client() {
   if (state_) {
     (void)close();
@@ -124,6 +125,7 @@ blocking_device_client::~blocking_device_client() {
 
 blocking_device_client::blocking_device_client(blocking_device_client&&) noexcept = default;
 
+// NOLINTNEXTLINE(bugprone-exception-escape): as ~blocking_device_state.
 blocking_device_client& blocking_device_client::operator=(blocking_device_client&& o) noexcept {
   if (this != &o) {
     if (state_) {

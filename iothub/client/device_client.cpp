@@ -59,12 +59,12 @@ struct device_client_impl {
         telemetry_address(self->who), so,
         [self, done = std::move(done)](std::error_code ec, transport::sender s) mutable {
           if (ec) {
-            fail(self, ec, std::move(done));
+            fail(self, ec, done);
             return;
           }
           self->events = std::move(s);
           if (!self->opts.receive_c2d) {
-            succeed(self, std::move(done));
+            succeed(self, done);
             return;
           }
           transport::receiver_options ro;
@@ -74,17 +74,17 @@ struct device_client_impl {
               device_c2d_address(self->who), ro,
               [self, done = std::move(done)](std::error_code ec2, transport::receiver r) mutable {
                 if (ec2) {
-                  fail(self, ec2, std::move(done));
+                  fail(self, ec2, done);
                   return;
                 }
                 self->c2d = std::move(r);
-                succeed(self, std::move(done));
+                succeed(self, done);
               });
         });
   }
 
   static void succeed(const std::shared_ptr<device_client_impl>& self,
-                      std::function<void(std::error_code, device_client)> done) {
+                      const std::function<void(std::error_code, device_client)>& done) {
     device_client c;
     c.impl_ = self;
     done({}, std::move(c));
@@ -93,7 +93,7 @@ struct device_client_impl {
   // A link could not attach: what is open is closed (the connection too, if owned), and
   // the handler gets an empty client whose last_error() says why.
   static void fail(const std::shared_ptr<device_client_impl>& self, std::error_code ec,
-                   std::function<void(std::error_code, device_client)> done) {
+                   const std::function<void(std::error_code, device_client)>& done) {
     device_client c;
     c.failure_ = self->conn ? self->conn.client().last_error() : std::string{};
     if (c.failure_.empty() && self->conn) {
@@ -312,7 +312,7 @@ void device_client::async_send_batch(std::span<const amqp::message> messages,
   for (auto& t : transfers) {
     impl_->events.async_send(
         t.bytes, t.format,
-        [st, first = t.first, count = t.count](std::error_code ec, event_outcome o) {
+        [st, first = t.first, count = t.count](std::error_code ec, const event_outcome& o) {
           if (ec && !st->error) {
             st->error = ec;
           }

@@ -256,8 +256,8 @@ public:
   }
 
   void receive_feedback(feedback_handler done) {
-    receive_raw([self = shared_from_this(), done = std::move(done)](std::error_code ec,
-                                                                    transport::received_message m) {
+    receive_raw([self = shared_from_this(),
+                 done = std::move(done)](std::error_code ec, const transport::received_message& m) {
       self->deliver(ec, m, done);
     });
   }
@@ -580,7 +580,7 @@ struct blocking_service_state {
       w->timer->expires_after(timeout);
       auto impl = c.impl_;
       const std::uint64_t id =
-          impl->receive_raw([impl, w](std::error_code ec, transport::received_message m) {
+          impl->receive_raw([impl, w](std::error_code ec, const transport::received_message& m) {
             if (w->done) {
               return;
             }
@@ -618,6 +618,7 @@ private:
 
 } // namespace detail
 
+// NOLINTNEXTLINE(bugprone-exception-escape): as ~blocking_service_state.
 blocking_service_client::~blocking_service_client() {
   if (state_) {
     (void)close();

@@ -69,7 +69,9 @@ public:
     }
     return *this;
   }
-  ~result() { destroy(); }
+  // A T whose destructor throws ends the program here, as in std::optional (the blocking
+  // facades' destructors close their connection and may, in theory, throw).
+  ~result() { destroy(); } // NOLINT(bugprone-exception-escape)
 
   [[nodiscard]] bool has_value() const noexcept { return has_; }
   explicit operator bool() const noexcept { return has_; }
@@ -105,7 +107,7 @@ private:
       detail::bad_result_access();
     }
   }
-  void destroy() noexcept {
+  void destroy() noexcept { // NOLINT(bugprone-exception-escape): see ~result
     if (has_) {
       val_.~T();
     } else {

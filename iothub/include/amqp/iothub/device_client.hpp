@@ -168,8 +168,9 @@ class blocking_device_client {
 public:
   blocking_device_client() = default;
   // Closes the client if still open.
-  ~blocking_device_client();
+  ~blocking_device_client(); // NOLINT(bugprone-exception-escape): see device_blocking.cpp
   blocking_device_client(blocking_device_client&&) noexcept;
+  // NOLINTNEXTLINE(bugprone-exception-escape): see device_blocking.cpp
   blocking_device_client& operator=(blocking_device_client&&) noexcept;
   blocking_device_client(const blocking_device_client&) = delete;
   blocking_device_client& operator=(const blocking_device_client&) = delete;
