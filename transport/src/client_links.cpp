@@ -171,6 +171,14 @@ void client_impl::pump(link_impl& l) {
           r.error() == make_error_code(errc::resource_limit)) {
         break; // retried on the next flow or once the output is written
       }
+      // The connection is going (the peer closed it, the socket is lost): the message waits
+      // for the next connection, as those without an outcome do; without reconnect,
+      // connection_lost() fails it with the connection's error.
+      const auto st = engine_->state();
+      if (engine_->error() || st.local != endpoint_status::active ||
+          st.remote == endpoint_status::closed) {
+        break;
+      }
       auto failed = std::move(p);
       l.queue.pop_front();
       if (failed.done) {
