@@ -195,7 +195,9 @@ TEST_CASE("iothub client: tokens renewed on the same links before they expire") 
   run_until(io, [&] { return accepted + failed >= 32; });
   CHECK(failed == 0);
   CHECK(accepted >= 30);
-  CHECK(c.conn.tokens_put() >= 5); // 1 + one per 1.5 s
+  // 1 + one renewal per 1.5 to 2.25 s: a token's expiry is in whole seconds, so its life
+  // left is 2 to 3 s, and 75% of that. Eight seconds hold three renewals at least.
+  CHECK(c.conn.tokens_put() >= 4);
   CHECK(identity_errors.empty());
   CHECK(c.conn.reconnects() == 0);
 }
