@@ -212,8 +212,14 @@ private:
   // client_options::before_links: the $cbs requester, then every identity's token.
   void before_links(transport::client& c, std::function<void(std::error_code)> done);
   void put_all(std::function<void(std::error_code)> done);
-  // One put-token; `done` gets its result. A success schedules the renewal.
-  void put(const std::shared_ptr<identity>& id, std::function<void(std::error_code)> done);
+  // One put-token; `done` gets its result. A success schedules the renewal. A put whose
+  // $cbs links the hub detached before it answered is made again on the new links (up to
+  // `tries_left` times).
+  void put(const std::shared_ptr<identity>& id, std::function<void(std::error_code)> done,
+           int tries_left = 3);
+  // The $cbs links were attached again after the hub detached one: every token is put
+  // again on them (a failure is reported to that identity).
+  void on_cbs_reattached();
   void schedule_renewal(const std::shared_ptr<identity>& id, std::uint64_t now,
                         std::uint64_t expiry);
   void report(const std::shared_ptr<identity>& id, std::error_code ec);
@@ -342,6 +348,11 @@ void hub_connection_impl::before_links(transport::client& c,
   ro.reply_to = std::string(node_cbs_reply_to);
   ro.name = "cbs";
   ro.timeout = opts_.put_token_timeout;
+  ro.on_reattached = [w = weak_from_this()] {
+    if (auto self = w.lock()) {
+      self->on_cbs_reattached();
+    }
+  };
   c.async_open_requester("$cbs", ro,
                          [self = shared_from_this(), done = std::move(done),
                           c](std::error_code ec, transport::requester q) mutable {
@@ -392,8 +403,22 @@ void hub_connection_impl::put_all(std::function<void(std::error_code)> done) {
   }
 }
 
+void hub_connection_impl::on_cbs_reattached() {
+  if (closed_) {
+    return;
+  }
+  const auto ids = identities_;
+  for (const auto& id : ids) {
+    put(id, [self = shared_from_this(), id](std::error_code ec) {
+      if (ec) {
+        self->report(id, ec);
+      }
+    });
+  }
+}
+
 void hub_connection_impl::put(const std::shared_ptr<identity>& id,
-                              std::function<void(std::error_code)> done) {
+                              std::function<void(std::error_code)> done, int tries_left) {
   std::string why;
   const std::uint64_t now = unix_now();
   auto t = id->source.make(now, &why);
@@ -408,9 +433,16 @@ void hub_connection_impl::put(const std::shared_ptr<identity>& id,
   r.to = std::string("$cbs");
   const std::uint64_t expiry = t->expiry;
   cbs_.async_request(
-      build_put_token(r), [self = shared_from_this(), id, now, expiry, done = std::move(done)](
-                              std::error_code ec, const transport::received_message& m) {
+      build_put_token(r),
+      [self = shared_from_this(), id, now, expiry, tries_left,
+       done = std::move(done)](std::error_code ec, const transport::received_message& m) mutable {
         const std::string audience = id->source.audience();
+        if (ec == code(amqp::errc::connection_lost) && tries_left > 1 && !self->closed_) {
+          // The hub detached a $cbs link before it answered; the requester attaches again
+          // and the put waits for it (a put may be repeated).
+          self->put(id, std::move(done), tries_left - 1);
+          return;
+        }
         if (ec) {
           self->last_error_ =
               "put-token for " + audience + " failed: " +

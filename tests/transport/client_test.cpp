@@ -1,7 +1,10 @@
 // The client (async and blocking) and the listener on 127.0.0.1 sockets, against the
 // in-memory broker: TCP, TLS, WebSocket, SASL, outcomes, large messages, faults.
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <set>
+#include <type_traits>
 
 #include <doctest/doctest.h>
 
@@ -578,4 +581,314 @@ TEST_CASE("transport: receiver link properties on every attach, set_filters for 
     io.run_for(10ms);
   }
   CHECK(closed);
+}
+
+namespace {
+
+// A scripted peer for the client's recovery (client.hpp "Recovery"). Per address it counts
+// the client's attaches, and:
+// - a message whose message-id starts with "kill" is not settled: its link is detached
+//   with amqp:link:detach-forced, the first time only (its resend is accepted);
+// - "end-session": the session is ended with amqp:internal-error, the first time only;
+// - receivers from "src": detached with amqp:link:detach-forced on their first attach; on a
+//   later one, one message "hello" is sent once credit comes;
+// - receivers from "stolen" or "redirect": detached with amqp:link:stolen or
+//   amqp:link:redirect on every attach;
+// - "refuse-again": its second attach is refused (no terminus, then a detach with
+//   amqp:unauthorized-access).
+class relink_node final : public test::raw_node {
+public:
+  int attaches(const std::string& address) {
+    std::lock_guard lock(mutex_);
+    return attaches_[address];
+  }
+  int seen(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    return seen_[id];
+  }
+
+protected:
+  void answer(const link_attached& la, link_options& o) override {
+    const auto address = address_of(la);
+    std::lock_guard lock(mutex_);
+    const int n = ++attaches_[address];
+    if (address == "refuse-again" && n >= 2) {
+      if (la.remote.role == role::sender) {
+        o.target.reset();
+      } else {
+        o.source.reset();
+      }
+    }
+  }
+  void on_attached(connection& c, const link_attached& la) override {
+    const auto address = address_of(la);
+    int n = 0;
+    {
+      std::lock_guard lock(mutex_);
+      n = attaches_[address];
+      links_[{&c, la.link.value}] = {address, la.session};
+    }
+    auto detach = [&](std::string_view condition) {
+      (void)c.detach(la.link, true, amqp::error{symbol_view{condition}, "scripted", value{}});
+    };
+    if (address == "refuse-again" && n >= 2) {
+      detach("amqp:unauthorized-access");
+      return;
+    }
+    if (la.remote.role == role::sender) {
+      (void)c.flow(la.link, 100);
+    }
+    if (address == "src" && n == 1) {
+      detach("amqp:link:detach-forced");
+    } else if (address == "stolen") {
+      detach("amqp:link:stolen");
+    } else if (address == "redirect") {
+      detach("amqp:link:redirect");
+    }
+  }
+  void on_event(connection& c, const event& e) override {
+    if (const auto* lf = std::get_if<link_flow>(&e); lf != nullptr && lf->credit > 0) {
+      std::lock_guard lock(mutex_);
+      auto it = links_.find({&c, lf->link.value});
+      if (it != links_.end() && it->second.first == "src" && attaches_["src"] >= 2 && !hello_) {
+        hello_ = true;
+        const auto bytes = test::make_message("hello");
+        transfer_options t;
+        t.payload = bytes;
+        t.settled = true;
+        REQUIRE(c.send(lf->link, t));
+      }
+      return;
+    }
+    const auto* dr = std::get_if<delivery_received>(&e);
+    if (dr == nullptr) {
+      return;
+    }
+    const auto id = test::message_id(dr->payload);
+    std::pair<std::string, session_id> link;
+    int n = 0;
+    {
+      std::lock_guard lock(mutex_);
+      n = ++seen_[id];
+      link = links_[{&c, dr->delivery.link.value}];
+    }
+    if (id.starts_with("kill") && n == 1) {
+      (void)c.detach(dr->delivery.link, true,
+                     amqp::error{symbol_view{"amqp:link:detach-forced"}, "scripted", value{}});
+      return;
+    }
+    if (id == "end-session" && n == 1) {
+      (void)c.end(link.second,
+                  amqp::error{symbol_view{"amqp:internal-error"}, "scripted", value{}});
+      return;
+    }
+    (void)c.settle(dr->delivery, accepted{});
+  }
+
+private:
+  static std::string address_of(const link_attached& la) {
+    if (la.remote.role == role::sender) { // the client sends: its target
+      if (la.remote.target) {
+        if (const auto* t = std::get_if<target>(&*la.remote.target)) {
+          return std::string(t->address.value_or(""));
+        }
+      }
+      return {};
+    }
+    return la.remote.source ? std::string(la.remote.source->address.value_or("")) : std::string{};
+  }
+
+  std::mutex mutex_;
+  std::map<std::string, int> attaches_;
+  std::map<std::string, int> seen_;
+  std::map<std::pair<const connection*, std::uint32_t>, std::pair<std::string, session_id>> links_;
+  bool hello_ = false;
+};
+
+bool run_until(asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  return done();
+}
+
+client connect_to(asio::io_context& io, const std::string& url, const client_options& o) {
+  client c;
+  bool done = false;
+  client::async_connect(io, url, o, [&](std::error_code ec, client cl) {
+    REQUIRE_FALSE(ec);
+    c = std::move(cl);
+    done = true;
+  });
+  REQUIRE(run_until(io, [&] { return done; }));
+  return c;
+}
+
+template <typename Handle>
+Handle open_link(asio::io_context& io, client& c, const std::string& address) {
+  Handle h;
+  bool done = false;
+  auto take = [&](std::error_code ec, Handle got) {
+    CHECK_FALSE(ec);
+    h = std::move(got);
+    done = true;
+  };
+  if constexpr (std::is_same_v<Handle, sender>) {
+    c.async_open_sender(address, {}, take);
+  } else {
+    c.async_open_receiver(address, {}, take);
+  }
+  REQUIRE(run_until(io, [&] { return done; }));
+  return h;
+}
+
+// Sends the messages with these ids in a row; the outcomes (or errors) by id.
+struct send_log {
+  std::map<std::string, std::error_code> errors;
+  std::map<std::string, state_kind> states;
+  void send(sender& s, const std::string& id) {
+    s.async_send(test::make_message(id), [this, id](std::error_code ec, delivery_outcome out) {
+      errors[id] = ec;
+      states[id] = out.state;
+    });
+  }
+};
+
+} // namespace
+
+TEST_CASE("transport: the peer detaches a link with an error: it attaches again and what was "
+          "in flight is sent again; redirect and stolen are not retried; a refused re-attach "
+          "fails the link") {
+  relink_node node;
+  test::serving server(node);
+  client_options o; // no reconnect: a re-attach needs none
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 100ms;
+  asio::io_context io;
+  client c = connect_to(io, server.url(), o);
+
+  // A sender: "kill" dies with its link; it and "b" (queued behind) go on the new attach.
+  auto s = open_link<sender>(io, c, "q");
+  send_log log;
+  for (const char* id : {"a", "kill", "b"}) {
+    log.send(s, id);
+  }
+  // A receiver detached at once: the receive waiting goes on and gets what comes later.
+  auto src = open_link<receiver>(io, c, "src");
+  std::optional<std::string> hello;
+  src.async_receive([&](std::error_code ec, const received_message& m) {
+    hello = ec ? "error: " + ec.message() : test::message_id(m.bytes());
+  });
+  // Not retried: stolen, redirect.
+  std::map<std::string, std::optional<std::error_code>> lost;
+  std::map<std::string, receiver> kept;
+  for (const char* address : {"stolen", "redirect"}) {
+    auto r = open_link<receiver>(io, c, address);
+    kept[address] = r;
+    r.async_receive([&lost, a = std::string(address)](std::error_code ec, const received_message&) {
+      lost[a] = ec;
+    });
+  }
+  // Refused on its re-attach: the send in flight fails, and the link with it.
+  auto refused = open_link<sender>(io, c, "refuse-again");
+  send_log refused_log;
+  refused_log.send(refused, "kill-r");
+
+  REQUIRE(run_until(io, [&] {
+    return log.errors.size() == 3 && hello && lost.size() == 2 && refused_log.errors.size() == 1;
+  }));
+  for (const char* id : {"a", "kill", "b"}) {
+    CAPTURE(id);
+    CHECK_FALSE(log.errors[id]);
+    CHECK(log.states[id] == state_kind::accepted);
+  }
+  CHECK(node.attaches("q") == 2);
+  CHECK(node.seen("kill") == 2); // the second accepted
+  CHECK(node.seen("kill-r") == 1);
+  CHECK(*hello == "hello");
+  CHECK(node.attaches("src") == 2);
+  CHECK(lost["stolen"] == make_error_code(errc::remote_error));
+  CHECK(lost["redirect"] == make_error_code(errc::remote_error));
+  REQUIRE(kept["stolen"].remote_error());
+  CHECK(kept["stolen"].remote_error()->condition == "amqp:link:stolen");
+  CHECK(refused_log.errors["kill-r"] == make_error_code(errc::remote_error));
+  CHECK(node.attaches("refuse-again") == 2);
+  // Time enough for a re-attach that should not come (delays are at most 100 ms).
+  io.run_for(300ms);
+  CHECK(node.attaches("stolen") == 1);
+  CHECK(node.attaches("redirect") == 1);
+  CHECK(node.attaches("refuse-again") == 2);
+  CHECK(c.relinks() == 3); // q, src, refuse-again (refused)
+  CHECK(c.reconnects() == 0);
+  // The refused link is done: a send fails at once.
+  std::optional<std::error_code> after;
+  refused.async_send(test::make_message("late"),
+                     [&](std::error_code ec, const delivery_outcome&) { after = ec; });
+  REQUIRE(run_until(io, [&] { return after.has_value(); }));
+  CHECK(*after);
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  CHECK(run_until(io, [&] { return closed; }));
+}
+
+TEST_CASE("transport: the peer ends the session: the client reconnects and resends; with "
+          "relink off the link fails, as before") {
+  for (const bool relink : {true, false}) {
+    CAPTURE(relink);
+    relink_node node;
+    test::serving server(node);
+    client_options o;
+    o.relink = relink;
+    o.reconnect.enabled = true;
+    o.reconnect.initial_delay = 20ms;
+    o.reconnect.max_delay = 100ms;
+    asio::io_context io;
+    client c = connect_to(io, server.url(), o);
+    auto s = open_link<sender>(io, c, "q");
+    send_log log;
+    for (const char* id : {"a", "end-session", "b"}) {
+      log.send(s, id);
+    }
+    REQUIRE(run_until(io, [&] { return log.errors.size() == 3; }));
+    CHECK_FALSE(log.errors["a"]);
+    if (relink) {
+      CHECK_FALSE(log.errors["end-session"]);
+      CHECK(log.states["end-session"] == state_kind::accepted);
+      CHECK_FALSE(log.errors["b"]);
+      CHECK(log.states["b"] == state_kind::accepted);
+      CHECK(c.reconnects() == 1);
+      CHECK(node.attaches("q") == 2);
+    } else {
+      CHECK(log.errors["end-session"] == make_error_code(errc::remote_error));
+      CHECK(c.reconnects() == 0);
+      CHECK(node.attaches("q") == 1);
+    }
+    bool closed = false;
+    c.async_close([&](std::error_code) { closed = true; });
+    CHECK(run_until(io, [&] { return closed; }));
+  }
+}
+
+TEST_CASE("transport: relink off: a link the peer detaches with an error fails at once") {
+  relink_node node;
+  test::serving server(node);
+  client_options o;
+  o.relink = false;
+  asio::io_context io;
+  client c = connect_to(io, server.url(), o);
+  auto s = open_link<sender>(io, c, "q");
+  send_log log;
+  for (const char* id : {"kill", "b"}) {
+    log.send(s, id);
+  }
+  REQUIRE(run_until(io, [&] { return log.errors.size() == 2; }));
+  CHECK(log.errors["kill"] == make_error_code(errc::remote_error));
+  CHECK(log.errors["b"] == make_error_code(errc::remote_error));
+  CHECK(node.attaches("q") == 1);
+  CHECK(c.relinks() == 0);
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  CHECK(run_until(io, [&] { return closed; }));
 }

@@ -22,7 +22,8 @@ using namespace std::chrono_literals;
 namespace {
 
 // A server whose only node "$echo" answers every request with its body, upper-cased, and
-// status-code 200 in the application properties; requests with body "fail" get no answer.
+// status-code 200 in the application properties; requests with body "fail" get no answer;
+// "kill-link" gets none either, and its link is detached with amqp:link:detach-forced.
 class echo_node final : public test::raw_node {
 public:
   // What arrived, in order: "attach ADDRESS" (the target of the client's senders, the source
@@ -65,6 +66,11 @@ protected:
         log_.push_back("request " + text);
       }
       if (text == "fail") {
+        return;
+      }
+      if (text == "kill-link") {
+        (void)c.detach(d->delivery.link, true,
+                       amqp::error{symbol_view{"amqp:link:detach-forced"}, "scripted", value{}});
         return;
       }
       for (auto& ch : text) {
@@ -508,4 +514,58 @@ TEST_CASE("transport: a before_links failure fails the connect with its error; n
   CHECK(*result == make_error_code(errc::unauthorized));
   CHECK(why.find("before_links") != std::string::npos);
   CHECK(e.node.log().empty());
+}
+
+TEST_CASE("transport: the peer detaches a requester's link with an error: the pair attaches "
+          "again, the request in flight fails with connection_lost, later ones are answered") {
+  echo_setup e;
+  asio::io_context io;
+  client c;
+  requester q;
+  int reattached = 0;
+  std::vector<std::string> answers;
+  std::optional<std::error_code> killed;
+  client_options o; // no reconnect: a re-attach needs none
+  o.reconnect.initial_delay = 10ms;
+  o.reconnect.max_delay = 50ms;
+  client::async_connect(io, e.served.url(), o, [&](std::error_code ec, client cl) {
+    REQUIRE_FALSE(ec);
+    c = cl;
+    requester_options ro;
+    ro.reply_to = "my-reply";
+    ro.on_reattached = [&] { ++reattached; };
+    c.async_open_requester("$echo", ro, [&](std::error_code oe, requester rq) {
+      REQUIRE_FALSE(oe);
+      q = rq;
+      q.async_request(text_request("one"), [&](std::error_code re, received_message m) {
+        CHECK_FALSE(re);
+        answers.push_back(m.body_text().value_or("?"));
+        q.async_request(text_request("kill-link"), [&](std::error_code ke, received_message) {
+          killed = ke;
+          // Made while the links attach again: waits for them.
+          q.async_request(text_request("two"), [&](std::error_code te, received_message m2) {
+            CHECK_FALSE(te);
+            answers.push_back(m2.body_text().value_or("?"));
+          });
+        });
+      });
+    });
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (answers.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
+  CHECK(answers == std::vector<std::string>{"ONE", "TWO"});
+  REQUIRE(killed);
+  CHECK(*killed == make_error_code(errc::connection_lost));
+  CHECK(reattached == 1);
+  CHECK(c.relinks() == 1);
+  CHECK(c.reconnects() == 0);
+  const auto log = e.node.log();
+  CHECK(std::count(log.begin(), log.end(), "attach $echo") == 4); // the pair, twice
+  bool closed = false;
+  c.async_close([&](std::error_code) { closed = true; });
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(10ms);
+  }
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include <asio/connect.hpp>
+#include <asio/post.hpp>
 
 #include "amqp/error.hpp"
 #include "client_impl.hpp"
@@ -231,6 +232,8 @@ void client_impl::on_connected(std::error_code ec, std::shared_ptr<byte_stream> 
   }
   for (auto& q : requesters_) {
     q->helper.reset(); // a new one attaches once the session is ready
+    q->relinking = false;
+    q->reattach_pending = false; // before_links covers a new connection
   }
   driver_ = std::make_shared<engine_driver>(std::move(stream), *engine_, *this,
                                             opts_.trace ? make_trace_hook("client", generation)
@@ -264,19 +267,9 @@ void client_impl::attempt_failed(std::error_code ec) {
     return;
   }
   phase_ = phase::waiting_reconnect;
-  // Exponential backoff with jitter: initial * 2^attempt, capped, reduced by up to jitter.
   ++attempt_;
-  auto delay = opts_.reconnect.initial_delay;
-  for (std::uint32_t i = 1; i < attempt_ && delay < opts_.reconnect.max_delay; ++i) {
-    delay *= 2;
-  }
-  delay = std::min(delay, opts_.reconnect.max_delay);
-  const double j = std::clamp(opts_.reconnect.jitter, 0.0, 1.0);
-  std::uniform_real_distribution<double> dist(1.0 - j, 1.0);
-  delay = std::chrono::milliseconds(
-      static_cast<std::int64_t>(static_cast<double>(delay.count()) * dist(rng_)));
   const auto id = ++attempt_id_;
-  timer_.expires_after(delay);
+  timer_.expires_after(backoff(attempt_));
   timer_.async_wait([self = shared_from_this(), id](std::error_code e) {
     if (e || id != self->attempt_id_ || self->phase_ != phase::waiting_reconnect) {
       return;
@@ -284,6 +277,19 @@ void client_impl::attempt_failed(std::error_code ec) {
     ++self->reconnects;
     self->start_attempt();
   });
+}
+
+std::chrono::milliseconds client_impl::backoff(std::uint32_t attempt) {
+  // Exponential backoff with jitter: initial * 2^(attempt-1), capped, reduced by up to jitter.
+  auto delay = opts_.reconnect.initial_delay;
+  for (std::uint32_t i = 1; i < attempt && delay < opts_.reconnect.max_delay; ++i) {
+    delay *= 2;
+  }
+  delay = std::min(delay, opts_.reconnect.max_delay);
+  const double j = std::clamp(opts_.reconnect.jitter, 0.0, 1.0);
+  std::uniform_real_distribution<double> dist(1.0 - j, 1.0);
+  return std::chrono::milliseconds(
+      static_cast<std::int64_t>(static_cast<double>(delay.count()) * dist(rng_)));
 }
 
 void client_impl::finish_connect(std::error_code ec) {
@@ -481,6 +487,53 @@ void client_impl::close(std::function<void(std::error_code)> done) {
   kick();
 }
 
+void client_impl::session_lost(const session_ended& se) {
+  set_last_error("the peer ended the session of the connection to " + endpoint() + "; reconnecting",
+                 se.error);
+  // Links whose attach was not answered yet fail as refused (a peer may end the session
+  // to refuse one: RabbitMQ does); the others attach again on the next connection, which
+  // resends what has no outcome (our client has one session per connection).
+  std::vector<std::shared_ptr<link_impl>> refused;
+  for (auto& l : links_) {
+    if (l->id && l->generation == generation && !l->attached) {
+      refused.push_back(l);
+    }
+  }
+  std::vector<std::shared_ptr<requester_impl>> refused_requesters;
+  for (auto& q : requesters_) {
+    if (q->helper && q->generation == generation && !q->attached_once && !q->relinking) {
+      refused_requesters.push_back(q);
+    }
+  }
+  for (auto& q : refused_requesters) {
+    requester_failed(q, code(errc::remote_error));
+  }
+  for (auto& l : refused) {
+    std::erase(links_, l);
+    link_failed(*l, code(errc::remote_error));
+  }
+  // Nothing more goes on this session: sends and requests wait for the next connection.
+  for (auto& l : links_) {
+    if (l->generation == generation) {
+      l->id.reset();
+      l->attached = false;
+    }
+  }
+  for (auto& q : requesters_) {
+    if (q->generation == generation) {
+      q->helper.reset();
+    }
+  }
+  // Out of the event loop: what the engine still holds is of no use, and the loop goes on
+  // with it until then.
+  asio::post(io_, [w = weak_from_this(), gen = generation] {
+    auto self = w.lock();
+    if (self && gen == self->generation && self->driver_ && self->phase_ == phase::open) {
+      self->driver_->abort(); // on_stream_closed() reconnects
+    }
+  });
+}
+
 void client_impl::handle(const event& e) {
   if (!requesters_.empty()) {
     offer_to_requesters(e);
@@ -500,7 +553,10 @@ void client_impl::handle(const event& e) {
   } else if (const auto* ld = std::get_if<link_detached>(&e)) {
     on_link_detached(*ld);
   } else if (const auto* se = std::get_if<session_ended>(&e)) {
-    if (session_ && se->session == *session_) {
+    if (session_ && se->session == *session_ && se->remote && opts_.relink &&
+        opts_.reconnect.enabled && phase_ == phase::open) {
+      session_lost(*se);
+    } else if (session_ && se->session == *session_) {
       set_last_error("session ended", se->error);
       // The peer ended the session (RabbitMQ does so on a link error): its links are gone.
       // Links of the application fail; a new session serves later links.

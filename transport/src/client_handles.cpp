@@ -192,6 +192,9 @@ std::string client::last_error() const {
 std::uint64_t client::reconnects() const noexcept {
   return impl_ ? impl_->reconnects : 0;
 }
+std::uint64_t client::relinks() const noexcept {
+  return impl_ ? impl_->relinks : 0;
+}
 std::uint64_t client::writes() const noexcept {
   return impl_ ? impl_->writes() : 0;
 }

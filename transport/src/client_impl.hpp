@@ -61,10 +61,18 @@ struct requester_impl {
 
   std::optional<amqp::request_response> helper; // on the connection `generation`
   std::uint64_t generation = 0;
-  bool refused = false; // the peer's attach of a link had no terminus: a detach follows
+  bool refused = false;       // the peer's attach of a link had no terminus: a detach follows
+  bool attached_once = false; // the current helper's links were both attached
   bool closing = false;
   bool closed = false;
-  int detached = 0; // closing: links whose detach arrived
+  // The peer detached a link of an attached helper: the other is being detached, then the
+  // pair attaches again after the backoff (client_options::relink).
+  bool relinking = false;
+  bool reattach_pending = false;    // the helper attaching is a relink: on_reattached follows
+  int detached = 0;                 // closing or relinking: links whose detach arrived
+  std::uint32_t relink_attempt = 0; // relinks in a row (the backoff's step)
+  std::optional<asio::steady_timer> relink_timer;
+  std::chrono::steady_clock::time_point attached_at{}; // when the helper became attached
   std::error_code error;
   std::function<void(std::error_code)> attach_done;
   std::function<void(std::error_code)> close_done;
@@ -84,7 +92,13 @@ struct link_impl {
   std::optional<link_id> id;    // on the current connection
   std::uint64_t generation = 0; // the connection `id` belongs to
   bool attached = false;        // the peer's attach arrived on the current connection
-  bool refused = false;         // the peer's attach had no terminus: a detach follows
+  // This link's current attach among every attach of the client: a received message is
+  // settled on the attach it came on only (after a re-attach the peer redelivers it).
+  std::uint64_t serial = 0;
+  std::uint32_t relink_attempt = 0;                    // re-attaches in a row (the backoff's step)
+  std::optional<asio::steady_timer> relink_timer;      // the re-attach's backoff
+  std::chrono::steady_clock::time_point attached_at{}; // when the peer's attach arrived
+  bool refused = false; // the peer's attach had no terminus: a detach follows
   bool closing = false;
   bool closed = false;
   bool top_up_due = false; // receiver: top up credit once the current event batch is done
@@ -135,6 +149,7 @@ public:
 
   std::string last_error;
   std::uint64_t reconnects = 0;
+  std::uint64_t relinks = 0;       // links re-attached after the peer detached them with an error
   std::uint64_t writes_before = 0; // writes of earlier connections
   [[nodiscard]] std::uint64_t writes() const noexcept {
     return writes_before + (driver_ ? driver_->writes() : 0);
@@ -168,6 +183,17 @@ private:
   void finish_connect(std::error_code ec);
   void finish_close(std::error_code ec);
   void link_failed(link_impl& l, std::error_code ec);
+  // The delay before retry number `attempt` (1, 2, ...) of client_options::reconnect:
+  // exponential from initial_delay, capped at max_delay, reduced by up to jitter.
+  [[nodiscard]] std::chrono::milliseconds backoff(std::uint32_t attempt);
+  // The peer's detach may be answered with a re-attach (client_options::relink, client.hpp
+  // "Recovery"): it carries an error whose condition is not one of those never retried.
+  [[nodiscard]] bool may_relink(const link_detached& ld) const;
+  // Attaches `l` again after the backoff, if it is still wanted then.
+  void schedule_relink(const std::shared_ptr<link_impl>& l);
+  void schedule_requester_relink(const std::shared_ptr<requester_impl>& q);
+  // The peer ended the session of an open connection: reconnect (client.hpp "Recovery").
+  void session_lost(const session_ended& se);
   // The engine's link events (client_links.cpp).
   void on_link_attached(const link_attached& la);
   void on_link_flow(const link_flow& lf);
@@ -219,12 +245,13 @@ private:
   std::uint32_t name_counter_ = 0;
   std::minstd_rand rng_;
   bool ever_open_ = false;
-  bool ws_done_ = false;         // the WebSocket handshake of the current attempt is done
-  bool in_events_ = false;       // on_engine_activity() is pulling events
-  bool attempt_noted_ = false;   // this attempt's failure has its own last_error text
-  bool timed_out_ = false;       // this attempt ran out of connect_timeout
-  bool sasl_refused_ = false;    // this attempt's SASL login was refused (sasl-outcome)
-  std::uint64_t attempt_id_ = 0; // invalidates callbacks of abandoned attempts
+  bool ws_done_ = false;            // the WebSocket handshake of the current attempt is done
+  bool in_events_ = false;          // on_engine_activity() is pulling events
+  bool attempt_noted_ = false;      // this attempt's failure has its own last_error text
+  bool timed_out_ = false;          // this attempt ran out of connect_timeout
+  bool sasl_refused_ = false;       // this attempt's SASL login was refused (sasl-outcome)
+  std::uint64_t attempt_id_ = 0;    // invalidates callbacks of abandoned attempts
+  std::uint64_t attach_serial_ = 0; // the last link_impl::serial given
 
   friend struct link_impl;
   friend class amqp::transport::sender;

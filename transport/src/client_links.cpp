@@ -37,6 +37,9 @@ void client_impl::link_failed(link_impl& l, std::error_code ec) {
   l.closed = true;
   l.error = ec;
   l.id.reset();
+  if (l.relink_timer) {
+    l.relink_timer->cancel();
+  }
   if (auto d = std::move(l.attach_done)) {
     l.attach_done = nullptr;
     d(ec);
@@ -123,6 +126,7 @@ void client_impl::attach(link_impl& l) {
   }
   l.id = *r;
   l.generation = generation;
+  l.serial = ++attach_serial_;
   kick();
 }
 
@@ -255,8 +259,7 @@ void client_impl::receive(const std::shared_ptr<link_impl>& l,
 
 result<void> client_impl::settle(link_impl& l, const received_message& m,
                                  const delivery_state& state) {
-  if (m.settled_ || m.generation_ != generation || !engine_ || !l.id ||
-      l.generation != generation) {
+  if (m.settled_ || m.generation_ != l.serial || !engine_ || !l.id || l.generation != generation) {
     return errc::invalid_state;
   }
   // rcv-settle-mode second (§2.7.3): the outcome goes unsettled; the sender settles it, and
@@ -281,6 +284,7 @@ void client_impl::on_link_attached(const link_attached& la) {
     return;
   }
   l->attached = true;
+  l->attached_at = std::chrono::steady_clock::now();
   if (l->is_sender) {
     // After a reconnect: everything without an outcome goes again, first (at-least-once).
     // (Before the application hears of the attach: what it sends then is new.)
@@ -322,7 +326,7 @@ void client_impl::on_delivery_received(const delivery_received& dr) {
   m.bytes_.assign(dr.payload.begin(), dr.payload.end());
   m.format_ = dr.message_format;
   m.settled_ = dr.settled;
-  m.generation_ = generation;
+  m.generation_ = l->serial;
   m.delivery_ = dr.delivery.number;
   if (!l->waiting.empty()) {
     auto w = std::move(l->waiting.front());
@@ -370,9 +374,67 @@ void client_impl::on_delivery_updated(const delivery_updated& du) {
   }
 }
 
+bool client_impl::may_relink(const link_detached& ld) const {
+  if (!opts_.relink || !ld.remote || !ld.error || phase_ != phase::open) {
+    return false;
+  }
+  // Never retried: the peer sends us elsewhere or gave the link to another receiver (the
+  // application acts on those), or a re-attach would meet the same answer (the node is gone
+  // or refuses what we do, a message too large would be sent again).
+  static constexpr std::string_view never[] = {
+      "amqp:link:redirect",    "amqp:link:stolen",         "amqp:link:message-size-exceeded",
+      "amqp:not-found",        "amqp:not-allowed",         "amqp:not-implemented",
+      "amqp:resource-deleted", "amqp:precondition-failed", "amqp:decode-error",
+      "amqp:invalid-field",    "amqp:illegal-state",       "amqp:frame-size-too-small"};
+  const std::string_view condition = ld.error->condition.str;
+  return std::find(std::begin(never), std::end(never), condition) == std::end(never);
+}
+
+void client_impl::schedule_relink(const std::shared_ptr<link_impl>& l) {
+  // Consecutive re-attaches back off; a link that stayed attached longer than the longest
+  // delay starts again from the shortest.
+  if (std::chrono::steady_clock::now() - l->attached_at > opts_.reconnect.max_delay) {
+    l->relink_attempt = 0;
+  }
+  ++l->relink_attempt;
+  if (!l->relink_timer) {
+    l->relink_timer.emplace(io_);
+  }
+  l->relink_timer->expires_after(backoff(l->relink_attempt));
+  l->relink_timer->async_wait(
+      [w = weak_from_this(), wl = std::weak_ptr<link_impl>(l)](std::error_code ec) {
+        auto self = w.lock();
+        auto link = wl.lock();
+        // A reconnect meanwhile attached it already (or attaches it once open).
+        if (ec || !self || !link || link->closed || link->closing || link->id ||
+            self->phase_ != phase::open) {
+          return;
+        }
+        ++self->relinks;
+        self->attach(*link);
+      });
+}
+
 void client_impl::on_link_detached(const link_detached& ld) {
   auto* l = find(ld.link);
   if (l == nullptr) {
+    return;
+  }
+  if (!l->closing && l->attached && !l->refused && may_relink(ld)) {
+    // client.hpp "Recovery": the link attaches again after the backoff; sends wait, those
+    // without an outcome go again on the new attach, receives wait.
+    const std::string what = std::string(l->is_sender ? "sending" : "receiving") + " link '" +
+                             l->name + "' " + (l->is_sender ? "to" : "from") + " '" + l->address +
+                             "'";
+    set_last_error("the peer detached the " + what + " (attaching it again)", ld.error);
+    l->id.reset();
+    l->attached = false;
+    for (const auto& p : links_) {
+      if (p.get() == l) {
+        schedule_relink(p);
+        break;
+      }
+    }
     return;
   }
   if (!l->closing) {

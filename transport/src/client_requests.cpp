@@ -5,6 +5,7 @@
 // and timeouts, reconnects.
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "amqp/error.hpp"
 #include "client_impl.hpp"
@@ -58,6 +59,8 @@ void client_impl::attach_requester(requester_impl& q) {
   q.helper.emplace(o.memory);
   q.generation = generation;
   q.refused = false;
+  q.attached_once = false;
+  q.relinking = false;
   if (auto r = q.helper->open(*engine_, *session_, o); !r) {
     q.helper.reset();
     auto keep = std::find_if(requesters_.begin(), requesters_.end(),
@@ -121,7 +124,8 @@ void client_impl::request(const std::shared_ptr<requester_impl>& q, std::vector<
 }
 
 void client_impl::pump_requests(requester_impl& q) {
-  if (!engine_ || !q.helper || q.generation != generation || !q.helper->attached() || q.closing) {
+  if (!engine_ || !q.helper || q.generation != generation || !q.helper->attached() || q.closing ||
+      q.relinking) {
     return;
   }
   bool sent = false;
@@ -188,11 +192,18 @@ void client_impl::on_requester_event(const std::shared_ptr<requester_impl>& q, c
     return;
   }
   if (!was_attached && h.attached()) {
+    const bool again = std::exchange(q->reattach_pending, false);
+    q->attached_once = true;
+    q->attached_at = std::chrono::steady_clock::now();
     if (auto d = std::move(q->attach_done)) {
       q->attach_done = nullptr;
       d({});
     }
     pump_requests(*q);
+    if (again && q->opts.on_reattached && !q->closed) {
+      auto f = q->opts.on_reattached; // it may close the requester
+      f();
+    }
     return;
   }
   if (const auto* lf = std::get_if<link_flow>(&e); lf != nullptr && lf->link == h.sender()) {
@@ -209,10 +220,42 @@ void client_impl::on_requester_event(const std::shared_ptr<requester_impl>& q, c
     }
     return;
   }
+  if (q->relinking) {
+    if (++q->detached == 2) {
+      q->helper.reset(); // both links are gone: a new pair attaches after the backoff
+      schedule_requester_relink(q);
+    }
+    return;
+  }
   const bool sending = ld->link == h.sender();
   const std::string what = std::string(sending ? "sending link '" : "receiving link '") + q->name +
                            (sending ? "-sender' to '" : "-receiver' from '") + q->address +
                            "' of a requester";
+  if (q->attached_once && !q->refused && may_relink(*ld)) {
+    // client.hpp "Recovery": the other link is detached too, then the pair attaches again.
+    // Requests sent on these links cannot be answered: they fail with connection_lost;
+    // those not sent yet wait for the new links.
+    set_last_error("the peer detached the " + what + " (attaching it again)", ld->error);
+    q->relinking = true;
+    q->detached = 1;
+    auto sent = std::move(q->sent);
+    q->sent.clear();
+    for (auto& r : sent) {
+      finish(r, code(errc::connection_lost), {});
+    }
+    if (q->closed || q->closing || !q->helper || q->generation != generation) {
+      return; // a handler closed it, or the connection went meanwhile
+    }
+    const auto other = sending ? q->helper->receiver() : q->helper->sender();
+    if (!other || !engine_->detach(*other, true)) {
+      // The other link is gone already (the peer detached both): nothing to wait for.
+      q->helper.reset();
+      schedule_requester_relink(q);
+      return;
+    }
+    kick();
+    return;
+  }
   set_last_error(q->refused ? "the peer refused to attach the " + what
                             : "the peer detached the " + what,
                  ld->error);
@@ -222,9 +265,36 @@ void client_impl::on_requester_event(const std::shared_ptr<requester_impl>& q, c
   requester_failed(q, code(errc::remote_error));
 }
 
+void client_impl::schedule_requester_relink(const std::shared_ptr<requester_impl>& q) {
+  if (std::chrono::steady_clock::now() - q->attached_at > opts_.reconnect.max_delay) {
+    q->relink_attempt = 0;
+  }
+  ++q->relink_attempt;
+  if (!q->relink_timer) {
+    q->relink_timer.emplace(io_);
+  }
+  q->relink_timer->expires_after(backoff(q->relink_attempt));
+  q->relink_timer->async_wait(
+      [w = weak_from_this(), wq = std::weak_ptr<requester_impl>(q)](std::error_code ec) {
+        auto self = w.lock();
+        auto rq = wq.lock();
+        // A reconnect meanwhile attached it already (or attaches it once open).
+        if (ec || !self || !rq || rq->closed || rq->closing || rq->helper ||
+            self->phase_ != phase::open) {
+          return;
+        }
+        ++self->relinks;
+        rq->reattach_pending = true;
+        self->attach_requester(*rq);
+      });
+}
+
 void client_impl::requester_failed(const std::shared_ptr<requester_impl>& q, std::error_code ec) {
   std::erase(requesters_, q);
   q->closed = true;
+  if (q->relink_timer) {
+    q->relink_timer->cancel();
+  }
   q->error = ec;
   q->helper.reset();
   if (auto d = std::move(q->attach_done)) {

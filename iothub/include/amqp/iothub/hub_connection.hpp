@@ -5,9 +5,11 @@
 // Authentication (doc §2):
 // - cbs: SASL ANONYMOUS, then a CBS put-token on `$cbs` for each identity before any link
 //   attaches, on the first connection and after every reconnect; each token renewed on the
-//   same links once `renew_at` of its lifetime has passed, as the SDKs do. Many identities
-//   (devices) on one connection, each with its own token; a failure of one is reported to
-//   that identity only.
+//   same links once `renew_at` of its lifetime has passed, as the SDKs do. If the hub
+//   detaches a `$cbs` link, the transport attaches the pair again and every token is put
+//   again on it (a put the hub had not answered is made again, not reported as an error).
+//   Many identities (devices) on one connection, each with its own token; a failure of one
+//   is reported to that identity only.
 // - sasl_plain: SASL PLAIN with the identity's SAS token as the password
 //   (`{device}@sas.{hub}`, `{policy}@sas.root.{hub}`); a fresh token at each reconnect.
 // - x509: a TLS client certificate, no SASL layer and no token (doc §2.6).

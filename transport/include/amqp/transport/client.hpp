@@ -8,6 +8,34 @@
 //
 // Handlers: std::function; with C++20 coroutines, wrap a call in an awaitable of your choice
 // (the handler signatures are the usual (error_code, value) pairs).
+//
+// Recovery. What the client does by itself when the peer or the network takes something away
+// (client_options::reconnect, client_options::relink):
+// - The socket or the AMQP connection is lost (reconnect.enabled): a new connection after
+//   the backoff; every sender, receiver and requester attaches again; sends without an
+//   outcome are sent again (at-least-once); requests sent on the lost connection fail.
+// - The peer ends the session of an open connection (relink and reconnect.enabled): taken as
+//   a lost connection (the client has one session per connection), so as above. Links whose
+//   attach the peer had not answered yet fail (errc::remote_error): a peer may end the
+//   session to refuse one (RabbitMQ does).
+// - The peer detaches an attached sender, receiver or requester link with an error while the
+//   connection stays up (relink; IoT Hub and Event Hubs do so on token expiry, throttling,
+//   load balancing): the link attaches again after a backoff (the delays of `reconnect`,
+//   growing while the peer keeps detaching it; client::relinks() counts the re-attaches).
+//   Meanwhile sends wait, and those the peer had not settled are sent again on the new
+//   attach; receives wait; a message received on the old attach can no longer be settled
+//   (errc::invalid_state: the peer delivers it again). A requester detaches its other link
+//   and attaches both again; requests sent on the old links fail with errc::connection_lost
+//   (the operation may or may not have been done), the others wait.
+//   Not retried, the link fails to the application as before (errc::remote_error, the
+//   condition in last_error() and receiver::remote_error()): a detach without an error; a
+//   detach with amqp:link:redirect or amqp:link:stolen (the application decides where to go
+//   or whether to take the link back) or with a condition a re-attach would meet again
+//   (amqp:link:message-size-exceeded, amqp:not-found, amqp:not-allowed,
+//   amqp:not-implemented, amqp:resource-deleted, amqp:precondition-failed,
+//   amqp:decode-error, amqp:invalid-field, amqp:illegal-state, amqp:frame-size-too-small);
+//   a detach the application asked for (async_close); and a re-attach the peer refuses
+//   (e.g. amqp:unauthorized-access or amqp:not-found on the attach itself).
 #pragma once
 
 #include <chrono>
@@ -96,8 +124,9 @@ private:
   std::vector<std::byte> bytes_;
   std::uint32_t format_ = 0;
   bool settled_ = false;
-  std::uint64_t generation_ = 0; // the connection it arrived on (settling after a reconnect
-                                 // is not possible: the broker redelivers it)
+  std::uint64_t generation_ = 0; // the link's attach it arrived on (settling after a
+                                 // reconnect or re-attach is not possible: the broker
+                                 // redelivers it)
   std::uint32_t delivery_ = 0;
   mutable std::shared_ptr<const amqp::message> decoded_;
   mutable std::error_code decode_error_;
@@ -162,7 +191,8 @@ public:
   sender() = default;
   // Sends one encoded message (its bytes are copied). The handler gets the peer's outcome
   // (unsettled), or state_kind::none at once when presettled and written. Sends wait for
-  // credit; after a reconnect, those without an outcome are sent again (at-least-once).
+  // credit; after a reconnect or a re-attach (client.hpp "Recovery"), those without an outcome
+  // are sent again (at-least-once).
   // Errors: errc::invalid_state (closed), errc::resource_limit (max_in_flight), the link's
   // or connection's error.
   void async_send(std::span<const std::byte> message,
@@ -241,6 +271,10 @@ struct requester_options {
   // How long async_request waits for a response before it fails with errc::timeout (the
   // request is forgotten: a later response is dropped). Zero: no limit.
   std::chrono::milliseconds timeout{0};
+  // Runs each time the requester's links are attached again after the peer detached one of
+  // them (client.hpp "Recovery"; not after a reconnect: client_options::before_links runs
+  // then), once the new links are ready for requests: e.g. to put the CBS tokens again.
+  std::function<void()> on_reattached;
 };
 
 // Request/response over a sender and a receiver link to one node (the pattern of AMQP CBS
@@ -251,7 +285,9 @@ struct requester_options {
 //
 // Reconnects: a requester attaches again after a reconnect. Requests not sent yet go on the
 // new links; those sent on the lost connection fail with the connection's error (their
-// responses cannot come back): send them again if the operation may be repeated.
+// responses cannot come back): send them again if the operation may be repeated. The same
+// after the peer detaches one of its links with an error (client.hpp "Recovery"): both
+// attach again, and the requests sent on the old links fail with errc::connection_lost.
 class requester {
 public:
   requester() = default;
@@ -261,7 +297,9 @@ public:
   // empty handle), errc::invalid_argument (at once: the message cannot be encoded;
   // client::last_error() says why), errc::resource_limit (at once: max_pending),
   // errc::timeout (requester_options::timeout), errc::remote_error (the peer detached a
-  // link: client::last_error() has its condition), the connection's error.
+  // link and it is not attached again: client::last_error() has its condition),
+  // errc::connection_lost (sent, then the peer detached a link that attaches again), the
+  // connection's error.
   void async_request(const amqp::message& request,
                      std::function<void(std::error_code, received_message)> done);
   // The same for an encoded message (its bytes are copied); errc::invalid_argument if it
@@ -321,6 +359,9 @@ public:
   [[nodiscard]] std::string last_error() const;
   // Reconnections so far.
   [[nodiscard]] std::uint64_t reconnects() const noexcept;
+  // Re-attaches so far of links (a requester's pair counts once) the peer detached with an
+  // error while the connection stayed up (client.hpp "Recovery").
+  [[nodiscard]] std::uint64_t relinks() const noexcept;
   // Write batches (system-level writes) so far.
   [[nodiscard]] std::uint64_t writes() const noexcept;
   [[nodiscard]] explicit operator bool() const noexcept { return impl_ != nullptr; }

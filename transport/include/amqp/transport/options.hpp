@@ -74,6 +74,14 @@ struct client_options {
   // errc::unauthorized); on the first connect, async_connect reports it. It runs within
   // connect_timeout, and async_connect completes after it. Unset: links attach at once.
   std::function<void(client&, std::function<void(std::error_code)> done)> before_links;
+  // Re-attach a sender, receiver or requester that the peer detached with an error while
+  // the connection stays up (token expiry, throttling, load balancing: IoT Hub and Event
+  // Hubs do this), after a backoff with the delays of `reconnect`; and, with reconnect on,
+  // reconnect when the peer ends the session. Conditions that must not be retried
+  // (amqp:link:redirect, amqp:link:stolen, ...) and a refused re-attach still fail the link.
+  // The policy in full: client.hpp, "Recovery". False: a detach or end by the peer fails the
+  // links it takes, as without reconnect.
+  bool relink = true;
   // Connect without a SASL layer (the AMQP header first). By default the client uses SASL:
   // PLAIN with the URL's user and password, else ANONYMOUS (or connection_options::sasl).
   bool no_sasl = false;
