@@ -238,9 +238,9 @@ TEST_CASE("identities: an X.509 device: a CA-signed certificate, no SASL, no tok
   const test::test_ca other_ca(dir, "other-ca");
   test::emulator_process emu({.devices = {"sas-1"},
                               .args = {"--partitions", "1"},
-                              .x509_devices = {"cert-1"},
+                              .x509_devices = {"cert-1", "cert-3"},
                               .client_ca = ca.cert_file});
-  REQUIRE(emu.x509_devices.count("cert-1") == 1);
+  REQUIRE(emu.x509_devices.size() == 2);
   CHECK(emu.devices.count("cert-1") == 0);
   asio::io_context io;
 
@@ -303,6 +303,11 @@ TEST_CASE("identities: an X.509 device: a CA-signed certificate, no SASL, no tok
   CHECK(keyed.ec.value());
   CHECK_FALSE(keyed.client);
   CHECK(keyed.client.last_error().find("amqp:unauthorized-access") != std::string::npos);
+  // The certificate of another X.509 device: it is cert-3, and cert-1's links are not its.
+  auto other = connect_device(io, x509_endpoint(ca.issue("cert-3")));
+  CHECK(other.ec.value());
+  CHECK_FALSE(other.client);
+  CHECK(other.client.last_error().find("amqp:unauthorized-access") != std::string::npos);
   // cert-1's name, signed by another CA: refused at TLS.
   auto forged = connect_device(io, x509_endpoint(other_ca.issue("cert-1")));
   CHECK(forged.ec.value());
