@@ -1,7 +1,8 @@
 // Identities other than a device with keys, against the real iothub-emulator program: a module
 // (--module) with its own connection string and SAS key, alone and on a shared connection;
 // an X.509 device (--x509-device, --client-ca) connecting with a TLS client certificate made
-// here with libcrypto, no SASL and no token; the certificates the hub must refuse.
+// here with libcrypto, no SASL and no token (device_client) or SASL EXTERNAL (lite_device);
+// the certificates the hub must refuse.
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -15,9 +16,11 @@
 #include "amqp/iothub/address.hpp"
 #include "amqp/iothub/device_client.hpp"
 #include "amqp/iothub/hub_connection.hpp"
+#include "amqp/iothub/lite_device.hpp"
 #include "amqp/iothub/messages.hpp"
 #include "amqp/iothub/service_client.hpp"
 #include "amqp/iothub/telemetry_reader.hpp"
+#include "amqp/iothub/tls_channel.hpp"
 #include "iothub/client/emulator_process.hpp"
 #include "support/test_certs.hpp"
 
@@ -336,4 +339,75 @@ TEST_CASE("identities: an X.509 device: a CA-signed certificate, no SASL, no tok
   CHECK(message_id(events[1].message) == "sas-1");
   CHECK(annotation_string(events[1].message, annotation::connection_auth_method) ==
         auth_method_json("device", "sas"));
+}
+
+TEST_CASE("identities: the lite device with X.509: SASL EXTERNAL, no CBS, no token") {
+  test::cert_dir dir;
+  const test::test_ca ca(dir, "device-ca");
+  test::emulator_process emu({.devices = {},
+                              .args = {"--partitions", "1"},
+                              .x509_devices = {"cert-1"},
+                              .client_ca = ca.cert_file});
+  auto cs = parse_connection_string(emu.x509_devices.at("cert-1"));
+  REQUIRE(cs);
+  const auto mine = ca.issue("cert-1");
+  const auto stranger = ca.issue("cert-2");
+  tls_channel_options co;
+  co.host = "localhost";
+  co.port = emu.amqps_port;
+  co.ca_file = emu.ca;
+  co.cert_file = mine.cert_file;
+  co.key_file = mine.key_file;
+  lite_device_options o;
+  o.hub_host = cs->host_name;
+  o.identity = {cs->device_id, {}};
+  o.x509 = true;
+  o.timeout = std::chrono::seconds(10);
+  const auto now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+
+  std::string why;
+  auto ch = tls_channel::connect(co, &why);
+  REQUIRE_MESSAGE(ch, why);
+  auto d = lite_device::connect(**ch, o, now, &why);
+  REQUIRE_MESSAGE(d, why);
+  CHECK(d->token_expiry() == 0);
+  const value body[1] = {value(std::string_view("lite x509"))};
+  message_parts m;
+  m.body = body_kind::amqp_value;
+  m.body_sections = body;
+  auto out = d->send_event(m, &why);
+  REQUIRE_MESSAGE(out, why);
+  CHECK(*out == state_kind::accepted);
+  CHECK(d->renew_token(now, &why)); // nothing to renew
+  out = d->send_event(m, &why);
+  REQUIRE_MESSAGE(out, why);
+  CHECK(*out == state_kind::accepted);
+  CHECK(d->close());
+
+  // The certificate of a device not registered: the hub refuses the SASL EXTERNAL login.
+  co.cert_file = stranger.cert_file;
+  co.key_file = stranger.key_file;
+  ch = tls_channel::connect(co, &why);
+  REQUIRE_MESSAGE(ch, why);
+  why.clear();
+  auto refused = lite_device::connect(**ch, o, now, &why);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == make_error_code(amqp::errc::unauthorized));
+  CHECK_MESSAGE(why.find("SASL") != std::string::npos, why);
+  // A key that does not load: refused before any byte is sent.
+  co.key_file = co.cert_file;
+  ch = tls_channel::connect(co, &why);
+  REQUIRE_FALSE(ch);
+  CHECK(ch.error() == make_error_code(amqp::errc::invalid_argument));
+
+  const auto events = read_events(emu, 3);
+  REQUIRE(events.size() == 2);
+  for (const auto& e : events) {
+    CHECK(e.device_id == std::optional<std::string>("cert-1"));
+    CHECK(annotation_string(e.message, annotation::connection_auth_method) ==
+          auth_method_json("device", "x509"));
+  }
 }
