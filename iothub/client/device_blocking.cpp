@@ -1,34 +1,21 @@
 // The blocking device client (device_client.hpp): every call is posted to the client's I/O
-// thread and waited for with a promise, as transport/src/blocking.cpp does.
-//
-// A call never waits for an I/O thread that is gone: the mutex orders posting against
-// stopping; stop() turns posting off before it stops the thread, then runs here whatever
-// was posted and not run yet, and those handlers find the client closed and answer at once.
+// thread and waited for with a promise (transport::detail::io_thread: a call never waits for
+// a thread that is gone).
 #include <deque>
 #include <future>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
-#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "amqp/error.hpp"
 #include "amqp/iothub/device_client.hpp"
+#include "amqp/transport/detail/io_thread.hpp"
 
 namespace amqp::iothub {
 namespace detail {
 
-struct blocking_device_state {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread;
-  device_client c;
-  std::string last_error; // c.last_error() once closed
-
+struct blocking_device_state : transport::detail::io_thread<device_client> {
   // Receiving: messages that arrived after their receive() timed out, the receive under
   // way on the client, and the caller waiting for it (with its timer).
   std::deque<c2d_message> early;
@@ -36,53 +23,13 @@ struct blocking_device_state {
   std::optional<std::promise<result<c2d_message>>> waiter;
   std::optional<asio::steady_timer> timer;
 
-  blocking_device_state() : thread([this] { io.run(); }) {}
-  ~blocking_device_state() { stop(); } // NOLINT(bugprone-exception-escape): see blocking.cpp
+  blocking_device_state() = default;
+  // The thread stops before the members above go (it may be using them).
+  ~blocking_device_state() { stop(); } // NOLINT(bugprone-exception-escape): see io_thread.hpp
   blocking_device_state(const blocking_device_state&) = delete;
   blocking_device_state& operator=(const blocking_device_state&) = delete;
-
-  // Posts `f` to the I/O thread; false (and `f` dropped) once stop() has begun.
-  template <typename F> bool post(F&& f) {
-    const std::lock_guard lock(mu_);
-    if (!running_) {
-      return false;
-    }
-    asio::post(io, std::forward<F>(f));
-    return true;
-  }
-
-  // Runs `f(promise)` on the I/O thread and returns what it sets; nullopt once stopped.
-  template <typename T, typename F> std::optional<T> call(F&& f) {
-    std::promise<T> p;
-    auto fut = p.get_future();
-    if (!post([&p, &f] { f(p); })) {
-      return std::nullopt;
-    }
-    return fut.get();
-  }
-
-  // Stops the I/O thread (idempotent), then completes what was posted and not run.
-  void stop() {
-    {
-      const std::lock_guard lock(mu_);
-      if (!running_) {
-        return;
-      }
-      running_ = false;
-    }
-    work.reset();
-    io.stop();
-    if (thread.joinable()) {
-      if (thread.get_id() == std::this_thread::get_id()) {
-        thread.detach();
-        return;
-      }
-      thread.join();
-    }
-    c = device_client{};
-    io.restart();
-    io.poll();
-  }
+  blocking_device_state(blocking_device_state&&) = delete;
+  blocking_device_state& operator=(blocking_device_state&&) = delete;
 
   // I/O thread: hands a message (or an error) to the waiting caller, or keeps a message
   // for the next receive().
@@ -103,10 +50,6 @@ struct blocking_device_state {
       early.push_back(std::move(m));
     }
   }
-
-private:
-  std::mutex mu_;
-  bool running_ = true;
 };
 
 namespace {
@@ -284,7 +227,7 @@ result<void> blocking_device_client::close() {
       w.set_value(detail::closed());
     }
     st->c.async_close([&p, &st](std::error_code ec) {
-      st->last_error = st->c.last_error();
+      st->keep_last_error();
       p.set_value(ec);
     });
   });
@@ -302,8 +245,7 @@ std::string blocking_device_client::last_error() const {
   if (!state_) {
     return {};
   }
-  auto r = state_->call<std::string>([&](auto& p) { p.set_value(state_->c.last_error()); });
-  return r ? *r : state_->last_error;
+  return state_->last_error();
 }
 
 } // namespace amqp::iothub

@@ -7,12 +7,9 @@
 #include <deque>
 #include <future>
 #include <limits>
-#include <mutex>
 #include <random>
-#include <thread>
 #include <utility>
 
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -21,6 +18,7 @@
 #include "amqp/iothub/address.hpp"
 #include "amqp/iothub/errors.hpp"
 #include "amqp/iothub/messages.hpp"
+#include "amqp/transport/detail/io_thread.hpp"
 #include "amqp/types.hpp"
 
 namespace amqp::iothub {
@@ -478,90 +476,8 @@ hub_connection& service_client::connection() noexcept {
 
 namespace detail {
 
-// The I/O thread of a blocking_service_client, as transport/src/blocking.cpp: a call posts
-// only while the state runs; stop() turns that off, stops the thread, then runs whatever
-// was posted and not run yet, so every waiter is answered.
-struct blocking_service_state {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread;
-  service_client c;
-
-  blocking_service_state() : thread([this] { io.run(); }) {}
-  // A failure to lock or join here leaves nothing to recover: std::terminate is the end.
-  ~blocking_service_state() { stop(); } // NOLINT(bugprone-exception-escape)
-  blocking_service_state(const blocking_service_state&) = delete;
-  blocking_service_state& operator=(const blocking_service_state&) = delete;
-
-  template <typename F> bool post(F&& f) {
-    const std::lock_guard lock(mu_);
-    if (!running_) {
-      return false;
-    }
-    asio::post(io, std::forward<F>(f));
-    return true;
-  }
-
-  // Runs `f(promise)` on the I/O thread and returns what it sets; nullopt once stopped.
-  template <typename T, typename F> std::optional<T> call(F&& f) {
-    std::promise<T> p;
-    auto fut = p.get_future();
-    if (!post([&p, &f] { f(p); })) {
-      return std::nullopt;
-    }
-    return fut.get();
-  }
-
-  void stop() {
-    {
-      const std::lock_guard lock(mu_);
-      if (!running_) {
-        return;
-      }
-      running_ = false;
-    }
-    work.reset();
-    io.stop();
-    if (!thread.joinable()) {
-      return;
-    }
-    if (thread.get_id() == std::this_thread::get_id()) {
-      thread.detach(); // cannot happen through the public API; never join oneself
-      return;
-    }
-    thread.join();
-    io.restart();
-    io.poll();
-  }
-
-  std::string last_error() {
-    {
-      const std::lock_guard lock(mu_);
-      if (!running_) {
-        return final_error_;
-      }
-    }
-    auto e =
-        call<std::string>([this](std::promise<std::string>& p) { p.set_value(c.last_error()); });
-    if (e) {
-      return *e;
-    }
-    const std::lock_guard lock(mu_);
-    return final_error_;
-  }
-  void keep_last_error() {
-    const std::lock_guard lock(mu_);
-    final_error_ = c.last_error();
-  }
-  bool begin_close() {
-    const std::lock_guard lock(mu_);
-    if (!running_ || closing_) {
-      return false;
-    }
-    closing_ = true;
-    return true;
-  }
-
+// The service client on its I/O thread (transport::detail::io_thread), and the feedback wait.
+struct blocking_service_state : transport::detail::io_thread<service_client> {
   // The next feedback batch within `timeout` (see blocking_service_client).
   result<std::vector<feedback_record>> receive_feedback(std::chrono::milliseconds timeout) {
     struct waiter {
@@ -608,12 +524,6 @@ struct blocking_service_state {
     }
     return fut.get();
   }
-
-private:
-  std::mutex mu_;
-  bool running_ = true;     // guarded by mu_
-  bool closing_ = false;    // guarded by mu_
-  std::string final_error_; // guarded by mu_
 };
 
 } // namespace detail

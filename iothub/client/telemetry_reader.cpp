@@ -7,11 +7,8 @@
 #include <deque>
 #include <future>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <utility>
 
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -20,6 +17,7 @@
 #include "amqp/iothub/cbs.hpp"
 #include "amqp/iothub/connection_string.hpp"
 #include "amqp/iothub/messages.hpp"
+#include "amqp/transport/detail/io_thread.hpp"
 
 namespace amqp::iothub {
 
@@ -815,70 +813,8 @@ std::string telemetry_reader::last_error() const {
 
 namespace detail {
 
-// The I/O thread and the reader on it (the pattern of transport/blocking.cpp): a call posts
-// only while the state runs; stop() turns that off first, then stops and joins the thread,
-// then runs what was posted before, so every waiter is answered.
-struct blocking_reader_state {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread;
-  telemetry_reader reader;
-
-  blocking_reader_state() : thread([this] { io.run(); }) {}
-  ~blocking_reader_state() { stop(); } // NOLINT(bugprone-exception-escape)
-  blocking_reader_state(const blocking_reader_state&) = delete;
-  blocking_reader_state& operator=(const blocking_reader_state&) = delete;
-
-  // Runs `f(promise)` on the I/O thread and returns what it sets; nullopt once stopped.
-  template <typename T, typename F> std::optional<T> call(F&& f) {
-    std::promise<T> p;
-    auto fut = p.get_future();
-    {
-      const std::lock_guard lock(mu);
-      if (!running || thread.get_id() == std::this_thread::get_id()) {
-        return std::nullopt;
-      }
-      asio::post(io, [&p, &f] { f(p); });
-    }
-    return fut.get();
-  }
-
-  void stop() {
-    {
-      const std::lock_guard lock(mu);
-      if (!running) {
-        return;
-      }
-      running = false;
-    }
-    work.reset();
-    io.stop();
-    if (thread.joinable()) {
-      if (thread.get_id() == std::this_thread::get_id()) {
-        thread.detach();
-        return;
-      }
-      thread.join();
-    }
-    io.restart();
-    io.poll();
-  }
-
-  // True for the first caller only: that one closes the reader and stops the thread.
-  bool begin_close() {
-    const std::lock_guard lock(mu);
-    if (!running || closing) {
-      return false;
-    }
-    closing = true;
-    return true;
-  }
-
-  mutable std::mutex mu;
-  bool running = true;     // guarded by mu
-  bool closing = false;    // guarded by mu
-  std::string final_error; // guarded by mu
-};
+// The reader on its I/O thread (transport::detail::io_thread).
+struct blocking_reader_state : transport::detail::io_thread<telemetry_reader> {};
 
 } // namespace detail
 
@@ -897,11 +833,8 @@ result<T> on_thread(const std::shared_ptr<detail::blocking_reader_state>& st, F&
   if (!st) {
     return code(amqp::errc::invalid_state);
   }
-  {
-    const std::lock_guard lock(st->mu);
-    if (st->closing) {
-      return code(amqp::errc::invalid_state);
-    }
+  if (st->closing()) {
+    return code(amqp::errc::invalid_state);
   }
   auto r = st->template call<result<T>>(std::forward<F>(f));
   if (!r) {
@@ -933,7 +866,7 @@ blocking_telemetry_reader::connect(std::string_view connection_string,
                                         p.set_value(ec);
                                         return;
                                       }
-                                      st->reader = std::move(rd);
+                                      st->c = std::move(rd);
                                       p.set_value(result<void>{});
                                     });
   });
@@ -952,7 +885,7 @@ blocking_telemetry_reader::connect(std::string_view connection_string,
 result<eventhub_info> blocking_telemetry_reader::eventhub() {
   auto st = state_;
   return on_thread<eventhub_info>(st, [st](std::promise<result<eventhub_info>>& p) {
-    st->reader.async_get_eventhub_info(
+    st->c.async_get_eventhub_info(
         [&p](std::error_code ec, eventhub_info i) { settle(p, ec, std::move(i)); });
   });
 }
@@ -968,7 +901,7 @@ result<std::vector<std::string>> blocking_telemetry_reader::partitions() {
 result<partition_info> blocking_telemetry_reader::partition(std::string partition) {
   auto st = state_;
   return on_thread<partition_info>(st, [st, &partition](std::promise<result<partition_info>>& p) {
-    st->reader.async_get_partition_info(
+    st->c.async_get_partition_info(
         std::move(partition),
         [&p](std::error_code ec, partition_info i) { settle(p, ec, std::move(i)); });
   });
@@ -978,16 +911,16 @@ result<void> blocking_telemetry_reader::open_partition(std::string partition,
                                                        event_position start) {
   auto st = state_;
   return on_thread<void>(st, [st, &partition, &start](std::promise<result<void>>& p) {
-    st->reader.async_open_partition(
-        std::move(partition), std::move(start),
-        [&p](std::error_code ec) { p.set_value(ec ? result<void>(ec) : result<void>{}); });
+    st->c.async_open_partition(std::move(partition), std::move(start), [&p](std::error_code ec) {
+      p.set_value(ec ? result<void>(ec) : result<void>{});
+    });
   });
 }
 
 result<void> blocking_telemetry_reader::open_all(event_position start) {
   auto st = state_;
   return on_thread<void>(st, [st, &start](std::promise<result<void>>& p) {
-    st->reader.async_open_all(std::move(start), [&p](std::error_code ec) {
+    st->c.async_open_all(std::move(start), [&p](std::error_code ec) {
       p.set_value(ec ? result<void>(ec) : result<void>{});
     });
   });
@@ -996,7 +929,7 @@ result<void> blocking_telemetry_reader::open_all(event_position start) {
 result<telemetry_event> blocking_telemetry_reader::receive(std::chrono::milliseconds timeout) {
   auto st = state_;
   return on_thread<telemetry_event>(st, [st, timeout](std::promise<result<telemetry_event>>& p) {
-    auto* impl = st->reader ? st->reader.impl_.get() : nullptr;
+    auto* impl = st->c ? st->c.impl_.get() : nullptr;
     if (impl == nullptr) {
       p.set_value(code(amqp::errc::invalid_state));
       return;
@@ -1009,9 +942,8 @@ result<telemetry_event> blocking_telemetry_reader::receive(std::chrono::millisec
 std::vector<checkpoint> blocking_telemetry_reader::checkpoints() {
   auto st = state_;
   auto r = on_thread<std::vector<checkpoint>>(
-      st, [st](std::promise<result<std::vector<checkpoint>>>& p) {
-        p.set_value(st->reader.checkpoints());
-      });
+      st,
+      [st](std::promise<result<std::vector<checkpoint>>>& p) { p.set_value(st->c.checkpoints()); });
   return r ? std::move(*r) : std::vector<checkpoint>{};
 }
 
@@ -1020,7 +952,7 @@ blocking_telemetry_reader::partition_error(std::string partition) {
   using out = std::optional<transport::link_error>;
   auto st = state_;
   auto r = on_thread<out>(st, [st, &partition](std::promise<result<out>>& p) {
-    p.set_value(st->reader.partition_error(partition));
+    p.set_value(st->c.partition_error(partition));
   });
   return r ? std::move(*r) : std::nullopt;
 }
@@ -1028,7 +960,7 @@ blocking_telemetry_reader::partition_error(std::string partition) {
 std::uint64_t blocking_telemetry_reader::reconnects() {
   auto st = state_;
   auto r = on_thread<std::uint64_t>(
-      st, [st](std::promise<result<std::uint64_t>>& p) { p.set_value(st->reader.reconnects()); });
+      st, [st](std::promise<result<std::uint64_t>>& p) { p.set_value(st->c.reconnects()); });
   return r ? *r : 0;
 }
 
@@ -1038,15 +970,9 @@ result<void> blocking_telemetry_reader::close() {
     return code(amqp::errc::invalid_state);
   }
   auto r = st->call<result<void>>([st](std::promise<result<void>>& p) {
-    {
-      const std::lock_guard lock(st->mu);
-      st->final_error = st->reader.last_error();
-    }
-    st->reader.async_close([&p, st](std::error_code ec) {
-      {
-        const std::lock_guard lock(st->mu);
-        st->final_error = st->reader.last_error();
-      }
+    st->keep_last_error();
+    st->c.async_close([&p, st](std::error_code ec) {
+      st->keep_last_error();
       p.set_value(ec ? result<void>(ec) : result<void>{});
     });
   });
@@ -1059,15 +985,7 @@ std::string blocking_telemetry_reader::last_error() const {
   if (!st) {
     return {};
   }
-  {
-    const std::lock_guard lock(st->mu);
-    if (!st->running || st->closing) {
-      return st->final_error;
-    }
-  }
-  auto r = st->call<std::string>(
-      [st](std::promise<std::string>& p) { p.set_value(st->reader.last_error()); });
-  return r ? *r : std::string{};
+  return st->last_error();
 }
 
 } // namespace amqp::iothub

@@ -10,25 +10,17 @@ device_c2d_receive completes it, service_feedback sees its Success record;
 lite_device_send logs in on a fixed buffer and sends. Prints one PASS/FAIL line per check.
 """
 
-import json
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'support'))
+from iothub_run import Checks, Emulator, cs_fields, free_port  # noqa: E402
 
 EMULATOR, EXAMPLES = sys.argv[1], sys.argv[2]
-results = []
-
-
-def check(name, ok, detail=''):
-    results.append(ok)
-    detail = ' '.join(str(detail).split())[:300]
-    print('%s %s%s' % ('PASS' if ok else 'FAIL', name, (': ' + detail) if detail else ''), flush=True)
+check = Checks()
 
 
 def run(args, timeout=90):
@@ -39,23 +31,15 @@ def run(args, timeout=90):
 
 def main():
     work = tempfile.mkdtemp(prefix='iothub-examples-')
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    out = open(os.path.join(work, 'emulator.out'), 'w+')
-    emu = subprocess.Popen([EMULATOR, '--state', os.path.join(work, 'state'), '--amqps',
-                            '127.0.0.1:%d' % port, '--wss', 'none', '--device', 'thermostat-1',
-                            '--feedback-window', '0.5'],
-                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    port = free_port()
+    state = os.path.join(work, 'state')
+    emu = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+                   '--device', 'thermostat-1', '--feedback-window', '0.5')
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            out.seek(0)
-            if re.search(r'^hub ', out.read(), re.M):
-                break
-            time.sleep(0.05)
-        cs = json.load(open(os.path.join(work, 'state', 'connection-strings.json')))
+        if not emu.wait_ready():
+            check('the emulator starts', False, emu.text() + emu.text('err'))
+            return check.summary()
+        cs = emu.connection_strings(state)
         ca, service, device = cs['ca'], cs['service'], cs['devices']['thermostat-1']
 
         rc, text = run(['device_telemetry', device, ca])
@@ -73,21 +57,14 @@ def main():
         check('service_feedback: Success for the message sent',
               rc == 0 and ('%s thermostat-1 Success' % message_id) in text, text)
 
-        fields = dict(p.split('=', 1) for p in device.split(';') if '=' in p)
+        fields = cs_fields(device)
         rc, text = run(['lite_device_send', 'localhost', str(port), fields['HostName'],
                         'thermostat-1', fields['SharedAccessKey'], ca])
         check('lite_device_send: accepted', rc == 0 and text.strip() == 'accepted', text)
     finally:
-        if emu.poll() is None:
-            emu.send_signal(signal.SIGTERM)
-            try:
-                emu.wait(20)
-            except subprocess.TimeoutExpired:
-                emu.kill()  # our own child, by its PID
+        emu.stop()
         shutil.rmtree(work, ignore_errors=True)
-    failed = results.count(False)
-    print('%d passed, %d failed' % (results.count(True), failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == '__main__':

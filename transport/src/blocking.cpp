@@ -1,125 +1,23 @@
 // The blocking facade (blocking.hpp): every call is posted to the client's I/O thread and
-// waited for with a promise.
-//
-// A call must never wait for an I/O thread that is gone. The state's mutex orders posting
-// against stopping: a call posts only while the state runs, and stop() turns that off before
-// it stops the thread, then runs here whatever was posted before and not run yet. Those
-// handlers find the client closed and complete at once, so every waiter is answered.
+// waited for with a promise (detail::io_thread: a call never waits for a thread that is gone).
 #include "amqp/transport/blocking.hpp"
 
 #include <algorithm>
 #include <future>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
-#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
-#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "amqp/error.hpp"
+#include "amqp/transport/detail/io_thread.hpp"
 
 namespace amqp::transport {
 namespace detail {
 
-struct blocking_state {
-  asio::io_context io;
-  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-  std::thread thread;
-  client c;
-
-  blocking_state() : thread([this] { io.run(); }) {}
-  // A failure to lock or join here leaves nothing to recover: std::terminate (a destructor is
-  // noexcept) is the right end.
-  ~blocking_state() { stop(); } // NOLINT(bugprone-exception-escape)
-  blocking_state(const blocking_state&) = delete;
-  blocking_state& operator=(const blocking_state&) = delete;
-
-  // Posts `f` to the I/O thread; false (and `f` dropped) once stop() has begun.
-  template <typename F> bool post(F&& f) {
-    const std::lock_guard lock(mu_);
-    if (!running_) {
-      return false;
-    }
-    asio::post(io, std::forward<F>(f));
-    return true;
-  }
-
-  // Runs `f(promise)` on the I/O thread and returns what it sets; nullopt once stopped.
-  template <typename T, typename F> std::optional<T> call(F&& f) {
-    std::promise<T> p;
-    auto fut = p.get_future();
-    if (!post([&p, &f] { f(p); })) {
-      return std::nullopt;
-    }
-    return fut.get();
-  }
-
-  // Stops the I/O thread (idempotent). Calls made after this begins fail at once; those
-  // posted before are completed.
-  void stop() {
-    {
-      const std::lock_guard lock(mu_);
-      if (!running_) {
-        return;
-      }
-      running_ = false;
-    }
-    work.reset();
-    io.stop();
-    if (!thread.joinable()) {
-      return;
-    }
-    if (thread.get_id() == std::this_thread::get_id()) {
-      thread.detach(); // cannot happen through the public API; never join oneself
-      return;
-    }
-    thread.join();
-    // This thread is now the only one touching the client.
-    io.restart();
-    io.poll();
-  }
-
-  // The client's last error, kept readable after the I/O thread is gone.
-  std::string last_error() {
-    {
-      const std::lock_guard lock(mu_);
-      if (!running_) {
-        return final_error_;
-      }
-    }
-    auto e =
-        call<std::string>([this](std::promise<std::string>& p) { p.set_value(c.last_error()); });
-    if (e) {
-      return *e;
-    }
-    const std::lock_guard lock(mu_);
-    return final_error_;
-  }
-  // On the I/O thread, before stop(): what last_error() returns afterwards.
-  void keep_last_error() {
-    const std::lock_guard lock(mu_);
-    final_error_ = c.last_error();
-  }
-
-  // True for the first caller only: that one closes the client and stops the thread.
-  bool begin_close() {
-    const std::lock_guard lock(mu_);
-    if (!running_ || closing_) {
-      return false;
-    }
-    closing_ = true;
-    return true;
-  }
-
-private:
-  std::mutex mu_;
-  bool running_ = true;     // guarded by mu_
-  bool closing_ = false;    // guarded by mu_
-  std::string final_error_; // guarded by mu_
-};
+// The client on its I/O thread (io_thread.hpp); blocking.hpp forward-declares it.
+struct blocking_state : io_thread<client> {};
 
 } // namespace detail
 

@@ -20,32 +20,17 @@ Prints one PASS/FAIL line per check and "N passed, N failed".
 
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'support'))
+from iothub_run import Checks, Emulator, cs_fields, free_port  # noqa: E402
+
 CLI, EMULATOR, AMQP_CLI = sys.argv[1], sys.argv[2], sys.argv[3]
-results = []
-
-
-def check(name, ok, detail=''):
-    results.append(ok)
-    detail = ' '.join(str(detail).split())[:300]
-    print('%s %s%s' % ('PASS' if ok else 'FAIL', name, (': ' + detail) if detail else ''), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+check = Checks()
 
 
 def run(args, timeout=60, stdin=None):
@@ -54,26 +39,17 @@ def run(args, timeout=60, stdin=None):
     return r.returncode, r.stdout.decode('utf-8', 'replace'), r.stderr.decode('utf-8', 'replace')
 
 
-def cs_fields(cs):
-    return dict(p.split('=', 1) for p in cs.split(';') if '=' in p)
-
-
 def main():
     work = tempfile.mkdtemp(prefix='iothub-cli-test-')
     port = free_port()
-    out = open(os.path.join(work, 'emulator.out'), 'w+')
-    emu = subprocess.Popen([EMULATOR, '--state', os.path.join(work, 'state'), '--amqps',
-                            '127.0.0.1:%d' % port, '--wss', 'none', '--device', 'dev-1',
-                            '--device', 'dev-2', '--feedback-window', '0.5'],
-                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    state = os.path.join(work, 'state')
+    emu = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+                   '--device', 'dev-1', '--device', 'dev-2', '--feedback-window', '0.5')
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            out.seek(0)
-            if re.search(r'^hub ', out.read(), re.M):
-                break
-            time.sleep(0.05)
-        cs = json.load(open(os.path.join(work, 'state', 'connection-strings.json')))
+        if not emu.wait_ready():
+            check('the emulator starts', False, emu.text() + emu.text('err'))
+            return check.summary()
+        cs = emu.connection_strings(state)
         ca = cs['ca']
         dev1 = cs['devices']['dev-1']
 
@@ -176,16 +152,9 @@ def main():
         check('token: from $IOTHUB_CONNECTION_STRING', r.returncode == 0 and
               r.stdout.startswith(b'SharedAccessSignature '))
     finally:
-        if emu.poll() is None:
-            emu.send_signal(signal.SIGTERM)
-            try:
-                emu.wait(20)
-            except subprocess.TimeoutExpired:
-                emu.kill()  # our own child, by its PID
+        emu.stop()
         shutil.rmtree(work, ignore_errors=True)
-    failed = results.count(False)
-    print('%d passed, %d failed' % (results.count(True), failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == '__main__':

@@ -756,7 +756,7 @@ TEST_CASE("device_client: a token of 3 s renewed all along a 15 s run of sends; 
   REQUIRE(run_until(io, [&] { return accepted + failed == sent; }));
   CHECK_MESSAGE(failed == 0, last_failure);
   CHECK(accepted == sent);
-  CHECK(sent > 100);
+  CHECK(sent > 50); // sends all along (294 here; fewer on a loaded machine or under ASan)
   CHECK(identity_errors.empty());
   CHECK(d.client.connection().tokens_put() >= 9); // 1 + one per 1.5 s
   MESSAGE("sent " << sent << ", tokens put " << d.client.connection().tokens_put());

@@ -275,6 +275,25 @@ private:
 
 const std::vector<std::string> fast_feedback{"--feedback-window", "0.2"};
 
+// A service client logged in with SASL PLAIN to the stand-in hub listening on `port`.
+service_client connect_stand_in(asio::io_context& io, std::uint16_t port,
+                                service_client_options o = {}) {
+  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
+                          "SharedAccessKey=c2VjcmV0",
+                          hub_protocol::amqp);
+  REQUIRE(ep);
+  ep->options.auth = hub_auth::sasl_plain;
+  ep->options.host = "127.0.0.1:" + std::to_string(port);
+  service_client svc;
+  service_client::async_connect(io, *ep, o, [&](std::error_code ec, service_client c) {
+    INFO(c.last_error());
+    REQUIRE_FALSE(ec);
+    svc = std::move(c);
+  });
+  REQUIRE(run_until(io, [&] { return bool(svc); }));
+  return svc;
+}
+
 } // namespace
 
 TEST_CASE("service_client: C2D with each iothub-ack mode; the device completes or rejects; the "
@@ -771,19 +790,7 @@ TEST_CASE("service_client: a feedback message that does not parse is rejected an
   auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
   REQUIRE_MESSAGE(l, why);
 
-  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
-                          "SharedAccessKey=c2VjcmV0",
-                          hub_protocol::amqp);
-  REQUIRE(ep);
-  ep->options.auth = hub_auth::sasl_plain;
-  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
-  service_client svc;
-  service_client::async_connect(io, *ep, {}, [&](std::error_code ec, service_client c) {
-    INFO(c.last_error());
-    REQUIRE_FALSE(ec);
-    svc = std::move(c);
-  });
-  REQUIRE(run_until(io, [&] { return bool(svc); }));
+  auto svc = connect_stand_in(io, l->port());
 
   std::vector<std::error_code> errors;
   std::vector<std::string> texts;
@@ -819,19 +826,7 @@ TEST_CASE("service_client: the address of a module and of ids to encode; each re
   std::string why;
   auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
   REQUIRE_MESSAGE(l, why);
-  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
-                          "SharedAccessKey=c2VjcmV0",
-                          hub_protocol::amqp);
-  REQUIRE(ep);
-  ep->options.auth = hub_auth::sasl_plain;
-  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
-  service_client svc;
-  service_client::async_connect(io, *ep, {}, [&](std::error_code ec, service_client c) {
-    INFO(c.last_error());
-    REQUIRE_FALSE(ec);
-    svc = std::move(c);
-  });
-  REQUIRE(run_until(io, [&] { return bool(svc); }));
+  auto svc = connect_stand_in(io, l->port());
 
   CHECK(send(io, svc, "dev-1", amqp::message{"x"}, {.module_id = "mod-1"}).accepted());
   CHECK(send(io, svc, "d@v$1", amqp::message{"x"}, {.module_id = "m#1"}).accepted());
@@ -921,19 +916,7 @@ TEST_CASE("service_client: feedback_credit bounds the feedback messages sent ahe
   std::string why;
   auto l = transport::listener::listen(io, "amqp://127.0.0.1:0", {}, hub, &why);
   REQUIRE_MESSAGE(l, why);
-  auto ep = endpoint_from("HostName=hub.azure-devices.net;SharedAccessKeyName=service;"
-                          "SharedAccessKey=c2VjcmV0",
-                          hub_protocol::amqp);
-  REQUIRE(ep);
-  ep->options.auth = hub_auth::sasl_plain;
-  ep->options.host = "127.0.0.1:" + std::to_string(l->port());
-  service_client svc;
-  service_client::async_connect(io, *ep, {.feedback_credit = 1},
-                                [&](std::error_code ec, service_client c) {
-                                  REQUIRE_FALSE(ec);
-                                  svc = std::move(c);
-                                });
-  REQUIRE(run_until(io, [&] { return bool(svc); }));
+  auto svc = connect_stand_in(io, l->port(), {.feedback_credit = 1});
   std::vector<std::string> got;
   svc.async_receive_feedback([&](std::error_code ec, std::vector<feedback_record> r) {
     REQUIRE_FALSE(ec);
