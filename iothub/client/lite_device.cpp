@@ -44,7 +44,7 @@ lite_device::lite_device(byte_channel& channel, const lite_device_options& o, co
     : channel_(&channel), memory_(o.memory), timeout_(o.timeout), lifetime_(o.token_lifetime),
       audience_(o.memory), key_(o.key, o.memory), engine_(std::move(engine)), cbs_(o.memory),
       put_description_(o.memory), outcome_text_(o.memory), failure_text_(o.memory),
-      encoded_(o.memory) {
+      encoded_(o.memory), x509_(o.x509) {
   // The resource URI of the identity: {host}/devices/{d}[/modules/{m}], ids URL-encoded.
   audience_ = device_resource_uri(o.hub_host, o.identity);
 }
@@ -57,7 +57,9 @@ result<lite_device> lite_device::connect(byte_channel& channel, const lite_devic
       o.container_id.empty() ? std::string_view(o.identity.device_id) : o.container_id;
   co.hostname = o.hub_host;
   co.sasl.enabled = true;
-  co.sasl.mechanism = "ANONYMOUS"; // CBS follows (doc §1.3)
+  // doc §1.3: ANONYMOUS, CBS follows; X.509: EXTERNAL, the certificate is the identity.
+  co.sasl.mechanism = o.x509 ? "EXTERNAL" : "ANONYMOUS";
+  co.sasl.external = o.x509;
   co.limits.max_frame_size = std::max<std::uint32_t>(o.max_frame_size, 512);
   co.memory = o.memory;
   auto engine = connection::create(co);
@@ -74,21 +76,10 @@ result<lite_device> lite_device::connect(byte_channel& channel, const lite_devic
     return s.error();
   }
   d.session_ = *s;
-  request_response_options ro;
-  ro.address = "$cbs";
-  ro.reply_to = node_cbs_reply_to;
-  ro.link_name = "cbs";
-  ro.max_pending = 1;
-  ro.credit = 1;
-  ro.memory = o.memory;
-  if (auto r = d.cbs_.open(d.engine_, d.session_, ro); !r) {
-    return r.error();
-  }
-  if (auto r = d.pump([&] { return d.cbs_.ready(d.engine_); }, why); !r) {
-    return r.error();
-  }
-  if (auto r = d.put_token(now, why); !r) {
-    return r.error();
+  if (!o.x509) {
+    if (auto r = d.open_cbs(now, why); !r) {
+      return r.error();
+    }
   }
   // The telemetry sender (doc §3.1): settled by the hub with its outcome.
   std::pmr::string address(o.memory);
@@ -110,6 +101,23 @@ result<lite_device> lite_device::connect(byte_channel& channel, const lite_devic
     return r.error();
   }
   return d;
+}
+
+result<void> lite_device::open_cbs(std::uint64_t now, std::string* why) {
+  request_response_options ro;
+  ro.address = "$cbs";
+  ro.reply_to = node_cbs_reply_to;
+  ro.link_name = "cbs";
+  ro.max_pending = 1;
+  ro.credit = 1;
+  ro.memory = memory_;
+  if (auto r = cbs_.open(engine_, session_, ro); !r) {
+    return r.error();
+  }
+  if (auto r = pump([&] { return cbs_.ready(engine_); }, why); !r) {
+    return r.error();
+  }
+  return put_token(now, why);
 }
 
 result<void> lite_device::put_token(std::uint64_t now, std::string* why) {
@@ -154,6 +162,9 @@ result<void> lite_device::renew_token(std::uint64_t now, std::string* why) {
   if (failure_) {
     say(why, failure_text_);
     return failure_;
+  }
+  if (x509_) {
+    return {}; // no token: the certificate is the identity
   }
   return put_token(now, why);
 }
@@ -264,7 +275,9 @@ template <typename Done> result<void> lite_device::pump(Done done, std::string* 
 }
 
 result<void> lite_device::handle(const event& e) {
-  if (auto r = cbs_.on_event(engine_, e)) {
+  if (x509_) {
+    // No $cbs links.
+  } else if (auto r = cbs_.on_event(engine_, e)) {
     if (put_id_ && r->request == *put_id_) {
       const auto status = r->message.application_property(cbs_key::status_code);
       put_status_ = status ? status->as_int() : -1;
@@ -277,7 +290,7 @@ result<void> lite_device::handle(const event& e) {
     }
     return {};
   }
-  if (cbs_.failed() && !failure_) {
+  if (!x509_ && cbs_.failed() && !failure_) {
     failure_ = code(amqp::errc::remote_error);
     failure_text_ = "the hub closed the $cbs links";
   }
@@ -302,11 +315,14 @@ result<void> lite_device::handle(const event& e) {
       }
     }
   } else if (const auto* cc = std::get_if<connection_closed>(&e)) {
+    if (failure_) {
+      return {}; // what failed first says why (a refused SASL login closes the connection)
+    }
     if (cc->code || cc->error) {
       describe(failure_text_, cc->error);
       failure_text_.insert(0, "the connection closed: ");
       failure_ = cc->code ? cc->code : code(amqp::errc::remote_error);
-    } else if (!failure_) {
+    } else {
       failure_ = code(amqp::errc::invalid_state); // closed cleanly: nothing more to do
       failure_text_ = "the connection is closed";
     }

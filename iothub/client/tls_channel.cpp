@@ -145,6 +145,16 @@ result<std::unique_ptr<tls_channel>> tls_channel::connect(const tls_channel_opti
     say(why, "cannot load the CA file " + ca);
     return make_error_code(amqp::errc::invalid_argument);
   }
+  if (!o.cert_file.empty()) {
+    const std::string cert(o.cert_file);
+    const std::string key(o.key_file.empty() ? o.cert_file : o.key_file);
+    if (SSL_CTX_use_certificate_chain_file(s->ctx, cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(s->ctx, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s->ctx) != 1) {
+      say(why, "cannot load the client certificate " + cert + " with its key " + key);
+      return make_error_code(amqp::errc::invalid_argument);
+    }
+  }
   s->ssl = SSL_new(s->ctx);
   if (s->ssl == nullptr || SSL_set_fd(s->ssl, s->fd) != 1) {
     say(why, "OpenSSL cannot make a connection");

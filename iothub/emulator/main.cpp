@@ -20,6 +20,7 @@
 #include <asio/signal_set.hpp>
 #include <openssl/rand.h>
 
+#include "amqp/iothub/errors.hpp"
 #include "amqp/transport/listener.hpp"
 #include "emulator/certs.hpp"
 #include "emulator/hub.hpp"
@@ -97,6 +98,8 @@ struct args {
   std::string wss = "127.0.0.1:8443";
   std::vector<std::string> devices;
   std::string devices_file;
+  std::vector<std::string> modules;      // DEVICE/MODULE
+  std::vector<std::string> x509_devices; // ids
   std::uint32_t partitions = 4;
   std::string cert;
   std::string key;
@@ -136,6 +139,20 @@ template <class... Parts> int fail(const Parts&... why) {
 }
 
 int run(const args& a) {
+  // An X.509 device is verified against --client-ca: without it no certificate is asked for
+  // and the device could never connect.
+  if (!a.x509_devices.empty() && a.client_ca.empty()) {
+    return fail("--x509-device needs --client-ca: the CA that signs the devices' certificates "
+                "(their CN is the device id)");
+  }
+  std::vector<module_name> modules;
+  for (const auto& text : a.modules) {
+    auto m = parse_module_name(text);
+    if (!m) {
+      return fail("--module takes DEVICE/MODULE, not '" + text + "'");
+    }
+    modules.push_back(std::move(*m));
+  }
   // Signals first: one that arrives while the state is being set up is handled as soon as
   // the loop runs (asio records it), and never kills the process half-way.
   asio::io_context io;
@@ -213,8 +230,25 @@ int run(const args& a) {
     }
   }
   for (const auto& id : device_ids) {
+    if (const auto* d = reg->device(id); d != nullptr && d->auth_type != "sas") {
+      return fail("device '" + id + "' is registered for X.509 (--x509-device), not with keys");
+    }
     if (auto r = provision_device(*reg, st, random, id); !r) {
       return fail("cannot register device '" + id + "': " + r.error().message());
+    }
+  }
+  for (const auto& m : modules) {
+    if (auto r = provision_module(*reg, st, random, m.device_id, m.module_id); !r) {
+      return fail("cannot register module '" + m.device_id + "/" + m.module_id +
+                  "': " + r.error().message());
+    }
+  }
+  for (const auto& id : a.x509_devices) {
+    if (auto r = provision_x509_device(*reg, st, random, id); !r) {
+      if (r.error() == iothub::errc::conflict) {
+        return fail("device '" + id + "' is registered with keys (--device), not for X.509");
+      }
+      return fail("cannot register X.509 device '" + id + "': " + r.error().message());
     }
   }
   for (const auto& cg : a.consumer_groups) {
@@ -368,9 +402,14 @@ int run(const args& a) {
     csi.service_key = p->primary_key;
   }
   for (const auto& [id, d] : reg->devices()) {
-    if (!d.primary_key.empty()) {
+    if (d.auth_type == "sas") {
       csi.device_keys.emplace(id, d.primary_key);
+    } else {
+      csi.x509_devices.push_back(id);
     }
+  }
+  for (const auto& [id, m] : reg->modules()) {
+    csi.module_keys.emplace(id, m.primary_key);
   }
   csi.ca_path = ca_path;
   const std::string cs_path = dir + "/connection-strings.json";
@@ -378,7 +417,8 @@ int run(const args& a) {
     return fail("cannot write " + cs_path);
   }
   std::cout << "hub " << reg->hub_name() << ", " << partitions << " partitions, "
-            << reg->devices().size() << " devices; connection strings in " << cs_path << std::endl;
+            << reg->devices().size() << " devices, " << reg->modules().size()
+            << " modules; connection strings in " << cs_path << std::endl;
 
   signals.async_wait([&](std::error_code, int) {
     listener->close();
@@ -415,6 +455,12 @@ int run_cli(int argc, char** argv) {
                  "keys)");
   app.add_option("--devices-file", a.devices_file,
                  "file of device ids to register, one per line ('#' comments)");
+  app.add_option("--module", a.modules,
+                 "register module DEVICE/MODULE with random keys, and its device if missing "
+                 "(repeatable; an existing one keeps its keys)");
+  app.add_option("--x509-device", a.x509_devices,
+                 "register a device authenticated by a TLS client certificate whose CN is ID, "
+                 "signed by --client-ca (repeatable; needs --client-ca)");
   app.add_option("--partitions", a.partitions, "partitions of the built-in endpoint")
       ->check(CLI::Range(1U, 1024U))
       ->capture_default_str();
@@ -425,7 +471,9 @@ int run_cli(int argc, char** argv) {
   auto* cert = app.add_option("--cert", a.cert, "PEM server certificate (default: made)");
   app.add_option("--key", a.key, "PEM private key of --cert")->needs(cert);
   cert->needs(app.get_option("--key"));
-  app.add_option("--client-ca", a.client_ca, "PEM CA of X.509 device certificates (SASL EXTERNAL)");
+  app.add_option("--client-ca", a.client_ca,
+                 "PEM CA that verifies the TLS client certificates of X.509 devices, with "
+                 "SASL EXTERNAL or with no SASL (asked for, not required: SAS clients go on)");
   app.add_flag("--trace", a.trace, "print every frame, decoded, keys and signatures redacted");
   app.add_flag("--no-redirect", a.no_redirect,
                "refuse /messages/events receivers instead of redirecting them");

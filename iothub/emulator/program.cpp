@@ -69,6 +69,15 @@ std::vector<std::string> parse_devices_file(std::string_view text) {
   return ids;
 }
 
+result<module_name> parse_module_name(std::string_view text) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size() ||
+      text.find('/', slash + 1) != std::string_view::npos) {
+    return errc::invalid_argument;
+  }
+  return module_name{std::string(text.substr(0, slash)), std::string(text.substr(slash + 1))};
+}
+
 std::string hub_host_name(std::string_view hub_name) {
   return std::string(hub_name) + ".azure-devices.net";
 }
@@ -86,6 +95,19 @@ std::string device_connection_string(const connection_strings_input& in, std::st
   return "HostName=" + hub_host_name(in.hub_name) + ";DeviceId=" + std::string(device_id) +
          ";SharedAccessKey=" + std::string(key) +
          ";GatewayHostName=" + host_port(in.host, in.amqps_port);
+}
+
+std::string module_connection_string(const connection_strings_input& in, std::string_view device_id,
+                                     std::string_view module_id, std::string_view key) {
+  return "HostName=" + hub_host_name(in.hub_name) + ";DeviceId=" + std::string(device_id) +
+         ";ModuleId=" + std::string(module_id) + ";SharedAccessKey=" + std::string(key) +
+         ";GatewayHostName=" + host_port(in.host, in.amqps_port);
+}
+
+std::string x509_device_connection_string(const connection_strings_input& in,
+                                          std::string_view device_id) {
+  return "HostName=" + hub_host_name(in.hub_name) + ";DeviceId=" + std::string(device_id) +
+         ";x509=true;GatewayHostName=" + host_port(in.host, in.amqps_port);
 }
 
 std::string service_connection_string(const connection_strings_input& in) {
@@ -109,6 +131,16 @@ std::string connection_strings_json(const connection_strings_input& in) {
     devices[id] = device_connection_string(in, id, key);
   }
   j["devices"] = devices;
+  auto modules = nlohmann::ordered_json::object();
+  for (const auto& [id, key] : in.module_keys) {
+    modules[id.first + "/" + id.second] = module_connection_string(in, id.first, id.second, key);
+  }
+  j["modules"] = modules;
+  auto x509 = nlohmann::ordered_json::object();
+  for (const auto& id : in.x509_devices) {
+    x509[id] = x509_device_connection_string(in, id);
+  }
+  j["x509_devices"] = x509;
   j["ca"] = in.ca_path;
   return j.dump(2) + "\n";
 }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "amqp/result.hpp"
@@ -31,6 +32,16 @@ struct listen_address {
 // are skipped, spaces around an id are dropped.
 [[nodiscard]] std::vector<std::string> parse_devices_file(std::string_view text);
 
+// A module as --module names it: "DEVICE/MODULE".
+struct module_name {
+  std::string device_id;
+  std::string module_id;
+};
+
+// Splits "DEVICE/MODULE" at its one '/'. Errors: amqp::errc::invalid_argument (no '/', more
+// than one, or an empty part; the ids' own rules are the registry's).
+[[nodiscard]] result<module_name> parse_module_name(std::string_view text);
+
 // What connection-strings.json holds.
 struct connection_strings_input {
   std::string hub_name;            // "sdkhub"
@@ -40,6 +51,10 @@ struct connection_strings_input {
   std::string service_key;         // its primary key
   // Device id -> primary key.
   std::map<std::string, std::string> device_keys;
+  // (device id, module id) -> the module's primary key.
+  std::map<std::pair<std::string, std::string>, std::string> module_keys;
+  // The devices registered for X.509 (a CA-signed certificate whose CN is the id).
+  std::vector<std::string> x509_devices;
   std::string ca_path; // the CA clients must trust
 };
 
@@ -60,6 +75,20 @@ struct connection_strings_input {
                                                    std::string_view device_id,
                                                    std::string_view key);
 
+// A module's connection string: HostName={hub host};DeviceId=..;ModuleId=..;
+// SharedAccessKey=..;GatewayHostName={host[:port]} (signed for
+// {HostName}/devices/{d}/modules/{m}).
+[[nodiscard]] std::string module_connection_string(const connection_strings_input& in,
+                                                   std::string_view device_id,
+                                                   std::string_view module_id,
+                                                   std::string_view key);
+
+// An X.509 device's connection string, in the SDKs' form: HostName={hub host};DeviceId=..;
+// x509=true;GatewayHostName={host[:port]}. The certificate and its key are given to the
+// client apart (the SDKs' X509 options; our hub_connection_options::tls).
+[[nodiscard]] std::string x509_device_connection_string(const connection_strings_input& in,
+                                                        std::string_view device_id);
+
 // The service connection string: HostName={host[:port]};SharedAccessKeyName=..;
 // SharedAccessKey=.. (the service SDK dials HostName, port included).
 [[nodiscard]] std::string service_connection_string(const connection_strings_input& in);
@@ -69,7 +98,8 @@ struct connection_strings_input {
 [[nodiscard]] std::string event_hubs_connection_string(const connection_strings_input& in);
 
 // connection-strings.json: {"hostname": .., "service": .., "eventhub": .., "devices":
-// {id: ..}, "ca": ..}, indented, with a final newline.
+// {id: ..}, "modules": {"device/module": ..}, "x509_devices": {id: ..}, "ca": ..}, indented,
+// with a final newline.
 [[nodiscard]] std::string connection_strings_json(const connection_strings_input& in);
 
 } // namespace amqp::iothub::emulator

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "amqp/iothub/address.hpp"
+#include "amqp/iothub/errors.hpp"
 #include "amqp/iothub/sas.hpp"
 
 namespace amqp::iothub::emulator {
@@ -23,6 +24,18 @@ std::string lowered(std::string_view s) {
 
 // Event Hubs: consumer group names are at most 50 characters.
 constexpr std::size_t max_consumer_group_length = 50;
+
+// The generation id the hub gives a device or module: 18 decimal digits (doc §3.4, e.g.
+// 637983364741039849), here from the random source.
+std::string generation_id(random_source& r) {
+  std::array<std::byte, 8> g{};
+  r.fill(g);
+  std::uint64_t v = 0;
+  for (const std::byte b : g) {
+    v = (v << 8U) | static_cast<std::uint64_t>(b);
+  }
+  return std::to_string(100'000'000'000'000'000ULL + v % 900'000'000'000'000'000ULL);
+}
 
 } // namespace
 
@@ -227,15 +240,41 @@ result<void> provision_device(registry& reg, store& s, random_source& r, std::st
   d.id = id;
   d.primary_key = generate_key(r);
   d.secondary_key = generate_key(r);
-  // The generation id the hub gives a device: 18 decimal digits (doc §3.4, e.g.
-  // 637983364741039849), here from the random source.
-  std::array<std::byte, 8> g{};
-  r.fill(g);
-  std::uint64_t v = 0;
-  for (const std::byte b : g) {
-    v = (v << 8U) | static_cast<std::uint64_t>(b);
+  d.generation_id = generation_id(r);
+  return reg.put_device(s, std::move(d));
+}
+
+result<void> provision_module(registry& reg, store& s, random_source& r, std::string_view device_id,
+                              std::string_view module_id) {
+  if (!check_module_id(module_id)) {
+    return amqp::errc::invalid_argument;
   }
-  d.generation_id = std::to_string(100'000'000'000'000'000ULL + v % 900'000'000'000'000'000ULL);
+  if (auto d = provision_device(reg, s, r, device_id); !d) {
+    return d;
+  }
+  if (reg.module(device_id, module_id) != nullptr) {
+    return {};
+  }
+  module_record m;
+  m.device_id = device_id;
+  m.id = module_id;
+  m.primary_key = generate_key(r);
+  m.secondary_key = generate_key(r);
+  m.generation_id = generation_id(r);
+  return reg.put_module(s, std::move(m));
+}
+
+result<void> provision_x509_device(registry& reg, store& s, random_source& r, std::string_view id) {
+  if (const device_record* d = reg.device(id); d != nullptr) {
+    if (d->auth_type == "sas") {
+      return make_error_code(iothub::errc::conflict);
+    }
+    return {};
+  }
+  device_record d;
+  d.id = id;
+  d.auth_type = "certificateAuthority";
+  d.generation_id = generation_id(r);
   return reg.put_device(s, std::move(d));
 }
 

@@ -58,6 +58,11 @@ public:
   [[nodiscard]] const std::map<std::string, device_record, std::less<>>& devices() const noexcept {
     return devices_;
   }
+  // Every module, ordered by (device id, module id).
+  [[nodiscard]] const std::map<std::pair<std::string, std::string>, module_record>&
+  modules() const noexcept {
+    return modules_;
+  }
   [[nodiscard]] std::vector<policy_record> policies() const;
   [[nodiscard]] std::vector<std::string> consumer_groups() const;
 
@@ -97,5 +102,19 @@ private:
 // amqp::errc::invalid_argument (invalid id), those of the store.
 [[nodiscard]] result<void> provision_device(registry& reg, store& s, random_source& r,
                                             std::string_view id);
+
+// Registers module `module_id` of device `device_id` with two random keys if it is not
+// registered, and the device as provision_device does if it is not either. A module that
+// exists keeps its keys. Errors: amqp::errc::invalid_argument (an invalid device or module
+// id), those of the store.
+[[nodiscard]] result<void> provision_module(registry& reg, store& s, random_source& r,
+                                            std::string_view device_id, std::string_view module_id);
+
+// Registers device `id` for X.509 (auth type "certificateAuthority": a TLS client
+// certificate whose CN is `id`, signed by a CA the hub trusts; no keys) if it is not
+// registered. Errors: amqp::errc::invalid_argument (invalid id), iothub::errc::conflict (`id`
+// is registered with symmetric keys), those of the store.
+[[nodiscard]] result<void> provision_x509_device(registry& reg, store& s, random_source& r,
+                                                 std::string_view id);
 
 } // namespace amqp::iothub::emulator

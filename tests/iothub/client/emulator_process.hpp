@@ -24,6 +24,9 @@ public:
     std::vector<std::string> devices{"dev-1"};
     std::vector<std::string> args; // more iothub-emulator options
     std::string state = ":memory:";
+    std::vector<std::string> modules;      // --module DEVICE/MODULE
+    std::vector<std::string> x509_devices; // --x509-device ID (give client_ca)
+    std::string client_ca;                 // --client-ca: the CA of device certificates
   };
 
   explicit emulator_process(options o) : o_(std::move(o)) { start(); }
@@ -43,6 +46,18 @@ public:
     for (const auto& d : o_.devices) {
       argv.emplace_back("--device");
       argv.push_back(d);
+    }
+    for (const auto& m : o_.modules) {
+      argv.emplace_back("--module");
+      argv.push_back(m);
+    }
+    for (const auto& d : o_.x509_devices) {
+      argv.emplace_back("--x509-device");
+      argv.push_back(d);
+    }
+    if (!o_.client_ca.empty()) {
+      argv.emplace_back("--client-ca");
+      argv.push_back(o_.client_ca);
     }
     argv.insert(argv.end(), o_.args.begin(), o_.args.end());
     fail_prefix = "emulator_process";
@@ -65,6 +80,14 @@ public:
     for (const auto& [id, cs] : j.at("devices").items()) {
       devices[id] = cs.get<std::string>();
     }
+    modules.clear();
+    for (const auto& [id, cs] : j.at("modules").items()) {
+      modules[id] = cs.get<std::string>();
+    }
+    x509_devices.clear();
+    for (const auto& [id, cs] : j.at("x509_devices").items()) {
+      x509_devices[id] = cs.get<std::string>();
+    }
   }
   // SIGKILL: nothing is flushed or closed.
   void kill() { stop(SIGKILL); }
@@ -82,6 +105,9 @@ public:
   std::string eventhub;                       // the Event Hubs-compatible connection string
   std::string ca;                             // the CA file clients must trust
   std::map<std::string, std::string> devices; // device id -> connection string
+  std::map<std::string, std::string> modules; // "device/module" -> connection string
+  // X.509 device id -> connection string (x509=true; the certificate is given apart)
+  std::map<std::string, std::string> x509_devices;
 
 private:
   options o_;

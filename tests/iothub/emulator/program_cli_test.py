@@ -10,6 +10,9 @@ amqp-cli only): ctest iothub_emulator_program.
 - --trace: the frames are printed, the PLAIN password and the token never are;
 - a restart on the same state dir keeps every key; --device adds a device, never re-keys one;
   another --partitions is refused;
+- --module DEVICE/MODULE registers a module (and its device), never re-keys one; module
+  telemetry over SASL PLAIN is accepted; --x509-device ID lists an X.509 device, needs
+  --client-ca; a device is not both;
 - --state :memory: writes nothing to the state dir, names its temp dir and removes it at exit.
 Prints one PASS/FAIL line per check and "N passed, N failed".
 """
@@ -109,7 +112,8 @@ def main():
               ', '.join(listening) or out[-300:])
         cs = json.load(open(os.path.join(state, 'connection-strings.json')))
         check('connection-strings.json', sorted(cs) == ['ca', 'devices', 'eventhub', 'hostname',
-                                                        'service'] and
+                                                        'modules', 'service', 'x509_devices'] and
+              cs['modules'] == {} and cs['x509_devices'] == {} and
               cs['hostname'] == 'proghub.azure-devices.net' and
               os.path.exists(cs['ca']) and list(cs['devices']) == ['dev-1'] and
               cs['service'].startswith('HostName=localhost:%d;SharedAccessKeyName=service;' % port) and
@@ -173,6 +177,75 @@ def main():
         rc = e3.p.wait(20)
         check('another --partitions is refused', rc == 1 and 'partitions' in e3.text('err'),
               e3.text('err').strip())
+
+        # Modules and X.509 devices.
+        def refused(args, words):
+            r = Emulator('--state', state, '--amqps', '127.0.0.1:0', '--wss', 'none', *args)
+            rc = r.p.wait(20)
+            err = r.text('err')
+            return rc == 1 and all(w in err for w in words), err.strip()
+        ok, err = refused(['--x509-device', 'cert-1'], ['--x509-device needs --client-ca'])
+        check('--x509-device without --client-ca is refused', ok, err)
+        for bad in ('dev-1', 'dev-1/', '/m', 'a/b/c'):
+            ok, err = refused(['--module', bad], ["--module takes DEVICE/MODULE, not '%s'" % bad])
+            check('--module %s is refused' % bad, ok, err)
+        ca = os.path.join(state, 'ca.pem')  # any CA file: no certificate is made here
+        e4 = Emulator('--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+                      '--module', 'dev-1/mod-a', '--module', 'edge-9/$edgeHub',
+                      '--x509-device', 'cert-1', '--client-ca', ca)
+        ok = e4.wait_ready()
+        mods = json.load(open(os.path.join(state, 'connection-strings.json')))
+        gw = ';GatewayHostName=localhost:%d' % port
+        ma = cs_fields(mods['modules'].get('dev-1/mod-a', ''))
+        check('--module: module strings under "modules"', ok and
+              sorted(mods['modules']) == ['dev-1/mod-a', 'edge-9/$edgeHub'] and
+              mods['modules']['dev-1/mod-a'].startswith(
+                  'HostName=proghub.azure-devices.net;DeviceId=dev-1;ModuleId=mod-a;SharedAccessKey=')
+              and mods['modules']['dev-1/mod-a'].endswith(gw) and
+              ma.get('SharedAccessKey') not in (None, dev['SharedAccessKey']),
+              json.dumps(mods.get('modules'))[:300])
+        check('--module: a missing device is registered, an existing one keeps its keys',
+              'edge-9' in mods['devices'] and mods['devices']['dev-1'] == before['devices']['dev-1'])
+        check('--x509-device: under "x509_devices", not "devices"',
+              mods['x509_devices'] == {'cert-1': 'HostName=proghub.azure-devices.net;DeviceId=cert-1;'
+                                                 'x509=true' + gw} and
+              'cert-1' not in mods['devices'], json.dumps(mods.get('x509_devices')))
+        check('startup line counts the modules', re.search(r'^hub proghub, 4 partitions, 4 devices, '
+                                                           r'2 modules; ', e4.text(), re.M) is not None,
+              e4.text()[-200:])
+        # Module telemetry: SASL PLAIN as dev-1/modules/mod-a with the module's token; the
+        # device's token does not pass for the module.
+        mtoken = sas_token('%s/devices/dev-1/modules/mod-a' % ma['HostName'], ma['SharedAccessKey'])
+        def send_as(user, tok, address):
+            url = 'amqps://%s:%s@localhost:%d' % (urllib.parse.quote(user, safe=''),
+                                                  urllib.parse.quote(tok, safe=''), port)
+            r = subprocess.run([CLI, 'send', url, address, '--count', '2', '--body', 'm',
+                                '--ca', cs['ca'], '--timeout', '20'],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            return r.returncode, r.stdout.decode('utf-8', 'replace')
+        rc, out = send_as('dev-1/modules/mod-a@sas.proghub', mtoken,
+                          '/devices/dev-1/modules/mod-a/messages/events')
+        check('module telemetry over SASL PLAIN accepted', rc == 0 and 'accepted 2' in out, out[-300:])
+        dtoken = sas_token('%s/devices/dev-1' % dev['HostName'], dev['SharedAccessKey'])
+        rc, out = send_as('dev-1/modules/mod-a@sas.proghub', dtoken,
+                          '/devices/dev-1/modules/mod-a/messages/events')
+        check("the device's token is not the module's", rc != 0 and 'refused the PLAIN login' in out,
+              out[-300:])
+        e4.stop()
+        # Again: the module keeps its key; a device is not both kinds.
+        e5 = Emulator('--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+                      '--module', 'dev-1/mod-a')
+        ok = e5.wait_ready()
+        again = json.load(open(os.path.join(state, 'connection-strings.json')))
+        e5.stop()
+        check('restart: modules and X.509 devices kept, module keys too',
+              ok and again['modules'] == mods['modules'] and
+              again['x509_devices'] == mods['x509_devices'])
+        ok, err = refused(['--x509-device', 'dev-1', '--client-ca', ca],
+                          ["device 'dev-1' is registered with keys"])
+        check('--x509-device of a device with keys is refused', ok, err)
+        ok, err = refused(['--device', 'cert-1'], ["device 'cert-1' is registered for X.509"])
+        check('--device of an X.509 device is refused', ok, err)
 
         # :memory: keeps nothing in the state dir, and removes its temp dir at exit.
         mem = Emulator('--state', ':memory:', '--amqps', '127.0.0.1:0', '--wss', 'none',

@@ -110,6 +110,17 @@ TEST_CASE("program: the devices file: one id a line, blanks and comments skipped
   CHECK(parse_devices_file("").empty());
 }
 
+TEST_CASE("program: --module DEVICE/MODULE") {
+  auto m = parse_module_name("edge-1/filter");
+  REQUIRE(m);
+  CHECK(m->device_id == "edge-1");
+  CHECK(m->module_id == "filter");
+  for (const char* bad : {"edge-1", "/filter", "edge-1/", "a/b/c", ""}) {
+    CAPTURE(bad);
+    CHECK(parse_module_name(bad).error() == amqp::errc::invalid_argument);
+  }
+}
+
 TEST_CASE("program: connection strings the SDKs use unchanged") {
   SUBCASE("AMQPS on a port of its own: every string carries it") {
     const auto in = input(43879);
@@ -141,8 +152,38 @@ TEST_CASE("program: connection strings the SDKs use unchanged") {
     CHECK(service_connection_string(in).starts_with("HostName=localhost;"));
     CHECK(event_hubs_connection_string(in).starts_with("Endpoint=sb://localhost/;"));
   }
+  SUBCASE("modules and X.509 devices: the SDKs' forms, which our parser validates") {
+    const auto in = input(43879);
+    const std::string mod = module_connection_string(in, "edge-1", "filter", "bW9kLWtleQ==");
+    CHECK(mod == "HostName=sdkhub.azure-devices.net;DeviceId=edge-1;ModuleId=filter;"
+                 "SharedAccessKey=bW9kLWtleQ==;GatewayHostName=localhost:43879");
+    auto m = parse_connection_string(mod);
+    REQUIRE(m);
+    CHECK(*validate(*m) == connection_string_kind::module);
+    CHECK(m->module_id == "filter");
+    const std::string x = x509_device_connection_string(in, "cert-1");
+    CHECK(x == "HostName=sdkhub.azure-devices.net;DeviceId=cert-1;x509=true;"
+               "GatewayHostName=localhost:43879");
+    auto c = parse_connection_string(x);
+    REQUIRE(c);
+    CHECK(*validate(*c) == connection_string_kind::device);
+    CHECK(c->x509);
+    CHECK(c->shared_access_key.empty());
+  }
   SUBCASE("connection-strings.json, as the scripts read it") {
-    const auto json = connection_strings_json(input(5672));
+    auto in = input(5672);
+    in.module_keys = {{{"dev-1", "m1"}, "bTEta2V5"}};
+    in.x509_devices = {"cert-1"};
+    const auto json = connection_strings_json(in);
+    CHECK(json.find("\"modules\": {\n    \"dev-1/m1\": \"HostName=sdkhub.azure-devices.net;"
+                    "DeviceId=dev-1;ModuleId=m1;SharedAccessKey=bTEta2V5;") != std::string::npos);
+    CHECK(json.find("\"x509_devices\": {\n    \"cert-1\": \"HostName=sdkhub.azure-devices.net;"
+                    "DeviceId=cert-1;x509=true;GatewayHostName=localhost:5672\"") !=
+          std::string::npos);
+    // None of either: empty objects, so that readers need not test for the keys.
+    const auto bare = connection_strings_json(input(5672));
+    CHECK(bare.find("\"modules\": {}") != std::string::npos);
+    CHECK(bare.find("\"x509_devices\": {}") != std::string::npos);
     CHECK(json.find("\"hostname\": \"sdkhub.azure-devices.net\"") != std::string::npos);
     CHECK(json.find("\"service\": \"HostName=localhost:5672;") != std::string::npos);
     CHECK(json.find("\"eventhub\": \"Endpoint=sb://localhost:5672/;") != std::string::npos);

@@ -1,6 +1,7 @@
 // The registry: lookups, write-through to the store, reload, id rules, provisioning.
 #include <doctest/doctest.h>
 
+#include "amqp/iothub/errors.hpp"
 #include "amqp/iothub/sas.hpp"
 #include "emulator/registry.hpp"
 
@@ -107,4 +108,58 @@ TEST_CASE("registry: a new hub gets the portal's policies and devices with rando
   REQUIRE(provision_device(*r, *s, random, "sensor-1"));
   CHECK(r->device("sensor-1")->primary_key == key);
   CHECK(provision_device(*r, *s, random, "bad/id").error() == amqp::errc::invalid_argument);
+}
+
+TEST_CASE("registry: provisioning modules (their device too) and X.509 devices") {
+  auto s = memory_store();
+  auto r = registry::load(*s, "emulator");
+  REQUIRE(r);
+  seeded_random random(2);
+
+  // A module of a device not registered yet: both, with keys of their own.
+  REQUIRE(provision_module(*r, *s, random, "edge-1", "filter"));
+  const device_record* d = r->device("edge-1");
+  REQUIRE(d != nullptr);
+  CHECK(d->auth_type == "sas");
+  const module_record* m = r->module("edge-1", "filter");
+  REQUIRE(m != nullptr);
+  CHECK(amqp::iothub::base64_decode(m->primary_key)->size() == 32);
+  CHECK(m->primary_key != d->primary_key);
+  CHECK(m->generation_id.size() == 18);
+  CHECK(r->modules().size() == 1);
+  // Again: the module and its device keep their keys; a second module of the same device.
+  const std::string module_key = m->primary_key;
+  const std::string device_key = d->primary_key;
+  REQUIRE(provision_module(*r, *s, random, "edge-1", "filter"));
+  REQUIRE(provision_module(*r, *s, random, "edge-1", "$edgeHub"));
+  CHECK(r->module("edge-1", "filter")->primary_key == module_key);
+  CHECK(r->device("edge-1")->primary_key == device_key);
+  CHECK(r->modules().size() == 2);
+  CHECK(s->modules()->size() == 2);
+  CHECK(provision_module(*r, *s, random, "edge-1", "bad/id").error() ==
+        amqp::errc::invalid_argument);
+  CHECK(provision_module(*r, *s, random, "bad/id", "m").error() == amqp::errc::invalid_argument);
+  CHECK(r->modules().size() == 2);
+
+  // An X.509 device: no keys, certificateAuthority; kept as it is when provisioned again.
+  REQUIRE(provision_x509_device(*r, *s, random, "cert-1"));
+  d = r->device("cert-1");
+  REQUIRE(d != nullptr);
+  CHECK(d->auth_type == "certificateAuthority");
+  CHECK(d->primary_key.empty());
+  CHECK(d->secondary_key.empty());
+  CHECK(d->generation_id.size() == 18);
+  const std::string generation = d->generation_id;
+  REQUIRE(provision_x509_device(*r, *s, random, "cert-1"));
+  CHECK(r->device("cert-1")->generation_id == generation);
+  // A device registered with keys is not turned into an X.509 one.
+  CHECK(provision_x509_device(*r, *s, random, "edge-1").error() == amqp::iothub::errc::conflict);
+  CHECK(r->device("edge-1")->auth_type == "sas");
+  CHECK(provision_x509_device(*r, *s, random, "bad/id").error() == amqp::errc::invalid_argument);
+
+  auto back = registry::load(*s, "emulator");
+  REQUIRE(back);
+  REQUIRE(back->device("cert-1") != nullptr);
+  CHECK(back->device("cert-1")->auth_type == "certificateAuthority");
+  CHECK(back->modules().size() == 2);
 }

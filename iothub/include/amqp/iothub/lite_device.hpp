@@ -50,6 +50,10 @@ struct lite_device_options {
   device_identity identity{};
   // The device's (or module's) shared access key, base64.
   std::string_view key{};
+  // X.509 (doc §2.6): the channel's TLS client certificate is the identity (its CN the device
+  // id, e.g. tls_channel_options::cert_file); SASL EXTERNAL, no CBS and no token: `key` and
+  // `token_lifetime` are not used.
+  bool x509 = false;
   std::chrono::seconds token_lifetime{3600};
   // Time each step (connect, put-token, attach, one send, close) may take.
   std::chrono::milliseconds timeout{30'000};
@@ -65,9 +69,11 @@ struct lite_device_options {
 class lite_device {
 public:
   // Opens the connection over `channel` (SASL ANONYMOUS), puts a token made at `now` (Unix
-  // seconds) on `$cbs`, and attaches the telemetry sender. `channel` must outlive the
-  // device. Errors: amqp::errc::unauthorized (the hub refused the token: `why` has its status
-  // and description), amqp::errc::timeout, amqp::errc::remote_error (a link refused),
+  // seconds) on `$cbs`, and attaches the telemetry sender; with options.x509, SASL EXTERNAL
+  // and the sender only. `channel` must outlive the device. Errors:
+  // amqp::errc::unauthorized (the hub refused the token, or the certificate's SASL EXTERNAL
+  // login: `why` has its status and description), amqp::errc::timeout,
+  // amqp::errc::remote_error (a link refused),
   // errc::invalid_value (a key that is not base64), the channel's and the engine's.
   [[nodiscard]] static result<lite_device> connect(byte_channel& channel,
                                                    const lite_device_options& options,
@@ -83,9 +89,10 @@ public:
                                               std::string* why = nullptr);
 
   // Puts a new token made at `now` on the same links (before token_expiry(): the hub
-  // detaches the telemetry link once the token expires). Errors: those of connect.
+  // detaches the telemetry link once the token expires); nothing with X.509 (no token).
+  // Errors: those of connect.
   [[nodiscard]] result<void> renew_token(std::uint64_t now, std::string* why = nullptr);
-  // When the token last put expires (Unix seconds).
+  // When the token last put expires (Unix seconds); 0 with X.509.
   [[nodiscard]] std::uint64_t token_expiry() const noexcept { return expiry_; }
 
   // Closes the connection (close handshake). Errors: amqp::errc::timeout, the channel's.
@@ -100,6 +107,7 @@ private:
   template <typename Done> result<void> pump(Done done, std::string* why);
   result<void> handle(const event& e);
   result<void> put_token(std::uint64_t now, std::string* why);
+  result<void> open_cbs(std::uint64_t now, std::string* why);
 
   byte_channel* channel_;
   std::pmr::memory_resource* memory_;
@@ -123,6 +131,7 @@ private:
   std::error_code failure_; // the connection or a link failed
   std::pmr::string failure_text_;
   std::pmr::vector<std::byte> encoded_;
+  bool x509_ = false; // no CBS, no token
 };
 
 } // namespace amqp::iothub

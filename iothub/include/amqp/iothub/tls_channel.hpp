@@ -23,12 +23,17 @@ struct tls_channel_options {
   std::string_view ca_file{};                // empty: the system's trust store
   std::string_view server_name{};            // SNI and the name checked; empty: host
   std::chrono::milliseconds timeout{30'000}; // connect and handshake
+  // X.509 (doc §2.6): the client certificate (PEM, chain allowed) and its private key
+  // (PEM; empty: in cert_file).
+  std::string_view cert_file{};
+  std::string_view key_file{};
 };
 
 class tls_channel final : public byte_channel {
 public:
   // Resolves, connects and handshakes. Errors: amqp::errc::timeout, amqp::errc::unauthorized
-  // (the certificate does not verify; `why` says why), the system's.
+  // (the certificate does not verify; `why` says why), amqp::errc::invalid_argument (a CA
+  // file, client certificate or key that cannot be loaded), the system's.
   [[nodiscard]] static result<std::unique_ptr<tls_channel>>
   connect(const tls_channel_options& options, std::string* why = nullptr);
   ~tls_channel() override;
