@@ -376,3 +376,37 @@ TEST_CASE("store: in memory, the page cache stays bounded as events accumulate")
   REQUIRE(last->size() == 1);
   CHECK(last->front().bytes == bytes_of(body));
 }
+
+TEST_CASE("store: heads moved in a transaction are written by commit, and dropped by rollback") {
+  auto s = memory_store();
+  REQUIRE(s->begin());
+  REQUIRE(s->append_event(event(0, 0, 0, 10, "aa")));
+  REQUIRE(s->append_event(event(1, 0, 0, 11, "b")));
+  REQUIRE(s->append_event(event(0, 1, 2, 12, "ccc")));
+  REQUIRE(s->commit());
+  auto heads = s->partition_heads();
+  REQUIRE(heads);
+  REQUIRE(heads->size() == 2);
+  CHECK((*heads)[0] == partition_head{0, 2, 5, 12, 2});
+  CHECK((*heads)[1] == partition_head{1, 1, 1, 11, 0});
+
+  // Read inside the transaction, the heads are where the appends moved them.
+  REQUIRE(s->begin());
+  REQUIRE(s->append_event(event(1, 1, 1, 13, "dd")));
+  heads = s->partition_heads();
+  REQUIRE(heads);
+  CHECK((*heads)[1] == partition_head{1, 2, 3, 13, 1});
+  REQUIRE(s->append_event(event(1, 2, 3, 14, "e")));
+  s->rollback();
+  heads = s->partition_heads();
+  REQUIRE(heads);
+  REQUIRE(heads->size() == 2);
+  CHECK((*heads)[0] == partition_head{0, 2, 5, 12, 2});
+  CHECK((*heads)[1] == partition_head{1, 1, 1, 11, 0});
+
+  // Outside a transaction an append writes its head at once.
+  REQUIRE(s->append_event(event(1, 1, 1, 15, "f")));
+  heads = s->partition_heads();
+  REQUIRE(heads);
+  CHECK((*heads)[1] == partition_head{1, 2, 2, 15, 1});
+}
