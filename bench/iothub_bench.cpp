@@ -42,8 +42,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +53,7 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "amqp/iothub/device_client.hpp"
@@ -191,11 +194,41 @@ template <class Done> void run_until(asio::io_context& io, Done done, const std:
   }
 }
 
+// User + system CPU seconds of process `pid` so far (/proc/PID/stat), or -1.
+double cpu_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+  // stime 15.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) {
+    return -1;
+  }
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i >= 14) {
+      ticks += std::strtod(field.c_str(), nullptr);
+    }
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// User + system CPU seconds of this process so far.
+double own_cpu() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 // One timed send: messages accepted, not accepted, and the seconds they took.
 struct send_result {
   std::size_t accepted = 0;
   std::size_t failed = 0;
   double seconds = 0;
+  double cpu_s = 0; // this process's CPU time over the same span
 };
 
 // Connects a device_client (not timed), then sends `count` reference messages with `window`
@@ -248,12 +281,14 @@ send_result ours_send(const std::string& device_cs, const std::string& ca, std::
     });
   };
   const double start = test::now_s();
+  const double cpu_start = own_cpu();
   for (std::size_t i = 0; i < std::min(window, count); ++i) {
     send_next();
   }
   run_until(
       io, [&] { return done == count; }, "device_client sends");
   r.seconds = test::now_s() - start;
+  r.cpu_s = own_cpu() - cpu_start;
   bool closed = false;
   device.async_close([&](std::error_code) { closed = true; });
   run_until(
@@ -331,9 +366,10 @@ std::map<std::string, double> parse_lines(const std::string& output) {
   return out;
 }
 
-// Runs a driver to its end (at most 300 s) and returns its lines; dies if it fails.
+// Runs a driver to its end (at most 300 s) and returns its lines; dies if it fails. `cpu_s`:
+// the driver's CPU time, start-up and connection included.
 std::map<std::string, double> run_driver(const std::vector<std::string>& argv,
-                                         const std::string& name) {
+                                         const std::string& name, double* cpu_s = nullptr) {
   child c = spawn(argv, name);
   const auto status = wait_exit(c, 300);
   if (!status) {
@@ -342,6 +378,9 @@ std::map<std::string, double> run_driver(const std::vector<std::string>& argv,
   }
   if (*status != 0) {
     die(name + " failed (status " + std::to_string(*status) + "): " + c.output);
+  }
+  if (cpu_s != nullptr) {
+    *cpu_s = c.cpu_s;
   }
   return parse_lines(c.output);
 }
@@ -433,37 +472,61 @@ void device_send(const options& o, const emulator& e) {
     skipped["azure-sdk-node"] = *why;
   }
   std::map<std::string, std::vector<double>> rates;
+  std::map<std::string, std::vector<double>> emulator_cpu; // us a message
+  std::map<std::string, std::vector<double>> client_cpu;   // us a message
+  const double n = static_cast<double>(o.count);
   for (int r = 0; r < o.rounds; ++r) {
     for (std::size_t i = 0; i < targets.size(); ++i) {
       const std::string& t = targets[(i + static_cast<std::size_t>(r)) % targets.size()];
       if (skipped.contains(t)) {
         continue;
       }
+      const double emulator_before = cpu_of(e.proc.pid);
+      double cpu = 0;
       if (t == "ours") {
         const send_result s = ours_send(e.device_cs, e.ca, o.count, o.window);
         if (s.accepted != o.count) {
           die("ours: " + std::to_string(s.accepted) + " of " + std::to_string(o.count) +
               " messages accepted");
         }
-        rates[t].push_back(static_cast<double>(o.count) / s.seconds);
+        rates[t].push_back(n / s.seconds);
+        cpu = s.cpu_s;
       } else if (t == "uamqp-py") {
         const auto lines = run_driver({"/usr/bin/python3", drivers_dir + "/iothub_uamqp_send.py",
                                        "127.0.0.1", std::to_string(e.port), e.ca, e.hub_host,
                                        "bench-device", e.device_key, std::to_string(o.count)},
-                                      "iothub_uamqp_send.py");
+                                      "iothub_uamqp_send.py", &cpu);
         rates[t].push_back(rate_of(lines, "accepted", o.count, t));
       } else {
         auto argv = node_argv(o, e);
         argv.insert(argv.end(), {"device_send", e.device_cs, e.ca, std::to_string(o.count),
                                  std::to_string(o.window)});
         rates[t].push_back(
-            rate_of(run_driver(argv, "iothub_node.js device_send"), "accepted", o.count, t));
+            rate_of(run_driver(argv, "iothub_node.js device_send", &cpu), "accepted", o.count, t));
       }
+      emulator_cpu[t].push_back((cpu_of(e.proc.pid) - emulator_before) / n * 1e6);
+      client_cpu[t].push_back(cpu / n * 1e6);
     }
   }
   std::printf("device_send: %zu messages of 200 bytes a run, window %zu, %d rounds (medians)\n",
               o.count, o.window, o.rounds);
   print_rates("device_send", targets, rates, skipped);
+  // CPU time a message (medians): the emulator's while the target sent, and the target's
+  // (ours: the timed part; a peer: its whole process, start-up and connection included).
+  // Unlike msg/s, these hardly move with the load of a shared machine.
+  for (const auto& t : targets) {
+    if (!skipped.contains(t)) {
+      std::fprintf(stderr, "%s.iothub.device_send.emulator_cpu rounds:", t.c_str());
+      for (const double v : emulator_cpu.at(t)) {
+        std::fprintf(stderr, " %.2f", v);
+      }
+      std::fprintf(stderr, " us/msg\n");
+      std::printf("%s.iothub.device_send.emulator_cpu %.2f us/msg\n", t.c_str(),
+                  median(emulator_cpu.at(t)));
+      std::printf("%s.iothub.device_send.client_cpu %.2f us/msg\n", t.c_str(),
+                  median(client_cpu.at(t)));
+    }
+  }
 }
 
 void monitor(const options& o, const emulator& e) {

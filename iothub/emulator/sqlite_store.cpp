@@ -1,6 +1,8 @@
 // store on SQLite (Debian's libsqlite3): prepared statements kept for the store's life,
 // every text and blob bound, never formatted into SQL.
+#include <algorithm>
 #include <array>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -114,15 +116,17 @@ public:
   int prepare(sqlite3* db, const char* sql) {
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
   }
+  // Texts and blobs are bound without a copy (SQLITE_STATIC): every statement is stepped
+  // and reset (its bindings cleared) before the function that bound them returns.
   void bind(int i, std::string_view s) {
-    (void)sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    (void)sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
   }
   void bind(int i, std::span<const std::byte> b) {
     // A zero-length blob would bind as NULL with a null pointer: bind zeroblob instead.
     if (b.empty()) {
       (void)sqlite3_bind_zeroblob(stmt_, i, 0);
     } else {
-      (void)sqlite3_bind_blob(stmt_, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT);
+      (void)sqlite3_bind_blob(stmt_, i, b.data(), static_cast<int>(b.size()), SQLITE_STATIC);
     }
   }
   void bind(int i, std::int64_t v) { (void)sqlite3_bind_int64(stmt_, i, v); }
@@ -234,6 +238,9 @@ struct store::impl {
   sqlite3* db = nullptr;
   std::array<statement, s_count> stmts;
   bool in_tx = false;
+  // Heads moved by append_event in the open transaction, written by commit() (one row a
+  // partition rather than one a message).
+  std::vector<partition_head> pending_heads;
 
   // sqlite3_close_v2 leaves the connection open until the statements, members destroyed
   // after this body, are finalized.
@@ -334,6 +341,23 @@ struct store::impl {
   }
 
   statement& operator[](stmt s) noexcept { return stmts[s]; }
+
+  // Writes the heads append_event moved (in the open transaction) to `partitions`.
+  result<void> write_heads() {
+    for (const partition_head& head : pending_heads) {
+      statement& h = stmts[s_upsert_head];
+      h.bind(1, std::int64_t{head.partition});
+      h.bind(2, head.next_sequence);
+      h.bind(3, head.next_offset);
+      h.bind(4, head.last_enqueued_time);
+      h.bind(5, head.last_offset);
+      if (auto r = run(h); !r) {
+        return r;
+      }
+    }
+    pending_heads.clear();
+    return {};
+  }
 };
 
 store::store(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
@@ -342,10 +366,28 @@ store::~store() = default;
 result<std::unique_ptr<store>> store::open(const std::string& path) {
   auto p = std::make_unique<impl>();
   // One thread uses the store: no SQLite mutexes.
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(path.c_str(), &p->db, flags, nullptr);
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  const bool in_memory = path == ":memory:";
+  std::string name = path;
+  if (in_memory) {
+    // Not SQLite's ":memory:", whose pages all live in the page cache: a B-tree balance
+    // that renumbers pages (inserts into several partitions interleave in `events`) moves
+    // one through the lock-byte page number (262145 at 4 KiB pages), and the next COMMIT
+    // then walks the whole page cache, the whole database, to drop pages past its end:
+    // ingest slowed in proportion to the events stored. The memdb VFS keeps the database
+    // in one heap image instead, behind an ordinary bounded page cache. No name starting
+    // with '/': private to this connection.
+    name = "file:hub?vfs=memdb";
+    flags |= SQLITE_OPEN_URI;
+  }
+  int rc = sqlite3_open_v2(name.c_str(), &p->db, flags, nullptr);
   if (rc != SQLITE_OK) {
     return sqlite_error(rc);
+  }
+  if (in_memory) {
+    // memdb's image is capped at 1 GiB unless told otherwise; ":memory:" had no cap.
+    sqlite3_int64 limit = std::numeric_limits<sqlite3_int64>::max();
+    (void)sqlite3_file_control(p->db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit);
   }
   (void)sqlite3_extended_result_codes(p->db, 1);
   // Another emulator on the same directory is refused at once rather than waited for.
@@ -353,7 +395,7 @@ result<std::unique_ptr<store>> store::open(const std::string& path) {
   // WAL + NORMAL: a commit is in the WAL file (written, not fsynced) when COMMIT returns, so
   // a killed process loses nothing it committed; a power loss can lose the last commits.
   // EXCLUSIVE locking keeps a second process off the file for as long as this one runs.
-  if (path != ":memory:") {
+  if (!in_memory) {
     // The exclusive lock is taken by the first write transaction and kept from then on.
     if (auto r = p->exec("PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; "
                          "BEGIN EXCLUSIVE; COMMIT;");
@@ -419,7 +461,10 @@ result<void> store::commit() {
   if (!impl_->in_tx) {
     return amqp::errc::invalid_state;
   }
-  auto r = run((*impl_)[s_commit]);
+  auto r = impl_->write_heads();
+  if (r) {
+    r = run((*impl_)[s_commit]);
+  }
   if (!r) {
     rollback();
     return r;
@@ -429,6 +474,7 @@ result<void> store::commit() {
 }
 
 void store::rollback() noexcept {
+  impl_->pending_heads.clear();
   if (!impl_->in_tx) {
     return;
   }
@@ -615,6 +661,9 @@ result<std::vector<std::string>> store::consumer_groups() {
 // ---- partitions and events -----------------------------------------------------------------
 
 result<std::vector<partition_head>> store::partition_heads() {
+  if (auto r = impl_->write_heads(); !r) {
+    return r.error();
+  }
   use s((*impl_)[s_heads]);
   std::vector<partition_head> out;
   int rc = 0;
@@ -644,13 +693,22 @@ result<void> store::append_event(const stored_event& e) {
   if (auto r = run(s); !r) {
     return r;
   }
-  statement& h = (*impl_)[s_upsert_head];
-  h.bind(1, std::int64_t{e.partition});
-  h.bind(2, e.sequence + 1);
-  h.bind(3, e.offset + static_cast<std::int64_t>(e.bytes.size()));
-  h.bind(4, e.enqueued_time);
-  h.bind(5, e.offset);
-  return run(h);
+  partition_head head;
+  head.partition = e.partition;
+  head.next_sequence = e.sequence + 1;
+  head.next_offset = e.offset + static_cast<std::int64_t>(e.bytes.size());
+  head.last_enqueued_time = e.enqueued_time;
+  head.last_offset = e.offset;
+  auto& pending = impl_->pending_heads;
+  const auto it = std::find_if(pending.begin(), pending.end(),
+                               [&](const partition_head& h) { return h.partition == e.partition; });
+  if (it != pending.end()) {
+    *it = head;
+  } else {
+    pending.push_back(head);
+  }
+  // In a transaction the head is written once a partition by commit(); alone, now.
+  return impl_->in_tx ? result<void>{} : impl_->write_heads();
 }
 
 result<std::vector<stored_event>>

@@ -215,6 +215,8 @@ public:
   // Appends an event (its sequence and offset chosen by the caller, from the head) and
   // moves the partition's head past it: next_sequence = e.sequence + 1, next_offset =
   // e.offset + size of e.bytes, last_enqueued_time = e.enqueued_time, last_offset = e.offset.
+  // In a transaction the head's row is written once a partition, by commit() (or by
+  // partition_heads(), which reads it); outside one, at once.
   // Errors: SQLite codes (SQLITE_CONSTRAINT: that sequence number is taken).
   [[nodiscard]] result<void> append_event(const stored_event& e);
   // Up to `max_count` events of `partition` from `from` on, in sequence order.
