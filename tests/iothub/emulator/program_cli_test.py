@@ -24,64 +24,17 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'support'))
+from iothub_run import Checks, Emulator, cs_fields, free_port  # noqa: E402
+
 EMULATOR, CLI = sys.argv[1], sys.argv[2]
-results = []
-
-
-def check(name, ok, detail=''):
-    results.append(ok)
-    detail = ' '.join(str(detail).split())
-    if ok:
-        detail = detail[:120]
-    print('%s %s%s' % ('PASS' if ok else 'FAIL', name, (': ' + detail) if detail else ''), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Emulator:
-    def __init__(self, *args):
-        self.out = tempfile.TemporaryFile()
-        self.err = tempfile.TemporaryFile()
-        self.p = subprocess.Popen([EMULATOR] + list(args), stdout=self.out, stderr=self.err,
-                                  stdin=subprocess.DEVNULL)
-
-    def text(self, which='out'):
-        f = self.out if which == 'out' else self.err
-        f.seek(0)
-        return f.read().decode('utf-8', 'replace')
-
-    def wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if re.search(r'^hub .*connection strings in', self.text(), re.M):
-                return True
-            if self.p.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()  # our own child, by its PID
-            return self.p.wait()
+check = Checks(pass_detail=120, fail_detail=None)
 
 
 def sas_token(resource, key, expiry_s=3600):
@@ -92,16 +45,12 @@ def sas_token(resource, key, expiry_s=3600):
     return 'SharedAccessSignature sr=%s&sig=%s&se=%d' % (sr, urllib.parse.quote_plus(sig), se)
 
 
-def cs_fields(cs):
-    return dict(p.split('=', 1) for p in cs.split(';') if '=' in p)
-
-
 def main():
     work = tempfile.mkdtemp(prefix='iothub-emulator-program-')
     try:
         state = os.path.join(work, 'state')
         port = free_port()
-        e = Emulator('--state', state, '--hub', 'proghub', '--amqps', '127.0.0.1:%d' % port,
+        e = Emulator(EMULATOR, '--state', state, '--hub', 'proghub', '--amqps', '127.0.0.1:%d' % port,
                      '--wss', '127.0.0.1:0', '--device', 'dev-1', '--trace')
         ready = e.wait_ready()
         out = e.text()
@@ -163,7 +112,7 @@ def main():
 
         # A restart keeps every key; --device adds, never re-keys.
         before = cs
-        e2 = Emulator('--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+        e2 = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
                       '--device', 'dev-1', '--device', 'dev-2')
         ok = e2.wait_ready()
         after = json.load(open(os.path.join(state, 'connection-strings.json')))
@@ -172,7 +121,7 @@ def main():
         check('restart: keys kept, --device adds', after['devices']['dev-1'] == before['devices']['dev-1']
               and 'dev-2' in after['devices'] and after['service'] == before['service'])
         e2.stop()
-        e3 = Emulator('--state', state, '--amqps', '127.0.0.1:0', '--wss', 'none',
+        e3 = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:0', '--wss', 'none',
                       '--partitions', '8')
         rc = e3.p.wait(20)
         check('another --partitions is refused', rc == 1 and 'partitions' in e3.text('err'),
@@ -180,7 +129,7 @@ def main():
 
         # Modules and X.509 devices.
         def refused(args, words):
-            r = Emulator('--state', state, '--amqps', '127.0.0.1:0', '--wss', 'none', *args)
+            r = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:0', '--wss', 'none', *args)
             rc = r.p.wait(20)
             err = r.text('err')
             return rc == 1 and all(w in err for w in words), err.strip()
@@ -190,7 +139,7 @@ def main():
             ok, err = refused(['--module', bad], ["--module takes DEVICE/MODULE, not '%s'" % bad])
             check('--module %s is refused' % bad, ok, err)
         ca = os.path.join(state, 'ca.pem')  # any CA file: no certificate is made here
-        e4 = Emulator('--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+        e4 = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
                       '--module', 'dev-1/mod-a', '--module', 'edge-9/$edgeHub',
                       '--x509-device', 'cert-1', '--client-ca', ca)
         ok = e4.wait_ready()
@@ -233,7 +182,7 @@ def main():
               out[-300:])
         e4.stop()
         # Again: the module keeps its key; a device is not both kinds.
-        e5 = Emulator('--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
+        e5 = Emulator(EMULATOR, '--state', state, '--amqps', '127.0.0.1:%d' % port, '--wss', 'none',
                       '--module', 'dev-1/mod-a')
         ok = e5.wait_ready()
         again = json.load(open(os.path.join(state, 'connection-strings.json')))
@@ -248,7 +197,7 @@ def main():
         check('--device of an X.509 device is refused', ok, err)
 
         # :memory: keeps nothing in the state dir, and removes its temp dir at exit.
-        mem = Emulator('--state', ':memory:', '--amqps', '127.0.0.1:0', '--wss', 'none',
+        mem = Emulator(EMULATOR, '--state', ':memory:', '--amqps', '127.0.0.1:0', '--wss', 'none',
                        '--device', 'x')
         ok = mem.wait_ready()
         m = re.search(r'connection-strings.json in (\S+)', mem.text())
@@ -259,9 +208,7 @@ def main():
               not os.path.exists(tmp) and not os.path.exists(':memory:'), tmp)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    failed = results.count(False)
-    print('%d passed, %d failed' % (len(results) - failed, failed))
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == '__main__':
