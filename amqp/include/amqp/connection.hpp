@@ -92,13 +92,14 @@ public:
   [[nodiscard]] std::span<const std::byte> take_output() noexcept;
   // The batch of take_output() is written (or will never be): its buffer is reused.
   void output_written() noexcept;
-  // Gives the input buffer and the event queue's memory back to the memory resource if they
-  // hold nothing: every byte received processed and every event pulled (otherwise nothing
-  // happens). A large event queue the last input filled to more than a quarter is kept (it
-  // would be grown again at the next read of a busy connection). For a transport about to
-  // wait for input on a quiet connection, so that idle connections hold no input buffer; the
-  // next read_buffer() or receive() allocates again. Invalidates read_buffer() and the views
-  // of earlier events, as receive() does.
+  // Gives the input buffer, the event queue's memory and the copies of the peer's attaches
+  // that the events viewed back to the memory resource if they hold nothing: every byte
+  // received processed and every event pulled (otherwise nothing happens). A large event
+  // queue the last input filled to more than a quarter is kept (it would be grown again at
+  // the next read of a busy connection). For a transport about to wait for input on a quiet
+  // connection, so that idle connections hold no input buffer; the next read_buffer() or
+  // receive() allocates again. Invalidates read_buffer() and the views of earlier events, as
+  // receive() does.
   void release_input_buffer() noexcept;
   // Gives the output buffers back to the memory resource if they hold nothing (everything
   // written, no take_output() batch out). For a connection gone quiet after a burst of

@@ -909,6 +909,9 @@ void connection::release_input_buffer() noexcept {
     c.retired.clear();
     c.retired.shrink_to_fit();
   }
+  // The copies of the peer's attaches that link_attached events viewed (one per link, ~700
+  // bytes each): a server's last input is often the attach of a link that then stays quiet.
+  c.attaches.clear();
   c.in.release();
   c.in_pos = 0;
 }

@@ -2,6 +2,7 @@
 // resource, and an idle connection with one session and one link holds little: at most
 // 8 KiB per side (Qpid Proton C holds 31.5 KiB for the same).
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <memory_resource>
 #include <string>
@@ -170,4 +171,35 @@ TEST_CASE("engine: STYLE §5 release_input_buffer and release_output_buffers giv
   REQUIRE(p.client.send(*l, {.payload = big}));
   REQUIRE(p.pump());
   CHECK(p.client.state(*l)->remote == endpoint_status::active);
+}
+
+TEST_CASE("regression: STYLE §5 release_input_buffer gives back the copy of the peer's attach "
+          "(a quiet server kept one per link until its next input)") {
+  failing_resource cm, sm;
+  connection_options co, so;
+  co.memory = &cm;
+  so.memory = &sm;
+  // The server announces an idle-time-out of a second: the client's heartbeat (at half of it)
+  // is the next input after the attach.
+  so.timeouts.idle_time_out = std::chrono::milliseconds(2000);
+  engine_pair p(co, so);
+  p.auto_credit = 100;
+  p.log_events = false;
+  auto ssn = p.open_session();
+  auto l = p.client.attach(ssn, sender_opts());
+  REQUIRE(l);
+  REQUIRE(p.pump());
+  p.server.release_input_buffer();
+  p.server.release_output_buffers();
+  const std::size_t after_attach = sm.outstanding_bytes();
+  // An empty frame arrives (receive() drops the events of the last input), then the same
+  // release: the server holds what it held, nothing of the attach was left behind.
+  p.advance(std::chrono::milliseconds(700));
+  p.server.release_input_buffer();
+  p.server.release_output_buffers();
+  INFO("after the attach " << after_attach << " bytes, after the heartbeat "
+                           << sm.outstanding_bytes());
+  CHECK(sm.outstanding_bytes() == after_attach);
+  CHECK(p.client.state(*l)->remote == endpoint_status::active);
+  CHECK(sm.mismatches() == 0);
 }
