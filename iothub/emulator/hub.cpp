@@ -513,14 +513,18 @@ void hub::impl::send_or_queue(conn_state& c, link_state& l, std::vector<std::byt
 }
 
 void hub::impl::flush_queued(conn_state& c, link_state& l) {
-  while (!l.queued.empty()) {
+  std::size_t sent = 0;
+  for (; sent < l.queued.size(); ++sent) {
     transfer_options t;
-    t.payload = l.queued.front().payload;
+    t.payload = l.queued[sent].payload;
     if (!c.engine.send(l.id, t)) {
-      return; // no credit, or the output is full: retried on flow or written output
+      break; // no credit, or the output is full: retried on flow or written output
     }
-    l.queued.pop_front();
     touch(c);
+  }
+  l.queued.erase(l.queued.begin(), l.queued.begin() + static_cast<std::ptrdiff_t>(sent));
+  if (l.queued.empty()) {
+    l.queued.shrink_to_fit(); // a quiet link holds nothing (most answer links are)
   }
 }
 
