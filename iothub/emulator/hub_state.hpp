@@ -20,6 +20,7 @@
 #include "amqp/event.hpp"
 #include "amqp/iothub/address.hpp"
 #include "amqp/iothub/feedback.hpp"
+#include "amqp/iothub/messages.hpp"
 #include "amqp/message.hpp"
 #include "emulator/hub.hpp"
 #include "emulator/timers.hpp"
@@ -302,8 +303,14 @@ struct hub::impl {
   // Opens the store's transaction if none is open. False (and tx_failed) if it cannot.
   bool ensure_transaction();
   void on_telemetry(conn_state& c, link_state& l, const delivery_received& d);
-  // Appends one stamped event for `l`'s device to its partition (inside the transaction).
+  // Appends one stamped event for `l`'s device to its partition (inside the transaction):
+  // a message of a batch, or a single message as decoded (stamped without a copy).
   bool append(const link_state& l, const identity* id, amqp::message& m);
+  bool append(const link_state& l, const identity* id, const message_view& m);
+  // The stamp of the next event of `l`'s device (its partition's next position) and the
+  // event to store; append_event() stores it with its bytes and moves the head on.
+  d2c_stamp next_stamp(const link_state& l, const identity* id, stored_event& e);
+  bool append_event(stored_event& e);
   void top_up_telemetry(conn_state& c);
   void trim_partitions();
   // A tracking id as the hub writes them: {32 hex}-G:0-TimeStamp:MM/dd/yyyy HH:mm:ss.

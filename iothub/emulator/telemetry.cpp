@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "amqp/codec.hpp"
 #include "amqp/iothub/errors.hpp"
@@ -27,6 +30,21 @@ void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) 
   d = doy - (153 * mp + 2) / 5 + 1;
   m = mp < 10 ? mp + 3 : mp - 9;
   y += m <= 2 ? 1 : 0;
+}
+
+// The iothub-connection-auth-method JSON of scope device, module or hub (0, 1, 2) and type
+// sas or x509 (0, 1): six texts, made once.
+const std::string& auth_method_text(int scope, int type) {
+  static const std::array<std::string, 6> texts = [] {
+    std::array<std::string, 6> t;
+    constexpr std::string_view scopes[] = {"device", "module", "hub"};
+    constexpr std::string_view types[] = {"sas", "x509"};
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      t[i] = auth_method_json(scopes[i / 2], types[i % 2]);
+    }
+    return t;
+  }();
+  return texts[static_cast<std::size_t>(scope * 2 + type)];
 }
 
 } // namespace
@@ -86,61 +104,80 @@ void hub::impl::reject_later(conn_state& c, const delivery_received& d, std::str
   c.outcomes.push_back(std::move(o));
 }
 
-bool hub::impl::append(const link_state& l, const identity* id, amqp::message& m) {
+d2c_stamp hub::impl::next_stamp(const link_state& l, const identity* id, stored_event& e) {
   const device_identity& who = l.device;
   const std::uint32_t p = partition_of(who.device_id, opts.partitions);
-  partition_head& head = heads[p];
+  const partition_head& head = heads[p];
   // Enqueued times never go back within a partition (readers filter on them), whatever the
   // wall clock does.
   const std::int64_t enqueued = std::max(wall_ms(), head.last_enqueued_time);
 
   d2c_stamp stamp;
   stamp.identity = who;
+  // Views into the registry's records: nothing changes them while the message is stamped.
   if (who.is_module()) {
     const module_record* mr = reg.module(who.device_id, who.module_id);
-    stamp.auth_generation_id = mr != nullptr ? mr->generation_id : std::string();
+    stamp.auth_generation_id = mr != nullptr ? std::string_view(mr->generation_id) : "";
   } else {
     const device_record* dr = reg.device(who.device_id);
-    stamp.auth_generation_id = dr != nullptr ? dr->generation_id : std::string();
+    stamp.auth_generation_id = dr != nullptr ? std::string_view(dr->generation_id) : "";
   }
   // DOC-MSG: scope hub/device/module, type sas/x509.
-  std::string_view scope = who.is_module() ? "module" : "device";
-  std::string_view type = "sas";
+  int scope = who.is_module() ? 1 : 0;
+  int type = 0;
   if (id != nullptr && id->kind == principal_kind::policy) {
-    scope = "hub";
+    scope = 2;
   } else if (id != nullptr && id->kind == principal_kind::x509) {
-    type = "x509";
+    type = 1;
   }
-  stamp.auth_method = auth_method_json(scope, type);
+  stamp.auth_method = auth_method_text(scope, type);
   stamp.enqueued_time = amqp::timestamp{enqueued};
   stamp.model_id = l.model_id;
   stamp.sequence_number = head.next_sequence;
   stamp.offset = std::to_string(head.next_offset);
-  stamp_d2c(m, stamp);
 
-  stored_event e;
   e.partition = p;
   e.sequence = head.next_sequence;
   e.offset = head.next_offset;
   e.enqueued_time = enqueued;
   e.device = who.device_id;
+  return stamp;
+}
+
+bool hub::impl::append_event(stored_event& e) {
+  if (!db.append_event(e)) {
+    tx_failed = true;
+    return false;
+  }
+  partition_head& head = heads[e.partition];
+  head.next_sequence = e.sequence + 1;
+  head.next_offset = e.offset + static_cast<std::int64_t>(e.bytes.size());
+  head.last_enqueued_time = e.enqueued_time;
+  head.last_offset = e.offset;
+  if (std::find(appended.begin(), appended.end(), e.partition) == appended.end()) {
+    appended.push_back(e.partition);
+  }
+  return true;
+}
+
+bool hub::impl::append(const link_state& l, const identity* id, amqp::message& m) {
+  stored_event e;
+  stamp_d2c(m, next_stamp(l, id, e));
   auto bytes = m.encode();
   if (!bytes) {
     return false;
   }
   e.bytes = std::move(*bytes);
-  if (!db.append_event(e)) {
-    tx_failed = true;
+  return append_event(e);
+}
+
+bool hub::impl::append(const link_state& l, const identity* id, const message_view& m) {
+  stored_event e;
+  e.bytes.reserve(m.bytes().size() + 512); // the hub's annotations: about 400 bytes
+  if (!stamp_d2c(m, next_stamp(l, id, e), e.bytes)) {
     return false;
   }
-  head.next_sequence = e.sequence + 1;
-  head.next_offset = e.offset + static_cast<std::int64_t>(e.bytes.size());
-  head.last_enqueued_time = enqueued;
-  head.last_offset = e.offset;
-  if (std::find(appended.begin(), appended.end(), p) == appended.end()) {
-    appended.push_back(p);
-  }
-  return true;
+  return append_event(e);
 }
 
 // §3: one transfer is one message (format 0) or a batch (0x80013700, §3.3). Each message is
@@ -165,6 +202,7 @@ void hub::impl::on_telemetry(conn_state& c, link_state& l, const delivery_receiv
   }
   std::vector<amqp::message> messages;
   std::string why;
+  std::optional<message_view> single;
   if (d.message_format == batch_message_format) {
     batch_limits limits;
     limits.max_messages = opts.max_batch_messages;
@@ -180,13 +218,14 @@ void hub::impl::on_telemetry(conn_state& c, link_state& l, const delivery_receiv
     }
     messages = std::move(*split);
   } else if (d.message_format == 0) {
-    auto m = amqp::message::decode(d.payload);
+    // Stamped as decoded: its sections but the annotations are stored as they came.
+    auto m = decode_message(d.payload);
     if (!m) {
       reject_later(c, d, amqp::symbol::decode_error,
                    "The message is not a valid AMQP message: " + m.error().message());
       return;
     }
-    messages.push_back(std::move(*m));
+    single = *m;
   } else {
     reject_later(c, d, amqp::symbol::not_implemented,
                  "Message format " + std::to_string(d.message_format) + " is not supported.");
@@ -199,6 +238,10 @@ void hub::impl::on_telemetry(conn_state& c, link_state& l, const delivery_receiv
     }
   }
   if (!ensure_transaction()) {
+    reject_later(c, d, amqp::symbol::internal_error, "The hub could not store the message.");
+    return;
+  }
+  if (single && !append(l, id, *single)) {
     reject_later(c, d, amqp::symbol::internal_error, "The hub could not store the message.");
     return;
   }

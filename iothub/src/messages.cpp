@@ -2,6 +2,9 @@
 #include "amqp/iothub/messages.hpp"
 
 #include <array>
+#include <iterator>
+#include <utility>
+#include <vector>
 
 #include "amqp/codec.hpp"
 #include "detail.hpp"
@@ -226,6 +229,76 @@ void stamp_d2c(amqp::message& m, const d2c_stamp& stamp) {
   a.set(annotation::sequence_number, owned_value(stamp.sequence_number));
   a.set(annotation::offset, owned_value(stamp.offset));
   a.set(annotation::enqueued_time_eh, owned_value(stamp.enqueued_time));
+}
+
+result<void> stamp_d2c(const message_view& m, const d2c_stamp& stamp, std::vector<std::byte>& out) {
+  // The hub's entries, in stamp_d2c(message&)'s order; a null value: the key is removed.
+  const value none;
+  const std::pair<std::string_view, value> hub[] = {
+      {annotation::connection_device_id, value(std::string_view(stamp.identity.device_id))},
+      {annotation::connection_module_id,
+       stamp.identity.is_module() ? value(std::string_view(stamp.identity.module_id)) : none},
+      {annotation::connection_auth_generation_id, value(stamp.auth_generation_id)},
+      {annotation::connection_auth_method, value(stamp.auth_method)},
+      {annotation::enqueued_time, value(stamp.enqueued_time)},
+      {annotation::message_source, value(stamp.message_source)},
+      {annotation::dt_dataschema, stamp.model_id.empty() ? none : value(stamp.model_id)},
+      {annotation::sequence_number, value(stamp.sequence_number)},
+      {annotation::offset, value(std::string_view(stamp.offset))},
+      {annotation::enqueued_time_eh, value(stamp.enqueued_time)},
+  };
+  constexpr std::size_t n = std::size(hub);
+  std::array<bool, n> placed{};
+  // The new map's keys and values: on the stack unless a device sent many annotations.
+  std::array<value, 48> local;
+  std::vector<value> heap;
+  const std::size_t most =
+      (m.message_annotations.is(type::map) ? m.message_annotations.items().size() : 0) + 2 * n;
+  if (most > local.size()) {
+    heap.resize(most);
+  }
+  const std::span<value> kv = most > local.size() ? std::span<value>(heap) : std::span(local);
+  std::size_t used = 0;
+  const auto push = [&](const value& k, const value& v) {
+    kv[used++] = k;
+    kv[used++] = v;
+  };
+  // The device's annotations come first, as in the owned map: each key the hub sets takes
+  // the hub's value in its place (the first entry with that text only, as value_map::set),
+  // each it removes goes.
+  if (m.message_annotations.is(type::map)) {
+    bool is_key = true;
+    value key;
+    for (const value& v : m.message_annotations.items()) {
+      if (is_key) {
+        key = v;
+        is_key = false;
+        continue;
+      }
+      is_key = true;
+      std::size_t i = n;
+      if (key.is(type::symbol) || key.is(type::string)) {
+        for (i = 0; i < n && (placed[i] || hub[i].first != key.as_string()); ++i) {
+        }
+      }
+      if (i == n) {
+        push(key, v);
+        continue;
+      }
+      placed[i] = true;
+      if (!hub[i].second.is_null()) {
+        push(key, hub[i].second);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!placed[i] && !hub[i].second.is_null()) {
+      push(value(symbol_view{hub[i].first}), hub[i].second);
+    }
+  }
+  message_parts with;
+  with.message_annotations = value::map(kv.first(used));
+  return amqp::encode_append(m, with, section_set::message_annotations, out);
 }
 
 } // namespace amqp::iothub

@@ -241,8 +241,9 @@ TEST_CASE("stamp_d2c: the hub's annotations overwrite what a device sent") {
   m.message_annotations.set("dt-subject", owned_value("component1"));
   d2c_stamp s;
   s.identity = {"d1", ""};
+  const std::string method = auth_method_json("device", "sas");
   s.auth_generation_id = "637983364741039849";
-  s.auth_method = auth_method_json("device", "sas");
+  s.auth_method = method;
   s.enqueued_time = amqp::timestamp{1700000000123};
   s.sequence_number = 42;
   s.offset = "4096";
@@ -271,6 +272,70 @@ TEST_CASE("stamp_d2c: the hub's annotations overwrite what a device sent") {
   CHECK(a.get("iothub-connection-module-id")->as_string() == "m1");
   CHECK(a.get("dt-dataschema")->as_string() == "dtmi:com:example:Thermostat;1");
   CHECK(m.encode().has_value());
+}
+
+TEST_CASE("stamp_d2c of a decoded message: the owned form's annotations, the other sections "
+          "byte for byte") {
+  d2c_stamp device;
+  device.identity = {"d1", ""};
+  const std::string method = auth_method_json("device", "sas");
+  device.auth_generation_id = "637983364741039849";
+  device.auth_method = method;
+  device.enqueued_time = amqp::timestamp{1700000000123};
+  device.sequence_number = 42;
+  device.offset = "4096";
+  d2c_stamp module = device;
+  module.identity = {"d1", "m1"};
+  module.model_id = "dtmi:com:example:Thermostat;1";
+
+  // No annotations; a device's own ones; spoofed keys among others; a ulong key.
+  std::vector<amqp::message> cases;
+  cases.push_back(telemetry(1));
+  amqp::message own = telemetry(2);
+  own.message_annotations.set("dt-subject", owned_value("component1"));
+  own.message_annotations.set("x-opt-partition-key", owned_value("pk"));
+  cases.push_back(own);
+  amqp::message spoofed = telemetry(3);
+  spoofed.message_annotations.set("x-custom", owned_value(true));
+  spoofed.message_annotations.set("iothub-connection-device-id", owned_value("someone-else"));
+  spoofed.message_annotations.set("iothub-connection-module-id", owned_value("fake"));
+  spoofed.message_annotations.set("dt-dataschema", owned_value("dtmi:fake;1"));
+  spoofed.message_annotations.set("x-opt-offset", owned_value("1"));
+  spoofed.message_annotations.set(std::uint64_t{7}, owned_value("reserved"));
+  cases.push_back(spoofed);
+  amqp::message header_and_footer = telemetry(4, 300);
+  header_and_footer.header = amqp::header{.durable = true, .ttl = 5000};
+  header_and_footer.footer.set("f", owned_value("x"));
+  cases.push_back(header_and_footer);
+
+  for (const d2c_stamp* s : {&device, &module}) {
+    for (const amqp::message& original : cases) {
+      const std::vector<std::byte> bytes = encoded(original);
+      auto view = amqp::decode_message(bytes);
+      REQUIRE(view.has_value());
+      std::vector<std::byte> fast;
+      REQUIRE(stamp_d2c(*view, *s, fast).has_value());
+
+      amqp::message owned = original;
+      stamp_d2c(owned, *s);
+      auto fast_message = amqp::message::decode(fast);
+      REQUIRE(fast_message.has_value());
+      // The same annotations, keys of the same types, in the same order.
+      CHECK(fast_message->message_annotations == owned.message_annotations);
+      CHECK(*fast_message == owned);
+      // Every other section as it came.
+      auto stamped = amqp::decode_message(fast);
+      REQUIRE(stamped.has_value());
+      for (const amqp::section sec :
+           {amqp::section::header, amqp::section::delivery_annotations, amqp::section::properties,
+            amqp::section::application_properties, amqp::section::data, amqp::section::footer}) {
+        const auto a = view->raw(sec);
+        const auto b = stamped->raw(sec);
+        CHECK(std::vector<std::byte>(a.begin(), a.end()) ==
+              std::vector<std::byte>(b.begin(), b.end()));
+      }
+    }
+  }
 }
 
 TEST_CASE("auth_method_json: escapes what it is given") {

@@ -169,14 +169,15 @@ struct batch_limits {
 
 // ---- stamping (doc §3.4) -------------------------------------------------------------------
 
-// What the hub stamps on a D2C message.
+// What the hub stamps on a D2C message. The views must outlive the stamping call (the hub
+// stamps every message it ingests: no copy of what its registry and links hold).
 struct d2c_stamp {
   device_identity identity;
-  std::string auth_generation_id; // e.g. "637983364741039849"
-  std::string auth_method;        // JSON text, see auth_method_json
+  std::string_view auth_generation_id; // e.g. "637983364741039849"
+  std::string_view auth_method;        // JSON text, see auth_method_json
   amqp::timestamp enqueued_time{};
   std::string_view message_source = message_source::telemetry;
-  std::string model_id; // the link's com.microsoft:model-id; empty: none
+  std::string_view model_id; // the link's com.microsoft:model-id; empty: none
   // The Event Hubs position of the message in its partition (doc §6.6).
   std::int64_t sequence_number = 0;
   std::string offset;
@@ -193,5 +194,13 @@ struct d2c_stamp {
 // iothub-message-source, dt-dataschema (removed when there is no model id),
 // x-opt-sequence-number (long), x-opt-offset (string), x-opt-enqueued-time (timestamp).
 void stamp_d2c(amqp::message& m, const d2c_stamp& stamp);
+// The same stamp on a decoded message, appended to `out` as its encoding: the message
+// annotations are those stamp_d2c(message&) leaves (a device's entries in their order, the
+// hub's values in place of any it supplied, the hub's other keys after them); every other
+// section is its original bytes. No decoded copy of the message is made, as the hub's ingest
+// needs. Errors: those of amqp::encode_append (a device's annotation that cannot be encoded
+// again).
+[[nodiscard]] result<void> stamp_d2c(const message_view& m, const d2c_stamp& stamp,
+                                     std::vector<std::byte>& out);
 
 } // namespace amqp::iothub
