@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "amqp/iothub/messages.hpp"
 #include "emulator/hub_state.hpp"
@@ -40,21 +41,34 @@ std::int64_t seconds_of(const std::optional<value>& v) {
 
 } // namespace
 
-void hub::impl::maybe_fault(conn_state& c, const link_state& l,
-                            std::span<const std::byte> payload) {
-  // Most messages carry no fault: a byte search (Boyer-Moore-Horspool: every message of the
-  // hub's ingest goes through it) spares them a second decode.
-  constexpr std::string_view marker = fault::operation_type;
-  static const std::boyer_moore_horspool_searcher search(marker.begin(), marker.end());
-  const auto* begin = reinterpret_cast<const char*>(payload.data());
-  if (std::search(begin, begin + payload.size(), search) == begin + payload.size()) {
+void hub::impl::maybe_fault(conn_state& c, const link_state& l, std::span<const std::byte> payload,
+                            const message_view* decoded) {
+  std::optional<message_view> own;
+  if (decoded != nullptr) {
+    // The decoder indexed the application properties' keys: most messages carry no fault.
+    if (!decoded->application_property(fault::operation_type)) {
+      return;
+    }
+  } else {
+    // Most messages carry no fault: a byte search (Boyer-Moore-Horspool) spares them a
+    // second decode.
+    constexpr std::string_view marker = fault::operation_type;
+    static const std::boyer_moore_horspool_searcher search(marker.begin(), marker.end());
+    const auto* begin = reinterpret_cast<const char*>(payload.data());
+    if (std::search(begin, begin + payload.size(), search) == begin + payload.size()) {
+      return;
+    }
+    auto m = decode_message(payload);
+    if (!m) {
+      return;
+    }
+    own = std::move(*m);
+    decoded = &*own;
+  }
+  if (!decoded->application_properties.is(type::map)) {
     return;
   }
-  auto m = decode_message(payload);
-  if (!m || !m->application_properties.is(type::map)) {
-    return;
-  }
-  const auto& props = m->application_properties;
+  const auto& props = decoded->application_properties;
   auto type_value = props.find(fault::operation_type);
   const auto type = type_value ? type_value->get_string() : std::nullopt;
   if (!type) {

@@ -197,7 +197,8 @@ struct hub::impl {
   std::vector<partition_head> heads;
   // The heads when the open transaction began: restored if it does not commit.
   std::vector<partition_head> heads_at_begin;
-  bool tx_failed = false; // a write of the open transaction failed: it is rolled back
+  bool tx_failed = false;              // a write of the open transaction failed: it is rolled back
+  std::vector<std::byte> stamp_buffer; // telemetry.cpp append: a message's stamped bytes
   // The partition readers of each (consumer group lower-cased, partition): (connection, link).
   std::map<std::pair<std::string, std::uint32_t>,
            std::vector<std::pair<connection_handle, std::uint32_t>>>
@@ -367,8 +368,10 @@ struct hub::impl {
 
   // ---- faults.cpp
   // A D2C transfer carrying AzIoTHub_FaultOperationType (on a batch: the envelope's) asks for
-  // a fault once it is accepted (§9.4): scheduled after its delay.
-  void maybe_fault(conn_state& c, const link_state& l, std::span<const std::byte> payload);
+  // a fault once it is accepted (§9.4): scheduled after its delay. `decoded`: the payload
+  // decoded already (a single message), or null.
+  void maybe_fault(conn_state& c, const link_state& l, std::span<const std::byte> payload,
+                   const message_view* decoded = nullptr);
   void on_fault(std::uint64_t id);
   // InvokeThrottling / InvokeMaxMessageQuota in force for `device`: the rejection to give.
   [[nodiscard]] std::optional<std::pair<std::string_view, std::string>>

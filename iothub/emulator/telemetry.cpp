@@ -173,11 +173,12 @@ bool hub::impl::append(const link_state& l, const identity* id, amqp::message& m
 
 bool hub::impl::append(const link_state& l, const identity* id, const message_view& m) {
   stored_event e;
-  e.bytes.reserve(m.bytes().size() + 512); // the hub's annotations: about 400 bytes
-  if (!stamp_d2c(m, next_stamp(l, id, e), e.bytes)) {
-    return false;
-  }
-  return append_event(e);
+  // The stamped bytes go into a buffer the hub reuses (the store copies them).
+  e.bytes.swap(stamp_buffer);
+  e.bytes.clear();
+  const bool ok = stamp_d2c(m, next_stamp(l, id, e), e.bytes).has_value() && append_event(e);
+  e.bytes.swap(stamp_buffer);
+  return ok;
 }
 
 // §3: one transfer is one message (format 0) or a batch (0x80013700, §3.3). Each message is
@@ -256,7 +257,7 @@ void hub::impl::on_telemetry(conn_state& c, link_state& l, const delivery_receiv
     o.delivery = d.delivery;
     c.outcomes.push_back(std::move(o));
   }
-  maybe_fault(c, l, d.payload);
+  maybe_fault(c, l, d.payload, single ? &*single : nullptr);
 }
 
 void hub::impl::top_up_telemetry(conn_state& c) {

@@ -249,19 +249,12 @@ result<void> stamp_d2c(const message_view& m, const d2c_stamp& stamp, std::vecto
   };
   constexpr std::size_t n = std::size(hub);
   std::array<bool, n> placed{};
-  // The new map's keys and values: on the stack unless a device sent many annotations.
-  std::array<value, 48> local;
-  std::vector<value> heap;
-  const std::size_t most =
-      (m.message_annotations.is(type::map) ? m.message_annotations.items().size() : 0) + 2 * n;
-  if (most > local.size()) {
-    heap.resize(most);
-  }
-  const std::span<value> kv = most > local.size() ? std::span<value>(heap) : std::span(local);
-  std::size_t used = 0;
+  // The new map's keys and values, in a buffer each thread reuses (no allocation a message).
+  thread_local std::vector<value> kv;
+  kv.clear();
   const auto push = [&](const value& k, const value& v) {
-    kv[used++] = k;
-    kv[used++] = v;
+    kv.push_back(k);
+    kv.push_back(v);
   };
   // The device's annotations come first, as in the owned map: each key the hub sets takes
   // the hub's value in its place (the first entry with that text only, as value_map::set),
@@ -297,7 +290,7 @@ result<void> stamp_d2c(const message_view& m, const d2c_stamp& stamp, std::vecto
     }
   }
   message_parts with;
-  with.message_annotations = value::map(kv.first(used));
+  with.message_annotations = value::map(kv);
   return amqp::encode_append(m, with, section_set::message_annotations, out);
 }
 
