@@ -2,6 +2,7 @@
 // durability across a reopen, and the file lock.
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 
@@ -21,6 +22,38 @@ std::unique_ptr<store> memory_store() {
   return std::move(*s);
 }
 
+// A directory removed at the end of the test.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    static int n = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("iothub-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// The events of a store in memory live apart from SQLite (sqlite_store.cpp): the event tests
+// run on both kinds, each a subcase.
+std::unique_ptr<store> either_store(const std::filesystem::path& dir) {
+  std::unique_ptr<store> s;
+  SUBCASE("in memory") {
+    s = memory_store();
+  }
+  SUBCASE("in a file") {
+    auto f = store::open((dir / "hub.db").string());
+    REQUIRE(f);
+    s = std::move(*f);
+  }
+  REQUIRE(s);
+  return s;
+}
+
 std::vector<std::byte> bytes_of(std::string_view s) {
   const auto* p = reinterpret_cast<const std::byte*>(s.data());
   return {p, p + s.size()};
@@ -37,22 +70,6 @@ stored_event event(std::uint32_t partition, std::int64_t sequence, std::int64_t 
   e.bytes = bytes_of(body);
   return e;
 }
-
-// A directory removed at the end of the test.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    static int n = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("iothub-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 std::vector<std::int64_t> sequences(const std::vector<stored_event>& v) {
   std::vector<std::int64_t> out;
@@ -130,7 +147,8 @@ TEST_CASE("store: devices, modules, policies and consumer groups") {
 }
 
 TEST_CASE("store: events are appended, the head moves, and reads start where asked") {
-  auto s = memory_store();
+  temp_dir dir;
+  auto s = either_store(dir.path);
   CHECK(s->partition_heads()->empty());
   // Partition 1: three events of 10, 20 and 30 bytes at times 1000, 2000, 2000.
   REQUIRE(s->append_event(event(1, 0, 0, 1000, std::string(10, 'a'))));
@@ -183,7 +201,8 @@ TEST_CASE("store: events are appended, the head moves, and reads start where ask
 }
 
 TEST_CASE("store: trim drops events older than the retention, then the oldest over the size") {
-  auto s = memory_store();
+  temp_dir dir;
+  auto s = either_store(dir.path);
   for (int i = 0; i < 10; ++i) {
     REQUIRE(s->append_event(event(0, i, 10 * i, 1000 * i, std::string(10, 'e'))));
   }
@@ -207,7 +226,8 @@ TEST_CASE("store: trim drops events older than the retention, then the oldest ov
 }
 
 TEST_CASE("store: transactions commit, roll back, and refuse calls out of order") {
-  auto s = memory_store();
+  temp_dir dir;
+  auto s = either_store(dir.path);
   CHECK(s->commit().error() == amqp::errc::invalid_state);
   REQUIRE(s->begin());
   CHECK(s->in_transaction());
@@ -378,7 +398,8 @@ TEST_CASE("store: in memory, the page cache stays bounded as events accumulate")
 }
 
 TEST_CASE("store: heads moved in a transaction are written by commit, and dropped by rollback") {
-  auto s = memory_store();
+  temp_dir dir;
+  auto s = either_store(dir.path);
   REQUIRE(s->begin());
   REQUIRE(s->append_event(event(0, 0, 0, 10, "aa")));
   REQUIRE(s->append_event(event(1, 0, 0, 11, "b")));
@@ -409,4 +430,51 @@ TEST_CASE("store: heads moved in a transaction are written by commit, and droppe
   heads = s->partition_heads();
   REQUIRE(heads);
   CHECK((*heads)[1] == partition_head{1, 2, 2, 15, 1});
+}
+
+TEST_CASE("store: a rollback puts trimmed events back and takes appended ones away; a failed "
+          "commit is a rollback") {
+  temp_dir dir;
+  auto s = either_store(dir.path);
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(s->append_event(event(0, i, 10 * i, 1000 * i, std::string(10, 'e'))));
+  }
+  auto all = [&] {
+    auto r = s->read_events(0, event_position{}, 100);
+    REQUIRE(r);
+    return sequences(*r);
+  };
+  const std::vector<std::int64_t> five{0, 1, 2, 3, 4};
+
+  REQUIRE(s->begin());
+  REQUIRE(s->trim(0, 2000, 1'000'000).value() == 2);
+  REQUIRE(s->append_event(event(0, 5, 50, 5000, "new")));
+  REQUIRE(s->trim(0, 0, 25).value() == 1); // 33 bytes: event 2 goes
+  CHECK(all() == std::vector<std::int64_t>{3, 4, 5});
+  s->rollback();
+  CHECK(all() == five);
+  CHECK(s->range(0)->bytes == 50);
+  CHECK(s->range(0)->first_offset == 0);
+
+  // The commit fails (a hook refuses it): nothing of the transaction stays.
+  auto* db = static_cast<sqlite3*>(s->native_handle());
+  sqlite3_commit_hook(
+      db, [](void*) { return 1; }, nullptr);
+  REQUIRE(s->begin());
+  REQUIRE(s->append_event(event(0, 5, 50, 5000, "lost")));
+  REQUIRE(s->trim(0, 1500, 1'000'000).value() == 2);
+  CHECK_FALSE(s->commit());
+  sqlite3_commit_hook(db, nullptr, nullptr);
+  CHECK_FALSE(s->in_transaction());
+  CHECK(all() == five);
+  CHECK((*s->partition_heads())[0] == partition_head{0, 5, 50, 4000, 40});
+
+  // Committed, it stays.
+  REQUIRE(s->begin());
+  REQUIRE(s->append_event(event(0, 5, 50, 5000, "kept")));
+  REQUIRE(s->trim(0, 1000, 1'000'000).value() == 1);
+  REQUIRE(s->commit());
+  s->rollback();
+  CHECK(all() == std::vector<std::int64_t>{1, 2, 3, 4, 5});
+  CHECK(s->range(0)->bytes == 44);
 }
