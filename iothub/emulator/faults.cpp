@@ -62,7 +62,7 @@ void hub::impl::maybe_fault(conn_state& c, const link_state& l, std::span<const 
     if (!m) {
       return;
     }
-    own = std::move(*m);
+    own = *m;
     decoded = &*own;
   }
   if (!decoded->application_properties.is(type::map)) {

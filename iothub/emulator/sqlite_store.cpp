@@ -296,14 +296,15 @@ struct store::impl {
     }
   }
   void undo_events() {
-    for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
-      if (it->appended) {
-        remove(it->event.partition, it->event.sequence);
+    while (!undo.empty()) { // newest first
+      event_undo u = std::move(undo.back());
+      undo.pop_back();
+      if (u.appended) {
+        remove(u.event.partition, u.event.sequence);
       } else {
-        restore(std::move(it->event));
+        restore(std::move(u.event));
       }
     }
-    undo.clear();
   }
 
   // sqlite3_close_v2 leaves the connection open until the statements, members destroyed

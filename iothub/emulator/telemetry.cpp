@@ -44,7 +44,7 @@ const std::string& auth_method_text(int scope, int type) {
     }
     return t;
   }();
-  return texts[static_cast<std::size_t>(scope * 2 + type)];
+  return texts[(static_cast<std::size_t>(scope) * 2) + static_cast<std::size_t>(type)];
 }
 
 } // namespace
