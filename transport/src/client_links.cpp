@@ -420,28 +420,22 @@ void client_impl::on_link_detached(const link_detached& ld) {
   if (l == nullptr) {
     return;
   }
+  const auto keep =
+      std::find_if(links_.begin(), links_.end(), [&](const auto& p) { return p.get() == l; });
+  const std::string what = std::string(l->is_sender ? "sending" : "receiving") + " link '" +
+                           l->name + "' " + (l->is_sender ? "to" : "from") + " '" + l->address +
+                           "'";
   if (!l->closing && l->attached && !l->refused && may_relink(ld)) {
     // client.hpp "Recovery": the link attaches again after the backoff; sends wait, those
     // without an outcome go again on the new attach, receives wait.
-    const std::string what = std::string(l->is_sender ? "sending" : "receiving") + " link '" +
-                             l->name + "' " + (l->is_sender ? "to" : "from") + " '" + l->address +
-                             "'";
     set_last_error("the peer detached the " + what + " (attaching it again)", ld.error);
     l->id.reset();
     l->attached = false;
-    for (const auto& p : links_) {
-      if (p.get() == l) {
-        schedule_relink(p);
-        break;
-      }
-    }
+    schedule_relink(*keep);
     return;
   }
   if (!l->closing) {
     // A refusal (§2.6.3: an attach without a terminus, then this detach) or a detach later.
-    const std::string what = std::string(l->is_sender ? "sending" : "receiving") + " link '" +
-                             l->name + "' " + (l->is_sender ? "to" : "from") + " '" + l->address +
-                             "'";
     set_last_error(l->refused ? "the peer refused to attach the " + what
                               : "the peer detached the " + what,
                    ld.error);
@@ -455,8 +449,6 @@ void client_impl::on_link_detached(const link_detached& ld) {
       l->remote_error = std::move(e);
     }
   }
-  auto keep =
-      std::find_if(links_.begin(), links_.end(), [&](const auto& p) { return p.get() == l; });
   std::shared_ptr<link_impl> hold = *keep;
   links_.erase(keep);
   link_failed(*hold, hold->closing ? std::error_code{} : code(errc::remote_error));

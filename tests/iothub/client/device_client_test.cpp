@@ -25,6 +25,7 @@
 #include "amqp/iothub/device_client.hpp"
 #include "amqp/iothub/hub_connection.hpp"
 #include "amqp/iothub/messages.hpp"
+#include "iothub/client/client_support.hpp"
 #include "iothub/client/emulator_process.hpp"
 
 using namespace amqp;
@@ -33,43 +34,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `io` until `done()` or the deadline (restarting it if it ran out of work, e.g. after
-// a close, so that the next connect runs).
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               std::chrono::milliseconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (io.stopped()) {
-      io.restart();
-    }
-    io.run_for(10ms);
-  }
-  return done();
-}
-
-hub_endpoint endpoint(const test::emulator_process& emu, const std::string& cs) {
-  std::string why;
-  auto e = endpoint_from(cs, hub_protocol::amqps, &why);
-  REQUIRE_MESSAGE(e, why);
-  e->options.tls.ca_file = emu.ca;
-  return *e;
-}
-
-struct opened {
-  std::optional<std::error_code> ec;
-  device_client client;
-};
-
-opened connect_device(asio::io_context& io, hub_endpoint ep, device_client_options o = {}) {
-  opened r;
-  device_client::async_connect(io, std::move(ep), o, [&](std::error_code ec, device_client c) {
-    r.ec = ec;
-    r.client = std::move(c);
-  });
-  REQUIRE(run_until(
-      io, [&] { return r.ec.has_value(); }, 30s));
-  return r;
-}
+using test::connect_device;
+using test::opened;
+using test::endpoint;
+using test::run_until;
 
 hub_connection connect_hub(asio::io_context& io, const hub_endpoint& ep) {
   std::optional<std::error_code> done;

@@ -22,49 +22,29 @@
 #include "amqp/iothub/messages.hpp"
 #include "amqp/iothub/service_client.hpp"
 #include "amqp/transport/listener.hpp"
+#include "iothub/client/client_support.hpp"
 #include "iothub/client/emulator_process.hpp"
+#include "support/raw_node.hpp"
 
 using namespace amqp;
 using namespace amqp::iothub;
 using namespace std::chrono_literals;
 
-namespace {
-
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               std::chrono::milliseconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (io.stopped()) {
-      io.restart();
-    }
-    io.run_for(10ms);
-  }
-  return done();
-}
-
-} // namespace
+using amqp::test::run_until;
 
 TEST_CASE("iothub client: fault injection KillTcp and KillAmqpConnection, the device goes on") {
   for (const std::string_view kind : {fault::kill_tcp, fault::kill_amqp_connection}) {
     CAPTURE(kind);
     test::emulator_process emu({.devices = {"dev-1"}});
     asio::io_context io;
-    std::string why;
-    auto ep = endpoint_from(emu.devices.at("dev-1"), hub_protocol::amqps, &why);
-    REQUIRE_MESSAGE(ep, why);
-    ep->options.tls.ca_file = emu.ca;
-    ep->options.reconnect.initial_delay = 100ms;
-    ep->options.reconnect.max_delay = 500ms;
+    auto ep = test::endpoint(emu, emu.devices.at("dev-1"));
+    ep.options.reconnect.initial_delay = 100ms;
+    ep.options.reconnect.max_delay = 500ms;
     device_client_options o;
     o.receive_c2d = false;
-    std::optional<std::error_code> connected;
-    device_client d;
-    device_client::async_connect(io, *ep, o, [&](std::error_code ec, device_client c) {
-      connected = ec;
-      d = std::move(c);
-    });
-    REQUIRE(run_until(io, [&] { return connected.has_value(); }));
-    REQUIRE_MESSAGE(!*connected, d.last_error());
+    auto opened = test::connect_device(io, ep, o);
+    device_client& d = opened.client;
+    REQUIRE_MESSAGE(!*opened.ec, d.last_error());
 
     amqp::message trigger("fault");
     trigger.application_properties.set(fault::operation_type, owned_value(kind));
@@ -110,18 +90,15 @@ TEST_CASE("iothub client: fault injection on the session and on single links (Ki
           "every send accepted, C2D goes on, the tokens are put again") {
   test::emulator_process emu({.devices = {"dev-1"}});
   asio::io_context io;
-  std::string why;
-  auto sep = endpoint_from(emu.service, hub_protocol::amqps, &why);
-  REQUIRE_MESSAGE(sep, why);
-  sep->options.tls.ca_file = emu.ca;
   service_client svc;
   bool svc_done = false;
-  service_client::async_connect(io, *sep, {}, [&](std::error_code ec, service_client c) {
-    INFO(c.last_error());
-    REQUIRE_FALSE(ec);
-    svc = std::move(c);
-    svc_done = true;
-  });
+  service_client::async_connect(io, test::endpoint(emu, emu.service), {},
+                                [&](std::error_code ec, service_client c) {
+                                  INFO(c.last_error());
+                                  REQUIRE_FALSE(ec);
+                                  svc = std::move(c);
+                                  svc_done = true;
+                                });
   REQUIRE(run_until(io, [&] { return svc_done; }));
 
   // InvokeAuthError: the emulator detaches the device's links once with
@@ -135,19 +112,12 @@ TEST_CASE("iothub client: fault injection on the session and on single links (Ki
         fault::kill_amqp_cbs_link_req, fault::kill_amqp_cbs_link_resp, fault::invoke_auth_error}) {
     CAPTURE(kind);
     ++round;
-    auto ep = endpoint_from(emu.devices.at("dev-1"), hub_protocol::amqps, &why);
-    REQUIRE_MESSAGE(ep, why);
-    ep->options.tls.ca_file = emu.ca;
-    ep->options.reconnect.initial_delay = 100ms;
-    ep->options.reconnect.max_delay = 500ms;
-    std::optional<std::error_code> connected;
-    device_client d;
-    device_client::async_connect(io, *ep, {}, [&](std::error_code ec, device_client c) {
-      connected = ec;
-      d = std::move(c);
-    });
-    REQUIRE(run_until(io, [&] { return connected.has_value(); }));
-    REQUIRE_MESSAGE(!*connected, d.last_error());
+    auto ep = test::endpoint(emu, emu.devices.at("dev-1"));
+    ep.options.reconnect.initial_delay = 100ms;
+    ep.options.reconnect.max_delay = 500ms;
+    auto opened = test::connect_device(io, ep);
+    device_client& d = opened.client;
+    REQUIRE_MESSAGE(!*opened.ec, d.last_error());
     std::vector<std::string> identity_errors;
     d.connection().on_identity_error([&](const std::string& audience, std::error_code ec) {
       identity_errors.push_back(audience + ": " + ec.message());
@@ -243,75 +213,48 @@ namespace {
 // A hub of one node, $cbs (SASL ANONYMOUS, on the test's io_context): it answers put-token
 // requests with 200, except the one numbered `kill_at` (from 1), which gets no answer: its
 // link is detached with amqp:link:detach-forced instead.
-class cbs_peer final : public transport::server_handler {
+class cbs_peer final : public test::raw_node {
 public:
   explicit cbs_peer(int kill_at) : kill_at_(kill_at) {}
   std::vector<std::string> puts; // the audience of each put-token, in arrival order
   int cbs_sender_attaches = 0;   // attaches of the client's $cbs sending link
 
-  handle on_accept(time_point, const transport::accepted_peer&) override {
-    connection_options o;
-    o.role = connection_role::server;
-    o.container_id = "cbs-peer";
-    o.sasl.enabled = true;
-    o.sasl.accept_anonymous = true;
-    engines_.emplace(++next_, connection(o));
-    return next_;
-  }
-  amqp::connection* engine(handle h) override { return &engines_.at(h); }
-  std::vector<handle> take_dirty() override { return {}; }
-  void on_closed(handle h) override { engines_.erase(h); }
-
-  void process(handle h, time_point) override {
-    auto& c = engines_.at(h);
-    while (auto e = c.next_event()) {
-      if (std::get_if<connection_opened>(&*e) != nullptr) {
-        (void)c.open();
-      } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
-        if (sb->remote_initiated) {
-          (void)c.begin(sb->session);
-        }
-      } else if (const auto* la = std::get_if<link_attached>(&*e)) {
-        link_options o;
-        o.source = la->remote.source;
-        if (la->remote.target) {
-          if (const auto* t = std::get_if<target>(&*la->remote.target)) {
-            o.target = *t;
-          }
-        }
-        (void)c.attach(la->link, o);
-        if (la->remote.role == role::sender) {
-          ++cbs_sender_attaches;
-          (void)c.flow(la->link, 100);
-        } else {
-          reply_link_ = la->link; // the client's receiver: source $cbs, target "cbs"
-        }
-      } else if (const auto* d = std::get_if<delivery_received>(&*e)) {
-        auto m = amqp::message::decode(d->payload);
-        REQUIRE(m);
-        auto req = parse_put_token(*m);
-        REQUIRE(req);
-        puts.push_back(req->audience);
-        if (static_cast<int>(puts.size()) == kill_at_) {
-          (void)c.detach(d->delivery.link, true,
-                         amqp::error{symbol_view{"amqp:link:detach-forced"}, "boom", value{}});
-          continue;
-        }
-        (void)c.settle(d->delivery, accepted{});
-        auto bytes = build_cbs_response(*req, 200, "OK").encode();
-        REQUIRE(bytes);
-        transfer_options t;
-        t.payload = *bytes;
-        t.settled = true;
-        REQUIRE(c.send(reply_link_, t));
-      }
+protected:
+  void on_attached(amqp::connection& c, const link_attached& la) override {
+    if (la.remote.role == role::sender) {
+      ++cbs_sender_attaches;
+      (void)c.flow(la.link, 100);
+    } else {
+      reply_link_ = la.link; // the client's receiver: source $cbs, target "cbs"
     }
+  }
+
+  void on_event(amqp::connection& c, const amqp::event& e) override {
+    const auto* d = std::get_if<delivery_received>(&e);
+    if (d == nullptr) {
+      return;
+    }
+    auto m = amqp::message::decode(d->payload);
+    REQUIRE(m);
+    auto req = parse_put_token(*m);
+    REQUIRE(req);
+    puts.push_back(req->audience);
+    if (static_cast<int>(puts.size()) == kill_at_) {
+      (void)c.detach(d->delivery.link, true,
+                     amqp::error{symbol_view{"amqp:link:detach-forced"}, "boom", value{}});
+      return;
+    }
+    (void)c.settle(d->delivery, accepted{});
+    auto bytes = build_cbs_response(*req, 200, "OK").encode();
+    REQUIRE(bytes);
+    transfer_options t;
+    t.payload = *bytes;
+    t.settled = true;
+    REQUIRE(c.send(reply_link_, t));
   }
 
 private:
   int kill_at_;
-  std::map<handle, amqp::connection> engines_;
-  handle next_ = 0;
   link_id reply_link_{};
 };
 

@@ -13,6 +13,7 @@
 #include "amqp/error.hpp"
 #include "amqp/iothub/address.hpp"
 #include "amqp/iothub/hub_connection.hpp"
+#include "iothub/client/client_support.hpp"
 #include "iothub/client/emulator_process.hpp"
 
 using namespace amqp;
@@ -21,26 +22,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `io` until `done()` or the deadline.
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               std::chrono::milliseconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (io.stopped()) {
-      io.restart(); // it ran out of work (everything closed): run what comes next
-    }
-    io.run_for(10ms);
-  }
-  return done();
-}
+using test::run_until;
 
 hub_endpoint device_endpoint(const test::emulator_process& emu, const std::string& id,
                              hub_protocol p = hub_protocol::amqps) {
-  std::string why;
-  auto e = endpoint_from(emu.devices.at(id), p, &why);
-  REQUIRE_MESSAGE(e, why);
-  e->options.tls.ca_file = emu.ca;
-  return *e;
+  return test::endpoint(emu, emu.devices.at(id), p);
 }
 
 struct connected {

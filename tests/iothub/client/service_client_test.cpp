@@ -24,7 +24,9 @@
 #include "amqp/iothub/service_client_asio.hpp"
 #include "amqp/transport/listener.hpp"
 #include "amqp/types.hpp"
+#include "iothub/client/client_support.hpp"
 #include "iothub/client/emulator_process.hpp"
+#include "support/raw_node.hpp"
 
 using namespace amqp;
 using namespace amqp::iothub;
@@ -32,34 +34,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `io` in 10 ms steps until `done()` or `limit` has passed; false on the limit.
-template <typename Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return false;
-    }
-    io.run_for(10ms);
-    if (io.stopped()) {
-      io.restart();
-    }
-  }
-  return true;
-}
-
-hub_endpoint endpoint_of(const std::string& cs, const test::emulator_process& emu) {
-  auto ep = endpoint_from(cs, hub_protocol::amqps);
-  REQUIRE(ep);
-  ep->options.tls.ca_file = emu.ca;
-  return std::move(*ep);
-}
+using test::run_until;
 
 service_client connect_service(asio::io_context& io, const test::emulator_process& emu,
                                service_client_options o = {}) {
   service_client svc;
   bool done = false;
-  service_client::async_connect(io, endpoint_of(emu.service, emu), o,
+  service_client::async_connect(io, test::endpoint(emu, emu.service), o,
                                 [&](std::error_code ec, service_client c) {
                                   INFO(c.last_error());
                                   REQUIRE_FALSE(ec);
@@ -77,7 +58,7 @@ struct device {
   std::vector<transport::received_message> received;
 
   void connect(asio::io_context& io, const test::emulator_process& emu, const std::string& id) {
-    auto ep = endpoint_of(emu.devices.at(id), emu);
+    auto ep = test::endpoint(emu, emu.devices.at(id));
     bool done = false;
     hub_connection::async_connect(io, ep.options, {*ep.identity},
                                   [&](std::error_code ec, hub_connection c) {
@@ -180,7 +161,7 @@ std::multimap<std::string, feedback_record> feedback_for(asio::io_context& io, s
 // logged: "accepted", "released", "rejected CONDITION". C2D messages are kept in `c2d` and
 // accepted, or rejected with the condition their body names after "reject:" ("reject:" alone:
 // rejected without an error).
-class fake_hub final : public transport::server_handler {
+class fake_hub final : public test::raw_node {
 public:
   explicit fake_hub(std::vector<std::vector<std::byte>> feedback)
       : feedback_(std::move(feedback)) {}
@@ -188,88 +169,65 @@ public:
   std::vector<amqp::message> c2d;
   std::size_t feedback_sent = 0; // feedback messages sent so far
 
-  handle on_accept(time_point, const transport::accepted_peer&) override {
-    connection_options o;
-    o.role = connection_role::server;
+protected:
+  void configure(connection_options& o) override {
     o.container_id = "fake-hub";
-    o.sasl.enabled = true;
+    o.sasl.accept_anonymous = false;
     o.sasl.server_mechanisms = "PLAIN";
-    engines_.emplace(++next_, connection(o));
-    return next_;
   }
-  amqp::connection* engine(handle h) override { return &engines_.at(h); }
-  std::vector<handle> take_dirty() override { return {}; }
-  void on_closed(handle h) override { engines_.erase(h); }
 
-  void process(handle h, time_point) override {
-    auto& c = engines_.at(h);
-    while (auto e = c.next_event()) {
-      if (std::get_if<sasl_init_received>(&*e) != nullptr) {
-        (void)c.sasl_complete(sasl_code::ok);
-      } else if (std::get_if<connection_opened>(&*e) != nullptr) {
-        (void)c.open();
-      } else if (const auto* sb = std::get_if<session_begun>(&*e)) {
-        if (sb->remote_initiated) {
-          (void)c.begin(sb->session);
+  void on_attached(amqp::connection& c, const link_attached& la) override {
+    if (la.remote.role == role::receiver && la.remote.source &&
+        la.remote.source->address == std::optional<std::string_view>(path::feedback)) {
+      feedback_link_ = la.link;
+    }
+    if (la.remote.role == role::sender) {
+      (void)c.flow(la.link, 100);
+    }
+  }
+
+  void on_event(amqp::connection& c, const amqp::event& e) override {
+    if (std::get_if<sasl_init_received>(&e) != nullptr) {
+      (void)c.sasl_complete(sasl_code::ok);
+    } else if (const auto* f = std::get_if<link_flow>(&e)) {
+      for (std::uint32_t n = 0; f->link == feedback_link_ && n < f->credit && !feedback_.empty();
+           ++n) {
+        transfer_options t;
+        t.payload = feedback_.front();
+        REQUIRE(c.send(feedback_link_, t));
+        feedback_.erase(feedback_.begin());
+        ++feedback_sent;
+      }
+    } else if (const auto* d = std::get_if<delivery_received>(&e)) {
+      auto m = amqp::message::decode(d->payload);
+      REQUIRE(m);
+      const std::string body = m->body_text().value_or("");
+      c2d.push_back(std::move(*m));
+      if (body.starts_with("reject:")) {
+        rejected r;
+        if (body.size() > 7) {
+          r.error = amqp::error{symbol_view{std::string_view(body).substr(7)}, "no", {}};
         }
-      } else if (const auto* la = std::get_if<link_attached>(&*e)) {
-        link_options o;
-        o.source = la->remote.source;
-        if (la->remote.target) {
-          if (const auto* t = std::get_if<target>(&*la->remote.target)) {
-            o.target = *t;
-          }
-        }
-        (void)c.attach(la->link, o);
-        if (la->remote.role == role::receiver && la->remote.source &&
-            la->remote.source->address == std::optional<std::string_view>(path::feedback)) {
-          feedback_link_ = la->link;
-        }
-        if (la->remote.role == role::sender) {
-          (void)c.flow(la->link, 100);
-        }
-      } else if (const auto* f = std::get_if<link_flow>(&*e)) {
-        for (std::uint32_t n = 0; f->link == feedback_link_ && n < f->credit && !feedback_.empty();
-             ++n) {
-          transfer_options t;
-          t.payload = feedback_.front();
-          REQUIRE(c.send(feedback_link_, t));
-          feedback_.erase(feedback_.begin());
-          ++feedback_sent;
-        }
-      } else if (const auto* d = std::get_if<delivery_received>(&*e)) {
-        auto m = amqp::message::decode(d->payload);
-        REQUIRE(m);
-        const std::string body = m->body_text().value_or("");
-        c2d.push_back(std::move(*m));
-        if (body.starts_with("reject:")) {
-          rejected r;
-          if (body.size() > 7) {
-            r.error = amqp::error{symbol_view{std::string_view(body).substr(7)}, "no", {}};
-          }
-          REQUIRE(c.settle(d->delivery, r));
-        } else {
-          REQUIRE(c.settle(d->delivery, accepted{}));
-        }
-      } else if (const auto* u = std::get_if<delivery_updated>(&*e)) {
-        if (!u->state) {
-          continue;
-        }
-        if (std::holds_alternative<accepted>(*u->state)) {
-          outcomes.emplace_back("accepted");
-        } else if (std::holds_alternative<released>(*u->state)) {
-          outcomes.emplace_back("released");
-        } else if (const auto* r = std::get_if<rejected>(&*u->state)) {
-          outcomes.push_back("rejected " + std::string(r->error ? r->error->condition.str : "-"));
-        }
+        REQUIRE(c.settle(d->delivery, r));
+      } else {
+        REQUIRE(c.settle(d->delivery, accepted{}));
+      }
+    } else if (const auto* u = std::get_if<delivery_updated>(&e)) {
+      if (!u->state) {
+        return;
+      }
+      if (std::holds_alternative<accepted>(*u->state)) {
+        outcomes.emplace_back("accepted");
+      } else if (std::holds_alternative<released>(*u->state)) {
+        outcomes.emplace_back("released");
+      } else if (const auto* r = std::get_if<rejected>(&*u->state)) {
+        outcomes.push_back("rejected " + std::string(r->error ? r->error->condition.str : "-"));
       }
     }
   }
 
 private:
   std::vector<std::vector<std::byte>> feedback_;
-  std::map<handle, amqp::connection> engines_;
-  handle next_ = 0;
   link_id feedback_link_{};
 };
 
@@ -551,7 +509,7 @@ TEST_CASE("service_client: bad arguments fail at once, with a reason") {
 
   // A device connection string is not a service one.
   std::optional<std::error_code> got;
-  service_client::async_connect(io, endpoint_of(emu.devices.at("dev-1"), emu), {},
+  service_client::async_connect(io, test::endpoint(emu, emu.devices.at("dev-1")), {},
                                 [&](std::error_code ec, service_client c) {
                                   got = ec;
                                   CHECK_FALSE(c);
@@ -562,7 +520,7 @@ TEST_CASE("service_client: bad arguments fail at once, with a reason") {
   for (const service_client_options& zero :
        {service_client_options{.feedback_credit = 0}, service_client_options{.max_in_flight = 0}}) {
     got.reset();
-    service_client::async_connect(io, endpoint_of(emu.service, emu), zero,
+    service_client::async_connect(io, test::endpoint(emu, emu.service), zero,
                                   [&](std::error_code ec, service_client c) {
                                     got = ec;
                                     CHECK(c.last_error().find("at least 1") != std::string::npos);
@@ -606,7 +564,7 @@ TEST_CASE("service_client: bad arguments fail at once, with a reason") {
 TEST_CASE("blocking_service_client: connect, send, receive_feedback with a timeout, close") {
   test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback});
   std::string why;
-  auto svc = blocking_service_client::connect(endpoint_of(emu.service, emu), {}, &why);
+  auto svc = blocking_service_client::connect(test::endpoint(emu, emu.service), {}, &why);
   INFO(why);
   REQUIRE(svc);
 
@@ -661,7 +619,8 @@ TEST_CASE("blocking_service_client: connect, send, receive_feedback with a timeo
 TEST_CASE("blocking_service_client: connect failures say why") {
   test::emulator_process emu({.devices = {"dev-1"}});
   std::string why;
-  auto dev = blocking_service_client::connect(endpoint_of(emu.devices.at("dev-1"), emu), {}, &why);
+  auto dev =
+      blocking_service_client::connect(test::endpoint(emu, emu.devices.at("dev-1")), {}, &why);
   REQUIRE_FALSE(dev);
   CHECK(dev.error() == amqp::errc::invalid_argument);
   CHECK(why.find("service") != std::string::npos);
@@ -673,7 +632,7 @@ TEST_CASE("blocking_service_client: connect failures say why") {
   CHECK(why.find("invalid connection string") != std::string::npos);
 
   // The policy's name with a key that is not its own: the hub refuses the token.
-  auto ep = endpoint_of(emu.service, emu);
+  auto ep = test::endpoint(emu, emu.service);
   ep.identity = token_source::from_key(
       ep.identity->audience(),
       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", ep.parsed.shared_access_key_name);
@@ -691,7 +650,7 @@ TEST_CASE("service_client: the emulator killed and restarted: sends go on, the w
   std::filesystem::remove_all(dir);
   test::emulator_process emu({.devices = {"dev-1"}, .args = fast_feedback, .state = dir.string()});
   asio::io_context io;
-  auto ep = endpoint_of(emu.service, emu);
+  auto ep = test::endpoint(emu, emu.service);
   ep.options.reconnect.initial_delay = 100ms;
   ep.options.reconnect.max_delay = 500ms;
   service_client svc;
@@ -868,7 +827,7 @@ TEST_CASE("service_client: completion tokens (a coroutine): connect, send, feedb
   asio::io_context io;
   device dev;
   dev.connect(io, emu, "dev-1");
-  const auto ep = endpoint_of(emu.service, emu);
+  const auto ep = test::endpoint(emu, emu.service);
   const service_client_options options;
   const amqp::message m = with_id("co", "co-1");
   const c2d_send_options full{.ack = c2d_ack::full};
