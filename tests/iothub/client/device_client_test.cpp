@@ -35,8 +35,8 @@ using namespace std::chrono_literals;
 namespace {
 
 using test::connect_device;
-using test::opened;
 using test::endpoint;
+using test::opened;
 using test::run_until;
 
 hub_connection connect_hub(asio::io_context& io, const hub_endpoint& ep) {

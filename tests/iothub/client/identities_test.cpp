@@ -32,8 +32,8 @@ using namespace std::chrono_literals;
 namespace {
 
 using test::connect_device;
-using test::opened;
 using test::endpoint;
+using test::opened;
 using test::run_until;
 
 std::optional<event_outcome> send(asio::io_context& io, device_client& c, const amqp::message& m) {
